@@ -1,0 +1,93 @@
+//! `zkl`: the zkLink-rs command line. Thin: every command parses its arguments, calls a library
+//! crate, and prints the result. Bad input exits with code 2 and a one-line error naming the
+//! argument; a failed check (an invalid signature) exits with code 1.
+
+mod args;
+mod crypto_cmd;
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "zkl", version, about = "zkLink-rs: a multi-chain ZK-rollup for order-book trading")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Poseidon hashing and EdDSA-Poseidon keys and signatures (circomlibjs-compatible)
+    #[command(subcommand)]
+    Crypto(crypto_cmd::CryptoCommand),
+    /// Layer-2 key management
+    #[command(subcommand)]
+    Key(crypto_cmd::KeyCommand),
+}
+
+/// How a command ended, besides success.
+pub enum Failure {
+    /// Bad input: exit code 2.
+    Usage(String),
+    /// A check that failed or an operation that could not complete: exit code 1.
+    Failed(String),
+}
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return report_clap_error(e),
+    };
+    let result = match cli.command {
+        Command::Crypto(c) => crypto_cmd::run_crypto(c),
+        Command::Key(c) => crypto_cmd::run_key(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Help and version print in full; every other clap error prints its first line only.
+fn report_clap_error(e: clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            // The first paragraph of clap's message, on one line (it names the argument).
+            let rendered = e.render().to_string();
+            let first: Vec<&str> = rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            eprintln!("{}", first.join(" "));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A panic is a bug; it still ends in one line on stderr, never a backtrace.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        eprintln!("internal error: {msg} (please report this)");
+    }));
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project on a fresh machine (Rust toolchain, node/npm and
+# python3 present). Installs whatever else it needs itself. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> format"
+cargo fmt --all -- --check
+echo "==> clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> tests"
+cargo test --workspace --locked
