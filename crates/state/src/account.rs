@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use zkl_crypto::{Fr, PubKeyHash, PublicKey, poseidon};
-use zkl_types::{ACCOUNT_TREE_DEPTH, Address, BALANCE_TREE_DEPTH, ORDER_TREE_DEPTH, Nonce};
+use zkl_types::{ACCOUNT_TREE_DEPTH, Address, BALANCE_TREE_DEPTH, Nonce, ORDER_TREE_DEPTH};
 
 use crate::tree::{QuadTree, empty_hashes, empty_sub_tree};
 

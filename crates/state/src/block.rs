@@ -55,8 +55,7 @@ impl State {
         if self.block.is_none() {
             let old_root = self.commit();
             let number = self.last_block + 1;
-            self.block =
-                Some(PendingBlock { number, params: self.block_params, ops: Vec::new(), chunks: 0, old_root });
+            self.block = Some(PendingBlock { number, params: self.block_params, ops: Vec::new(), chunks: 0, old_root });
         }
         self.block.as_mut().expect("just set")
     }

@@ -353,10 +353,10 @@ impl State {
                 self.acc(o.account)?;
                 Self::check_sub(o.sub)?;
                 self.check_payout(o.chain, o.l1_token, o.l2_token, o.amount)?;
-                let total = o.amount.checked_add(o.fee).ok_or(TxError::BalanceOverflow {
-                    account: o.account,
-                    token: o.l2_token,
-                })?;
+                let total = o
+                    .amount
+                    .checked_add(o.fee)
+                    .ok_or(TxError::BalanceOverflow { account: o.account, token: o.l2_token })?;
                 self.debit(o.account, o.sub, o.l2_token, total)?;
                 self.remove_liquidity(o.chain, o.l1_token, o.amount)?;
                 self.collect_fee(o.l2_token, o.fee)?;
@@ -502,7 +502,8 @@ impl State {
         let available = if slot.residue == 0 { order_amount } else { slot.residue };
         let left = available.checked_sub(fill).ok_or(TxError::OrderOverfilled { available, fill })?;
         if left == 0 {
-            let nonce = slot.nonce.checked_add(1).ok_or(TxError::OrderNonce { expected: slot.nonce, got: slot.nonce })?;
+            let nonce =
+                slot.nonce.checked_add(1).ok_or(TxError::OrderNonce { expected: slot.nonce, got: slot.nonce })?;
             Ok(OrderSlot { nonce, residue: 0 })
         } else {
             Ok(OrderSlot { nonce: slot.nonce, residue: left })
@@ -532,8 +533,10 @@ impl State {
         }
         let maker_index = order_index(o.maker_sub, o.maker_slot);
         let taker_index = order_index(o.taker_sub, o.taker_slot);
-        let maker_slot = Self::fill_slot(self.slot(o.maker, o.maker_sub, o.maker_slot), o.maker_order_amount, o.base_fill)?;
-        let taker_slot = Self::fill_slot(self.slot(o.taker, o.taker_sub, o.taker_slot), o.taker_order_amount, o.base_fill)?;
+        let maker_slot =
+            Self::fill_slot(self.slot(o.maker, o.maker_sub, o.maker_slot), o.maker_order_amount, o.base_fill)?;
+        let taker_slot =
+            Self::fill_slot(self.slot(o.taker, o.taker_sub, o.taker_slot), o.taker_order_amount, o.base_fill)?;
         self.write_slot(o.maker, maker_index, maker_slot);
         self.write_slot(o.taker, taker_index, taker_slot);
 

@@ -58,7 +58,14 @@ impl User {
     }
 
     /// A ChangePubKey tx setting this user's L2 key, authorised by an Ethereum signature.
-    pub fn change_pubkey(&self, account: AccountId, nonce: Nonce, chain: ChainId, fee_token: TokenId, fee: u128) -> SignedTx {
+    pub fn change_pubkey(
+        &self,
+        account: AccountId,
+        nonce: Nonce,
+        chain: ChainId,
+        fee_token: TokenId,
+        fee: u128,
+    ) -> SignedTx {
         let pkh = self.pubkey.pubkey_hash();
         let msg = change_pubkey_eth_message(&pkh, nonce, account, chain);
         let auth = ChangePubKeyAuth::EthSignature(eth_signature_bytes(&self.eth.personal_sign(&msg)));
@@ -67,7 +74,15 @@ impl User {
     }
 
     /// A signed transfer from sub-account 0 to `to`'s sub-account 0.
-    pub fn transfer(&self, account: AccountId, to: Address, token: TokenId, amount: u128, fee: u128, nonce: Nonce) -> SignedTx {
+    pub fn transfer(
+        &self,
+        account: AccountId,
+        to: Address,
+        token: TokenId,
+        amount: u128,
+        fee: u128,
+        nonce: Nonce,
+    ) -> SignedTx {
         let tx = Transfer { account, from_sub: 0, to, to_sub: 0, token, amount, fee, nonce };
         Tx::Transfer(tx).sign(&self.l2)
     }
@@ -119,7 +134,14 @@ impl User {
 }
 
 /// A deposit request of `l1_amount` (L1 units) to sub-account 0.
-pub fn deposit(chain: ChainId, serial_id: u64, owner: Address, l1_token: TokenId, l2_token: TokenId, l1_amount: u128) -> PriorityRequest {
+pub fn deposit(
+    chain: ChainId,
+    serial_id: u64,
+    owner: Address,
+    l1_token: TokenId,
+    l2_token: TokenId,
+    l1_amount: u128,
+) -> PriorityRequest {
     PriorityRequest::Deposit { chain, serial_id, sub: 0, l1_token, l2_token, l1_amount, owner }
 }
 

@@ -120,7 +120,8 @@ fn transfer_rejections() {
     // The global asset account can neither sign nor be named.
     let from_global = u0.transfer(GLOBAL_ACCOUNT, to, ETH, 1, 0, 0);
     assert_rejected!(w, w.state.execute_tx(&from_global), TxError::GlobalAccount(1));
-    let op = Op::Transfer(TransferOp { from: a, to: GLOBAL_ACCOUNT, from_sub: 0, to_sub: 0, token: ETH, amount: 1, fee: 0 });
+    let op =
+        Op::Transfer(TransferOp { from: a, to: GLOBAL_ACCOUNT, from_sub: 0, to_sub: 0, token: ETH, amount: 1, fee: 0 });
     assert_rejected!(w, w.state.apply_op(&op), TxError::GlobalAccount(1));
     let op = Op::Transfer(TransferOp { from: a, to: 999, from_sub: 0, to_sub: 0, token: ETH, amount: 1, fee: 0 });
     assert_rejected!(w, w.state.apply_op(&op), TxError::UnknownAccount(999));
@@ -218,7 +219,15 @@ fn full_exit_always_produces_its_op() {
     let op = w.state.execute_priority(&req(b, owner1, USDC, USDC)).unwrap();
     assert!(matches!(op, Op::FullExit(FullExitOp { amount: 0, .. })));
     // A forged op claiming more than the rule gives is rejected.
-    let op = Op::FullExit(FullExitOp { chain: 1, account: b, sub: 0, owner: owner1, l1_token: ETH, l2_token: ETH, amount: 11 * ONE });
+    let op = Op::FullExit(FullExitOp {
+        chain: 1,
+        account: b,
+        sub: 0,
+        owner: owner1,
+        l1_token: ETH,
+        l2_token: ETH,
+        amount: 11 * ONE,
+    });
     assert_rejected!(w, w.state.apply_op(&op), TxError::FullExitAmount { .. });
 }
 

@@ -23,7 +23,14 @@ impl World {
     }
 
     /// Deposits for user `i` and returns its account id.
-    pub fn deposit(&mut self, i: usize, chain: ChainId, l1: TokenId, l2: TokenId, l1_amount: u128) -> Result<AccountId, TxError> {
+    pub fn deposit(
+        &mut self,
+        i: usize,
+        chain: ChainId,
+        l1: TokenId,
+        l2: TokenId,
+        l1_amount: u128,
+    ) -> Result<AccountId, TxError> {
         self.serial += 1;
         let op = self.state.execute_priority(&deposit(chain, self.serial, self.users[i].address, l1, l2, l1_amount))?;
         let Op::Deposit(d) = op else { panic!("deposit op expected") };
