@@ -7,6 +7,7 @@
 //! - Tree roots are computed lazily over dirty paths, in parallel across accounts.
 
 pub mod account;
+pub mod benchmark;
 pub mod block;
 pub mod error;
 pub mod exec;

@@ -12,7 +12,7 @@ fn scenario() -> Vec<SealedBlock> {
     let (a, b, m) = (User::new(1), User::new(2), User::new(3));
     let mut s = State::new(demo_registry(), User::new(999).address);
     s.set_block_params(BlockParams::for_capacity(64));
-    let mut ok = |s: &mut State, tx: &SignedTx| s.execute_tx(tx).expect("golden tx is valid");
+    let ok = |s: &mut State, tx: &SignedTx| s.execute_tx(tx).expect("golden tx is valid");
     // Block 1: deposits on both chains, keys, a transfer.
     for req in [
         deposit(1, 0, a.address, USDC, USDC, 1_000_000_000), // 1,000 USDC on chain 1
