@@ -7,6 +7,7 @@ pub mod block;
 pub mod codec;
 pub mod ids;
 pub mod op;
+pub mod serde_impls;
 pub mod tokens;
 pub mod tx;
 

@@ -36,7 +36,7 @@ pub fn chunks_of(op_code: u8) -> Option<usize> {
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DepositOp {
     pub chain: ChainId,
     pub account: AccountId,
@@ -44,46 +44,53 @@ pub struct DepositOp {
     pub l1_token: TokenId,
     pub l2_token: TokenId,
     /// L2 units (18 decimals).
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub amount: u128,
     pub owner: Address,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TransferOp {
     pub from: AccountId,
     pub to: AccountId,
     pub from_sub: SubAccountId,
     pub to_sub: SubAccountId,
     pub token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub amount: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub fee: u128,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TransferToNewOp {
     pub from: AccountId,
     pub from_sub: SubAccountId,
     pub to: AccountId,
     pub to_sub: SubAccountId,
     pub token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub amount: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub fee: u128,
     pub to_owner: Address,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WithdrawOp {
     pub chain: ChainId,
     pub account: AccountId,
     pub sub: SubAccountId,
     pub l2_token: TokenId,
     pub l1_token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub amount: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub fee: u128,
     pub to: Address,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FullExitOp {
     pub chain: ChainId,
     pub account: AccountId,
@@ -91,22 +98,26 @@ pub struct FullExitOp {
     pub owner: Address,
     pub l1_token: TokenId,
     pub l2_token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub amount: u128,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChangePubKeyOp {
     pub chain: ChainId,
     pub account: AccountId,
     pub sub: SubAccountId,
+    #[serde(with = "crate::serde_impls::pkh_hex")]
     pub new_pubkey_hash: PubKeyHash,
+    #[serde(with = "crate::serde_impls::bytes_hex")]
     pub owner: [u8; 20],
     pub nonce: Nonce,
     pub fee_token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub fee: u128,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ForcedExitOp {
     pub chain: ChainId,
     pub initiator: AccountId,
@@ -116,12 +127,14 @@ pub struct ForcedExitOp {
     pub l2_token: TokenId,
     pub l1_token: TokenId,
     pub fee_token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub fee: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub amount: u128,
     pub target_owner: Address,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrderMatchingOp {
     pub maker: AccountId,
     pub taker: AccountId,
@@ -132,16 +145,21 @@ pub struct OrderMatchingOp {
     pub taker_slot: SlotId,
     pub base: TokenId,
     pub quote: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub base_fill: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub quote_fill: u128,
     pub maker_fee_bps: u8,
     pub taker_fee_bps: u8,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub maker_order_amount: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub taker_order_amount: u128,
 }
 
 /// A block operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Op {
     Noop,
     Deposit(DepositOp),

@@ -8,56 +8,63 @@ use crate::codec::{Writer, fr_from_u128};
 use crate::ids::*;
 
 /// Transfer `amount` of `token` from (account, from_sub) to the account owned by `to`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Transfer {
     pub account: AccountId,
     pub from_sub: SubAccountId,
     pub to: Address,
     pub to_sub: SubAccountId,
     pub token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub amount: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub fee: u128,
     pub nonce: Nonce,
 }
 
 /// Withdraw `amount` of L2 token `l2_token` as L1 token `l1_token` on `chain` to `to`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Withdraw {
     pub account: AccountId,
     pub sub: SubAccountId,
     pub chain: ChainId,
     pub l2_token: TokenId,
     pub l1_token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub amount: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub fee: u128,
     pub to: Address,
     pub nonce: Nonce,
 }
 
 /// How the owner authorised a ChangePubKey.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ChangePubKeyAuth {
     /// `personal_sign` by the owner's Ethereum key over [`change_pubkey_eth_message`] (r ‖ s ‖ v).
-    EthSignature([u8; 65]),
+    EthSignature(#[serde(with = "crate::serde_impls::bytes_hex")] [u8; 65]),
     /// Pre-authorised on chain `chain` by the owner (checked by that chain's contract).
     Onchain,
 }
 
 /// Set the account's signing key; signed by the new key, authorised by the owner.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChangePubKey {
     pub account: AccountId,
     pub sub: SubAccountId,
     pub chain: ChainId,
+    #[serde(with = "crate::serde_impls::pubkey_hex")]
     pub new_pubkey: PublicKey,
     pub fee_token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub fee: u128,
     pub nonce: Nonce,
     pub auth: ChangePubKeyAuth,
 }
 
 /// Withdraw the whole balance of a key-less target account to its owner.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ForcedExit {
     pub initiator: AccountId,
     pub initiator_sub: SubAccountId,
@@ -67,12 +74,13 @@ pub struct ForcedExit {
     pub l2_token: TokenId,
     pub l1_token: TokenId,
     pub fee_token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub fee: u128,
     pub nonce: Nonce,
 }
 
 /// A limit order, signed by its trader.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Order {
     pub account: AccountId,
     pub sub: SubAccountId,
@@ -81,8 +89,10 @@ pub struct Order {
     pub base: TokenId,
     pub quote: TokenId,
     /// Base amount (must pack).
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub amount: u128,
     /// Quote units per base unit, times 10^18.
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub price: u128,
     pub is_sell: bool,
     pub maker_fee_bps: u8,
@@ -90,28 +100,34 @@ pub struct Order {
 }
 
 /// An order with its trader's signature.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SignedOrder {
     pub order: Order,
+    #[serde(with = "crate::serde_impls::signature_hex")]
     pub signature: Signature,
 }
 
 /// A match of a resting maker order and an incoming taker order, submitted by a matcher.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrderMatching {
     pub matcher: AccountId,
     pub maker: SignedOrder,
     pub taker: SignedOrder,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub base_fill: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub quote_fill: u128,
     /// The maker slot's residue before this fill (0 = fresh order).
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub maker_residue_before: u128,
     /// The taker slot's residue before this fill.
+    #[serde(with = "crate::serde_impls::u128_str")]
     pub taker_residue_before: u128,
 }
 
 /// An unsigned Layer-2 transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Tx {
     Transfer(Transfer),
     Withdraw(Withdraw),
@@ -122,9 +138,10 @@ pub enum Tx {
 
 /// A transaction with the EdDSA signature of its signer (the new key for ChangePubKey, the
 /// matcher for OrderMatching).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SignedTx {
     pub tx: Tx,
+    #[serde(with = "crate::serde_impls::signature_hex")]
     pub signature: Signature,
 }
 
@@ -239,7 +256,8 @@ pub fn change_pubkey_eth_message(
 }
 
 /// A priority request read from a chain's contract.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum PriorityRequest {
     /// A deposit; `l1_amount` is in the L1 token's decimals.
     Deposit {
@@ -248,6 +266,7 @@ pub enum PriorityRequest {
         sub: SubAccountId,
         l1_token: TokenId,
         l2_token: TokenId,
+        #[serde(with = "crate::serde_impls::u128_str")]
         l1_amount: u128,
         owner: Address,
     },
