@@ -4,6 +4,7 @@
 //! Guarantee: once `zkl_sendTx` has returned a hash, the tx is in the log on disk; after a crash
 //! the node replays the log and reaches the same state.
 
+pub mod bench;
 pub mod config;
 pub mod rpc;
 pub mod sequencer;

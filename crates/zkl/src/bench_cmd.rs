@@ -26,6 +26,25 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=30_000))]
         block_size: u32,
     },
+    /// Node throughput and inclusion latency: signed transfers through JSON-RPC from many accounts
+    Node {
+        /// Print one JSON line instead of a table
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+        accounts: u32,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        txs_per_account: u32,
+        /// Concurrent JSON-RPC senders
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        senders: u32,
+        /// Block capacity in chunks
+        #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        block_capacity: u64,
+        /// Longest time a non-empty block waits before it is sealed
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+        block_time_ms: u64,
+    },
 }
 
 fn phases(p: &Phases) -> String {
@@ -63,6 +82,42 @@ pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
                 println!("order matchings/s   {:.0}  ({})", report.orders_per_s, phases(&report.order_phases));
                 println!("blocks              {}", report.blocks);
                 println!("final root          {}", fr_to_hex(&report.final_root));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Node { json, accounts, txs_per_account, senders, block_capacity, block_time_ms } => {
+            let dir = std::env::temp_dir().join(format!("zkl-bench-node-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut config = zkl_node::NodeConfig::demo(dir.clone());
+            config.block_capacity = block_capacity as usize;
+            config.block_time_ms = block_time_ms;
+            let bench = zkl_node::bench::NodeBenchConfig { accounts, txs_per_account, senders };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
+            let quiet = json;
+            let report = rt
+                .block_on(zkl_node::bench::run(config, bench, &|stage| {
+                    if !quiet {
+                        eprintln!("bench node: {stage}…");
+                    }
+                }))
+                .map_err(Failure::Failed);
+            let _ = std::fs::remove_dir_all(&dir);
+            let report = report?;
+            if json {
+                let line = json!({
+                    "accepted_tx_per_s": report.accepted_tx_per_s.round(),
+                    "p50_inclusion_ms": (report.p50_inclusion_ms * 10.0).round() / 10.0,
+                    "p99_inclusion_ms": (report.p99_inclusion_ms * 10.0).round() / 10.0,
+                });
+                println!("{line}");
+            } else {
+                println!("accepted            {} ({} rejected)", report.accepted, report.rejected);
+                println!("accepted tx/s       {:.0}", report.accepted_tx_per_s);
+                println!("inclusion p50       {:.1} ms", report.p50_inclusion_ms);
+                println!("inclusion p99       {:.1} ms", report.p99_inclusion_ms);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -36,3 +36,18 @@ fn bench_state_rejects_bad_sizes() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("--accounts"), "{err}");
 }
+
+#[test]
+fn bench_node_json_shape() {
+    let out = Command::new(env!("CARGO_BIN_EXE_zkl"))
+        .args(["bench", "node", "--json", "--accounts", "4", "--txs-per-account", "5", "--senders", "2"])
+        .output()
+        .expect("run zkl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim_end().lines().count(), 1, "one line: {text}");
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert!(v["accepted_tx_per_s"].as_f64().unwrap() > 0.0, "{v}");
+    let (p50, p99) = (v["p50_inclusion_ms"].as_f64().unwrap(), v["p99_inclusion_ms"].as_f64().unwrap());
+    assert!(p50 > 0.0 && p99 >= p50, "{v}");
+}
