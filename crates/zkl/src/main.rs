@@ -6,6 +6,7 @@ mod args;
 mod bench_cmd;
 mod crypto_cmd;
 mod node_cmd;
+mod wallet_cmd;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,11 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Wallet: keys, transfers, withdrawals, orders, against a node
+    Wallet(wallet_cmd::WalletArgs),
+    /// Order matching (whitelisted matcher accounts)
+    #[command(subcommand)]
+    Matcher(wallet_cmd::MatcherCommand),
     /// Benchmarks (`zkl bench state`, …)
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -57,6 +63,8 @@ fn main() -> ExitCode {
         Command::Key(c) => crypto_cmd::run_key(c),
         Command::Bench(c) => bench_cmd::run_bench(c),
         Command::Node { config } => node_cmd::run_node(config),
+        Command::Wallet(a) => wallet_cmd::run_wallet(a),
+        Command::Matcher(c) => wallet_cmd::run_matcher(c),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,274 @@
+//! Wallet: an Ethereum key, the L2 key derived from it, decimal amounts, and signed txs and
+//! orders sent to a node over JSON-RPC.
+
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+use zkl_crypto::keys::eth_signature_bytes;
+use zkl_crypto::{EthKey, PrivateKey, PublicKey, derive_l2_key};
+use zkl_types::*;
+
+/// A wallet failure, one line.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    #[error("{0}")]
+    Input(String),
+    #[error("node: {0}")]
+    Node(String),
+}
+
+/// Parses a decimal amount of a token with `decimals` decimals (`"1.5"` → 1.5·10^decimals).
+/// More fractional digits than `decimals` is an error, never rounded.
+pub fn parse_amount(text: &str, decimals: u32) -> Result<u128, WalletError> {
+    let bad = || WalletError::Input(format!("'{text}' is not an amount with at most {decimals} decimals"));
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    if int.is_empty() && frac.is_empty() || frac.len() > decimals as usize {
+        return Err(bad());
+    }
+    if !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let int: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
+    let mut frac_digits = frac.to_string();
+    while frac_digits.len() < decimals as usize {
+        frac_digits.push('0');
+    }
+    let frac: u128 = if frac_digits.is_empty() { 0 } else { frac_digits.parse().map_err(|_| bad())? };
+    int.checked_mul(10u128.pow(decimals)).and_then(|v| v.checked_add(frac)).ok_or_else(bad)
+}
+
+/// Formats an L2 amount (18 decimals) as a decimal string.
+pub fn format_amount(v: u128) -> String {
+    let int = v / 10u128.pow(18);
+    let frac = v % 10u128.pow(18);
+    if frac == 0 {
+        return int.to_string();
+    }
+    let f = format!("{frac:018}");
+    format!("{int}.{}", f.trim_end_matches('0'))
+}
+
+/// A wallet bound to one Ethereum key and one node.
+pub struct Wallet {
+    pub eth: EthKey,
+    pub l2: PrivateKey,
+    pub pubkey: PublicKey,
+    pub address: Address,
+    client: HttpClient,
+}
+
+fn node_err(e: impl std::fmt::Display) -> WalletError {
+    WalletError::Node(e.to_string())
+}
+
+impl Wallet {
+    pub fn new(eth_private_key: &[u8; 32], node_url: &str) -> Result<Self, WalletError> {
+        let eth =
+            EthKey::from_bytes(eth_private_key).map_err(|e| WalletError::Input(format!("--eth-private-key: {e}")))?;
+        let d = derive_l2_key(&eth);
+        let client =
+            HttpClientBuilder::default().build(node_url).map_err(|e| WalletError::Input(format!("--node: {e}")))?;
+        Ok(Wallet {
+            address: Address::from_evm(eth.address().0.0),
+            eth,
+            l2: d.l2_private_key,
+            pubkey: d.public_key,
+            client,
+        })
+    }
+
+    /// The node's view of this wallet's account.
+    pub async fn account(&self) -> Result<Value, WalletError> {
+        self.client.request("zkl_account", rpc_params![self.address.to_string()]).await.map_err(node_err)
+    }
+
+    async fn id_and_nonce(&self) -> Result<(AccountId, Nonce), WalletError> {
+        let a = self.account().await?;
+        let id = a["id"].as_u64().ok_or_else(|| WalletError::Node("account without id".into()))? as AccountId;
+        let nonce = a["nonce"].as_u64().ok_or_else(|| WalletError::Node("account without nonce".into()))? as Nonce;
+        Ok((id, nonce))
+    }
+
+    /// Sends a signed tx; returns its hash.
+    pub async fn send(&self, tx: &SignedTx) -> Result<String, WalletError> {
+        self.client.request("zkl_sendTx", rpc_params![tx]).await.map_err(node_err)
+    }
+
+    pub async fn tx_status(&self, hash: &str) -> Result<Value, WalletError> {
+        self.client.request("zkl_txStatus", rpc_params![hash]).await.map_err(node_err)
+    }
+
+    /// Sets this wallet's L2 key, authorised by an Ethereum signature.
+    pub async fn change_pubkey(&self, chain: ChainId, fee_token: TokenId, fee: u128) -> Result<String, WalletError> {
+        let (account, nonce) = self.id_and_nonce().await?;
+        let pkh = self.pubkey.pubkey_hash();
+        let msg = change_pubkey_eth_message(&pkh, nonce, account, chain);
+        let auth = ChangePubKeyAuth::EthSignature(eth_signature_bytes(&self.eth.personal_sign(&msg)));
+        let tx = ChangePubKey { account, sub: 0, chain, new_pubkey: self.pubkey, fee_token, fee, nonce, auth };
+        self.send(&Tx::ChangePubKey(tx).sign(&self.l2)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn transfer(
+        &self,
+        from_sub: SubAccountId,
+        to: Address,
+        to_sub: SubAccountId,
+        token: TokenId,
+        amount: u128,
+        fee: u128,
+    ) -> Result<String, WalletError> {
+        let (account, nonce) = self.id_and_nonce().await?;
+        let tx = Transfer { account, from_sub, to, to_sub, token, amount, fee, nonce };
+        self.send(&Tx::Transfer(tx).sign(&self.l2)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn withdraw(
+        &self,
+        sub: SubAccountId,
+        chain: ChainId,
+        l2_token: TokenId,
+        l1_token: TokenId,
+        amount: u128,
+        fee: u128,
+        to: Address,
+    ) -> Result<String, WalletError> {
+        let (account, nonce) = self.id_and_nonce().await?;
+        let tx = Withdraw { account, sub, chain, l2_token, l1_token, amount, fee, to, nonce };
+        self.send(&Tx::Withdraw(tx).sign(&self.l2)).await
+    }
+
+    /// Signs an order (the account id is looked up on the node).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sign_order(
+        &self,
+        sub: SubAccountId,
+        slot: SlotId,
+        nonce: Option<Nonce>,
+        base: TokenId,
+        quote: TokenId,
+        amount: u128,
+        price: u128,
+        is_sell: bool,
+        fees_bps: (u8, u8),
+    ) -> Result<SignedOrder, WalletError> {
+        let a = self.account().await?;
+        let account = a["id"].as_u64().ok_or_else(|| WalletError::Node("account without id".into()))? as AccountId;
+        let nonce = match nonce {
+            Some(n) => n,
+            None => a["order_slots"]
+                .as_array()
+                .and_then(|s| s.iter().find(|x| x["sub"] == u64::from(sub) && x["slot"] == u64::from(slot)))
+                .and_then(|x| x["nonce"].as_u64())
+                .unwrap_or(0) as Nonce,
+        };
+        let order = Order {
+            account,
+            sub,
+            slot,
+            nonce,
+            base,
+            quote,
+            amount,
+            price,
+            is_sell,
+            maker_fee_bps: fees_bps.0,
+            taker_fee_bps: fees_bps.1,
+        };
+        Ok(order.sign(&self.l2))
+    }
+
+    /// Submits a matching of two signed orders as this wallet's (whitelisted) matcher account.
+    pub async fn submit_matching(
+        &self,
+        maker: SignedOrder,
+        taker: SignedOrder,
+        base_fill: u128,
+    ) -> Result<String, WalletError> {
+        let (matcher, _) = self.id_and_nonce().await?;
+        let residue = |o: &Order, acc: &Value| -> u128 {
+            acc["order_slots"]
+                .as_array()
+                .and_then(|s| s.iter().find(|x| x["sub"] == u64::from(o.sub) && x["slot"] == u64::from(o.slot)))
+                .and_then(|x| x["residue"].as_str().and_then(|r| r.parse().ok()))
+                .unwrap_or(0)
+        };
+        let maker_acc: Value =
+            self.client.request("zkl_account", rpc_params![maker.order.account.to_string()]).await.map_err(node_err)?;
+        let taker_acc: Value =
+            self.client.request("zkl_account", rpc_params![taker.order.account.to_string()]).await.map_err(node_err)?;
+        let (hi, lo) = mul_div_wide(base_fill, maker.order.price);
+        if hi != 0 || lo.is_none() {
+            return Err(WalletError::Input("fill times price is not a whole quote amount".into()));
+        }
+        let quote_fill = lo.expect("checked");
+        let tx = OrderMatching {
+            matcher,
+            maker_residue_before: residue(&maker.order, &maker_acc),
+            taker_residue_before: residue(&taker.order, &taker_acc),
+            maker,
+            taker,
+            base_fill,
+            quote_fill,
+        };
+        self.send(&Tx::OrderMatching(Box::new(tx)).sign(&self.l2)).await
+    }
+}
+
+/// `base · price / 10^18` if exact and below 2^128: returns (overflow flag, value).
+fn mul_div_wide(base: u128, price: u128) -> (u8, Option<u128>) {
+    // Split price = p1·10^18 + p0 so that base·price/10^18 = base·p1 + base·p0/10^18.
+    let scale = PRICE_SCALE;
+    let (p1, p0) = (price / scale, price % scale);
+    let Some(whole) = base.checked_mul(p1) else { return (1, None) };
+    // base·p0 may overflow u128: split base too.
+    let (b1, b0) = (base / scale, base % scale);
+    let part = b1.checked_mul(p0); // b1·scale·p0/scale = b1·p0, exact
+    let frac = b0.checked_mul(p0); // < 10^36: fits
+    match (part, frac) {
+        (Some(part), Some(frac)) if frac % scale == 0 => {
+            match whole.checked_add(part).and_then(|v| v.checked_add(frac / scale)) {
+                Some(v) => (0, Some(v)),
+                None => (1, None),
+            }
+        }
+        (Some(_), Some(_)) => (0, None),
+        _ => (1, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_amount("1.5", 18).unwrap(), 15 * 10u128.pow(17));
+        assert_eq!(parse_amount("1000", 6).unwrap(), 1_000_000_000);
+        assert_eq!(parse_amount(".25", 2).unwrap(), 25);
+        assert!(parse_amount("1.1234567", 6).is_err());
+        assert!(parse_amount("-1", 18).is_err());
+        assert!(parse_amount("", 18).is_err());
+        assert!(parse_amount("1e5", 18).is_err());
+        assert!(parse_amount("340282366920938463463374607431768211456", 0).is_err());
+        assert_eq!(format_amount(15 * 10u128.pow(17)), "1.5");
+        assert_eq!(format_amount(7 * 10u128.pow(18)), "7");
+    }
+
+    #[test]
+    fn quote_of_fill() {
+        assert_eq!(mul_div_wide(ONE_TEST / 2, 1000 * ONE_TEST), (0, Some(500 * ONE_TEST)));
+        assert_eq!(mul_div_wide(1, 1), (0, None));
+    }
+    const ONE_TEST: u128 = 1_000_000_000_000_000_000;
+
+    proptest! {
+        #[test]
+        fn format_parse_roundtrip(v in any::<u128>()) {
+            prop_assert_eq!(parse_amount(&format_amount(v), 18).unwrap(), v);
+        }
+    }
+}
