@@ -125,8 +125,8 @@ async fn wallet_and_matcher_flow() {
         "1",
     ]);
     let (sell_path, buy_path) = (dir.path().join("sell.json"), dir.path().join("buy.json"));
-    std::fs::write(&sell_path, &ok_json(sell).to_string()).unwrap();
-    std::fs::write(&buy_path, &ok_json(buy).to_string()).unwrap();
+    std::fs::write(&sell_path, ok_json(sell).to_string()).unwrap();
+    std::fs::write(&buy_path, ok_json(buy).to_string()).unwrap();
     for fill in ["0.2", "0.3"] {
         ok_json(zkl(&[
             "matcher",
