@@ -58,8 +58,12 @@ pub struct Wallet {
     client: HttpClient,
 }
 
-fn node_err(e: impl std::fmt::Display) -> WalletError {
-    WalletError::Node(e.to_string())
+fn node_err(e: jsonrpsee::core::ClientError) -> WalletError {
+    match e {
+        // The node's own one-line reason (e.g. the state machine's rejection).
+        jsonrpsee::core::ClientError::Call(obj) => WalletError::Node(obj.message().to_string()),
+        other => WalletError::Node(other.to_string()),
+    }
 }
 
 impl Wallet {
