@@ -35,7 +35,13 @@ fn fr_to_biguint(x: &Fr) -> BigUint {
 fn witness_bits(x: &FrVar, n: usize) -> Result<Vec<BoolVar>, SynthesisError> {
     let cs = x.cs();
     let value = x.value().ok().map(|v| fr_to_biguint(&v));
-    (0..n).map(|i| BoolVar::new_witness(cs.clone(), || value.as_ref().map(|v| v.bit(i as u64)).ok_or(SynthesisError::AssignmentMissing))).collect()
+    (0..n)
+        .map(|i| {
+            BoolVar::new_witness(cs.clone(), || {
+                value.as_ref().map(|v| v.bit(i as u64)).ok_or(SynthesisError::AssignmentMissing)
+            })
+        })
+        .collect()
 }
 
 /// The field element `sum bits[i] * 2^i` (a linear combination, no constraint). Only injective for
@@ -173,7 +179,7 @@ pub fn unpack(packed: &FrVar, mantissa_bits: usize) -> Result<FrVar, SynthesisEr
     // Canonical: e == 0, or mantissa >= ceil(2^mb / 10).
     let exponent = from_bits_le(e_bits);
     let e_is_zero = exponent.is_eq(&FrVar::zero())?;
-    let lower = Fr::from(((1u128 << mantissa_bits) + 9) / 10);
+    let lower = Fr::from((1u128 << mantissa_bits).div_ceil(10));
     let slack = &mantissa - (FrVar::one() - FrVar::from(e_is_zero)) * lower;
     to_bits_le(&slack, mantissa_bits)?;
     // value < 2^128 (needed only when the largest encodable value exceeds it).

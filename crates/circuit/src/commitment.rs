@@ -119,4 +119,3 @@ pub fn public_input_var(commitment: &[UInt8<Fr>]) -> Result<FrVar, SynthesisErro
     let bits = bytes_be_to_bits_le(commitment)?;
     Ok(from_bits_le(&bits[..PUBLIC_INPUT_BITS]))
 }
-

@@ -100,7 +100,10 @@ impl PointVar {
 
     /// `cond ? t : f` (2 constraints).
     pub fn select(cond: &BoolVar, t: &Self, f: &Self) -> Result<Self, SynthesisError> {
-        Ok(Self { x: FrVar::conditionally_select(cond, &t.x, &f.x)?, y: FrVar::conditionally_select(cond, &t.y, &f.y)? })
+        Ok(Self {
+            x: FrVar::conditionally_select(cond, &t.x, &f.x)?,
+            y: FrVar::conditionally_select(cond, &t.y, &f.y)?,
+        })
     }
 
     pub fn enforce_equal(&self, other: &Self) -> Result<(), SynthesisError> {
@@ -130,14 +133,15 @@ pub fn mul_fixed_base(base: &Point, bits_le: &[BoolVar]) -> Result<PointVar, Syn
         window_base = table[7].add(&window_base);
         let b01 = &b0 * &b1;
         // Monomials indexed by the subset mask of {b0, b1, b2}.
-        let monomials = [FrVar::one(), b0.clone(), b1.clone(), b01.clone(), b2.clone(), &b0 * &b2, &b1 * &b2, &b01 * &b2];
+        let monomials =
+            [FrVar::one(), b0.clone(), b1.clone(), b01.clone(), b2.clone(), &b0 * &b2, &b1 * &b2, &b01 * &b2];
         let lookup = |coord: fn(&Point) -> Fr| {
             // Möbius transform: coefficient of subset S = sum over T subset of S of (-1)^{|S|-|T|} table[T].
             let mut coeffs: [Fr; 8] = std::array::from_fn(|v| coord(&table[v]));
             for bit in 0..3 {
                 for s in 0..8 {
                     if s & (1 << bit) != 0 {
-                        coeffs[s] = coeffs[s] - coeffs[s ^ (1 << bit)];
+                        coeffs[s] -= coeffs[s ^ (1 << bit)];
                     }
                 }
             }

@@ -64,7 +64,11 @@ pub struct ConstraintReport {
 
 impl std::fmt::Display for ConstraintReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} constraints, {} public inputs, {} witness variables", self.constraints, self.public_inputs, self.witnesses)
+        write!(
+            f,
+            "{} constraints, {} public inputs, {} witness variables",
+            self.constraints, self.public_inputs, self.witnesses
+        )
     }
 }
 
@@ -89,11 +93,7 @@ pub fn check_satisfied<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Result<Resul
     cs.set_optimization_goal(OptimizationGoal::Constraints);
     circuit.generate_constraints(cs.clone())?;
     cs.finalize();
-    if cs.is_satisfied()? {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(cs.which_is_unsatisfied()?.unwrap_or_default()))
-    }
+    if cs.is_satisfied()? { Ok(Ok(())) } else { Ok(Err(cs.which_is_unsatisfied()?.unwrap_or_default())) }
 }
 
 /// The shape hash: SHA-256 over the variable counts and every constraint matrix entry.
@@ -203,7 +203,11 @@ impl KeyCache {
 
     /// Loads the keys of `circuit` (a clone is synthesised to compute the shape), or runs the
     /// development setup and stores them.
-    pub fn load_or_setup<C: ConstraintSynthesizer<Fr> + Clone>(&self, name: &str, circuit: C) -> Result<Keys, Groth16Error> {
+    pub fn load_or_setup<C: ConstraintSynthesizer<Fr> + Clone>(
+        &self,
+        name: &str,
+        circuit: C,
+    ) -> Result<Keys, Groth16Error> {
         let pb = spinner(self.progress, format!("{name}: synthesising circuit"));
         let shape = shape_hash(circuit.clone())?;
         let stem = self.stem(name, &shape);

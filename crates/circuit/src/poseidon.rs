@@ -45,13 +45,8 @@ pub fn hash(inputs: &[FrVar]) -> Result<FrVar, SynthesisError> {
         } else {
             state[0] = sbox(&state[0])?;
         }
-        state = p
-            .mds
-            .iter()
-            .map(|row| {
-                row.iter().zip(&state).fold(FrVar::zero(), |acc, (m, x)| acc + x * *m)
-            })
-            .collect();
+        state =
+            p.mds.iter().map(|row| row.iter().zip(&state).fold(FrVar::zero(), |acc, (m, x)| acc + x * *m)).collect();
     }
     Ok(state.swap_remove(0))
 }

@@ -26,7 +26,8 @@ fn to_bits_le_range_checks() {
         let inside = Fr::from(max.clone()) - Fr::from(r.gen_range(0..2u64));
         let cs = new_cs();
         let b = bits::to_bits_le(&witness(&cs, inside), n).unwrap();
-        let back: BigUint = b.iter().enumerate().filter(|(_, b)| b.value().unwrap()).map(|(i, _)| BigUint::from(1u32) << i).sum();
+        let back: BigUint =
+            b.iter().enumerate().filter(|(_, b)| b.value().unwrap()).map(|(i, _)| BigUint::from(1u32) << i).sum();
         assert_eq!(back, fr_big(&inside));
         assert!(satisfied(&cs), "n = {n}");
         let cs = new_cs();
@@ -58,7 +59,8 @@ fn le_constant_comparison_matches_integers() {
         let c = BigUint::from(r.gen_range(0..(1u64 << width)));
         let v: u64 = r.gen_range(0..(1u64 << width));
         let cs = new_cs();
-        let b: Vec<BoolVar> = (0..width).map(|i| BoolVar::new_witness(cs.clone(), || Ok((v >> i) & 1 == 1)).unwrap()).collect();
+        let b: Vec<BoolVar> =
+            (0..width).map(|i| BoolVar::new_witness(cs.clone(), || Ok((v >> i) & 1 == 1)).unwrap()).collect();
         bits::enforce_le_constant(&b, &c).unwrap();
         assert_eq!(satisfied(&cs), BigUint::from(v) <= c, "{v} <= {c}");
     }
@@ -72,7 +74,7 @@ fn native_pack(value: u128, mb: u32) -> Option<u64> {
         if m < limit {
             return Some(((m as u64) << 5) | u64::from(e));
         }
-        if e == 31 || m % 10 != 0 {
+        if e == 31 || !m.is_multiple_of(10) {
             return None;
         }
         m /= 10;
@@ -174,7 +176,11 @@ fn sha256_constraints_per_block() {
     let (_, one, _) = sha_circuit(&[7u8; 55]);
     let (_, two, _) = sha_circuit(&[7u8; 119]);
     let (_, header, _) = sha_circuit(&[7u8; HEADER_BYTES]);
-    println!("sha256: 1 block {one}, 2 blocks {two}, per block {}, 236-byte header ({} blocks) {header}", two - one, sha256::blocks_for(HEADER_BYTES));
+    println!(
+        "sha256: 1 block {one}, 2 blocks {two}, per block {}, 236-byte header ({} blocks) {header}",
+        two - one,
+        sha256::blocks_for(HEADER_BYTES)
+    );
     assert_eq!(sha256::blocks_for(55), 1);
     assert_eq!(sha256::blocks_for(56), 2);
     assert_eq!(sha256::blocks_for(HEADER_BYTES), 4);

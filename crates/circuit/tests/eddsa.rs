@@ -133,9 +133,8 @@ fn scalar_multiplications_match_native() {
         let k = Scalar::rand(&mut r);
         let k_fr = Fr::from_le_bytes_mod_order(&k.into_bigint().to_bytes_le());
         let cs = new_cs();
-        let bits: Vec<BoolVar> = (0..251)
-            .map(|j| BoolVar::new_witness(cs.clone(), || Ok(k_fr.into_bigint().get_bit(j))).unwrap())
-            .collect();
+        let bits: Vec<BoolVar> =
+            (0..251).map(|j| BoolVar::new_witness(cs.clone(), || Ok(k_fr.into_bigint().get_bit(j))).unwrap()).collect();
         let fixed = mul_fixed_base(&base8(), &bits).unwrap();
         let expect = base8().mul(&k);
         assert_eq!(fixed.value().unwrap(), (expect.x(), expect.y()));

@@ -123,15 +123,12 @@ fn case(seed: u64, depth: usize) -> PathCase {
         tree.leaves.insert(r.gen_range(0..capacity), Fr::rand(&mut r));
     }
     // Half the cases update an existing leaf, half an empty one.
-    let index = if seed % 2 == 0 { *tree.leaves.keys().next().unwrap() } else { r.gen_range(0..capacity) };
+    let index = if seed.is_multiple_of(2) { *tree.leaves.keys().min().unwrap() } else { r.gen_range(0..capacity) };
     PathCase { tree, index, new_leaf: Fr::rand(&mut r) }
 }
 
 /// Synthesises a path update; `tamper` may alter the witness first. Returns (satisfied, new root).
-fn run_update(
-    c: &PathCase,
-    tamper: impl FnOnce(&mut u64, &mut Vec<[Fr; 3]>, &mut Fr),
-) -> (bool, Fr, usize) {
+fn run_update(c: &PathCase, tamper: impl FnOnce(&mut u64, &mut Vec<[Fr; 3]>, &mut Fr)) -> (bool, Fr, usize) {
     let cs = new_cs();
     let mut index = c.index;
     let mut siblings = c.tree.siblings(c.index);
@@ -196,7 +193,10 @@ fn path_update_rejects_wrong_old_root() {
 #[test]
 fn path_rejects_mismatched_lengths() {
     let bits = vec![BoolVar::FALSE; 3];
-    assert!(QuadPath::new(&bits, vec![[FrVar::Constant(Fr::ONE), FrVar::Constant(Fr::ONE), FrVar::Constant(Fr::ONE)]]).is_err());
+    assert!(
+        QuadPath::new(&bits, vec![[FrVar::Constant(Fr::ONE), FrVar::Constant(Fr::ONE), FrVar::Constant(Fr::ONE)]])
+            .is_err()
+    );
 }
 
 #[test]
