@@ -22,7 +22,7 @@ use ark_r1cs_std::select::CondSelectGadget;
 use num_bigint::BigUint;
 use zkl_crypto::babyjubjub::{Point, Scalar, base8};
 
-use crate::bits::{enforce_lt_constant, to_bits_le, to_bits_le_strict};
+use crate::bits::{enforce_lt_constant, from_bits_le, to_bits_le, to_bits_le_strict};
 use crate::ecc::{PointVar, mul_fixed_base, mul_var_base};
 use crate::{BoolVar, FrVar, SynthesisError, poseidon};
 
@@ -75,3 +75,14 @@ pub fn verify(enabled: &BoolVar, a: &PointVar, msg: &FrVar, sig: &SignatureVar) 
     let right = r8.add(&ha8)?;
     left.enforce_equal(&right)
 }
+
+/// The pubkey hash of protocol.md section 7: `Poseidon(Ax, Ay) mod 2^160`, as a field element
+/// (about 750 constraints: the hash and its canonical decomposition).
+pub fn pubkey_hash(a: &PointVar) -> Result<FrVar, SynthesisError> {
+    let h = poseidon::hash(&[a.x.clone(), a.y.clone()])?;
+    let bits = to_bits_le_strict(&h)?;
+    Ok(from_bits_le(&bits[..PUBKEY_HASH_BITS]))
+}
+
+/// Bits of a pubkey hash.
+pub const PUBKEY_HASH_BITS: usize = 160;

@@ -155,3 +155,16 @@ fn constraint_count() {
     println!("eddsa verify: {cost} constraints");
     assert!(cost <= 6000, "EdDSA verification costs {cost} constraints");
 }
+
+#[test]
+fn pubkey_hash_matches_native() {
+    for seed in 60..63 {
+        let (_, key) = signed(seed);
+        let pk = key.public_key();
+        let cs = new_cs();
+        let a = PointVar { x: witness(&cs, pk.x()), y: witness(&cs, pk.y()) };
+        let h = zkl_circuit::eddsa::pubkey_hash(&a).unwrap();
+        assert_eq!(ark_r1cs_std::GR1CSVar::value(&h).unwrap(), pk.pubkey_hash().to_fr());
+        assert!(satisfied(&cs));
+    }
+}
