@@ -1,0 +1,23 @@
+//! The Layer-2 state machine of zkLink-rs: accounts in a Poseidon quad Merkle tree, every spot
+//! transaction with its rules, blocks with their pubdata and commitment.
+//!
+//! - [`State::apply_op`] holds the semantics of every operation (section 11 of
+//!   `docs/protocol.md`); everything else (signed txs, priority requests, blocks) reduces to it.
+//! - Rejections are typed ([`TxError`]); a rejected tx or op changes nothing.
+//! - Tree roots are computed lazily over dirty paths, in parallel across accounts.
+
+pub mod account;
+pub mod benchmark;
+pub mod block;
+pub mod error;
+pub mod exec;
+pub mod state;
+pub mod testkit;
+pub mod tree;
+
+pub use account::{Account, OrderSlot};
+pub use block::{BlockParams, SealedBlock};
+pub use error::TxError;
+pub use exec::VerifiedKeys;
+pub use state::State;
+pub use tree::{MerkleProof, QuadTree};

@@ -1,0 +1,304 @@
+//! Layer-2 transactions, their signed messages and hashes (protocol.md section 12), and the
+//! priority requests that arrive from Layer 1.
+
+use alloy_primitives::keccak256;
+use zkl_crypto::{Fr, PrivateKey, PublicKey, Signature, field::fr_to_be_bytes, poseidon};
+
+use crate::codec::{Writer, fr_from_u128};
+use crate::ids::*;
+
+/// Transfer `amount` of `token` from (account, from_sub) to the account owned by `to`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Transfer {
+    pub account: AccountId,
+    pub from_sub: SubAccountId,
+    pub to: Address,
+    pub to_sub: SubAccountId,
+    pub token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub amount: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub fee: u128,
+    pub nonce: Nonce,
+}
+
+/// Withdraw `amount` of L2 token `l2_token` as L1 token `l1_token` on `chain` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Withdraw {
+    pub account: AccountId,
+    pub sub: SubAccountId,
+    pub chain: ChainId,
+    pub l2_token: TokenId,
+    pub l1_token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub amount: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub fee: u128,
+    pub to: Address,
+    pub nonce: Nonce,
+}
+
+/// How the owner authorised a ChangePubKey.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangePubKeyAuth {
+    /// `personal_sign` by the owner's Ethereum key over [`change_pubkey_eth_message`] (r ‖ s ‖ v).
+    EthSignature(#[serde(with = "crate::serde_impls::bytes_hex")] [u8; 65]),
+    /// Pre-authorised on chain `chain` by the owner (checked by that chain's contract).
+    Onchain,
+}
+
+/// Set the account's signing key; signed by the new key, authorised by the owner.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChangePubKey {
+    pub account: AccountId,
+    pub sub: SubAccountId,
+    pub chain: ChainId,
+    #[serde(with = "crate::serde_impls::pubkey_hex")]
+    pub new_pubkey: PublicKey,
+    pub fee_token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub fee: u128,
+    pub nonce: Nonce,
+    pub auth: ChangePubKeyAuth,
+}
+
+/// Withdraw the whole balance of a key-less target account to its owner.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ForcedExit {
+    pub initiator: AccountId,
+    pub initiator_sub: SubAccountId,
+    pub target: AccountId,
+    pub target_sub: SubAccountId,
+    pub chain: ChainId,
+    pub l2_token: TokenId,
+    pub l1_token: TokenId,
+    pub fee_token: TokenId,
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub fee: u128,
+    pub nonce: Nonce,
+}
+
+/// A limit order, signed by its trader.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Order {
+    pub account: AccountId,
+    pub sub: SubAccountId,
+    pub slot: SlotId,
+    pub nonce: Nonce,
+    pub base: TokenId,
+    pub quote: TokenId,
+    /// Base amount (must pack).
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub amount: u128,
+    /// Quote units per base unit, times 10^18.
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub price: u128,
+    pub is_sell: bool,
+    pub maker_fee_bps: u8,
+    pub taker_fee_bps: u8,
+}
+
+/// An order with its trader's signature.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignedOrder {
+    pub order: Order,
+    #[serde(with = "crate::serde_impls::signature_hex")]
+    pub signature: Signature,
+}
+
+/// A match of a resting maker order and an incoming taker order, submitted by a matcher.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrderMatching {
+    pub matcher: AccountId,
+    pub maker: SignedOrder,
+    pub taker: SignedOrder,
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub base_fill: u128,
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub quote_fill: u128,
+    /// The maker slot's residue before this fill (0 = fresh order).
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub maker_residue_before: u128,
+    /// The taker slot's residue before this fill.
+    #[serde(with = "crate::serde_impls::u128_str")]
+    pub taker_residue_before: u128,
+}
+
+/// An unsigned Layer-2 transaction.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Tx {
+    Transfer(Transfer),
+    Withdraw(Withdraw),
+    ChangePubKey(ChangePubKey),
+    ForcedExit(ForcedExit),
+    OrderMatching(Box<OrderMatching>),
+}
+
+/// A transaction with the EdDSA signature of its signer (the new key for ChangePubKey, the
+/// matcher for OrderMatching).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignedTx {
+    pub tx: Tx,
+    #[serde(with = "crate::serde_impls::signature_hex")]
+    pub signature: Signature,
+}
+
+fn u(x: u128) -> Fr {
+    fr_from_u128(x)
+}
+
+impl Order {
+    /// The order's signed message.
+    pub fn message(&self) -> Fr {
+        let mut h = Writer::new();
+        h.u8(0x08).u32(self.account).u8(self.sub).u16(self.slot).u32(self.nonce).u16(self.base).u16(self.quote);
+        h.u8(u8::from(self.is_sell)).u8(self.maker_fee_bps).u8(self.taker_fee_bps);
+        poseidon::hash_array([h.to_fr(), u(self.amount), u(self.price)])
+    }
+
+    /// Signs the order.
+    pub fn sign(self, key: &PrivateKey) -> SignedOrder {
+        let signature = key.sign(&self.message());
+        SignedOrder { order: self, signature }
+    }
+}
+
+impl Tx {
+    /// The signed message `m` of section 12.
+    pub fn message(&self) -> Fr {
+        let mut h = Writer::new();
+        match self {
+            Tx::Transfer(t) => {
+                h.u8(0x04).u32(t.account).u8(t.from_sub).u8(t.to_sub).u16(t.token).u32(t.nonce);
+                poseidon::hash_array([h.to_fr(), t.to.hi(), t.to.lo(), u(t.amount), u(t.fee)])
+            }
+            Tx::Withdraw(t) => {
+                h.u8(0x03).u32(t.account).u8(t.sub).u8(t.chain).u16(t.l2_token).u16(t.l1_token).u32(t.nonce);
+                poseidon::hash_array([h.to_fr(), t.to.hi(), t.to.lo(), u(t.amount), u(t.fee)])
+            }
+            Tx::ChangePubKey(t) => {
+                h.u8(0x06).u32(t.account).u8(t.sub).u8(t.chain).u16(t.fee_token).u32(t.nonce);
+                poseidon::hash_array([h.to_fr(), t.new_pubkey.pubkey_hash().to_fr(), u(t.fee)])
+            }
+            Tx::ForcedExit(t) => {
+                h.u8(0x07).u32(t.initiator).u8(t.initiator_sub).u32(t.target).u8(t.target_sub).u8(t.chain);
+                h.u16(t.l2_token).u16(t.l1_token).u16(t.fee_token).u32(t.nonce);
+                poseidon::hash_array([h.to_fr(), u(t.fee)])
+            }
+            Tx::OrderMatching(t) => {
+                h.u8(0x09).u32(t.matcher);
+                poseidon::hash_array([
+                    h.to_fr(),
+                    t.maker.order.message(),
+                    t.taker.order.message(),
+                    u(t.base_fill),
+                    u(t.quote_fill),
+                    u(t.maker_residue_before),
+                    u(t.taker_residue_before),
+                ])
+            }
+        }
+    }
+
+    /// The account whose key signs this tx.
+    pub fn signer(&self) -> AccountId {
+        match self {
+            Tx::Transfer(t) => t.account,
+            Tx::Withdraw(t) => t.account,
+            Tx::ChangePubKey(t) => t.account,
+            Tx::ForcedExit(t) => t.initiator,
+            Tx::OrderMatching(t) => t.matcher,
+        }
+    }
+
+    /// A short name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Tx::Transfer(_) => "transfer",
+            Tx::Withdraw(_) => "withdraw",
+            Tx::ChangePubKey(_) => "change_pubkey",
+            Tx::ForcedExit(_) => "forced_exit",
+            Tx::OrderMatching(_) => "order_matching",
+        }
+    }
+
+    /// Signs the tx.
+    pub fn sign(self, key: &PrivateKey) -> SignedTx {
+        let signature = key.sign(&self.message());
+        SignedTx { tx: self, signature }
+    }
+}
+
+impl SignedTx {
+    /// `keccak256(be32(m))`.
+    pub fn hash(&self) -> [u8; 32] {
+        tx_hash(&self.tx.message())
+    }
+}
+
+/// The tx hash of a signed message.
+pub fn tx_hash(message: &Fr) -> [u8; 32] {
+    keccak256(fr_to_be_bytes(message)).0
+}
+
+/// The 29 bytes the owner's Ethereum key `personal_sign`s to authorise a ChangePubKey.
+pub fn change_pubkey_eth_message(
+    new_pubkey_hash: &zkl_crypto::PubKeyHash,
+    nonce: Nonce,
+    account: AccountId,
+    chain: ChainId,
+) -> [u8; 29] {
+    let mut w = Writer::new();
+    w.raw(&new_pubkey_hash.0).u32(nonce).u32(account).u8(chain);
+    w.bytes.try_into().expect("29 bytes")
+}
+
+/// A priority request read from a chain's contract.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PriorityRequest {
+    /// A deposit; `l1_amount` is in the L1 token's decimals.
+    Deposit {
+        chain: ChainId,
+        serial_id: u64,
+        sub: SubAccountId,
+        l1_token: TokenId,
+        l2_token: TokenId,
+        #[serde(with = "crate::serde_impls::u128_str")]
+        l1_amount: u128,
+        owner: Address,
+    },
+    /// A request to withdraw a whole balance, made on L1 by `owner`.
+    FullExit {
+        chain: ChainId,
+        serial_id: u64,
+        account: AccountId,
+        sub: SubAccountId,
+        owner: Address,
+        l1_token: TokenId,
+        l2_token: TokenId,
+    },
+}
+
+impl PriorityRequest {
+    pub fn chain(&self) -> ChainId {
+        match self {
+            PriorityRequest::Deposit { chain, .. } | PriorityRequest::FullExit { chain, .. } => *chain,
+        }
+    }
+
+    pub fn serial_id(&self) -> u64 {
+        match self {
+            PriorityRequest::Deposit { serial_id, .. } | PriorityRequest::FullExit { serial_id, .. } => *serial_id,
+        }
+    }
+
+    /// `keccak256(chain ‖ serial_id)`.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut w = Writer::new();
+        w.u8(self.chain()).raw(&self.serial_id().to_be_bytes());
+        keccak256(&w.bytes).0
+    }
+}
