@@ -165,6 +165,16 @@ pub fn unpack(packed: &FrVar, mantissa_bits: usize) -> Result<FrVar, SynthesisEr
         return Err(SynthesisError::Unsatisfiable);
     }
     let bits = to_bits_le(packed, mantissa_bits + EXPONENT_BITS)?;
+    unpack_bits(&bits)
+}
+
+/// [`unpack`] from the packed value's little-endian bits (already boolean-constrained, e.g. taken
+/// from pubdata); the mantissa width is `bits.len() - 5`.
+pub fn unpack_bits(bits: &[BoolVar]) -> Result<FrVar, SynthesisError> {
+    if bits.len() <= EXPONENT_BITS || bits.len() > 64 {
+        return Err(SynthesisError::Unsatisfiable);
+    }
+    let mantissa_bits = bits.len() - EXPONENT_BITS;
     let (e_bits, m_bits) = bits.split_at(EXPONENT_BITS);
     let mantissa = from_bits_le(m_bits);
     // 10^e = prod_i (b_i ? 10^(2^i) : 1)

@@ -9,6 +9,7 @@
 //!   with the strict rules of `zkl_crypto::eddsa` (protocol.md section 5).
 //! - [`bits`]: range-checked bit and byte decompositions, packed amounts and fees (section 8).
 //! - [`sha256`] and [`commitment`]: SHA-256 over bytes and the block commitment (section 13).
+//! - [`transfer`]: a standalone skeleton of the block circuit's Transfer chunk.
 //! - [`groth16`]: deterministic development setup, on-disk key cache, prove/verify, constraint
 //!   reports.
 
@@ -20,6 +21,7 @@ pub mod groth16;
 pub mod merkle;
 pub mod poseidon;
 pub mod sha256;
+pub mod transfer;
 
 /// The circuit field: the BN254 scalar field.
 pub use zkl_crypto::Fr;
