@@ -124,3 +124,29 @@ fn transfer_constraint_budget() {
     assert_eq!(report.public_inputs, 3);
     assert!(report.constraints <= 40_000, "transfer chunk over budget: {report}");
 }
+
+/// Groth16 end to end on the Transfer chunk (about 36k constraints; run with `--ignored`).
+#[test]
+#[ignore = "Groth16 setup and proof of a 36k-constraint circuit: seconds in an optimised build"]
+fn transfer_chunk_proves_and_verifies() {
+    use rand::SeedableRng;
+    use zkl_circuit::groth16::KeyCache;
+    let s = setup(false);
+    let dir = std::env::temp_dir().join(format!("zkl-keys-transfer-{}", std::process::id()));
+    let t0 = std::time::Instant::now();
+    let keys = KeyCache::new(&dir, true)
+        .load_or_setup("transfer-chunk", TransferCircuit { witness: TransferWitness::blank() })
+        .unwrap();
+    let setup_time = t0.elapsed();
+    let t1 = std::time::Instant::now();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let proof = keys.prove(TransferCircuit { witness: s.witness.clone() }, &mut rng).unwrap();
+    let prove_time = t1.elapsed();
+    let inputs = s.witness.public_inputs();
+    assert!(keys.verify(&inputs, &proof).unwrap());
+    let mut wrong = inputs.clone();
+    wrong[1] += Fr::ONE;
+    assert!(!keys.verify(&wrong, &proof).unwrap());
+    println!("transfer chunk: setup {setup_time:?}, prove {prove_time:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
