@@ -150,10 +150,21 @@ fn unpack_round_trips_native_packing() {
 }
 
 fn sha_circuit(data: &[u8]) -> (Vec<u8>, usize, bool) {
+    sha_with(data, sha256::sha256)
+}
+
+fn sha_arkworks(bytes: &[UInt8<Fr>]) -> Result<Vec<UInt8<Fr>>, ark_relations::gr1cs::SynthesisError> {
+    Ok(ark_crypto_primitives::crh::sha256::constraints::Sha256Gadget::digest(bytes)?.0)
+}
+
+fn sha_with(
+    data: &[u8],
+    f: impl Fn(&[UInt8<Fr>]) -> Result<Vec<UInt8<Fr>>, ark_relations::gr1cs::SynthesisError>,
+) -> (Vec<u8>, usize, bool) {
     let cs = new_cs();
     let vars = UInt8::new_witness_vec(cs.clone(), data).unwrap();
     let before = cs.num_constraints();
-    let out = sha256::sha256(&vars).unwrap();
+    let out = f(&vars).unwrap();
     let cost = cs.num_constraints() - before;
     let bytes = out.iter().map(|b| b.value().unwrap()).collect();
     (bytes, cost, satisfied(&cs))
@@ -162,7 +173,7 @@ fn sha_circuit(data: &[u8]) -> (Vec<u8>, usize, bool) {
 #[test]
 fn sha256_matches_sha2() {
     let mut r = rng(6);
-    for len in [0usize, 1, 55, 56, 64, 119, 236] {
+    for len in [0usize, 1, 55, 56, 63, 64, 65, 119, 120, 128, 236] {
         let mut data = vec![0u8; len];
         r.fill_bytes(&mut data);
         let (got, _, ok) = sha_circuit(&data);
@@ -176,11 +187,17 @@ fn sha256_constraints_per_block() {
     let (_, one, _) = sha_circuit(&[7u8; 55]);
     let (_, two, _) = sha_circuit(&[7u8; 119]);
     let (_, header, _) = sha_circuit(&[7u8; HEADER_BYTES]);
+    let (ark_digest, ark_one, ark_ok) = sha_with(&[7u8; 55], sha_arkworks);
+    let (_, ark_two, _) = sha_with(&[7u8; 119], sha_arkworks);
+    assert!(ark_ok);
+    assert_eq!(ark_digest, Sha256::digest([7u8; 55]).to_vec());
     println!(
-        "sha256: 1 block {one}, 2 blocks {two}, per block {}, 236-byte header ({} blocks) {header}",
+        "sha256: 1 block {one}, 2 blocks {two}, per block {}, 236-byte header ({} blocks) {header}; arkworks gadget: 1 block {ark_one}, per block {}",
         two - one,
-        sha256::blocks_for(HEADER_BYTES)
+        sha256::blocks_for(HEADER_BYTES),
+        ark_two - ark_one
     );
+    assert!(two - one < ark_two - ark_one, "no cheaper than arkworks' gadget");
     assert_eq!(sha256::blocks_for(55), 1);
     assert_eq!(sha256::blocks_for(56), 2);
     assert_eq!(sha256::blocks_for(HEADER_BYTES), 4);
@@ -252,4 +269,19 @@ fn commitment_gadget_range_checks_header_integers() {
     var.block_number = witness(&cs, Fr::from(1u64 << 32));
     var.commitment().unwrap();
     assert!(!satisfied(&cs));
+}
+
+#[test]
+fn sha256_and_unpack_witnesses_are_determined() {
+    let cs = new_cs();
+    let vars = UInt8::new_witness_vec(cs.clone(), &[42u8; 70]).unwrap();
+    let from = cs.num_witness_variables();
+    let _ = sha256::sha256(&vars).unwrap();
+    common::assert_witnesses_determined(&cs, from, 150, 1);
+
+    let cs = new_cs();
+    let packed = witness(&cs, Fr::from((3_435_973_837u64 << 5) | 7));
+    let from = cs.num_witness_variables();
+    let _ = bits::unpack_amount(&packed).unwrap();
+    common::assert_witnesses_determined(&cs, from, 400, 2);
 }

@@ -168,3 +168,16 @@ fn pubkey_hash_matches_native() {
         assert!(satisfied(&cs));
     }
 }
+
+#[test]
+fn eddsa_witnesses_are_determined() {
+    let (i, _) = signed(70);
+    let cs = new_cs();
+    let en = BoolVar::new_witness(cs.clone(), || Ok(true)).unwrap();
+    let a = PointVar { x: witness(&cs, i.a.0), y: witness(&cs, i.a.1) };
+    let sig = SignatureVar { r8: PointVar { x: witness(&cs, i.r8.0), y: witness(&cs, i.r8.1) }, s: witness(&cs, i.s) };
+    let msg = witness(&cs, i.msg);
+    let from = cs.num_witness_variables();
+    verify(&en, &a, &msg, &sig).unwrap();
+    common::assert_witnesses_determined(&cs, from, 400, 5);
+}

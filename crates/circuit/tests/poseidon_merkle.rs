@@ -218,3 +218,24 @@ fn constraint_counts() {
     assert!(account <= 12 * (2 * p4 + 13) + 2, "account path update {account}");
     assert!(balance <= 11 * (2 * p4 + 13) + 2, "balance path update {balance}");
 }
+
+#[test]
+fn poseidon_and_path_witnesses_are_determined() {
+    let cs = new_cs();
+    let vars: Vec<FrVar> = (0..5).map(|i| witness(&cs, Fr::from(i as u64 + 7))).collect();
+    let from = cs.num_witness_variables();
+    let _ = poseidon::hash(&vars).unwrap();
+    common::assert_witnesses_determined(&cs, from, 400, 3);
+
+    let c = case(2, 2);
+    let cs = new_cs();
+    let bits: Vec<BoolVar> =
+        (0..4).map(|i| BoolVar::new_witness(cs.clone(), || Ok((c.index >> i) & 1 == 1)).unwrap()).collect();
+    let sib = c.tree.siblings(c.index).iter().map(|s| s.map(|x| witness(&cs, x))).collect();
+    let path = QuadPath::new(&bits, sib).unwrap();
+    let old_root = witness(&cs, c.tree.root());
+    let (old_leaf, new_leaf) = (witness(&cs, c.tree.leaf(c.index)), witness(&cs, c.new_leaf));
+    let from = cs.num_witness_variables();
+    let _ = merkle::update(&old_root, &old_leaf, &new_leaf, &path).unwrap();
+    common::assert_witnesses_determined(&cs, from, 300, 4);
+}
