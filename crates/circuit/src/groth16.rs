@@ -23,9 +23,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ark_bn254::Bn254;
-use ark_ff::{BigInteger, PrimeField};
+use ark_ff::{BigInteger, PrimeField, UniformRand};
 use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey, VerifyingKey};
-use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisError, SynthesisMode};
+use ark_relations::gr1cs::{
+    ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, R1CS_PREDICATE_LABEL, SynthesisError, SynthesisMode,
+};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
 use ark_snark::SNARK;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -281,15 +283,36 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Groth16Error> {
 }
 
 impl Keys {
-    /// Proves `circuit` (its witness must satisfy it: this is checked first, so an unsatisfied
-    /// witness is reported by name instead of producing a proof that fails verification).
-    pub fn prove<C: ConstraintSynthesizer<Fr> + Clone>(
+    /// Proves `circuit` with one synthesis: the witness is checked against the constraints first,
+    /// so an unsatisfied witness is reported by the name of its first failing constraint instead
+    /// of producing a proof that fails verification.
+    pub fn prove<C: ConstraintSynthesizer<Fr>>(
         &self,
         circuit: C,
         rng: &mut (impl rand::RngCore + rand::CryptoRng),
     ) -> Result<Proof<Bn254>, Groth16Error> {
-        check_satisfied(circuit.clone())?.map_err(Groth16Error::Unsatisfied)?;
-        Ok(Groth16::<Bn254>::prove(&self.pk, circuit, rng)?)
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        cs.set_optimization_goal(OptimizationGoal::Constraints);
+        cs.set_mode(SynthesisMode::Prove { construct_matrices: true, generate_lc_assignments: false });
+        circuit.generate_constraints(cs.clone())?;
+        cs.finalize();
+        if !cs.is_satisfied()? {
+            return Err(Groth16Error::Unsatisfied(cs.which_is_unsatisfied()?.unwrap_or_default()));
+        }
+        let matrices = cs.to_matrices()?;
+        let r1cs = matrices.get(R1CS_PREDICATE_LABEL).ok_or(SynthesisError::PredicateNotFound)?;
+        let mut full_assignment = cs.instance_assignment()?;
+        full_assignment.extend(cs.witness_assignment()?);
+        let (r, s) = (Fr::rand(rng), Fr::rand(rng));
+        Ok(Groth16::<Bn254>::create_proof_with_reduction_and_matrices(
+            &self.pk,
+            r,
+            s,
+            r1cs,
+            cs.num_instance_variables(),
+            cs.num_constraints(),
+            &full_assignment,
+        )?)
     }
 
     /// Verifies a proof against public inputs.

@@ -285,3 +285,20 @@ fn sha256_and_unpack_witnesses_are_determined() {
     let _ = bits::unpack_amount(&packed).unwrap();
     common::assert_witnesses_determined(&cs, from, 400, 2);
 }
+
+#[test]
+fn bytes_round_trip_through_field_elements() {
+    let mut r = rng(12);
+    for n in [1usize, 4, 20, 31] {
+        let mut data = vec![0u8; n];
+        r.fill_bytes(&mut data);
+        let cs = new_cs();
+        let bytes = UInt8::new_witness_vec(cs.clone(), &data).unwrap();
+        let x = bits::from_bytes_be(&bytes).unwrap();
+        assert_eq!(x.value().unwrap(), zkl_crypto::field::fr_from_be_bytes_small(&data));
+        let back = bits::to_bytes_be(&x, n).unwrap();
+        assert_eq!(back.iter().map(|b| b.value().unwrap()).collect::<Vec<_>>(), data);
+        assert!(satisfied(&cs));
+    }
+    assert!(bits::from_bytes_be(&UInt8::constant_vec(&[0u8; 32])).is_err());
+}

@@ -239,3 +239,18 @@ fn poseidon_and_path_witnesses_are_determined() {
     let _ = merkle::update(&old_root, &old_leaf, &new_leaf, &path).unwrap();
     common::assert_witnesses_determined(&cs, from, 300, 4);
 }
+
+#[test]
+fn membership_root_matches_native_tree() {
+    for seed in 20..23 {
+        let c = case(seed, 3);
+        let cs = new_cs();
+        let bits: Vec<BoolVar> =
+            (0..6).map(|i| BoolVar::new_witness(cs.clone(), || Ok((c.index >> i) & 1 == 1)).unwrap()).collect();
+        let sib = c.tree.siblings(c.index).iter().map(|s| s.map(|x| witness(&cs, x))).collect();
+        let path = QuadPath::new(&bits, sib).unwrap();
+        let root = merkle::root(&witness(&cs, c.tree.leaf(c.index)), &path).unwrap();
+        assert_eq!(root.value().unwrap(), c.tree.root(), "seed {seed}");
+        assert!(satisfied(&cs));
+    }
+}

@@ -138,6 +138,9 @@ fn transfer_chunk_proves_and_verifies() {
         .load_or_setup("transfer-chunk", TransferCircuit { witness: TransferWitness::blank() })
         .unwrap();
     let setup_time = t0.elapsed();
+    let t_sat = std::time::Instant::now();
+    assert!(ok(&s.witness));
+    let sat_time = t_sat.elapsed();
     let t1 = std::time::Instant::now();
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
     let proof = keys.prove(TransferCircuit { witness: s.witness.clone() }, &mut rng).unwrap();
@@ -147,6 +150,8 @@ fn transfer_chunk_proves_and_verifies() {
     let mut wrong = inputs.clone();
     wrong[1] += Fr::ONE;
     assert!(!keys.verify(&wrong, &proof).unwrap());
-    println!("transfer chunk: setup {setup_time:?}, prove {prove_time:?}");
+    println!(
+        "transfer chunk: setup {setup_time:?}, synthesis + satisfaction check {sat_time:?}, prove (incl. that check) {prove_time:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
