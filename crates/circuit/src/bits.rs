@@ -95,15 +95,15 @@ pub fn enforce_le_constant(bits: &[BoolVar], c: &BigUint) -> Result<(), Synthesi
         // The bits above c's width must all be zero: their (boolean) sum is zero.
         from_bits_le_unweighted(&bits[c_bits..]).enforce_equal(&FrVar::zero())?;
     }
-    // `eq` = the bits seen so far (from the top) equal c's.
+    // `eq` = the bits seen so far (from c's top bit down) equal c's; bits beyond `bits` are 0.
     let mut eq = BoolVar::TRUE;
-    for i in (0..c_bits.min(bits.len())).rev() {
-        let a = &bits[i];
+    for i in (0..c_bits).rev() {
+        let a = bits.get(i).cloned().unwrap_or(BoolVar::FALSE);
         if c.bit(i as u64) {
-            eq = eq.clone() & a;
-        } else {
+            eq = eq.clone() & &a;
+        } else if eq != BoolVar::FALSE {
             // While equal so far, a 0 bit of c forces a 0 bit here.
-            FrVar::from(eq.clone()).mul_equals(&FrVar::from(a.clone()), &FrVar::zero())?;
+            FrVar::from(eq.clone()).mul_equals(&FrVar::from(a), &FrVar::zero())?;
         }
     }
     Ok(())

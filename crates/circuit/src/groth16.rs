@@ -47,7 +47,7 @@ pub enum Groth16Error {
     Synthesis(#[from] SynthesisError),
     #[error("key file {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("key file {path} does not match its recorded SHA-256")]
+    #[error("key file {path} does not match its recorded SHA-256 (delete the key files to regenerate them)")]
     DigestMismatch { path: PathBuf },
     #[error("key file {path} is malformed: {reason}")]
     Malformed { path: PathBuf, reason: String },

@@ -158,7 +158,6 @@ impl TransferWitness {
             ..from_leaf.clone()
         };
         let from_account_proof = pre.account_proof(t.from);
-        let mid_root = from_account_proof.root(from_new_leaf.hash());
 
         // Recipient, seen after the sender's update.
         let to_index = balance_index(t.to_sub, t.token);
@@ -177,7 +176,6 @@ impl TransferWitness {
             AccountLeaf { balance_root: to_balance_proof.root(Fr::from(to_new_balance)), ..to_leaf.clone() };
         let new_root =
             MerkleProof { index: u64::from(t.to), siblings: to_account_path.clone() }.root(to_new_leaf.hash());
-        let _ = mid_root;
 
         let mut chunk = [0u8; CHUNK_BYTES];
         let data = op.pubdata()?;

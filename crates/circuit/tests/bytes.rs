@@ -56,7 +56,9 @@ fn le_constant_comparison_matches_integers() {
     let mut r = rng(3);
     for _ in 0..60 {
         let width = r.gen_range(1..=20usize);
-        let c = BigUint::from(r.gen_range(0..(1u64 << width)));
+        // Constants narrower and wider than the bits.
+        let c_width = r.gen_range(1..=width + 3);
+        let c = BigUint::from(r.gen_range(0..(1u64 << c_width)));
         let v: u64 = r.gen_range(0..(1u64 << width));
         let cs = new_cs();
         let b: Vec<BoolVar> =
