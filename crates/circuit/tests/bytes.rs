@@ -304,3 +304,42 @@ fn bytes_round_trip_through_field_elements() {
     }
     assert!(bits::from_bytes_be(&UInt8::constant_vec(&[0u8; 32])).is_err());
 }
+
+#[test]
+fn native_helpers_agree_with_zkl_types() {
+    // Commitment: this crate's native header equals the normative one in zkl-types.
+    for seed in 30..33 {
+        let h = random_header(seed);
+        let theirs = zkl_types::BlockCommitment {
+            block_number: h.block_number,
+            timestamp: h.timestamp,
+            old_root: h.old_root,
+            new_root: h.new_root,
+            pubdata_hash: h.pubdata_hash,
+            onchain_hashes: h.onchain_hashes,
+        };
+        assert_eq!(h.bytes(), theirs.preimage());
+        assert_eq!(h.commitment(), zkl_types::commitment(&theirs));
+        assert_eq!(h.public_input(), zkl_types::public_input(&zkl_types::commitment(&theirs)));
+    }
+    // Packed amounts and fees: the gadget accepts exactly what zkl-types unpacks.
+    let mut r = rng(34);
+    for _ in 0..40 {
+        let m: u64 = if r.gen_bool(0.5) { r.gen_range(0..1 << 35) } else { r.gen_range(3_435_973_830..3_435_973_845) };
+        let e: u64 = r.gen_range(0..32);
+        let packed = (m << 5) | e;
+        let (ok, value) = circuit_unpack(packed, AMOUNT_MANTISSA_BITS);
+        let theirs = zkl_types::unpack_amount(packed);
+        assert_eq!(ok, theirs.is_ok(), "amount m {m} e {e}");
+        if let Ok(v) = theirs {
+            assert_eq!(value, Fr::from(v));
+        }
+        let packed_fee = ((m & 0x7ff) << 5) | e;
+        let (ok, value) = circuit_unpack(packed_fee, FEE_MANTISSA_BITS);
+        let theirs = zkl_types::unpack_fee(packed_fee as u16);
+        assert_eq!(ok, theirs.is_ok(), "fee m {} e {e}", m & 0x7ff);
+        if let Ok(v) = theirs {
+            assert_eq!(value, Fr::from(v));
+        }
+    }
+}
