@@ -26,7 +26,8 @@ use ark_bn254::Bn254;
 use ark_ff::{BigInteger, PrimeField, UniformRand};
 use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{
-    ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, R1CS_PREDICATE_LABEL, SynthesisError, SynthesisMode,
+    ConstraintSynthesizer, ConstraintSystem, ConstraintSystemRef, OptimizationGoal, R1CS_PREDICATE_LABEL,
+    SynthesisError, SynthesisMode,
 };
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
 use ark_snark::SNARK;
@@ -71,6 +72,15 @@ impl std::fmt::Display for ConstraintReport {
             "{} constraints, {} public inputs, {} witness variables",
             self.constraints, self.public_inputs, self.witnesses
         )
+    }
+}
+
+/// A circuit given by a closure, for measuring gadgets: `constraint_report(SynthFn(|cs| ...))`.
+pub struct SynthFn<F>(pub F);
+
+impl<F: FnOnce(ConstraintSystemRef<Fr>) -> Result<(), SynthesisError>> ConstraintSynthesizer<Fr> for SynthFn<F> {
+    fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
+        (self.0)(cs)
     }
 }
 
