@@ -64,6 +64,18 @@ fn main() -> Result<(), SynthesisError> {
     row("quad path update, depth 12", Box::new(|cs| path_update(cs, ACCOUNT_TREE_DEPTH)))?;
     row("quad path update, depth 11", Box::new(|cs| path_update(cs, BALANCE_TREE_DEPTH)))?;
     row(
+        "generic path slot (depth 12 or 11)",
+        Box::new(|cs| {
+            let bits =
+                (0..24).map(|_| BoolVar::new_witness(cs.clone(), || Ok(false))).collect::<Result<Vec<_>, _>>()?;
+            let sib = (0..12).map(|_| Ok([w(&cs)?, w(&cs)?, w(&cs)?])).collect::<Result<Vec<_>, SynthesisError>>()?;
+            let path = QuadPath::new(&bits, sib)?;
+            let (root, old, new) = (w(&cs)?, w(&cs)?, w(&cs)?);
+            let short = BoolVar::new_witness(cs.clone(), || Ok(true))?;
+            measure(&cs, || merkle::update_short_or_full(&root, &old, &new, &path, &short))
+        }),
+    )?;
+    row(
         "eddsa-poseidon verify",
         Box::new(|cs| {
             let en = BoolVar::new_witness(cs.clone(), || Ok(true))?;

@@ -101,3 +101,26 @@ pub fn roots(old_leaf: &FrVar, new_leaf: &FrVar, path: &QuadPath) -> Result<(FrV
     }
     Ok((old, new))
 }
+
+/// A path update in a tree of depth `path.depth()`, or `path.depth() - 1` when `short` is true:
+/// the block circuit's generic path slot, which serves the account tree (depth 12) and the
+/// balance and order trees (depth 11) with one gadget. For a short tree the top level is still
+/// hashed but its result is discarded, so its position bits and siblings are free (pass zeros).
+/// Costs the full-depth update plus two selections.
+pub fn update_short_or_full(
+    old_root: &FrVar,
+    old_leaf: &FrVar,
+    new_leaf: &FrVar,
+    path: &QuadPath,
+    short: &BoolVar,
+) -> Result<FrVar, SynthesisError> {
+    let Some((top, lower)) = path.levels.split_last() else {
+        return Err(SynthesisError::Unsatisfiable);
+    };
+    let (old_short, new_short) = roots(old_leaf, new_leaf, &QuadPath { levels: lower.to_vec() })?;
+    let both = top.position[0].clone() & &top.position[1];
+    let old_full = poseidon::hash(&children(&old_short, top, &both)?)?;
+    let new_full = poseidon::hash(&children(&new_short, top, &both)?)?;
+    short.select(&old_short, &old_full)?.enforce_equal(old_root)?;
+    short.select(&new_short, &new_full)
+}

@@ -254,3 +254,82 @@ fn membership_root_matches_native_tree() {
         assert!(satisfied(&cs));
     }
 }
+
+/// Runs the generic slot of depth 3 on a tree of depth 3 (full) or 2 (short).
+fn run_slot(c: &PathCase, short: bool, tamper_root: bool) -> (bool, Fr) {
+    let cs = new_cs();
+    let depth = c.tree.depth;
+    let mut siblings = c.tree.siblings(c.index);
+    let mut index = c.index;
+    if short {
+        // The free top level: arbitrary siblings and position.
+        siblings.push([Fr::from(5u64), Fr::from(6u64), Fr::from(7u64)]);
+        index |= 3 << (2 * depth);
+    }
+    let bits: Vec<BoolVar> = (0..2 * siblings.len())
+        .map(|i| BoolVar::new_witness(cs.clone(), || Ok((index >> i) & 1 == 1)).unwrap())
+        .collect();
+    let sib = siblings.iter().map(|s| s.map(|x| witness(&cs, x))).collect();
+    let path = QuadPath::new(&bits, sib).unwrap();
+    let old_root = c.tree.root() + if tamper_root { Fr::ONE } else { Fr::from(0u64) };
+    let old_root = witness(&cs, old_root);
+    let short_var = BoolVar::new_witness(cs.clone(), || Ok(short)).unwrap();
+    let new_root = merkle::update_short_or_full(
+        &old_root,
+        &witness(&cs, c.tree.leaf(c.index)),
+        &witness(&cs, c.new_leaf),
+        &path,
+        &short_var,
+    )
+    .unwrap();
+    let v = new_root.value().unwrap();
+    (satisfied(&cs), v)
+}
+
+#[test]
+fn generic_slot_serves_short_and_full_trees() {
+    for (seed, depth, short) in [(40u64, 3usize, false), (41, 2, true), (42, 2, true), (43, 3, false)] {
+        let mut c = case(seed, depth);
+        let (ok, new_root) = run_slot(&c, short, false);
+        assert!(ok, "seed {seed}");
+        assert!(!run_slot(&c, short, true).0, "seed {seed}: wrong old root accepted");
+        c.tree.leaves.insert(c.index, c.new_leaf);
+        assert_eq!(new_root, c.tree.root(), "seed {seed}");
+    }
+    // A short tree's root claimed as a full one (and vice versa) is rejected.
+    let c = case(44, 2);
+    let cs_short = run_slot(&c, true, false);
+    assert!(cs_short.0);
+    let wrong = {
+        let cs = new_cs();
+        let mut siblings = c.tree.siblings(c.index);
+        siblings.push([Fr::from(5u64), Fr::from(6u64), Fr::from(7u64)]);
+        let bits: Vec<BoolVar> =
+            (0..6).map(|i| BoolVar::new_witness(cs.clone(), || Ok((c.index >> i) & 1 == 1)).unwrap()).collect();
+        let sib = siblings.iter().map(|s| s.map(|x| witness(&cs, x))).collect();
+        let path = QuadPath::new(&bits, sib).unwrap();
+        let full = BoolVar::new_witness(cs.clone(), || Ok(false)).unwrap();
+        let _ = merkle::update_short_or_full(
+            &witness(&cs, c.tree.root()),
+            &witness(&cs, c.tree.leaf(c.index)),
+            &witness(&cs, c.new_leaf),
+            &path,
+            &full,
+        )
+        .unwrap();
+        satisfied(&cs)
+    };
+    assert!(!wrong);
+    let cs = new_cs();
+    let path = QuadPath::new(&[], vec![]).unwrap();
+    assert!(
+        merkle::update_short_or_full(
+            &witness(&cs, Fr::ONE),
+            &witness(&cs, Fr::ONE),
+            &witness(&cs, Fr::ONE),
+            &path,
+            &BoolVar::TRUE
+        )
+        .is_err()
+    );
+}
