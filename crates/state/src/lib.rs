@@ -14,6 +14,7 @@ pub mod exec;
 pub mod state;
 pub mod testkit;
 pub mod tree;
+pub mod witness;
 
 pub use account::{Account, OrderSlot};
 pub use block::{BlockParams, SealedBlock};

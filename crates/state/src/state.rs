@@ -15,15 +15,59 @@ use crate::account::{Account, OrderSlot, empty_account_tree};
 use crate::error::TxError;
 use crate::tree::{MerkleProof, QuadTree};
 
-/// An undo record of the journal.
-#[derive(Debug, Clone)]
-enum Undo {
-    Balance { account: AccountId, index: u32, old: u128 },
-    Slot { account: AccountId, index: u32, old: OrderSlot },
-    Nonce { account: AccountId, old: Nonce },
-    Key { account: AccountId, old_hash: PubKeyHash, old_key: Option<PublicKey> },
-    NewAccount,
-    Fee { token: TokenId, old: Option<u128> },
+/// One write to the state, with the value before and after. The journal of an op is its list
+/// of writes: rolled back (old values) when the op is rejected, replayed one by one (new values)
+/// to produce circuit witnesses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Balance {
+        account: AccountId,
+        index: u32,
+        old: u128,
+        new: u128,
+    },
+    Slot {
+        account: AccountId,
+        index: u32,
+        old: OrderSlot,
+        new: OrderSlot,
+    },
+    Nonce {
+        account: AccountId,
+        old: Nonce,
+        new: Nonce,
+    },
+    Key {
+        account: AccountId,
+        old_hash: PubKeyHash,
+        new_hash: PubKeyHash,
+        old_key: Option<PublicKey>,
+        new_key: Option<PublicKey>,
+    },
+    NewAccount {
+        account: AccountId,
+        owner: Address,
+    },
+    /// A fee added to the block's slot for `token` (not in the tree until the block is sealed).
+    Fee {
+        token: TokenId,
+        old: Option<u128>,
+        new: u128,
+    },
+}
+
+impl Write {
+    /// The account whose leaf this write changes (None for fees).
+    pub fn account(&self) -> Option<AccountId> {
+        match self {
+            Write::Balance { account, .. }
+            | Write::Slot { account, .. }
+            | Write::Nonce { account, .. }
+            | Write::Key { account, .. }
+            | Write::NewAccount { account, .. } => Some(*account),
+            Write::Fee { .. } => None,
+        }
+    }
 }
 
 /// The whole Layer-2 state.
@@ -36,7 +80,7 @@ pub struct State {
     /// Fees collected in the current block, credited to account 0 when it is sealed.
     pub(crate) pending_fees: BTreeMap<TokenId, u128>,
     pub(crate) matchers: BTreeSet<AccountId>,
-    journal: Vec<Undo>,
+    journal: Vec<Write>,
     pub(crate) block: Option<crate::block::PendingBlock>,
     pub(crate) block_params: crate::block::BlockParams,
     pub(crate) last_block: u32,
@@ -162,30 +206,84 @@ impl State {
     }
 
     fn rollback(&mut self) {
-        while let Some(u) = self.journal.pop() {
-            match u {
-                Undo::Balance { account, index, old } => self.accounts[account as usize].set_balance(index, old),
-                Undo::Slot { account, index, old } => self.accounts[account as usize].set_slot(index, old),
-                Undo::Nonce { account, old } => self.accounts[account as usize].nonce = old,
-                Undo::Key { account, old_hash, old_key } => {
-                    let a = &mut self.accounts[account as usize];
-                    a.pubkey_hash = old_hash;
-                    a.pubkey = old_key;
-                }
-                Undo::NewAccount => {
-                    if let Some(a) = self.accounts.pop() {
-                        self.by_owner.remove(&a.owner);
-                    }
-                }
-                Undo::Fee { token, old } => match old {
-                    Some(v) => {
-                        self.pending_fees.insert(token, v);
-                    }
-                    None => {
-                        self.pending_fees.remove(&token);
-                    }
-                },
+        while let Some(w) = self.journal.pop() {
+            self.undo(&w);
+        }
+    }
+
+    fn undo(&mut self, w: &Write) {
+        match w {
+            Write::Balance { account, index, old, .. } => self.accounts[*account as usize].set_balance(*index, *old),
+            Write::Slot { account, index, old, .. } => self.accounts[*account as usize].set_slot(*index, *old),
+            Write::Nonce { account, old, .. } => {
+                let a = &mut self.accounts[*account as usize];
+                a.nonce = *old;
+                a.dirty = true;
             }
+            Write::Key { account, old_hash, old_key, .. } => {
+                let a = &mut self.accounts[*account as usize];
+                a.pubkey_hash = *old_hash;
+                a.pubkey = *old_key;
+                a.dirty = true;
+            }
+            Write::NewAccount { .. } => {
+                if let Some(a) = self.accounts.pop() {
+                    self.by_owner.remove(&a.owner);
+                }
+            }
+            Write::Fee { token, old, .. } => match old {
+                Some(v) => {
+                    self.pending_fees.insert(*token, *v);
+                }
+                None => {
+                    self.pending_fees.remove(token);
+                }
+            },
+        }
+    }
+
+    /// Re-applies a write (its new value).
+    pub(crate) fn redo(&mut self, w: &Write) {
+        match w {
+            Write::Balance { account, index, new, .. } => self.accounts[*account as usize].set_balance(*index, *new),
+            Write::Slot { account, index, new, .. } => self.accounts[*account as usize].set_slot(*index, *new),
+            Write::Nonce { account, new, .. } => {
+                let a = &mut self.accounts[*account as usize];
+                a.nonce = *new;
+                a.dirty = true;
+            }
+            Write::Key { account, new_hash, new_key, .. } => {
+                let a = &mut self.accounts[*account as usize];
+                a.pubkey_hash = *new_hash;
+                a.pubkey = *new_key;
+                a.dirty = true;
+            }
+            Write::NewAccount { owner, .. } => {
+                self.accounts.push(Account::new(*owner));
+                self.by_owner.insert(*owner, self.accounts.len() as u32 - 1);
+            }
+            Write::Fee { token, new, .. } => {
+                self.pending_fees.insert(*token, *new);
+            }
+        }
+    }
+
+    /// Applies an op and returns its writes in order (the op's journal).
+    pub(crate) fn apply_op_journaled(&mut self, op: &Op) -> Result<Vec<Write>, TxError> {
+        self.begin();
+        let result = self.apply_op_inner(op);
+        if let Err(e) = result {
+            self.rollback();
+            self.journal.clear();
+            return Err(e);
+        }
+        Ok(std::mem::take(&mut self.journal))
+    }
+
+    /// Undoes writes returned by [`Self::apply_op_journaled`].
+    pub(crate) fn undo_all(&mut self, writes: &[Write]) {
+        for w in writes.iter().rev() {
+            self.undo(w);
         }
     }
 
@@ -202,7 +300,7 @@ impl State {
 
     fn write_balance(&mut self, account: AccountId, index: u32, value: u128) {
         let a = &mut self.accounts[account as usize];
-        self.journal.push(Undo::Balance { account, index, old: a.balance_at(index) });
+        self.journal.push(Write::Balance { account, index, old: a.balance_at(index), new: value });
         a.set_balance(index, value);
     }
 
@@ -255,7 +353,7 @@ impl State {
         let fee_balance = self.accounts[FEE_ACCOUNT as usize].balance_at(balance_index(0, token));
         let new = old.unwrap_or(0).checked_add(fee).filter(|v| v.checked_add(fee_balance).is_some());
         let new = new.ok_or(TxError::BalanceOverflow { account: FEE_ACCOUNT, token })?;
-        self.journal.push(Undo::Fee { token, old });
+        self.journal.push(Write::Fee { token, old, new });
         self.pending_fees.insert(token, new);
         Ok(())
     }
@@ -265,19 +363,25 @@ impl State {
         let old = a.nonce;
         a.nonce = old.checked_add(1).ok_or(TxError::NonceOverflow(account))?;
         a.dirty = true;
-        self.journal.push(Undo::Nonce { account, old });
+        self.journal.push(Write::Nonce { account, old, new: a.nonce });
         Ok(())
     }
 
     fn write_slot(&mut self, account: AccountId, index: u32, slot: OrderSlot) {
         let a = &mut self.accounts[account as usize];
-        self.journal.push(Undo::Slot { account, index, old: a.slot_at(index) });
+        self.journal.push(Write::Slot { account, index, old: a.slot_at(index), new: slot });
         a.set_slot(index, slot);
     }
 
     fn set_key(&mut self, account: AccountId, hash: PubKeyHash, key: Option<PublicKey>) {
         let a = &mut self.accounts[account as usize];
-        self.journal.push(Undo::Key { account, old_hash: a.pubkey_hash, old_key: a.pubkey });
+        self.journal.push(Write::Key {
+            account,
+            old_hash: a.pubkey_hash,
+            new_hash: hash,
+            old_key: a.pubkey,
+            new_key: key,
+        });
         a.pubkey_hash = hash;
         a.pubkey = key;
         a.dirty = true;
@@ -300,7 +404,7 @@ impl State {
         }
         self.accounts.push(Account::new(owner));
         self.by_owner.insert(owner, id);
-        self.journal.push(Undo::NewAccount);
+        self.journal.push(Write::NewAccount { account: id, owner });
         Ok(())
     }
 

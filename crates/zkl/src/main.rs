@@ -5,6 +5,7 @@
 mod args;
 mod bench_cmd;
 mod crypto_cmd;
+mod node_cmd;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,12 @@ enum Command {
     /// Layer-2 key management
     #[command(subcommand)]
     Key(crypto_cmd::KeyCommand),
+    /// Run the sequencer node (JSON-RPC over HTTP and WebSocket)
+    Node {
+        /// Node configuration (JSON)
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
     /// Benchmarks (`zkl bench state`, …)
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -49,6 +56,7 @@ fn main() -> ExitCode {
         Command::Crypto(c) => crypto_cmd::run_crypto(c),
         Command::Key(c) => crypto_cmd::run_key(c),
         Command::Bench(c) => bench_cmd::run_bench(c),
+        Command::Node { config } => node_cmd::run_node(config),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,74 @@
+//! The zkLink-rs node (sequencer): a durable tx log in redb, one sequencer thread that executes
+//! and seals blocks, and a JSON-RPC API over HTTP and WebSocket.
+//!
+//! Guarantee: once `zkl_sendTx` has returned a hash, the tx is in the log on disk; after a crash
+//! the node replays the log and reaches the same state.
+
+pub mod config;
+pub mod rpc;
+pub mod sequencer;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonrpsee::server::{Server, ServerHandle};
+use zkl_state::{BlockParams, State};
+
+pub use config::NodeConfig;
+use sequencer::{Sequencer, SequencerHandle};
+use storage::Storage;
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error("cannot serve JSON-RPC: {0}")]
+    Rpc(String),
+}
+
+/// A running node.
+pub struct Node {
+    pub rpc_addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub sequencer: SequencerHandle,
+}
+
+/// The genesis state a configuration describes.
+pub fn genesis(config: &NodeConfig) -> Result<State, NodeError> {
+    let mut state = State::new(config.registry()?, config.fee_owner);
+    state.set_block_params(BlockParams::for_capacity(config.block_capacity));
+    for m in &config.matchers {
+        state.set_matcher(*m, true);
+    }
+    Ok(state)
+}
+
+/// Opens the database, replays the log, starts the sequencer and the JSON-RPC server.
+pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+    let storage = Arc::new(Storage::open(&config.data_dir)?);
+    let seq = Sequencer::recover(genesis(&config)?, storage.clone(), Duration::from_millis(config.block_time_ms))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = SequencerHandle { tx };
+    let ctx = rpc::Ctx {
+        config: config.clone(),
+        state: seq.state.clone(),
+        storage,
+        sequencer: handle.clone(),
+        events: seq.events.clone(),
+    };
+    std::thread::Builder::new()
+        .name("sequencer".into())
+        .spawn(move || seq.run(rx))
+        .map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let module = rpc::module(ctx).map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let server = Server::builder().build(config.rpc_addr).await.map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let rpc_addr = server.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let handle_rpc = server.start(module);
+    tracing::info!(%rpc_addr, "node started");
+    Ok(Node { rpc_addr, handle: handle_rpc, sequencer: handle })
+}

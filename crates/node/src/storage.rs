@@ -1,0 +1,160 @@
+//! Durable storage (redb). The log is the source of truth: every accepted tx, every priority
+//! operation and every block seal, in order. The state is the fold of the log, so replaying it
+//! after a crash recovers the same root. An entry is committed before the API answers.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use zkl_types::{PriorityRequest, SignedTx};
+
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+const BLOCKS: TableDefinition<u32, &[u8]> = TableDefinition::new("blocks");
+
+/// One entry of the log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LogEntry {
+    Tx { tx: SignedTx },
+    Priority { request: PriorityRequest },
+    Seal { timestamp: u64 },
+}
+
+/// Where a tx stands.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    /// Accepted into the block being built.
+    Pending,
+    /// Part of sealed block `block`.
+    Included { block: u32 },
+}
+
+/// A tx record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TxRecord {
+    pub hash: String,
+    pub seq: u64,
+    #[serde(flatten)]
+    pub status: TxStatus,
+    pub tx: SignedTx,
+}
+
+/// A sealed block as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlockRecord {
+    pub number: u32,
+    pub timestamp: u64,
+    pub capacity: usize,
+    pub old_root: String,
+    pub new_root: String,
+    pub commitment: String,
+    pub public_input: String,
+    pub tx_hashes: Vec<String>,
+    pub ops: Vec<zkl_types::Op>,
+    pub pubdata: String,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StorageError(pub String);
+
+fn e<E: std::fmt::Display>(err: E) -> StorageError {
+    StorageError(err.to_string())
+}
+
+/// Writes buffered for one group commit.
+#[derive(Default)]
+pub struct Batch {
+    log: Vec<(u64, Vec<u8>)>,
+    txs: Vec<(Vec<u8>, Vec<u8>)>,
+    blocks: Vec<(u32, Vec<u8>)>,
+}
+
+impl Batch {
+    pub fn log(&mut self, seq: u64, entry: &LogEntry) {
+        self.log.push((seq, serde_json::to_vec(entry).expect("serialisable")));
+    }
+    pub fn tx(&mut self, hash: &[u8; 32], record: &TxRecord) {
+        self.txs.push((hash.to_vec(), serde_json::to_vec(record).expect("serialisable")));
+    }
+    pub fn block(&mut self, record: &BlockRecord) {
+        self.blocks.push((record.number, serde_json::to_vec(record).expect("serialisable")));
+    }
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty() && self.txs.is_empty() && self.blocks.is_empty()
+    }
+}
+
+/// The node's database.
+pub struct Storage {
+    db: Database,
+}
+
+impl Storage {
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir).map_err(e)?;
+        let db = Database::create(dir.join("node.redb")).map_err(e)?;
+        let w = db.begin_write().map_err(e)?;
+        w.open_table(LOG).map_err(e)?;
+        w.open_table(TXS).map_err(e)?;
+        w.open_table(BLOCKS).map_err(e)?;
+        w.commit().map_err(e)?;
+        Ok(Storage { db })
+    }
+
+    /// Commits a batch durably (one fsync for all its writes).
+    pub fn commit(&self, batch: Batch) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let w = self.db.begin_write().map_err(e)?;
+        {
+            let mut log = w.open_table(LOG).map_err(e)?;
+            for (k, v) in &batch.log {
+                log.insert(*k, v.as_slice()).map_err(e)?;
+            }
+            let mut txs = w.open_table(TXS).map_err(e)?;
+            for (k, v) in &batch.txs {
+                txs.insert(k.as_slice(), v.as_slice()).map_err(e)?;
+            }
+            let mut blocks = w.open_table(BLOCKS).map_err(e)?;
+            for (k, v) in &batch.blocks {
+                blocks.insert(*k, v.as_slice()).map_err(e)?;
+            }
+        }
+        w.commit().map_err(e)
+    }
+
+    /// The whole log, in order.
+    pub fn log(&self) -> Result<Vec<(u64, LogEntry)>, StorageError> {
+        let r = self.db.begin_read().map_err(e)?;
+        let t = r.open_table(LOG).map_err(e)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(e)? {
+            let (k, v) = item.map_err(e)?;
+            out.push((k.value(), serde_json::from_slice(v.value()).map_err(e)?));
+        }
+        Ok(out)
+    }
+
+    pub fn tx(&self, hash: &[u8; 32]) -> Result<Option<TxRecord>, StorageError> {
+        let r = self.db.begin_read().map_err(e)?;
+        let t = r.open_table(TXS).map_err(e)?;
+        match t.get(hash.as_slice()).map_err(e)? {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(e)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn block(&self, number: u32) -> Result<Option<BlockRecord>, StorageError> {
+        let r = self.db.begin_read().map_err(e)?;
+        let t = r.open_table(BLOCKS).map_err(e)?;
+        match t.get(number).map_err(e)? {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(e)?)),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! `zkl node --config FILE`: runs the sequencer node until Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::Failure;
+
+pub fn run_node(config: PathBuf) -> Result<ExitCode, Failure> {
+    let config = zkl_node::NodeConfig::load(&config).map_err(|e| Failure::Usage(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async {
+        let node = zkl_node::start(config).await.map_err(|e| Failure::Failed(e.to_string()))?;
+        // First line on stdout: where to reach the node (scripts and tests read it).
+        println!(
+            "{}",
+            serde_json::json!({"rpc": format!("http://{}", node.rpc_addr), "ws": format!("ws://{}", node.rpc_addr)})
+        );
+        tokio::signal::ctrl_c().await.map_err(|e| Failure::Failed(e.to_string()))?;
+        let _ = node.handle.stop();
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,170 @@
+//! `kill -9` the node at random moments while transfers are in flight; after every restart each
+//! acknowledged tx is still there, nothing is applied twice, and balances equal a model built
+//! from the txs the node holds.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+use zkl_node::NodeConfig;
+use zkl_state::testkit::{ETH, ONE, User, deposit};
+use zkl_types::{SignedTx, Tx};
+
+struct NodeProc {
+    child: Child,
+    client: HttpClient,
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(config_path: &std::path::Path) -> NodeProc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zkl"))
+        .args(["node", "--config", config_path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn zkl node");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("node prints its address");
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad first line {line:?}: {e}"));
+    let client = HttpClientBuilder::default().build(v["rpc"].as_str().unwrap()).unwrap();
+    NodeProc { child, client }
+}
+
+async fn eth_balance(c: &HttpClient, who: &User) -> (u32, u128) {
+    let acc: Value = c.request("zkl_account", rpc_params![who.address.to_string()]).await.unwrap();
+    let nonce = acc["nonce"].as_u64().unwrap() as u32;
+    let bal = acc["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["token"] == 1 && b["sub"] == 0)
+        .map(|b| b["amount"].as_str().unwrap().parse().unwrap())
+        .unwrap_or(0);
+    (nonce, bal)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nine_never_loses_an_acknowledged_tx() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::demo(dir.path().join("db"));
+    config.dev_priority_ops = true;
+    config.block_capacity = 8;
+    config.block_time_ms = 50;
+    let config_path = dir.path().join("node.json");
+    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+
+    let users: Vec<User> = (1..=4).map(User::new).collect();
+    // Set-up: deposits and keys.
+    {
+        let node = start(&config_path);
+        for (i, u) in users.iter().enumerate() {
+            let req = deposit(1, i as u64, u.address, ETH, ETH, 100 * ONE);
+            let _: Value = node.client.request("zkl_devPriorityOp", rpc_params![req]).await.unwrap();
+            let id = 2 + i as u32;
+            let _: String =
+                node.client.request("zkl_sendTx", rpc_params![u.change_pubkey(id, 0, 1, ETH, 0)]).await.unwrap();
+        }
+    }
+    // Model: every tx the node holds (acknowledged or found after the crash).
+    let mut expected: HashMap<u32, u128> = (2..6).map(|id| (id, 100 * ONE)).collect();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for round in 0..8 {
+        let node = start(&config_path);
+        // Balances and nonces after recovery equal the model.
+        let mut nonces = Vec::new();
+        for (i, u) in users.iter().enumerate() {
+            let (nonce, bal) = eth_balance(&node.client, u).await;
+            assert_eq!(bal, expected[&(2 + i as u32)], "round {round}: balance of user {i} after restart");
+            nonces.push(nonce);
+        }
+        // Fire transfers concurrently, then kill -9 after a random delay.
+        let mut sent: Vec<(SignedTx, tokio::task::JoinHandle<Result<String, String>>)> = Vec::new();
+        for k in 0..40 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let from = (rng % 4) as usize;
+            let to = (from + 1 + (rng >> 8) as usize % 3) % 4;
+            let tx =
+                users[from].transfer(2 + from as u32, users[to].address, ETH, ONE / 100 * (1 + k % 3), 0, nonces[from]);
+            nonces[from] += 1;
+            let client = node.client.clone();
+            let t = tx.clone();
+            let handle = tokio::spawn(async move {
+                client.request::<String, _>("zkl_sendTx", rpc_params![t]).await.map_err(|e| e.to_string())
+            });
+            sent.push((tx, handle));
+            if k % 8 == 7 {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(rng % 40)).await;
+        let mut node = node;
+        node.child.kill().unwrap(); // SIGKILL
+        node.child.wait().unwrap();
+        let mut acknowledged = Vec::new();
+        for (tx, h) in sent {
+            if let Ok(Ok(hash)) = h.await {
+                assert_eq!(hash, format!("0x{}", hex::encode(tx.hash())));
+                acknowledged.push(tx.hash());
+            }
+        }
+        // Restart: every acknowledged hash is still known.
+        let node = start(&config_path);
+        for h in &acknowledged {
+            let status: Value = node
+                .client
+                .request("zkl_txStatus", rpc_params![format!("0x{}", hex::encode(h))])
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: acknowledged tx lost: {e}"));
+            assert!(status["status"].is_string(), "{status}");
+        }
+        // The model from every tx the node holds (acknowledged, or persisted just before the kill).
+        let txs = collect_known(&node.client).await;
+        assert!(txs.len() >= acknowledged.len());
+        eprintln!(
+            "round {round}: 40 sent, {} acknowledged, {} transfers held in total",
+            acknowledged.len(),
+            txs.iter().filter(|t| matches!(t.tx, Tx::Transfer(_))).count()
+        );
+        expected = (2..6).map(|id| (id, 100 * ONE)).collect();
+        for tx in txs {
+            if let Tx::Transfer(t) = &tx.tx {
+                let to = 2 + users.iter().position(|u| u.address == t.to).unwrap() as u32;
+                *expected.get_mut(&t.account).unwrap() -= t.amount + t.fee;
+                *expected.get_mut(&to).unwrap() += t.amount;
+            }
+        }
+        for (i, u) in users.iter().enumerate() {
+            let (_, bal) = eth_balance(&node.client, u).await;
+            assert_eq!(bal, expected[&(2 + i as u32)], "round {round}: balance of user {i}");
+        }
+    }
+}
+
+/// Every tx the node holds: the pending block is sealed, then every block's txs are read back.
+async fn collect_known(c: &HttpClient) -> Vec<SignedTx> {
+    let _: Value = c.request("zkl_sealBlock", rpc_params![]).await.unwrap();
+    let root: Value = c.request("zkl_stateRoot", rpc_params![]).await.unwrap();
+    let last = root["block"].as_u64().unwrap() as u32;
+    let mut out = Vec::new();
+    for n in 1..=last {
+        let b: Value = c.request("zkl_block", rpc_params![n]).await.unwrap();
+        for h in b["tx_hashes"].as_array().unwrap() {
+            let r: Value = c.request("zkl_txStatus", rpc_params![h.as_str().unwrap()]).await.unwrap();
+            out.push(serde_json::from_value(r["tx"].clone()).unwrap());
+        }
+    }
+    out
+}
