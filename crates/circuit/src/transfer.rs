@@ -28,7 +28,10 @@ use ark_r1cs_std::alloc::AllocVar;
 use ark_r1cs_std::eq::EqGadget;
 use ark_r1cs_std::fields::FieldVar;
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef};
+use zkl_crypto::PublicKey;
 use zkl_crypto::Signature;
+use zkl_state::state::Write;
+use zkl_state::witness::{AccountFields, OpWitness, WriteWitness};
 use zkl_state::{MerkleProof, State};
 use zkl_types::{Op, SignedTx, Tx, balance_index};
 
@@ -79,7 +82,7 @@ impl AccountLeaf {
 }
 
 /// One side of the transfer: the account leaf and balance before this side's update, with paths.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SideWitness {
     pub leaf: AccountLeaf,
     pub account_path: Vec<[Fr; 3]>,
@@ -88,7 +91,7 @@ pub struct SideWitness {
 }
 
 /// Everything the Transfer chunk needs, read from the state before the op.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferWitness {
     pub old_root: Fr,
     pub new_root: Fr,
@@ -111,6 +114,8 @@ pub enum WitnessError {
     UnknownAccount(u32),
     #[error("the sender has no public key")]
     NoPublicKey,
+    #[error("the op witness does not have the writes of a Transfer")]
+    UnexpectedWrites,
     #[error("amount or fee is not packable: {0}")]
     Packing(#[from] zkl_types::AmountError),
 }
@@ -198,6 +203,75 @@ impl TransferWitness {
                 account_path: to_account_path,
                 balance: to_balance,
                 balance_path: to_balance_path,
+            },
+        })
+    }
+
+    /// Builds the witness from the state machine's write-by-write witness
+    /// (`State::apply_op_witnessed`: debit of the sender, credit of the recipient, fee, nonce of
+    /// the sender). The circuit applies the sender's debit and nonce in one account update, so
+    /// the recipient's account path is recomputed for that order. `pubkey` is the sender's key.
+    pub fn from_op_witness(ow: &OpWitness, stx: &SignedTx, pubkey: &PublicKey) -> Result<Self, WitnessError> {
+        let Op::Transfer(t) = &ow.op else { return Err(WitnessError::NotATransfer) };
+        let Tx::Transfer(_) = &stx.tx else { return Err(WitnessError::NotATransferTx) };
+        let balance_writes: Vec<&WriteWitness> =
+            ow.writes.iter().filter(|w| matches!(w.write, Write::Balance { .. })).collect();
+        let (debit, credit) = match balance_writes.as_slice() {
+            [d, c] => (*d, *c),
+            _ => return Err(WitnessError::UnexpectedWrites),
+        };
+        let parts = |w: &WriteWitness| -> Result<(AccountFields, MerkleProof, MerkleProof, u128, u128), WitnessError> {
+            match (&w.write, w.account_before, &w.account_proof, &w.leaf_proof) {
+                (Write::Balance { old, new, .. }, Some(fields), Some(ap), Some(lp)) => {
+                    Ok((fields, ap.clone(), lp.clone(), *old, *new))
+                }
+                _ => Err(WitnessError::UnexpectedWrites),
+            }
+        };
+        let (from_fields, from_account_proof, from_balance_proof, from_balance, from_new_balance) = parts(debit)?;
+        let (to_fields, to_account_proof, to_balance_proof, to_balance, _) = parts(credit)?;
+        let leaf = |f: &AccountFields| AccountLeaf {
+            nonce: f.nonce,
+            pubkey_hash: f.pubkey_hash.to_fr(),
+            owner_hi: f.owner.hi(),
+            owner_lo: f.owner.lo(),
+            balance_root: f.balance_root,
+            order_root: f.order_root,
+        };
+        let from_leaf = leaf(&from_fields);
+        let from_new_leaf = AccountLeaf {
+            nonce: from_leaf.nonce.wrapping_add(1),
+            balance_root: from_balance_proof.root(Fr::from(from_new_balance)),
+            ..from_leaf.clone()
+        };
+        let mut to_leaf = leaf(&to_fields);
+        if t.to == t.from {
+            // The state bumps the nonce after the credit; the circuit before it.
+            to_leaf.nonce = from_new_leaf.nonce;
+        }
+        let to_account_path = siblings_after(&from_account_proof, from_new_leaf.hash(), &to_account_proof);
+        let sig: &Signature = &stx.signature;
+        let mut chunk = [0u8; CHUNK_BYTES];
+        let data = ow.op.pubdata()?;
+        let n = data.len().min(CHUNK_BYTES);
+        chunk[..n].copy_from_slice(&data[..n]);
+        Ok(Self {
+            old_root: debit.root_before,
+            new_root: ow.writes.last().map_or(debit.root_after, |w| w.root_after),
+            chunk,
+            pubkey: (pubkey.x(), pubkey.y()),
+            signature: (sig.r8().x(), sig.r8().y(), sig.s()),
+            from: SideWitness {
+                leaf: from_leaf,
+                account_path: from_account_proof.siblings,
+                balance: from_balance,
+                balance_path: from_balance_proof.siblings,
+            },
+            to: SideWitness {
+                leaf: to_leaf,
+                account_path: to_account_path,
+                balance: to_balance,
+                balance_path: to_balance_proof.siblings,
             },
         })
     }

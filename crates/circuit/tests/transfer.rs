@@ -50,6 +50,12 @@ fn setup_with(self_transfer: bool, to_sub: u8, execute: bool) -> Setup {
     };
     let witness = TransferWitness::build(&pre, &op, &stx).unwrap();
     assert_eq!(witness.old_root, pre.root());
+    if execute {
+        // The state machine's own write-by-write witness gives the same circuit witness.
+        let ow = pre.clone().apply_op_witnessed(&op).unwrap();
+        let from_ow = TransferWitness::from_op_witness(&ow, &stx, &a.pubkey).unwrap();
+        assert_eq!(from_ow, witness);
+    }
     Setup { pre, post_root, witness }
 }
 
