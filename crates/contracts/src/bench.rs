@@ -1,0 +1,1 @@
+//! Gas benchmark (filled in below).
