@@ -45,7 +45,7 @@ contract ZkLink {
     uint8 internal constant OP_FORCED_EXIT = 7;
     uint8 internal constant MAX_OP = 8;
     /// Chunks per op code 0..8, one byte each from the most significant byte.
-    uint256 internal constant OP_CHUNKS = 0x0103030103030304020000000000000000000000000000000000000000000000;
+    uint256 internal constant OP_CHUNKS = 0x0103030301030304020000000000000000000000000000000000000000000000;
     /// Bit `op` set for the on-chain ops Deposit, Withdraw, FullExit, ChangePubKey, ForcedExit.
     uint256 internal constant ONCHAIN_MASK = (1 << 1) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 7);
 
@@ -309,7 +309,7 @@ contract ZkLink {
         if (l2Amount + t.liquidity > MAX_LIQUIDITY) revert LiquidityCapExceeded();
         t.liquidity += uint128(l2Amount);
         bytes memory pubdata = abi.encodePacked(
-            OP_DEPOSIT, s.chainId, bytes3(0), sub, l1Token, l2Token, uint128(l2Amount), to
+            OP_DEPOSIT, s.chainId, bytes3(0), sub, l1Token, l2Token, uint128(l2Amount), to, bytes2(0)
         );
         _addPriorityRequest(OP_DEPOSIT, pubdata);
     }
