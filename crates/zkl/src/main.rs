@@ -3,6 +3,7 @@
 //! argument; a failed check (an invalid signature) exits with code 1.
 
 mod args;
+mod bench_gas;
 mod crypto_cmd;
 
 use std::process::ExitCode;
@@ -25,6 +26,9 @@ enum Command {
     /// Layer-2 key management
     #[command(subcommand)]
     Key(crypto_cmd::KeyCommand),
+    /// Benchmarks
+    #[command(subcommand)]
+    Bench(bench_gas::BenchCommand),
 }
 
 /// How a command ended, besides success.
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crypto(c) => crypto_cmd::run_crypto(c),
         Command::Key(c) => crypto_cmd::run_key(c),
+        Command::Bench(c) => bench_gas::run(c),
     };
     match result {
         Ok(code) => code,
