@@ -8,7 +8,7 @@ interface IVerifier {
 
 /// Poseidon with 5 inputs, circomlib parameters (generated `PoseidonT6.sol`).
 interface IPoseidonT6 {
-    function hash(uint256[5] calldata inputs) external pure returns (uint256);
+    function hash(uint256[5] calldata inputs) external view returns (uint256);
 }
 
 interface IERC20 {
