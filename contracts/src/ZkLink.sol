@@ -444,30 +444,39 @@ contract ZkLink {
         });
     }
 
-    /// DA chain: walks every op of the pubdata and processes the on-chain ops of this chain.
+    /// DA chain: walks every op of the pubdata and processes the on-chain ops of this chain. The
+    /// walk over other ops is a tight assembly loop (it is most of the per-op cost of a transfer).
     function _scanPubdata(Layout storage s, bytes calldata pubdata, bytes[] calldata witnesses, OpsCursor memory cur)
         internal
         view
     {
-        uint256 offset = 0;
         uint256 len = pubdata.length;
         uint256 ownChain = s.chainId;
-        while (offset < len) {
+        uint256 chunksTable = OP_CHUNKS;
+        uint256 onchainMask = ONCHAIN_MASK;
+        uint256 offset = 0;
+        while (true) {
             uint256 op;
-            uint256 chain;
+            uint256 size;
             assembly {
-                let w := calldataload(add(pubdata.offset, offset))
-                op := byte(0, w)
-                chain := byte(1, w)
+                let base := pubdata.offset
+                for {} lt(offset, len) {} {
+                    let w := calldataload(add(base, offset))
+                    op := byte(0, w)
+                    if gt(op, 8) { break }
+                    size := mul(byte(op, chunksTable), 20)
+                    if and(and(shr(op, onchainMask), 1), eq(byte(1, w), ownChain)) { break }
+                    offset := add(offset, size)
+                }
             }
+            if (offset >= len) break;
             if (op > MAX_OP) revert UnknownOp(uint8(op));
-            uint256 size = uint256(uint8(bytes32(OP_CHUNKS)[op])) * CHUNK_BYTES;
             if (offset + size > len) revert InvalidPubdata();
-            if ((ONCHAIN_MASK >> op) & 1 == 1 && chain == ownChain) {
-                _processOp(s, uint8(op), pubdata[offset:offset + size], witnesses, cur);
-            }
+            _processOp(s, uint8(op), pubdata[offset:offset + size], witnesses, cur);
             offset += size;
         }
+        // A skipped op that ran past the end.
+        if (offset != len) revert InvalidPubdata();
     }
 
     /// Other chains: the given ops must all be on-chain ops of this chain.

@@ -259,6 +259,12 @@ async fn commit_attacks_fail() {
     let mut bad_infos = infos.clone();
     bad_infos[0].pubdata = junk.into();
     assert_revert!(a.zklink.commitBlocks(a.genesis(), bad_infos), "UnknownOp");
+    // A 3-chunk op starting in the last chunk runs past the end of the pubdata.
+    let mut overrun = ops::pad_block(&good, CAPACITY).unwrap();
+    overrun[(CAPACITY - 1) * ops::CHUNK_BYTES] = ops::OP_TRANSFER_TO_NEW;
+    let mut bad_infos = infos.clone();
+    bad_infos[0].pubdata = overrun.into();
+    assert_revert!(a.zklink.commitBlocks(a.genesis(), bad_infos), "InvalidPubdata");
 
     // The honest commit goes through; it can be reverted and committed again.
     let (stored, _) = a.commit(&a.genesis(), std::slice::from_ref(&block)).await.unwrap();
