@@ -122,6 +122,7 @@ contract ZkLink {
         mapping(uint8 => mapping(uint32 => bytes32)) receivedSyncHashes; // srcChain => block => hash
         mapping(address => mapping(uint16 => uint128)) pendingBalances; // owner => token => L1 units
         mapping(address => mapping(uint32 => bytes20)) authFacts; // owner => nonce => pubkey hash
+        uint256 reentrancyLock; // 1 while a guarded function runs
     }
 
     // ---------------------------------------------------------------- errors and events
@@ -228,6 +229,18 @@ contract ZkLink {
         _;
     }
 
+    error Reentrancy();
+
+    /// Guards the functions that call out to tokens or recipients (a re-entered ERC-20 deposit
+    /// would otherwise be counted twice by the balance-difference accounting).
+    modifier nonReentrant() {
+        Layout storage s = _layout();
+        if (s.reentrancyLock == 1) revert Reentrancy();
+        s.reentrancyLock = 1;
+        _;
+        s.reentrancyLock = 0;
+    }
+
     modifier notExodus() {
         if (_layout().exodusMode) revert ExodusMode();
         _;
@@ -276,7 +289,7 @@ contract ZkLink {
 
     // ---------------------------------------------------------------- deposits and priority requests
 
-    function depositETH(bytes32 to, uint8 sub, uint16 l2Token) external payable notExodus {
+    function depositETH(bytes32 to, uint8 sub, uint16 l2Token) external payable notExodus nonReentrant {
         Layout storage s = _layout();
         uint16 l1Token = s.tokenIds[address(0)];
         if (l1Token == 0) revert TokenNotRegistered(0);
@@ -286,7 +299,11 @@ contract ZkLink {
 
     /// Deposits `amount` (L1 units) of the ERC-20 `token`; the credited amount is what the contract
     /// actually received (fee-on-transfer tokens credit less).
-    function depositERC20(address token, uint104 amount, bytes32 to, uint8 sub, uint16 l2Token) external notExodus {
+    function depositERC20(address token, uint104 amount, bytes32 to, uint8 sub, uint16 l2Token)
+        external
+        notExodus
+        nonReentrant
+    {
         Layout storage s = _layout();
         uint16 l1Token = s.tokenIds[token];
         if (l1Token == 0 || token == address(0)) revert TokenNotRegistered(0);
@@ -593,7 +610,7 @@ contract ZkLink {
 
     // ---------------------------------------------------------------- execute and withdrawals
 
-    function executeBlocks(ExecuteBlockInfo[] calldata blocks) external onlyValidator notExodus {
+    function executeBlocks(ExecuteBlockInfo[] calldata blocks) external onlyValidator notExodus nonReentrant {
         Layout storage s = _layout();
         uint32 executed = s.totalBlocksExecuted;
         uint64 firstRequest = s.firstPriorityRequestId;
@@ -650,7 +667,7 @@ contract ZkLink {
     }
 
     /// Pays out (part of) a pending balance to its owner; anyone may call.
-    function withdrawPendingBalance(address payable owner, uint16 tokenId, uint128 amount) external {
+    function withdrawPendingBalance(address payable owner, uint16 tokenId, uint128 amount) external nonReentrant {
         Layout storage s = _layout();
         uint128 balance = s.pendingBalances[owner][tokenId];
         if (amount == 0 || amount > balance) revert InsufficientPendingBalance();
