@@ -50,7 +50,8 @@ pub fn sources_hash() -> Result<String, ContractsError> {
 }
 
 /// The artifact names the crate binds to.
-pub const ARTIFACTS: [&str; 5] = ["ZkLink", "PoseidonT6", "TestVerifier", "TestERC20", "RejectingReceiver"];
+pub const ARTIFACTS: [&str; 6] =
+    ["ZkLink", "PoseidonT6", "TestVerifier", "TestERC20", "RejectingReceiver", "ReentrantToken"];
 
 /// Fails unless every artifact exists and records the current sources' hash.
 pub fn check_fresh() -> Result<(), ContractsError> {

@@ -32,3 +32,9 @@ alloy::sol!(
     RejectingReceiver,
     "../../contracts/out/RejectingReceiver.json"
 );
+
+alloy::sol!(
+    #[sol(rpc)]
+    ReentrantToken,
+    "../../contracts/out/ReentrantToken.json"
+);

@@ -7,7 +7,7 @@ use alloy::providers::ext::AnvilApi;
 use alloy::signers::SignerSync;
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::bindings::ZkLink::{StoredBlockInfo, ZkLinkErrors};
-use zkl_contracts::bindings::{RejectingReceiver, TestERC20};
+use zkl_contracts::bindings::{ReentrantToken, RejectingReceiver, TestERC20};
 use zkl_contracts::deploy::{Chain, ChainConfig, ETH_TOKEN_ID, L2Block, send, signer};
 use zkl_contracts::ops::{self, owner32, pack_amount, pack_fee};
 
@@ -360,6 +360,23 @@ async fn oracle_and_deposit_attacks_fail() {
     send(a.zklink.depositERC20(*big.address(), alloy::primitives::Uint::from(5_000_000_000_000_000u64), to, 0, 3))
         .await
         .unwrap();
+
+    // A token that re-enters depositERC20 from transferFrom is stopped by the guard.
+    let evil = ReentrantToken::deploy(a.provider.clone()).await.unwrap();
+    send(a.zklink.registerToken(4, *evil.address(), 18, 0)).await.unwrap();
+    send(evil.mint(a.governor, U256::from(ETH))).await.unwrap();
+    send(evil.mint(*evil.address(), U256::from(ETH))).await.unwrap();
+    let inner =
+        a.zklink.depositERC20(*evil.address(), alloy::primitives::Uint::from(1u64), to, 0, 4).calldata().clone();
+    // Unarmed, the deposit goes through; armed, the inner call hits the guard (`Reentrancy`), which
+    // the outer call reports as a failed token transfer.
+    send(a.zklink.depositERC20(*evil.address(), alloy::primitives::Uint::from(1u64), to, 0, 4)).await.unwrap();
+    send(evil.arm(*a.zklink.address(), inner)).await.unwrap();
+    assert_revert!(
+        a.zklink.depositERC20(*evil.address(), alloy::primitives::Uint::from(1u64), to, 0, 4),
+        "TransferFailed"
+    );
+    assert_eq!(a.zklink.getToken(4).call().await.unwrap().liquidity, 1);
 }
 
 #[tokio::test]
