@@ -180,3 +180,19 @@ pub fn test_verifier_solidity() -> Result<String, ContractsError> {
     let pk = test_circuit::proving_key()?;
     groth16_verifier_solidity(&pk.vk, "TestVerifier")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_requires_exactly_one_public_input() {
+        let Ok(pk) = test_circuit::proving_key() else { panic!("test key") };
+        let mut vk = pk.vk.clone();
+        vk.gamma_abc_g1.push(vk.gamma_abc_g1[1]);
+        assert!(matches!(groth16_verifier_solidity(&vk, "V"), Err(ContractsError::PublicInputCount(2))));
+        vk.gamma_abc_g1.truncate(1);
+        assert!(matches!(groth16_verifier_solidity(&vk, "V"), Err(ContractsError::PublicInputCount(0))));
+        assert!(groth16_verifier_solidity(&pk.vk, "V").is_ok_and(|s| s.contains("contract V {")));
+    }
+}
