@@ -8,5 +8,7 @@ echo "==> format"
 cargo fmt --all -- --check
 echo "==> clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> L1 tooling"
+scripts/setup-l1.sh
 echo "==> tests"
 cargo test --workspace --locked

@@ -11,6 +11,8 @@ use crate::Failure;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Commit / prove / execute gas per op type on anvil (needs contracts/node_modules: scripts/setup-l1.sh)
+    Gas(crate::bench_gas::GasArgs),
     /// State-machine throughput: signed transfers and order matchings in blocks over a pre-funded state
     State {
         /// Print one JSON line instead of a table
@@ -58,6 +60,7 @@ fn phases(p: &Phases) -> String {
 
 pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
     match cmd {
+        BenchCommand::Gas(a) => crate::bench_gas::run(a),
         BenchCommand::State { json, accounts, blocks, block_size } => {
             let config = BenchConfig { accounts, blocks, block_size, ..BenchConfig::default() };
             let quiet = json;

@@ -4,6 +4,7 @@
 
 mod args;
 mod bench_cmd;
+mod bench_gas;
 mod crypto_cmd;
 mod node_cmd;
 mod wallet_cmd;

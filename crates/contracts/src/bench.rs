@@ -1,0 +1,373 @@
+//! Gas benchmark of the ZkLink contract on anvil (`zkl bench gas`).
+//!
+//! For every op type and block capacity it deploys nothing new: one data-availability deployment
+//! (chain 1 of 1, full pubdata in calldata) and one non-DA deployment (pubdata hash only) on two
+//! anvils, then commits, proves (test verifier) and executes blocks filled with that op type.
+//! Per op type it reports, at the largest capacity: the pubdata bytes of one op, the commit gas per
+//! op (commit transaction gas / ops in the block, 21,000 base included), the commit gas per op on a
+//! non-DA chain, and the total gas per op (commit + prove + execute on the DA chain). It also
+//! reports whether the commit transaction paid EIP-7623's calldata floor.
+
+use std::collections::BTreeMap;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionReceipt;
+use alloy::signers::SignerSync;
+use serde::Serialize;
+
+use crate::ContractsError;
+use crate::anvil::{Anvil, DEV_KEYS};
+use crate::bindings::ZkLink::StoredBlockInfo;
+use crate::deploy::{Chain, ChainConfig, ETH_TOKEN_ID, L2Block, send, signer};
+use crate::ops::{self, owner32, pack_amount, pack_fee};
+
+/// Op types the benchmark measures, with their op codes.
+pub const OP_TYPES: [(&str, u8); 8] = [
+    ("transfer", ops::OP_TRANSFER),
+    ("transfer_to_new", ops::OP_TRANSFER_TO_NEW),
+    ("order_matching", ops::OP_ORDER_MATCHING),
+    ("withdraw", ops::OP_WITHDRAW),
+    ("deposit", ops::OP_DEPOSIT),
+    ("full_exit", ops::OP_FULL_EXIT),
+    ("change_pubkey", ops::OP_CHANGE_PUBKEY),
+    ("forced_exit", ops::OP_FORCED_EXIT),
+];
+
+/// Benchmark settings.
+#[derive(Clone, Debug)]
+pub struct GasBenchConfig {
+    /// Block capacities in chunks; the per-op figures come from the largest.
+    pub capacities: Vec<usize>,
+    /// Op types to measure (names of [`OP_TYPES`]); empty = all.
+    pub only: Vec<String>,
+    /// Extra anvil arguments (e.g. `--hardfork cancun`).
+    pub anvil_args: Vec<String>,
+}
+
+impl Default for GasBenchConfig {
+    fn default() -> Self {
+        Self { capacities: vec![64, 256, 1024], only: Vec::new(), anvil_args: Vec::new() }
+    }
+}
+
+/// Figures of one op type at one capacity.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockGas {
+    pub capacity: usize,
+    pub ops: usize,
+    pub commit_gas: u64,
+    pub commit_gas_non_da: u64,
+    pub prove_gas: u64,
+    pub execute_gas: u64,
+    pub commit_calldata_bytes: usize,
+    /// The commit transaction paid the EIP-7623 calldata floor (10/40 gas per zero/non-zero byte).
+    pub commit_at_calldata_floor: bool,
+}
+
+/// Per-op figures of one op type, at the largest capacity.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpGas {
+    pub pubdata_bytes: usize,
+    pub commit_gas_per_op: u64,
+    pub commit_gas_per_op_non_da: u64,
+    pub total_gas_per_op: u64,
+    pub blocks: Vec<BlockGas>,
+}
+
+/// The benchmark's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct GasReport {
+    pub hardfork: String,
+    pub ops: BTreeMap<String, OpGas>,
+}
+
+/// EIP-7623 floor of a transaction's calldata: 21,000 + 10 per token, token = zero byte or 4 per
+/// non-zero byte.
+pub fn calldata_floor(input: &[u8]) -> u64 {
+    let tokens: u64 = input.iter().map(|b| if *b == 0 { 1 } else { 4 }).sum();
+    21_000 + 10 * tokens
+}
+
+struct Env {
+    da: Chain,
+    non_da: Chain,
+    pk: ark_groth16::ProvingKey<ark_bn254::Bn254>,
+    last_da: StoredBlockInfo,
+    last_non_da: StoredBlockInfo,
+    next_block: u32,
+    serial: u32,
+}
+
+fn config(evm_chain_id: u64, da: bool) -> ChainConfig {
+    ChainConfig {
+        evm_chain_id,
+        l2_chain: 1,
+        chain_count: 1,
+        data_availability: da,
+        priority_expiration: 30 * 24 * 3600,
+        genesis_root: B256::repeat_byte(0xaa),
+    }
+}
+
+fn user_key() -> &'static str {
+    DEV_KEYS[1]
+}
+
+const DEPOSIT_WEI: u128 = 1_000_000_000_000_000; // 0.001 ETH per deposit
+const WITHDRAW_WEI: u128 = 1_000_000_000_000; // 0.000001 ETH per withdrawal
+
+/// The ops of one benchmark block, and the L1 requests they need first.
+async fn make_ops(env: &mut Env, op: u8, n: usize) -> Result<(Vec<Vec<u8>>, Vec<Bytes>), ContractsError> {
+    let user = signer(user_key())?;
+    let owner = owner32(user.address());
+    let fee = pack_fee(123, 1);
+    let mut out = Vec::with_capacity(n);
+    let mut witnesses = Vec::new();
+    for _ in 0..n {
+        env.serial += 1;
+        let s = env.serial;
+        let a = 1000 + s;
+        let recipient = Address::from_word(alloy::primitives::keccak256(s.to_be_bytes()));
+        let o = match op {
+            ops::OP_TRANSFER => ops::transfer(a, a + 1, 1, 2, 17, pack_amount(123_456_789 + u64::from(s), 9), fee),
+            ops::OP_TRANSFER_TO_NEW => ops::transfer_to_new(
+                a,
+                1,
+                a + 7,
+                2,
+                17,
+                pack_amount(987_654 + u64::from(s), 11),
+                fee,
+                owner32(recipient),
+            ),
+            ops::OP_ORDER_MATCHING => ops::order_matching(
+                a,
+                a + 1,
+                1,
+                3,
+                (s % 60000) as u16 + 1,
+                (s % 50000) as u16 + 2,
+                17,
+                18,
+                pack_amount(1_234_567 + u64::from(s), 12),
+                pack_amount(7_654_321 + u64::from(s), 13),
+                5,
+                10,
+                pack_amount(2_234_567, 14),
+                pack_amount(3_234_567, 14),
+            ),
+            ops::OP_WITHDRAW => {
+                ops::withdraw(1, a, 1, ETH_TOKEN_ID, ETH_TOKEN_ID, WITHDRAW_WEI, fee, owner32(recipient))
+            }
+            ops::OP_FORCED_EXIT => ops::forced_exit(
+                1,
+                a,
+                1,
+                a + 3,
+                2,
+                ETH_TOKEN_ID,
+                ETH_TOKEN_ID,
+                ETH_TOKEN_ID,
+                fee,
+                WITHDRAW_WEI,
+                owner32(recipient),
+            ),
+            ops::OP_CHANGE_PUBKEY => {
+                let pkh: [u8; 20] = recipient.into_array();
+                let msg = ops::change_pubkey_message(pkh, s, a, 1);
+                let sig = user.sign_message_sync(&msg).map_err(|e| ContractsError::Rpc(e.to_string()))?;
+                witnesses.push(Bytes::from(sig.as_bytes().to_vec()));
+                ops::change_pubkey(1, a, 1, pkh, user.address(), s, ETH_TOKEN_ID, fee)
+            }
+            ops::OP_DEPOSIT => {
+                for c in [&env.da, &env.non_da] {
+                    let z = c.zklink_as(user_key())?;
+                    send(z.depositETH(owner.into(), 1, ETH_TOKEN_ID).value(U256::from(DEPOSIT_WEI))).await?;
+                }
+                ops::deposit(1, a, 1, ETH_TOKEN_ID, ETH_TOKEN_ID, DEPOSIT_WEI, owner)
+            }
+            ops::OP_FULL_EXIT => {
+                for c in [&env.da, &env.non_da] {
+                    let z = c.zklink_as(user_key())?;
+                    send(z.requestFullExit(a, 1, ETH_TOKEN_ID, ETH_TOKEN_ID)).await?;
+                }
+                ops::full_exit(1, a, 1, owner, ETH_TOKEN_ID, ETH_TOKEN_ID, WITHDRAW_WEI)
+            }
+            other => return Err(ContractsError::Encoding(format!("op {other} not benchmarked"))),
+        };
+        out.push(o);
+    }
+    Ok((out, witnesses))
+}
+
+async fn calldata_of(chain: &Chain, receipt: &TransactionReceipt) -> Result<Vec<u8>, ContractsError> {
+    let tx = chain
+        .provider
+        .get_transaction_by_hash(receipt.transaction_hash)
+        .await?
+        .ok_or_else(|| ContractsError::Rpc("commit transaction not found".into()))?;
+    use alloy::consensus::Transaction as _;
+    Ok(tx.input().to_vec())
+}
+
+async fn run_block(env: &mut Env, op: u8, capacity: usize) -> Result<BlockGas, ContractsError> {
+    let chunks = ops::op_chunks(op).ok_or_else(|| ContractsError::Encoding(format!("op {op}")))?;
+    let n = capacity / chunks;
+    let (block_ops, witnesses) = make_ops(env, op, n).await?;
+    let pubdata = ops::pad_block(&block_ops, capacity)?;
+    let mut block = L2Block::new(env.next_block, 1, B256::from(U256::from(env.next_block)), pubdata);
+    block.cpk_witnesses[0] = witnesses;
+    env.next_block += 1;
+
+    let (stored, commit) = env.da.commit(&env.last_da, std::slice::from_ref(&block)).await?;
+    let input = calldata_of(&env.da, &commit).await?;
+    let (stored_non_da, commit_non_da) = env.non_da.commit(&env.last_non_da, std::slice::from_ref(&block)).await?;
+    let prove = env.da.prove(&env.pk, &stored).await?;
+    let withdrawals = ops::pack_withdrawals(&block.withdrawals(1)?);
+    let execute = env.da.execute(&[(stored[0].clone(), withdrawals)]).await?;
+    env.last_da = stored[0].clone();
+    env.last_non_da = stored_non_da[0].clone();
+    Ok(BlockGas {
+        capacity,
+        ops: n,
+        commit_gas: commit.gas_used,
+        commit_gas_non_da: commit_non_da.gas_used,
+        prove_gas: prove.gas_used,
+        execute_gas: execute.gas_used,
+        commit_calldata_bytes: input.len(),
+        commit_at_calldata_floor: commit.gas_used == calldata_floor(&input),
+    })
+}
+
+/// Runs the benchmark.
+pub async fn run_gas_bench(cfg: &GasBenchConfig) -> Result<GasReport, ContractsError> {
+    let args: Vec<&str> = cfg.anvil_args.iter().map(String::as_str).collect();
+    let da = Chain::deploy_on(Anvil::spawn_with_args(31337, &args)?, config(31337, true)).await?;
+    let non_da = Chain::deploy_on(Anvil::spawn_with_args(31338, &args)?, config(31338, false)).await?;
+    let hardfork = cfg
+        .anvil_args
+        .iter()
+        .position(|a| a == "--hardfork")
+        .and_then(|i| cfg.anvil_args.get(i + 1).cloned())
+        .unwrap_or_else(|| "anvil default".to_string());
+    let mut env = Env {
+        last_da: da.genesis(),
+        last_non_da: non_da.genesis(),
+        da,
+        non_da,
+        pk: crate::verifier::test_circuit::proving_key()?,
+        next_block: 1,
+        serial: 0,
+    };
+    // Deposits first: they also fund the liquidity the withdrawals draw on.
+    let mut order: Vec<(&str, u8)> = OP_TYPES.to_vec();
+    order.sort_by_key(|(_, op)| *op != ops::OP_DEPOSIT);
+    let mut report = BTreeMap::new();
+    let mut capacities = cfg.capacities.clone();
+    capacities.sort_unstable();
+    for (name, op) in order {
+        if !cfg.only.is_empty() && !cfg.only.iter().any(|o| o == name) {
+            continue;
+        }
+        if matches!(op, ops::OP_WITHDRAW | ops::OP_FORCED_EXIT | ops::OP_FULL_EXIT) {
+            // Withdrawals need liquidity: fund it with a deposit consumed by a one-op block.
+            fund(&mut env).await?;
+        }
+        let mut blocks = Vec::new();
+        for &cap in &capacities {
+            blocks.push(run_block(&mut env, op, cap).await?);
+        }
+        let Some(last) = blocks.last() else { continue };
+        let n = last.ops.max(1) as u64;
+        let chunks = ops::op_chunks(op).unwrap_or(1);
+        report.insert(
+            name.to_string(),
+            OpGas {
+                pubdata_bytes: chunks * ops::CHUNK_BYTES,
+                commit_gas_per_op: last.commit_gas / n,
+                commit_gas_per_op_non_da: last.commit_gas_non_da / n,
+                total_gas_per_op: (last.commit_gas + last.prove_gas + last.execute_gas) / n,
+                blocks,
+            },
+        );
+    }
+    Ok(GasReport { hardfork, ops: report })
+}
+
+/// Deposits 10 ETH on both chains and commits/proves/executes the one-deposit block consuming it.
+async fn fund(env: &mut Env) -> Result<(), ContractsError> {
+    let user = signer(user_key())?;
+    let owner = owner32(user.address());
+    let amount: u128 = 10_000_000_000_000_000_000;
+    for c in [&env.da, &env.non_da] {
+        let z = c.zklink_as(user_key())?;
+        send(z.depositETH(owner.into(), 0, ETH_TOKEN_ID).value(U256::from(amount))).await?;
+    }
+    let op = ops::deposit(1, 2, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, amount, owner);
+    let block = L2Block::new(env.next_block, 1, B256::from(U256::from(env.next_block)), ops::pad_block(&[op], 4)?);
+    env.next_block += 1;
+    let (stored, _) = env.da.commit(&env.last_da, std::slice::from_ref(&block)).await?;
+    let (stored_non_da, _) = env.non_da.commit(&env.last_non_da, std::slice::from_ref(&block)).await?;
+    env.da.prove(&env.pk, &stored).await?;
+    env.da.execute(&[(stored[0].clone(), Vec::new())]).await?;
+    env.last_da = stored[0].clone();
+    env.last_non_da = stored_non_da[0].clone();
+    Ok(())
+}
+
+/// The one-line JSON form: `{"ops":{"transfer":{"pubdata_bytes":…,"commit_gas_per_op":…,…},…}}`.
+pub fn report_json(report: &GasReport) -> String {
+    let mut ops = serde_json::Map::new();
+    for (name, g) in &report.ops {
+        ops.insert(
+            name.clone(),
+            serde_json::json!({
+                "pubdata_bytes": g.pubdata_bytes,
+                "commit_gas_per_op": g.commit_gas_per_op,
+                "commit_gas_per_op_non_da": g.commit_gas_per_op_non_da,
+                "total_gas_per_op": g.total_gas_per_op,
+                "commit_at_calldata_floor": g.blocks.last().is_some_and(|b| b.commit_at_calldata_floor),
+            }),
+        );
+    }
+    serde_json::json!({ "hardfork": report.hardfork, "ops": ops }).to_string()
+}
+
+/// A human-readable table.
+pub fn report_table(report: &GasReport) -> String {
+    let mut s = format!(
+        "hardfork: {}\n{:<16} {:>6} {:>9} {:>6} {:>12} {:>12} {:>10} {:>10} {:>14} {:>10}\n",
+        report.hardfork,
+        "op",
+        "bytes",
+        "capacity",
+        "ops",
+        "commit/op",
+        "commit/op*",
+        "prove",
+        "execute",
+        "total/op",
+        "floor?"
+    );
+    for (name, g) in &report.ops {
+        for b in &g.blocks {
+            let n = b.ops.max(1) as u64;
+            s.push_str(&format!(
+                "{:<16} {:>6} {:>9} {:>6} {:>12} {:>12} {:>10} {:>10} {:>14} {:>10}\n",
+                name,
+                g.pubdata_bytes,
+                b.capacity,
+                b.ops,
+                b.commit_gas / n,
+                b.commit_gas_non_da / n,
+                b.prove_gas,
+                b.execute_gas,
+                (b.commit_gas + b.prove_gas + b.execute_gas) / n,
+                if b.commit_at_calldata_floor { "yes" } else { "no" }
+            ));
+        }
+    }
+    s.push_str("commit/op* = on a chain without data availability (pubdata hash only)\n");
+    s
+}

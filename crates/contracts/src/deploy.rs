@@ -1,0 +1,295 @@
+//! Deploys the contracts on an anvil and wraps one chain's deployment, plus the block helpers the
+//! tests and the gas benchmark share.
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
+use alloy::signers::local::PrivateKeySigner;
+
+use crate::ContractsError;
+use crate::anvil::{Anvil, DEV_KEYS};
+use crate::bindings::ZkLink::{self, CommitBlockInfo, StoredBlockInfo, ZkLinkInstance};
+use crate::bindings::{PoseidonT6, TestVerifier};
+use crate::ops;
+
+/// Token id under which every test deployment registers ETH (18 decimals).
+pub const ETH_TOKEN_ID: u16 = 1;
+
+/// A signer from a hex private key.
+pub fn signer(key: &str) -> Result<PrivateKeySigner, ContractsError> {
+    key.parse().map_err(|e| ContractsError::Rpc(format!("bad key: {e}")))
+}
+
+/// An HTTP provider for `anvil` that signs with `key`.
+pub fn provider(anvil: &Anvil, key: &str) -> Result<DynProvider, ContractsError> {
+    let wallet = EthereumWallet::from(signer(key)?);
+    let url = anvil.endpoint().parse().map_err(|e| ContractsError::Rpc(format!("bad url: {e}")))?;
+    Ok(ProviderBuilder::new().wallet(wallet).connect_http(url).erased())
+}
+
+/// Sends a prepared call, waits for the receipt and fails on revert.
+pub async fn send<P: Provider, D: alloy::contract::CallDecoder>(
+    call: alloy::contract::CallBuilder<P, D>,
+) -> Result<TransactionReceipt, ContractsError> {
+    let receipt = call.send().await?.get_receipt().await?;
+    if !receipt.status() {
+        return Err(ContractsError::Reverted(format!("{:?}", receipt.transaction_hash)));
+    }
+    Ok(receipt)
+}
+
+/// Static configuration of one chain's deployment.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainConfig {
+    pub evm_chain_id: u64,
+    pub l2_chain: u8,
+    pub chain_count: u8,
+    pub data_availability: bool,
+    pub priority_expiration: u64,
+    pub genesis_root: B256,
+}
+
+/// One chain: its anvil, a provider signing as the governor (who is also a validator), and the
+/// deployed contracts.
+pub struct Chain {
+    pub anvil: Anvil,
+    pub provider: DynProvider,
+    pub governor: Address,
+    pub zklink: ZkLinkInstance<DynProvider>,
+    pub verifier: Address,
+    pub poseidon: Address,
+    pub config: ChainConfig,
+}
+
+impl Chain {
+    /// Starts anvil and deploys PoseidonT6, the test verifier and ZkLink; registers ETH as
+    /// [`ETH_TOKEN_ID`] and the governor as a validator.
+    pub async fn deploy(config: ChainConfig) -> Result<Self, ContractsError> {
+        Self::deploy_on(Anvil::spawn(config.evm_chain_id)?, config).await
+    }
+
+    /// As [`Chain::deploy`], on an anvil already running.
+    pub async fn deploy_on(anvil: Anvil, config: ChainConfig) -> Result<Self, ContractsError> {
+        let provider = provider(&anvil, DEV_KEYS[0])?;
+        let governor = signer(DEV_KEYS[0])?.address();
+        let poseidon = *PoseidonT6::deploy(provider.clone()).await?.address();
+        let verifier = *TestVerifier::deploy(provider.clone()).await?.address();
+        let params = ZkLink::InitParams {
+            governor,
+            verifier,
+            poseidon,
+            chainId: config.l2_chain,
+            chainCount: config.chain_count,
+            dataAvailability: config.data_availability,
+            priorityExpirationPeriod: config.priority_expiration,
+            genesisRoot: config.genesis_root,
+        };
+        let zklink = ZkLink::deploy(provider.clone(), params).await?;
+        send(zklink.setValidator(governor, true)).await?;
+        send(zklink.registerToken(ETH_TOKEN_ID, Address::ZERO, 18, 0)).await?;
+        Ok(Self { anvil, provider, governor, zklink, verifier, poseidon, config })
+    }
+
+    /// The ZkLink contract as seen by another signer.
+    pub fn zklink_as(&self, key: &str) -> Result<ZkLinkInstance<DynProvider>, ContractsError> {
+        Ok(ZkLink::new(*self.zklink.address(), provider(&self.anvil, key)?))
+    }
+
+    /// The genesis stored block.
+    pub fn genesis(&self) -> StoredBlockInfo {
+        StoredBlockInfo {
+            blockNumber: 0,
+            priorityOperations: 0,
+            timestamp: 0,
+            stateRoot: self.config.genesis_root,
+            commitment: B256::ZERO,
+            syncHash: B256::ZERO,
+            withdrawalsHash: B256::ZERO,
+        }
+    }
+}
+
+/// A Layer-2 block as every chain sees it: the full pubdata, plus the ChangePubKey witnesses each
+/// chain needs.
+#[derive(Clone, Debug)]
+pub struct L2Block {
+    pub number: u32,
+    pub timestamp: u64,
+    pub new_root: B256,
+    pub pubdata: Vec<u8>,
+    /// `cpk_witnesses[c - 1]`: witnesses of chain `c`'s ChangePubKey ops, in order.
+    pub cpk_witnesses: [Vec<Bytes>; ops::MAX_CHAINS],
+}
+
+impl L2Block {
+    pub fn new(number: u32, timestamp: u64, new_root: B256, pubdata: Vec<u8>) -> Self {
+        Self { number, timestamp, new_root, pubdata, cpk_witnesses: Default::default() }
+    }
+
+    pub fn onchain_hashes(&self) -> Result<[B256; ops::MAX_CHAINS], ContractsError> {
+        let mut out = [B256::ZERO; ops::MAX_CHAINS];
+        for (i, h) in out.iter_mut().enumerate() {
+            *h = ops::onchain_hash(ops::onchain_ops_of(&self.pubdata, i as u8 + 1)?);
+        }
+        Ok(out)
+    }
+
+    pub fn commitment(&self, old_root: B256) -> Result<B256, ContractsError> {
+        Ok(ops::commitment(
+            self.number,
+            self.timestamp,
+            old_root,
+            self.new_root,
+            ops::sha256(&self.pubdata),
+            &self.onchain_hashes()?,
+        ))
+    }
+
+    /// The `CommitBlockInfo` for chain `chain` (full pubdata if it is the DA chain).
+    pub fn commit_info(&self, chain: u8, data_availability: bool) -> Result<CommitBlockInfo, ContractsError> {
+        let own: Vec<u8> = ops::onchain_ops_of(&self.pubdata, chain)?.concat();
+        Ok(CommitBlockInfo {
+            blockNumber: self.number,
+            timestamp: self.timestamp,
+            newStateRoot: self.new_root,
+            pubdata: if data_availability { Bytes::from(self.pubdata.clone()) } else { Bytes::new() },
+            pubdataHash: if data_availability { B256::ZERO } else { ops::sha256(&self.pubdata) },
+            onchainOps: if data_availability { Bytes::new() } else { Bytes::from(own) },
+            changePubKeyWitnesses: self.cpk_witnesses[chain as usize - 1].clone(),
+            onchainHashes: self.onchain_hashes()?,
+        })
+    }
+
+    /// The withdrawals chain `chain` records for this block.
+    pub fn withdrawals(&self, chain: u8) -> Result<Vec<ops::Withdrawal>, ContractsError> {
+        Ok(ops::withdrawals_of(ops::onchain_ops_of(&self.pubdata, chain)?))
+    }
+
+    /// The stored block info chain `chain` records when this block is committed after `prev`.
+    pub fn stored_info(&self, prev: &StoredBlockInfo, chain: u8) -> Result<StoredBlockInfo, ContractsError> {
+        let commitment = self.commitment(prev.stateRoot)?;
+        let own = ops::onchain_ops_of(&self.pubdata, chain)?;
+        let priority = own.iter().filter(|op| op[0] == ops::OP_DEPOSIT || op[0] == ops::OP_FULL_EXIT).count();
+        Ok(StoredBlockInfo {
+            blockNumber: self.number,
+            priorityOperations: priority as u64,
+            timestamp: self.timestamp,
+            stateRoot: self.new_root,
+            commitment,
+            syncHash: ops::next_sync_hash(prev.syncHash, commitment),
+            withdrawalsHash: ops::withdrawals_hash(&self.withdrawals(chain)?),
+        })
+    }
+}
+
+/// A proof of the test verifier for a stored block (its commitment as the public input).
+pub fn test_proof(
+    pk: &ark_groth16::ProvingKey<ark_bn254::Bn254>,
+    block: &StoredBlockInfo,
+) -> Result<[U256; 8], ContractsError> {
+    let proof =
+        crate::verifier::test_circuit::prove(pk, ops::public_input(block.commitment), u64::from(block.blockNumber))?;
+    Ok(crate::verifier::encode_proof(&proof))
+}
+
+impl Chain {
+    /// Commits `blocks` after `prev`; returns the stored infos (computed locally, the contract
+    /// checks them on the next call) and the receipt.
+    pub async fn commit(
+        &self,
+        prev: &StoredBlockInfo,
+        blocks: &[L2Block],
+    ) -> Result<(Vec<StoredBlockInfo>, TransactionReceipt), ContractsError> {
+        let (infos, stored) = self.prepare_commit(prev, blocks)?;
+        let receipt = send(self.zklink.commitBlocks(prev.clone(), infos)).await?;
+        Ok((stored, receipt))
+    }
+
+    /// The commit calldata and the resulting stored infos, without sending.
+    pub fn prepare_commit(
+        &self,
+        prev: &StoredBlockInfo,
+        blocks: &[L2Block],
+    ) -> Result<(Vec<CommitBlockInfo>, Vec<StoredBlockInfo>), ContractsError> {
+        let chain = self.config.l2_chain;
+        let mut infos = Vec::new();
+        let mut stored = Vec::new();
+        let mut last = prev.clone();
+        for b in blocks {
+            infos.push(b.commit_info(chain, self.config.data_availability)?);
+            last = b.stored_info(&last, chain)?;
+            stored.push(last.clone());
+        }
+        Ok((infos, stored))
+    }
+
+    /// Proves `blocks` with the test verifier's key.
+    pub async fn prove(
+        &self,
+        pk: &ark_groth16::ProvingKey<ark_bn254::Bn254>,
+        blocks: &[StoredBlockInfo],
+    ) -> Result<TransactionReceipt, ContractsError> {
+        let proofs = blocks.iter().map(|b| test_proof(pk, b)).collect::<Result<Vec<_>, _>>()?;
+        send(self.zklink.proveBlocks(blocks.to_vec(), proofs)).await
+    }
+
+    /// Executes `blocks` (with the packed withdrawals of each).
+    pub async fn execute(&self, blocks: &[(StoredBlockInfo, Vec<u8>)]) -> Result<TransactionReceipt, ContractsError> {
+        send(self.zklink.executeBlocks(self.execute_infos(blocks))).await
+    }
+
+    pub fn execute_infos(&self, blocks: &[(StoredBlockInfo, Vec<u8>)]) -> Vec<ZkLink::ExecuteBlockInfo> {
+        blocks
+            .iter()
+            .map(|(b, w)| ZkLink::ExecuteBlockInfo { storedBlock: b.clone(), withdrawals: Bytes::from(w.clone()) })
+            .collect()
+    }
+
+    /// The EIP-712 digest this chain's contract expects oracle signers to sign.
+    pub fn sync_hash_digest(&self, src_chain: u8, block_number: u32, sync_hash: B256) -> B256 {
+        sync_hash_digest(self.anvil.chain_id(), *self.zklink.address(), src_chain, block_number, sync_hash)
+    }
+
+    /// Signatures of `keys` over the sync-hash message, ordered by signer address (ascending).
+    pub fn sign_sync_hash(
+        &self,
+        keys: &[&str],
+        src_chain: u8,
+        block_number: u32,
+        sync_hash: B256,
+    ) -> Result<Vec<Bytes>, ContractsError> {
+        use alloy::signers::SignerSync;
+        let digest = self.sync_hash_digest(src_chain, block_number, sync_hash);
+        let mut sigs = Vec::new();
+        for k in keys {
+            let s = signer(k)?;
+            let sig = s.sign_hash_sync(&digest).map_err(|e| ContractsError::Rpc(e.to_string()))?;
+            sigs.push((s.address(), Bytes::from(sig.as_bytes().to_vec())));
+        }
+        sigs.sort_by_key(|(a, _)| *a);
+        Ok(sigs.into_iter().map(|(_, s)| s).collect())
+    }
+}
+
+/// EIP-712 digest of `SyncHash(uint8 srcChain,uint32 blockNumber,bytes32 syncHash)` in the domain
+/// `{name: "ZkLink", version: "1", chainId, verifyingContract}`.
+pub fn sync_hash_digest(
+    evm_chain_id: u64,
+    contract: Address,
+    src_chain: u8,
+    block_number: u32,
+    sync_hash: B256,
+) -> B256 {
+    use alloy::primitives::keccak256;
+    use alloy::sol_types::SolValue;
+    let domain_type = keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    let domain =
+        keccak256((domain_type, keccak256("ZkLink"), keccak256("1"), U256::from(evm_chain_id), contract).abi_encode());
+    let type_hash = keccak256("SyncHash(uint8 srcChain,uint32 blockNumber,bytes32 syncHash)");
+    let struct_hash = keccak256((type_hash, U256::from(src_chain), U256::from(block_number), sync_hash).abi_encode());
+    let mut buf = vec![0x19, 0x01];
+    buf.extend(domain.as_slice());
+    buf.extend(struct_hash.as_slice());
+    keccak256(&buf)
+}

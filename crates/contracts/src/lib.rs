@@ -1,0 +1,65 @@
+//! zkLink-rs Layer-1 contracts, from Rust.
+//!
+//! - [`artifacts`]: where the committed solc-js artifacts (`contracts/out/*.json`) live and how
+//!   their freshness is checked;
+//! - [`bindings`]: alloy `sol!` bindings generated from those artifacts;
+//! - [`anvil`]: a harness that runs anvil on a free 127.0.0.1 port and kills it on drop;
+//! - [`deploy`]: deploys the contracts and wraps a deployment for tests and benchmarks;
+//! - [`ops`]: interim encoders of the protocol.md §11 op layouts and §13 commitment (to be replaced
+//!   by the types crate);
+//! - [`poseidon_sol`] and [`verifier`]: generators of `PoseidonT6.sol` and Groth16 verifiers;
+//! - [`bench`]: the gas benchmark behind `zkl bench gas`.
+
+pub mod anvil;
+pub mod artifacts;
+pub mod bench;
+pub mod bindings;
+pub mod deploy;
+pub mod ops;
+pub mod poseidon_sol;
+pub mod verifier;
+
+pub use zkl_crypto::field::Fr;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractsError {
+    #[error("anvil binary not found at {0} (run scripts/setup-l1.sh, or set ZKL_ANVIL)")]
+    AnvilNotFound(String),
+    #[error("cannot start anvil: {0}")]
+    AnvilSpawn(String),
+    #[error("anvil did not become ready on 127.0.0.1:{0}")]
+    AnvilTimeout(u16),
+    #[error("RPC error: {0}")]
+    Rpc(String),
+    #[error("contract call failed: {0}")]
+    Contract(String),
+    #[error("transaction reverted: {0}")]
+    Reverted(String),
+    #[error("artifact error: {0}")]
+    Artifact(String),
+    #[error("the verifier generator supports exactly 1 public input, the key has {0}")]
+    PublicInputCount(usize),
+    #[error("prover error: {0}")]
+    Prover(String),
+    #[error("invalid op encoding: {0}")]
+    Encoding(String),
+}
+
+impl From<alloy::contract::Error> for ContractsError {
+    fn from(e: alloy::contract::Error) -> Self {
+        ContractsError::Contract(e.to_string())
+    }
+}
+
+impl From<alloy::transports::TransportError> for ContractsError {
+    fn from(e: alloy::transports::TransportError) -> Self {
+        ContractsError::Rpc(e.to_string())
+    }
+}
+
+impl From<alloy::providers::PendingTransactionError> for ContractsError {
+    fn from(e: alloy::providers::PendingTransactionError) -> Self {
+        ContractsError::Rpc(e.to_string())
+    }
+}

@@ -1,0 +1,52 @@
+//! `zkl bench gas`: gas of the Layer-1 contract per op type, measured on anvil (logic in
+//! `zkl_contracts::bench`).
+
+use std::process::ExitCode;
+
+use clap::Args;
+use zkl_contracts::bench::{GasBenchConfig, OP_TYPES, report_json, report_table, run_gas_bench};
+
+use crate::Failure;
+
+/// Arguments of `zkl bench gas`.
+#[derive(Args)]
+pub struct GasArgs {
+    /// Print one line of JSON: {"ops":{"transfer":{"pubdata_bytes":…,"commit_gas_per_op":…,…},…}}
+    #[arg(long)]
+    json: bool,
+    /// Block capacities in chunks (each at least 4); per-op figures come from the largest
+    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 256, 1024])]
+    capacities: Vec<usize>,
+    /// Op types to measure (default: all): transfer, transfer_to_new, order_matching, withdraw,
+    /// deposit, full_exit, change_pubkey, forced_exit
+    #[arg(long, value_delimiter = ',')]
+    ops: Vec<String>,
+    /// anvil hardfork (default: anvil's own default)
+    #[arg(long)]
+    hardfork: Option<String>,
+}
+
+pub fn run(a: GasArgs) -> Result<ExitCode, Failure> {
+    let GasArgs { json, capacities, ops, hardfork } = a;
+    if let Some(bad) = capacities.iter().find(|c| !(4..=16384).contains(*c)) {
+        return Err(Failure::Usage(format!("--capacities: {bad} is outside 4..=16384 chunks")));
+    }
+    if let Some(bad) = ops.iter().find(|o| !OP_TYPES.iter().any(|(n, _)| n == o)) {
+        return Err(Failure::Usage(format!("--ops: unknown op type '{bad}'")));
+    }
+    let mut cfg = GasBenchConfig { capacities, only: ops, anvil_args: Vec::new() };
+    if let Some(h) = hardfork {
+        cfg.anvil_args = vec!["--hardfork".into(), h];
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the async runtime: {e}")))?;
+    let report = rt.block_on(run_gas_bench(&cfg)).map_err(|e| Failure::Failed(e.to_string()))?;
+    if json {
+        println!("{}", report_json(&report));
+    } else {
+        print!("{}", report_table(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
