@@ -545,10 +545,12 @@ contract ZkLink {
                 cur, address(uint160(uint256(bytes32(data[6:38])))), uint16(bytes2(data[38:40])), uint128(bytes16(data[42:58]))
             );
         } else if (op == OP_WITHDRAW) {
+            _checkPayout(s, bytes32(data[28:60]), uint16(bytes2(data[8:10])), uint16(bytes2(data[6:8])), uint128(bytes16(data[10:26])));
             _recordWithdrawal(
                 cur, address(uint160(uint256(bytes32(data[28:60])))), uint16(bytes2(data[8:10])), uint128(bytes16(data[10:26]))
             );
         } else if (op == OP_FORCED_EXIT) {
+            _checkPayout(s, bytes32(data[34:66]), uint16(bytes2(data[12:14])), uint16(bytes2(data[10:12])), uint128(bytes16(data[18:34])));
             _recordWithdrawal(
                 cur, address(uint160(uint256(bytes32(data[34:66])))), uint16(bytes2(data[12:14])), uint128(bytes16(data[18:34]))
             );
@@ -566,6 +568,17 @@ contract ZkLink {
         }
         cur.nextRequest++;
         cur.priorityOps++;
+    }
+
+    /// Rules of a payout that depend on this chain's token registry (protocol.md section 16):
+    /// the L1 token is registered here, it funds the L2 token, the amount is exact in the L1
+    /// token's precision, and the recipient is an EVM address (top 12 bytes zero).
+    function _checkPayout(Layout storage s, bytes32 to, uint16 l1Token, uint16 l2Token, uint128 amount) internal view {
+        Token storage t = s.tokens[l1Token];
+        if (!t.registered) revert TokenNotRegistered(l1Token);
+        if (l2Token != l1Token && (t.group == 0 || t.group != l2Token)) revert InvalidTokenPair(l1Token, l2Token);
+        if (amount % (10 ** (18 - uint256(t.decimals))) != 0) revert InvalidPubdata();
+        if (uint256(to) >> 160 != 0) revert InvalidRecipient();
     }
 
     function _recordWithdrawal(OpsCursor memory cur, address to, uint16 l1Token, uint128 amount) internal pure {

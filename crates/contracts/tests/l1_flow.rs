@@ -266,6 +266,27 @@ async fn commit_attacks_fail() {
     bad_infos[0].pubdata = overrun.into();
     assert_revert!(a.zklink.commitBlocks(a.genesis(), bad_infos), "InvalidPubdata");
 
+    // Payouts the token registry forbids (protocol.md section 16): an unregistered L1 token,
+    // an L1 token that does not fund the L2 token, an amount finer than the L1 token's
+    // precision (token 5 has 6 decimals), a non-EVM recipient.
+    send(a.zklink.registerToken(5, Address::repeat_byte(5), 6, 0)).await.unwrap();
+    let to = owner32(user());
+    let mut wide = to;
+    wide[0] = 1;
+    for (bad_op, error) in [
+        (ops::withdraw(1, 3, 0, 9, 9, ETH, pack_fee(0, 0), to), "TokenNotRegistered"),
+        (ops::withdraw(1, 3, 0, 100, ETH_TOKEN_ID, ETH, pack_fee(0, 0), to), "InvalidTokenPair"),
+        (ops::withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, pack_fee(0, 0), wide), "InvalidRecipient"),
+        (ops::withdraw(1, 3, 0, 5, 5, ETH + 1, pack_fee(0, 0), to), "InvalidPubdata"),
+        (ops::forced_exit(1, 3, 0, 4, 0, 100, ETH_TOKEN_ID, ETH_TOKEN_ID, pack_fee(0, 0), ETH, to), "InvalidTokenPair"),
+    ] {
+        let bad = L2Block::new(1, 1, root(1), ops::pad_block(&[good[0].clone(), bad_op], CAPACITY).unwrap());
+        let (bad_infos, _) = a.prepare_commit(&a.genesis(), &[bad]).unwrap();
+        let err = a.zklink.commitBlocks(a.genesis(), bad_infos).call().await.expect_err(error);
+        let text = format!("{:?}", err.as_decoded_interface_error::<ZkLinkErrors>());
+        assert!(text.starts_with(&format!("Some({error}")), "expected {error}, got {text} ({err})");
+    }
+
     // The honest commit goes through; it can be reverted and committed again.
     let (stored, _) = a.commit(&a.genesis(), std::slice::from_ref(&block)).await.unwrap();
     assert_revert!(attacker.revertBlocks(stored.clone()), "NotValidator");
