@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField, Zero};
-use zkl_crypto::poseidon::params;
+use ark_ff::{BigInteger, PrimeField};
+use zkl_crypto::poseidon::{OptimizedPoseidon, params};
 
 use crate::Fr;
 
@@ -16,9 +16,8 @@ fn hex_word(x: &Fr) -> String {
     hex::encode(x.into_bigint().to_bytes_be())
 }
 
-/// Constants of the optimised permutation (the Poseidon paper's appendix B, as derived in
-/// `zkl_crypto::poseidon::optimized`, whose fields are private: the derivation is repeated here and
-/// checked against `zkl_crypto::poseidon::hash` by the tests, on anvil).
+/// Constants of the optimised permutation (the Poseidon paper's appendix B), exactly those of
+/// `zkl_crypto::poseidon::OptimizedPoseidon`, laid out for the generator.
 struct Optimized {
     first_constants: Vec<Vec<Fr>>,
     last_constants: Vec<Vec<Fr>>,
@@ -31,112 +30,23 @@ struct Optimized {
 
 type Matrix = Vec<Vec<Fr>>;
 
-fn mat_vec(m: &Matrix, v: &[Fr]) -> Vec<Fr> {
-    m.iter().map(|row| row.iter().zip(v).map(|(a, b)| *a * b).sum()).collect()
-}
-
-fn mat_mul(a: &Matrix, b: &Matrix) -> Matrix {
-    let n = a.len();
-    (0..n).map(|i| (0..n).map(|j| (0..n).map(|k| a[i][k] * b[k][j]).sum()).collect()).collect()
-}
-
-fn block_diag_one(d: &Matrix) -> Matrix {
-    let n = d.len() + 1;
-    let mut out = vec![vec![Fr::ZERO; n]; n];
-    out[0][0] = Fr::ONE;
-    for (i, row) in d.iter().enumerate() {
-        out[i + 1][1..].copy_from_slice(row);
-    }
-    out
-}
-
-/// Gauss-Jordan inversion; submatrices of the Cauchy MDS matrix are invertible (fixed parameters,
-/// so a failure here is a bug, not bad input).
-fn invert(m: &Matrix) -> Matrix {
-    let n = m.len();
-    let mut a: Matrix = m
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let mut r = row.clone();
-            r.extend((0..n).map(|j| if i == j { Fr::ONE } else { Fr::ZERO }));
-            r
-        })
-        .collect();
-    for col in 0..n {
-        let pivot = (col..n).find(|&r| !a[r][col].is_zero()).expect("Cauchy submatrices are invertible");
-        a.swap(col, pivot);
-        let inv = a[col][col].inverse().expect("non-zero pivot");
-        a[col].iter_mut().for_each(|x| *x *= inv);
-        for r in 0..n {
-            if r != col && !a[r][col].is_zero() {
-                let f = a[r][col];
-                let pivot_row = a[col].clone();
-                a[r].iter_mut().zip(&pivot_row).for_each(|(x, p)| *x -= f * p);
-            }
-        }
-    }
-    a.into_iter().map(|row| row[n..].to_vec()).collect()
-}
-
-fn factor(a: &Matrix) -> (Vec<Fr>, Vec<Fr>, Matrix) {
-    let d: Matrix = a[1..].iter().map(|row| row[1..].to_vec()).collect();
-    let d_inv = invert(&d);
-    let b = &a[0][1..];
-    let mut row = vec![a[0][0]];
-    row.extend((0..d.len()).map(|j| (0..d.len()).map(|k| b[k] * d_inv[k][j]).sum::<Fr>()));
-    let col = a[1..].iter().map(|r| r[0]).collect();
-    (row, col, d)
-}
-
-fn pow5(x: Fr) -> Fr {
-    let x2 = x * x;
-    x2 * x2 * x
-}
-
 fn optimized(t: usize) -> Optimized {
-    let params = params(t);
-    let half = params.full_rounds / 2;
-    let rp = params.partial_rounds;
-    let m = &params.mds;
-    let mut constants: Vec<Vec<Fr>> = params.ark.chunks(t).map(<[Fr]>::to_vec).collect();
-    let mut partial_constants = Vec::with_capacity(rp);
-    for r in half..half + rp {
-        let mut rest = constants[r].clone();
-        partial_constants.push(rest[0]);
-        rest[0] = Fr::ZERO;
-        let pushed = mat_vec(m, &rest);
-        for (c, p) in constants[r + 1].iter_mut().zip(pushed) {
-            *c += p;
-        }
-    }
-    let mut factors = Vec::with_capacity(rp);
-    let mut acc = m.clone();
-    for _ in 0..rp {
-        let (row, col, d) = factor(&acc);
-        factors.push((row, col));
-        acc = mat_mul(&block_diag_one(&d), m);
-    }
-    factors.reverse();
-    let mut sigma = Fr::ONE;
-    let mut partial = Vec::with_capacity(rp);
-    for ((row, col), k) in factors.iter().zip(partial_constants) {
-        let sigma5 = pow5(sigma);
-        let k = k * sigma.inverse().expect("non-zero scale");
-        let next = row[0] * sigma5;
-        let next_inv = next.inverse().expect("non-zero leading coefficient");
-        let row: Vec<Fr> = row[1..].iter().map(|x| *x * next_inv).collect();
-        let col: Vec<Fr> = col.iter().map(|x| *x * sigma5).collect();
-        partial.push((k, row, col));
-        sigma = next;
-    }
+    assert_eq!(t, POSEIDON_T6_WIDTH, "the generator is written for width 6");
+    let o = OptimizedPoseidon::<6, 5>::new(params(t));
+    let rows = |m: &[[Fr; 6]]| m.iter().map(|r| r.to_vec()).collect::<Vec<_>>();
     Optimized {
-        first_constants: constants[..half].to_vec(),
-        last_constants: constants[half + rp..].to_vec(),
-        mds: m.clone(),
-        pre_sparse: acc,
-        partial,
-        final_scale: sigma,
+        first_constants: rows(&o.first_constants),
+        last_constants: rows(&o.last_constants),
+        mds: rows(&o.mds),
+        pre_sparse: rows(&o.pre_sparse),
+        partial: o
+            .partial_constants
+            .iter()
+            .zip(&o.sparse_rows)
+            .zip(&o.sparse_cols)
+            .map(|((k, r), c)| (*k, r.to_vec(), c.to_vec()))
+            .collect(),
+        final_scale: o.final_scale,
     }
 }
 

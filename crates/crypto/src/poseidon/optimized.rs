@@ -23,21 +23,22 @@ use crate::field::Fr;
 
 type Matrix = Vec<Vec<Fr>>;
 
-/// Precomputed constants of the optimised permutation of width `T`.
+/// Precomputed constants of the optimised permutation of width `T` (public so that other
+/// implementations, such as the generated Solidity contract, use exactly these).
 pub struct OptimizedPoseidon<const T: usize, const K: usize> {
     /// Round constants of the 4 full rounds of each half.
-    first_constants: [[Fr; T]; 4],
-    last_constants: [[Fr; T]; 4],
+    pub first_constants: [[Fr; T]; 4],
+    pub last_constants: [[Fr; T]; 4],
     /// Dense matrices, row-major: `new[i] = sum_j m[i][j] * old[j]`.
-    mds: [[Fr; T]; T],
-    pre_sparse: [[Fr; T]; T],
+    pub mds: [[Fr; T]; T],
+    pub pre_sparse: [[Fr; T]; T],
     /// Per partial round (in scaled form): the constant added to element 0, the sparse
     /// matrix's first row without its leading 1, and its first column below the diagonal.
-    partial_constants: Vec<Fr>,
-    sparse_rows: Vec<[Fr; K]>,
-    sparse_cols: Vec<[Fr; K]>,
+    pub partial_constants: Vec<Fr>,
+    pub sparse_rows: Vec<[Fr; K]>,
+    pub sparse_cols: Vec<[Fr; K]>,
     /// `σ` after the last partial round.
-    final_scale: Fr,
+    pub final_scale: Fr,
 }
 
 impl<const T: usize, const K: usize> OptimizedPoseidon<T, K> {
