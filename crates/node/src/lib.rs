@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod metrics;
 pub mod rpc;
 pub mod sequencer;
 pub mod storage;
@@ -18,7 +19,7 @@ use jsonrpsee::server::{Server, ServerHandle};
 use zkl_state::{BlockParams, State};
 
 pub use config::NodeConfig;
-use sequencer::{Sequencer, SequencerHandle};
+use sequencer::{Policy, Sequencer, SequencerHandle};
 use storage::Storage;
 
 /// Why the node could not start.
@@ -35,8 +36,19 @@ pub enum NodeError {
 /// A running node.
 pub struct Node {
     pub rpc_addr: SocketAddr,
+    /// Where `GET /metrics` is served, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     pub handle: ServerHandle,
     pub sequencer: SequencerHandle,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(task) = &self.metrics_task {
+            task.abort();
+        }
+    }
 }
 
 /// The genesis state a configuration describes.
@@ -52,7 +64,13 @@ pub fn genesis(config: &NodeConfig) -> Result<State, NodeError> {
 /// Opens the database, replays the log, starts the sequencer and the JSON-RPC server.
 pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     let storage = Arc::new(Storage::open(&config.data_dir)?);
-    let seq = Sequencer::recover(genesis(&config)?, storage.clone(), Duration::from_millis(config.block_time_ms))?;
+    let mut seq = Sequencer::recover(genesis(&config)?, storage.clone(), Duration::from_millis(config.block_time_ms))?;
+    seq.policy = Policy {
+        fees: config.fees.clone(),
+        max_queued_per_account: config.max_queued_per_account,
+        ..Policy::default()
+    };
+    let metrics = seq.metrics.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = SequencerHandle { tx };
     let ctx = rpc::Ctx {
@@ -61,6 +79,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         storage,
         sequencer: handle.clone(),
         events: seq.events.clone(),
+        policy: seq.policy.clone(),
     };
     std::thread::Builder::new()
         .name("sequencer".into())
@@ -70,6 +89,15 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     let server = Server::builder().build(config.rpc_addr).await.map_err(|e| NodeError::Rpc(e.to_string()))?;
     let rpc_addr = server.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
     let handle_rpc = server.start(module);
-    tracing::info!(%rpc_addr, "node started");
-    Ok(Node { rpc_addr, handle: handle_rpc, sequencer: handle })
+    let (metrics_addr, metrics_task) = match config.metrics_addr {
+        Some(addr) => {
+            let (addr, task) = metrics::serve(addr, metrics)
+                .await
+                .map_err(|e| NodeError::Rpc(format!("cannot serve metrics on {addr}: {e}")))?;
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
+    tracing::info!(%rpc_addr, ?metrics_addr, "node started");
+    Ok(Node { rpc_addr, metrics_addr, handle: handle_rpc, sequencer: handle, metrics_task })
 }

@@ -11,6 +11,8 @@ use zkl_types::{PriorityRequest, SignedTx};
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 const BLOCKS: TableDefinition<u32, &[u8]> = TableDefinition::new("blocks");
+/// Txs accepted with a nonce ahead of their account's, waiting for the gap to close.
+const QUEUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queue");
 
 /// One entry of the log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -25,8 +27,12 @@ pub enum LogEntry {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TxStatus {
+    /// Accepted with a nonce ahead of the account's; executes when the earlier nonces have.
+    Queued,
     /// Accepted into the block being built.
     Pending,
+    /// Was queued, then failed when its turn came (the state machine's reason).
+    Rejected { reason: String },
     /// Part of sealed block `block`.
     Included { block: u32 },
 }
@@ -35,7 +41,9 @@ pub enum TxStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TxRecord {
     pub hash: String,
-    pub seq: u64,
+    /// Position in the log (absent while queued or once rejected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     #[serde(flatten)]
     pub status: TxStatus,
     pub tx: SignedTx,
@@ -56,6 +64,14 @@ pub struct BlockRecord {
     pub pubdata: String,
 }
 
+/// A tx waiting in the queue: `account`'s nonce must reach `nonce` first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QueuedTx {
+    pub account: u32,
+    pub nonce: u32,
+    pub tx: SignedTx,
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 #[error("storage: {0}")]
@@ -71,6 +87,8 @@ pub struct Batch {
     log: Vec<(u64, Vec<u8>)>,
     txs: Vec<(Vec<u8>, Vec<u8>)>,
     blocks: Vec<(u32, Vec<u8>)>,
+    /// Queue insertions (`Some`) and removals (`None`), in order.
+    queue: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Batch {
@@ -83,8 +101,14 @@ impl Batch {
     pub fn block(&mut self, record: &BlockRecord) {
         self.blocks.push((record.number, serde_json::to_vec(record).expect("serialisable")));
     }
+    pub fn enqueue(&mut self, hash: &[u8; 32], q: &QueuedTx) {
+        self.queue.push((hash.to_vec(), Some(serde_json::to_vec(q).expect("serialisable"))));
+    }
+    pub fn dequeue(&mut self, hash: &[u8; 32]) {
+        self.queue.push((hash.to_vec(), None));
+    }
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty() && self.txs.is_empty() && self.blocks.is_empty()
+        self.log.is_empty() && self.txs.is_empty() && self.blocks.is_empty() && self.queue.is_empty()
     }
 }
 
@@ -101,6 +125,7 @@ impl Storage {
         w.open_table(LOG).map_err(e)?;
         w.open_table(TXS).map_err(e)?;
         w.open_table(BLOCKS).map_err(e)?;
+        w.open_table(QUEUE).map_err(e)?;
         w.commit().map_err(e)?;
         Ok(Storage { db })
     }
@@ -124,6 +149,13 @@ impl Storage {
             for (k, v) in &batch.blocks {
                 blocks.insert(*k, v.as_slice()).map_err(e)?;
             }
+            let mut queue = w.open_table(QUEUE).map_err(e)?;
+            for (k, v) in &batch.queue {
+                match v {
+                    Some(v) => queue.insert(k.as_slice(), v.as_slice()).map_err(e)?,
+                    None => queue.remove(k.as_slice()).map_err(e)?,
+                };
+            }
         }
         w.commit().map_err(e)
     }
@@ -136,6 +168,19 @@ impl Storage {
         for item in t.iter().map_err(e)? {
             let (k, v) = item.map_err(e)?;
             out.push((k.value(), serde_json::from_slice(v.value()).map_err(e)?));
+        }
+        Ok(out)
+    }
+
+    /// The queued txs (any order).
+    pub fn queued(&self) -> Result<Vec<([u8; 32], QueuedTx)>, StorageError> {
+        let r = self.db.begin_read().map_err(e)?;
+        let t = r.open_table(QUEUE).map_err(e)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(e)? {
+            let (k, v) = item.map_err(e)?;
+            let hash: [u8; 32] = k.value().try_into().map_err(|_| StorageError("queue key is not a hash".into()))?;
+            out.push((hash, serde_json::from_slice(v.value()).map_err(e)?));
         }
         Ok(out)
     }
