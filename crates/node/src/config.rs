@@ -92,6 +92,9 @@ pub struct NodeConfig {
     /// Minimum fees (see [`FeePolicy`]).
     #[serde(default)]
     pub fees: FeePolicy,
+    /// Prover workers (`zkl prover`): their tokens and heartbeat timeout; no prover API when absent.
+    #[serde(default)]
+    pub provers: Option<crate::provers::ProverConfig>,
     /// Serve Prometheus metrics (`GET /metrics`) on this address; off when absent.
     #[serde(default)]
     pub metrics_addr: Option<SocketAddr>,
@@ -181,6 +184,7 @@ impl NodeConfig {
             max_queued_per_account: default_queue_limit(),
             fees: FeePolicy::default(),
             metrics_addr: None,
+            provers: None,
             chains: vec![ChainConfig { id: 1, name: "chain-1".into() }, ChainConfig { id: 2, name: "chain-2".into() }],
             tokens: vec![
                 TokenConfig { id: 1, symbol: "ETH".into(), is_group: false, group: None, l1: l1(&[1, 2], 18) },

@@ -7,9 +7,11 @@
 pub mod bench;
 pub mod config;
 pub mod metrics;
+pub mod provers;
 pub mod rpc;
 pub mod sequencer;
 pub mod storage;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +33,17 @@ pub enum NodeError {
     Storage(#[from] storage::StorageError),
     #[error("cannot serve JSON-RPC: {0}")]
     Rpc(String),
+    #[error("prover workers are configured but this node was started without a proof checker")]
+    NoProofCheck,
+}
+
+/// Components injected by whoever starts the node (the node does not depend on the circuit).
+#[derive(Default, Clone)]
+pub struct Services {
+    /// Checks proofs submitted by workers; required when `provers` is configured.
+    pub proof_check: Option<Arc<dyn provers::ProofCheck>>,
+    /// Extra data handed to workers with each job (the block's witness).
+    pub job_payload: Option<Arc<dyn provers::JobPayload>>,
 }
 
 /// A running node.
@@ -63,6 +76,11 @@ pub fn genesis(config: &NodeConfig) -> Result<State, NodeError> {
 
 /// Opens the database, replays the log, starts the sequencer and the JSON-RPC server.
 pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+    start_with(config, Services::default()).await
+}
+
+/// [`start`] with injected components.
+pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, NodeError> {
     let storage = Arc::new(Storage::open(&config.data_dir)?);
     let mut seq = Sequencer::recover(genesis(&config)?, storage.clone(), Duration::from_millis(config.block_time_ms))?;
     seq.policy = Policy {
@@ -71,6 +89,39 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         ..Policy::default()
     };
     let metrics = seq.metrics.clone();
+    let provers = match &config.provers {
+        Some(pc) => {
+            let check = services.proof_check.clone().ok_or(NodeError::NoProofCheck)?;
+            let last = seq.state.read().unwrap_or_else(|p| p.into_inner()).last_block();
+            // Subscribe before reading the stored blocks so no sealed block is missed.
+            let mut events = seq.events.subscribe();
+            let queue = Arc::new(provers::ProverQueue::new(
+                pc.clone(),
+                storage.clone(),
+                check,
+                services.job_payload.clone(),
+                last,
+            )?);
+            let q = queue.clone();
+            tokio::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(sequencer::Event::Block(b)) => q.add(b.number),
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            // Missed notifications: every stored block without a proof is a job.
+                            if let Err(err) = q.rescan() {
+                                tracing::error!(%err, "prover queue rescan failed");
+                            }
+                        }
+                        Err(_) => return,
+                    }
+                }
+            });
+            Some(queue)
+        }
+        None => None,
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = SequencerHandle { tx };
     let ctx = rpc::Ctx {
@@ -80,6 +131,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         sequencer: handle.clone(),
         events: seq.events.clone(),
         policy: seq.policy.clone(),
+        provers,
     };
     std::thread::Builder::new()
         .name("sequencer".into())

@@ -11,6 +11,7 @@ use zkl_types::op::{chunks_of, code};
 use zkl_types::{Address, ChainId, PriorityRequest, SignedTx, TokenId};
 
 use crate::config::NodeConfig;
+use crate::provers::{ProverError, ProverQueue};
 use crate::sequencer::{Event, Policy, SequencerHandle};
 use crate::storage::{Storage, TxRecord, TxStatus};
 
@@ -24,6 +25,8 @@ pub mod codes {
     pub const NOT_FOUND: i32 = 2;
     /// The node cannot serve the request (storage, disabled feature).
     pub const UNAVAILABLE: i32 = 3;
+    /// A prover method was called without a valid token.
+    pub const UNAUTHORIZED: i32 = 4;
 }
 
 fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
@@ -37,6 +40,7 @@ pub struct Ctx {
     pub sequencer: SequencerHandle,
     pub events: tokio::sync::broadcast::Sender<Event>,
     pub policy: Policy,
+    pub provers: Option<Arc<ProverQueue>>,
 }
 
 /// What `zkl_estimateFee` is asked about.
@@ -111,8 +115,51 @@ fn account_json(state: &State, id: u32) -> Option<Value> {
     }))
 }
 
+fn prover_err(e: ProverError) -> ErrorObjectOwned {
+    let code = match e {
+        ProverError::Unauthorized => codes::UNAUTHORIZED,
+        ProverError::UnknownJob(_) => codes::NOT_FOUND,
+        ProverError::Unavailable(_) => codes::UNAVAILABLE,
+        _ => codes::REJECTED,
+    };
+    err(code, e.to_string())
+}
+
+fn queue(ctx: &Ctx) -> Result<&ProverQueue, ErrorObjectOwned> {
+    ctx.provers.as_deref().ok_or_else(|| err(codes::UNAVAILABLE, "this node serves no prover jobs"))
+}
+
+/// The methods `zkl prover` workers call (docs/api.md, "Prover workers").
+fn prover_methods(m: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::RegisterMethodError> {
+    m.register_blocking_method("zkl_proverTakeJob", |params, ctx, _| -> Result<Value, ErrorObjectOwned> {
+        let (token, worker): (String, String) = params.parse()?;
+        Ok(json!(queue(&ctx)?.take(&token, &worker).map_err(prover_err)?))
+    })?;
+    m.register_method("zkl_proverHeartbeat", |params: Params, ctx, _| -> Result<Value, ErrorObjectOwned> {
+        let (token, job): (String, u64) = params.parse()?;
+        Ok(json!({"block": queue(ctx)?.heartbeat(&token, job).map_err(prover_err)?}))
+    })?;
+    m.register_blocking_method("zkl_proverSubmitProof", |params, ctx, _| -> Result<Value, ErrorObjectOwned> {
+        let (token, job, proof): (String, u64, String) = params.parse()?;
+        let bytes = proof
+            .strip_prefix("0x")
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or_else(|| err(codes::INVALID_PARAMS, "proof must be 0x-prefixed hex"))?;
+        Ok(json!({"block": queue(&ctx)?.submit(&token, job, &bytes).map_err(prover_err)?}))
+    })?;
+    m.register_method("zkl_proof", |params: Params, ctx, _| -> Result<Value, ErrorObjectOwned> {
+        let (block,): (u32,) = params.parse()?;
+        match ctx.storage.proof(block).map_err(|e| err(codes::UNAVAILABLE, e.to_string()))? {
+            Some(p) => Ok(json!({"block": block, "proof": format!("0x{}", hex::encode(p))})),
+            None => Err(err(codes::NOT_FOUND, format!("no proof of block {block} yet"))),
+        }
+    })?;
+    Ok(())
+}
+
 pub fn module(ctx: Ctx) -> Result<RpcModule<Ctx>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(ctx);
+    prover_methods(&mut m)?;
     m.register_method("zkl_chains", |_, ctx, _| -> Result<Value, ErrorObjectOwned> { Ok(json!(ctx.config.chains)) })?;
     m.register_method("zkl_tokens", |_, ctx, _| -> Result<Value, ErrorObjectOwned> { Ok(json!(ctx.config.tokens)) })?;
     m.register_method("zkl_stateRoot", |_, ctx, _| -> Result<Value, ErrorObjectOwned> {

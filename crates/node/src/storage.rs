@@ -11,6 +11,8 @@ use zkl_types::{PriorityRequest, SignedTx};
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 const BLOCKS: TableDefinition<u32, &[u8]> = TableDefinition::new("blocks");
+/// Valid proofs by block number (the prover's bytes).
+const PROOFS: TableDefinition<u32, &[u8]> = TableDefinition::new("proofs");
 /// Txs accepted with a nonce ahead of their account's, waiting for the gap to close.
 const QUEUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queue");
 
@@ -126,6 +128,7 @@ impl Storage {
         w.open_table(TXS).map_err(e)?;
         w.open_table(BLOCKS).map_err(e)?;
         w.open_table(QUEUE).map_err(e)?;
+        w.open_table(PROOFS).map_err(e)?;
         w.commit().map_err(e)?;
         Ok(Storage { db })
     }
@@ -192,6 +195,26 @@ impl Storage {
             Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(e)?)),
             None => Ok(None),
         }
+    }
+
+    /// Stores the proof of block `number` durably.
+    pub fn put_proof(&self, number: u32, proof: &[u8]) -> Result<(), StorageError> {
+        let w = self.db.begin_write().map_err(e)?;
+        w.open_table(PROOFS).map_err(e)?.insert(number, proof).map_err(e)?;
+        w.commit().map_err(e)
+    }
+
+    pub fn proof(&self, number: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        let r = self.db.begin_read().map_err(e)?;
+        let t = r.open_table(PROOFS).map_err(e)?;
+        Ok(t.get(number).map_err(e)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The number of the last stored block.
+    pub fn last_block(&self) -> Result<Option<u32>, StorageError> {
+        let r = self.db.begin_read().map_err(e)?;
+        let t = r.open_table(BLOCKS).map_err(e)?;
+        Ok(t.last().map_err(e)?.map(|(k, _)| k.value()))
     }
 
     pub fn block(&self, number: u32) -> Result<Option<BlockRecord>, StorageError> {
