@@ -1,0 +1,952 @@
+//! The block circuit (protocol.md sections 10-14): a block of `C` pubdata chunks turns `old_root`
+//! into `new_root` exactly as `zkl-state` does; the single public input is the block
+//! commitment's low 253 bits.
+//!
+//! Layout (one universal chunk gadget per chunk position, see DESIGN.md):
+//!
+//! - The pubdata (`C · 20` bytes) is a witness, hashed with SHA-256 into the commitment.
+//! - A counter of the chunks left in the current op tells which chunks start an op. A start
+//!   chunk reads the op code and sets exactly one op flag; the op's fields are decoded from a
+//!   window of four chunks starting there (bytes past the block are constant zeros and the
+//!   counter must be zero after the last chunk, so an op cannot run past the block).
+//! - Every chunk carries one EdDSA verification and two *account updates* (AU). An AU changes
+//!   one account leaf: one balance (a balance-tree path update of depth 11), the nonce, the
+//!   pubkey hash, and the owner when it creates the account (account-tree path update of
+//!   depth 12). Each part is driven by the op flags; a disabled part leaves the root unchanged
+//!   and checks nothing. A multi-chunk op does all its work in its first chunk.
+//! - Fees: every op's fee is added to one of `F` per-block fee slots (token, amount) chosen by
+//!   the prover; a non-zero fee must match its slot's token. After the last chunk every slot is
+//!   credited to account 0, sub-account 0 (as `State::seal_block` does; the order of credits
+//!   does not change the root, and a repeated token only splits a credit in two).
+//! - On-chain ops update `onchain_hash[chain] = Poseidon(h, w1, w2, w3, w4)`.
+//!
+//! Supported ops: Noop, Deposit, TransferToNew, Withdraw, Transfer, ChangePubKey. FullExit,
+//! ForcedExit and OrderMatching have no flag: a block containing them is unsatisfiable and the
+//! witness builder refuses them with [`BlockWitnessError::UnsupportedOp`].
+
+use ark_ff::{AdditiveGroup, Field};
+use ark_r1cs_std::GR1CSVar;
+use ark_r1cs_std::alloc::AllocVar;
+use ark_r1cs_std::eq::EqGadget;
+use ark_r1cs_std::fields::FieldVar;
+use ark_r1cs_std::uint8::UInt8;
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef};
+use zkl_crypto::PublicKey;
+use zkl_state::{MerkleProof, SealedBlock, State};
+use zkl_types::op::{Op, code};
+use zkl_types::{Address, SignedTx, Tx, balance_index};
+
+use crate::bits::{bytes_be_to_bits_le, from_bits_le, to_bits_le, unpack_amount, unpack_fee};
+use crate::commitment::{BlockHeaderVar, MAX_CHAINS};
+use crate::ecc::PointVar;
+use crate::eddsa::{self, SignatureVar};
+use crate::merkle::{self, ACCOUNT_TREE_DEPTH, BALANCE_TREE_DEPTH, QuadPath};
+use crate::transfer::{AccountLeaf, CHUNK_BYTES};
+use crate::{BoolVar, Fr, FrVar, SynthesisError, poseidon, sha256};
+
+/// Chunks an op's fields may span (ForcedExit has 4).
+const WINDOW_CHUNKS: usize = 4;
+/// Op codes with a flag in the chunk gadget, with their chunk counts.
+pub const SUPPORTED_OPS: [(u8, usize); 6] = [
+    (code::NOOP, 1),
+    (code::DEPOSIT, 3),
+    (code::TRANSFER_TO_NEW, 3),
+    (code::WITHDRAW, 3),
+    (code::TRANSFER, 1),
+    (code::CHANGE_PUBKEY, 3),
+];
+
+fn pow2(k: u64) -> Fr {
+    Fr::from(2u64).pow([k])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Witness
+// ---------------------------------------------------------------------------------------------
+
+/// One account update's witness: the leaf and balance before it, with their paths.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuWitness {
+    pub leaf: AccountLeaf,
+    pub balance: u128,
+    pub balance_path: Vec<[Fr; 3]>,
+    pub account_path: Vec<[Fr; 3]>,
+}
+
+impl AuWitness {
+    /// A disabled update (any values do; zeros of the right shape).
+    pub fn blank() -> Self {
+        Self {
+            leaf: AccountLeaf::default(),
+            balance: 0,
+            balance_path: vec![[Fr::ZERO; 3]; BALANCE_TREE_DEPTH],
+            account_path: vec![[Fr::ZERO; 3]; ACCOUNT_TREE_DEPTH],
+        }
+    }
+}
+
+/// The witness of one chunk position (only an op's first chunk uses its parts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkWitness {
+    pub pubkey: (Fr, Fr),
+    pub signature: (Fr, Fr, Fr),
+    pub au: [AuWitness; 2],
+    /// The fee slot this chunk's fee goes to.
+    pub fee_slot: usize,
+}
+
+impl ChunkWitness {
+    pub fn blank() -> Self {
+        Self {
+            pubkey: (Fr::ZERO, Fr::ONE),
+            signature: (Fr::ZERO, Fr::ONE, Fr::ZERO),
+            au: [AuWitness::blank(), AuWitness::blank()],
+            fee_slot: 0,
+        }
+    }
+}
+
+/// A fee slot: its token and total, and the credit to account 0 at the end of the block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeeSlotWitness {
+    pub token: u16,
+    pub amount: u128,
+    pub au: AuWitness,
+}
+
+/// Everything the block circuit needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockWitness {
+    pub block_number: u32,
+    pub timestamp: u64,
+    pub old_root: Fr,
+    pub new_root: Fr,
+    pub pubdata: Vec<u8>,
+    pub chunks: Vec<ChunkWitness>,
+    pub fees: Vec<FeeSlotWitness>,
+    /// The commitment's low 253 bits (the public input).
+    pub public_input: Fr,
+}
+
+/// Why a block witness could not be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BlockWitnessError {
+    #[error("op {0} ({1}) is not supported by the block circuit yet")]
+    UnsupportedOp(usize, &'static str),
+    #[error("the block has {got} chunks, the circuit {capacity}")]
+    Capacity { capacity: usize, got: usize },
+    #[error("op {0} needs its signed tx")]
+    MissingTx(usize),
+    #[error("op {0}: the signed tx does not match the op")]
+    TxMismatch(usize),
+    #[error("op {0}: the signature does not verify")]
+    BadSignature(usize),
+    #[error("op {0}: account {1} has no known public key")]
+    NoPublicKey(usize, u32),
+    #[error("the block collects fees in {got} tokens, the circuit has {slots} fee slots")]
+    TooManyFeeTokens { slots: usize, got: usize },
+    #[error("the pre-block state has uncredited fees or does not match the block's old root")]
+    PreState,
+    #[error("op {0} rejected by the state machine: {1}")]
+    State(usize, zkl_state::TxError),
+    #[error("op {0}: the circuit's update order gives root {1}, the state machine {2}")]
+    RootMismatch(usize, String, String),
+    #[error("the replayed block ends at a root other than the sealed block's")]
+    NewRoot,
+    #[error("amount not packable: {0}")]
+    Packing(#[from] zkl_types::AmountError),
+}
+
+/// A public key and a signature `(R8x, R8y, S)`.
+type KeyAndSig = ((Fr, Fr), (Fr, Fr, Fr));
+
+/// What one account update does (native, used to derive the second update's witness).
+#[derive(Clone, Copy, Debug)]
+struct AuSpec {
+    account: u32,
+    index: u32,
+    credit: u128,
+    debit: u128,
+    nonce_inc: bool,
+    new_pkh: Option<Fr>,
+    create_owner: Option<Address>,
+}
+
+fn fields_of(st: &State, account: u32) -> AccountLeaf {
+    match st.account(account) {
+        Some(a) => AccountLeaf {
+            nonce: a.nonce,
+            pubkey_hash: a.pubkey_hash.to_fr(),
+            owner_hi: a.owner.hi(),
+            owner_lo: a.owner.lo(),
+            balance_root: a.balance_root(),
+            order_root: a.order_root(),
+        },
+        None => {
+            let e = zkl_state::tree::empty_sub_tree();
+            AccountLeaf {
+                balance_root: e[BALANCE_TREE_DEPTH],
+                order_root: e[BALANCE_TREE_DEPTH],
+                ..AccountLeaf::default()
+            }
+        }
+    }
+}
+
+fn balance_proof_of(st: &State, account: u32, index: u32) -> (u128, MerkleProof) {
+    match st.account(account) {
+        Some(a) => (a.balance_at(index), a.balance_proof(index)),
+        None => {
+            let e = zkl_state::tree::empty_sub_tree();
+            (0, MerkleProof { index: u64::from(index), siblings: (0..BALANCE_TREE_DEPTH).map(|k| [e[k]; 3]).collect() })
+        }
+    }
+}
+
+/// `b`'s siblings after the leaf of `a` was replaced by `a_new_leaf` (same tree).
+fn siblings_after(a: &MerkleProof, a_new_leaf: Fr, b: &MerkleProof) -> Vec<[Fr; 3]> {
+    let mut out = b.siblings.clone();
+    let (mut ia, mut ib, mut cur) = (a.index, b.index, a_new_leaf);
+    for (k, sib) in a.siblings.iter().enumerate() {
+        if ia != ib && ia >> 2 == ib >> 2 {
+            let (pa, pb) = ((ia & 3) as usize, (ib & 3) as usize);
+            out[k][if pa < pb { pa } else { pa - 1 }] = cur;
+        }
+        let pos = (ia & 3) as usize;
+        let mut it = sib.iter();
+        let children: Vec<Fr> = (0..4).map(|i| if i == pos { cur } else { *it.next().unwrap_or(&Fr::ZERO) }).collect();
+        cur = zkl_crypto::poseidon::hash(&children).unwrap_or(Fr::ZERO);
+        ia >>= 2;
+        ib >>= 2;
+    }
+    out
+}
+
+/// The leaf, balance and new root after applying `spec` to `w` (native mirror of the gadget).
+fn apply_native(w: &AuWitness, spec: &AuSpec) -> (AccountLeaf, u128, MerkleProof, MerkleProof) {
+    let new_balance = w.balance.wrapping_add(spec.credit).wrapping_sub(spec.debit);
+    let bp = MerkleProof { index: u64::from(spec.index), siblings: w.balance_path.clone() };
+    let mut leaf = w.leaf.clone();
+    leaf.balance_root = bp.root(Fr::from(new_balance));
+    if spec.nonce_inc {
+        leaf.nonce = leaf.nonce.wrapping_add(1);
+    }
+    if let Some(pkh) = spec.new_pkh {
+        leaf.pubkey_hash = pkh;
+    }
+    if let Some(owner) = spec.create_owner {
+        leaf.owner_hi = owner.hi();
+        leaf.owner_lo = owner.lo();
+    }
+    let ap = MerkleProof { index: u64::from(spec.account), siblings: w.account_path.clone() };
+    (leaf, new_balance, bp, ap)
+}
+
+/// The witnesses of up to two account updates applied in order to the committed state `st`,
+/// and the root after them.
+fn au_witnesses(st: &State, specs: &[AuSpec]) -> (Vec<AuWitness>, Option<Fr>) {
+    let mut out: Vec<AuWitness> = Vec::new();
+    let mut root = None;
+    let mut prev: Option<(AuSpec, AccountLeaf, u128, MerkleProof, MerkleProof)> = None;
+    for spec in specs {
+        let (balance, bproof) = balance_proof_of(st, spec.account, spec.index);
+        let aproof = st.account_proof(spec.account);
+        let w = match &prev {
+            None => AuWitness {
+                leaf: fields_of(st, spec.account),
+                balance,
+                balance_path: bproof.siblings,
+                account_path: aproof.siblings,
+            },
+            Some((p, p_leaf, p_bal, p_bp, p_ap)) if p.account == spec.account => AuWitness {
+                leaf: p_leaf.clone(),
+                balance: if p.index == spec.index { *p_bal } else { balance },
+                balance_path: siblings_after(p_bp, Fr::from(*p_bal), &bproof),
+                account_path: p_ap.siblings.clone(),
+            },
+            Some((_, p_leaf, _, _, p_ap)) => AuWitness {
+                leaf: fields_of(st, spec.account),
+                balance,
+                balance_path: bproof.siblings,
+                account_path: siblings_after(p_ap, p_leaf.hash(), &aproof),
+            },
+        };
+        let (leaf, bal, bp, ap) = apply_native(&w, spec);
+        root = Some(ap.root(leaf.hash()));
+        prev = Some((*spec, leaf, bal, bp, ap));
+        out.push(w);
+    }
+    (out, root)
+}
+
+impl BlockWitness {
+    /// Builds the witness of `block`, sealed by `zkl-state` from the state `pre` (committed at
+    /// the start of the block, no fees pending). `txs[i]` is the signed tx op `i` came from
+    /// (`None` for priority ops). `fee_slots` is the circuit's `F`.
+    ///
+    /// Every op is replayed with `State::apply_op_witnessed` (the state machine's semantics);
+    /// the circuit's update order must reach the same root after every op, and the fee credits
+    /// are `State::credit_fees_witnessed`'s writes.
+    pub fn build(
+        pre: &State,
+        block: &SealedBlock,
+        txs: &[Option<SignedTx>],
+        fee_slots: usize,
+    ) -> Result<Self, BlockWitnessError> {
+        let capacity = block.capacity;
+        if block.pubdata.len() != capacity * CHUNK_BYTES {
+            return Err(BlockWitnessError::Capacity { capacity, got: block.pubdata.len() / CHUNK_BYTES });
+        }
+        let mut st = pre.clone();
+        if !st.pending_fees().is_empty() || st.root() != block.commitment.old_root {
+            return Err(BlockWitnessError::PreState);
+        }
+        let mut chunks: Vec<ChunkWitness> = Vec::with_capacity(capacity);
+        let mut fee_tokens_per_op: Vec<Option<u16>> = Vec::new();
+        for (i, op) in block.ops.iter().enumerate() {
+            let tx = txs.get(i).cloned().flatten();
+            let mut cw = ChunkWitness::blank();
+            let sig_of = |account: u32, stx: &SignedTx| -> Result<KeyAndSig, BlockWitnessError> {
+                let key: PublicKey = match &stx.tx {
+                    Tx::ChangePubKey(t) => t.new_pubkey,
+                    _ => {
+                        st.account(account).and_then(|a| a.pubkey).ok_or(BlockWitnessError::NoPublicKey(i, account))?
+                    }
+                };
+                key.verify(&stx.tx.message(), &stx.signature).map_err(|_| BlockWitnessError::BadSignature(i))?;
+                let s = &stx.signature;
+                Ok(((key.x(), key.y()), (s.r8().x(), s.r8().y(), s.s())))
+            };
+            let spec = |account, index, credit, debit| AuSpec {
+                account,
+                index,
+                credit,
+                debit,
+                nonce_inc: false,
+                new_pkh: None,
+                create_owner: None,
+            };
+            let (specs, fee): (Vec<AuSpec>, Option<(u16, u128)>) = match op {
+                Op::Noop => (vec![], None),
+                Op::Transfer(o) => {
+                    let stx = tx.as_ref().ok_or(BlockWitnessError::MissingTx(i))?;
+                    let Tx::Transfer(t) = &stx.tx else { return Err(BlockWitnessError::TxMismatch(i)) };
+                    if t.account != o.from || t.amount != o.amount || t.fee != o.fee || t.token != o.token {
+                        return Err(BlockWitnessError::TxMismatch(i));
+                    }
+                    (cw.pubkey, cw.signature) = sig_of(o.from, stx)?;
+                    let mut s0 = spec(o.from, balance_index(o.from_sub, o.token), 0, o.amount.wrapping_add(o.fee));
+                    s0.nonce_inc = true;
+                    (vec![s0, spec(o.to, balance_index(o.to_sub, o.token), o.amount, 0)], Some((o.token, o.fee)))
+                }
+                Op::TransferToNew(o) => {
+                    let stx = tx.as_ref().ok_or(BlockWitnessError::MissingTx(i))?;
+                    let Tx::Transfer(t) = &stx.tx else { return Err(BlockWitnessError::TxMismatch(i)) };
+                    if t.account != o.from || t.to != o.to_owner || t.amount != o.amount || t.fee != o.fee {
+                        return Err(BlockWitnessError::TxMismatch(i));
+                    }
+                    (cw.pubkey, cw.signature) = sig_of(o.from, stx)?;
+                    let mut s0 = spec(o.from, balance_index(o.from_sub, o.token), 0, o.amount.wrapping_add(o.fee));
+                    s0.nonce_inc = true;
+                    let mut s1 = spec(o.to, balance_index(o.to_sub, o.token), o.amount, 0);
+                    s1.create_owner = Some(o.to_owner);
+                    (vec![s0, s1], Some((o.token, o.fee)))
+                }
+                Op::Withdraw(o) => {
+                    let stx = tx.as_ref().ok_or(BlockWitnessError::MissingTx(i))?;
+                    let Tx::Withdraw(t) = &stx.tx else { return Err(BlockWitnessError::TxMismatch(i)) };
+                    if t.account != o.account || t.amount != o.amount || t.fee != o.fee || t.to != o.to {
+                        return Err(BlockWitnessError::TxMismatch(i));
+                    }
+                    (cw.pubkey, cw.signature) = sig_of(o.account, stx)?;
+                    let mut s0 = spec(o.account, balance_index(o.sub, o.l2_token), 0, o.amount.wrapping_add(o.fee));
+                    s0.nonce_inc = true;
+                    let s1 = spec(zkl_types::GLOBAL_ACCOUNT, balance_index(o.chain, o.l1_token), 0, o.amount);
+                    (vec![s0, s1], Some((o.l2_token, o.fee)))
+                }
+                Op::ChangePubKey(o) => {
+                    let stx = tx.as_ref().ok_or(BlockWitnessError::MissingTx(i))?;
+                    let Tx::ChangePubKey(t) = &stx.tx else { return Err(BlockWitnessError::TxMismatch(i)) };
+                    if t.account != o.account || t.new_pubkey.pubkey_hash() != o.new_pubkey_hash {
+                        return Err(BlockWitnessError::TxMismatch(i));
+                    }
+                    (cw.pubkey, cw.signature) = sig_of(o.account, stx)?;
+                    let mut s0 = spec(o.account, balance_index(o.sub, o.fee_token), 0, o.fee);
+                    s0.nonce_inc = true;
+                    s0.new_pkh = Some(o.new_pubkey_hash.to_fr());
+                    (vec![s0], Some((o.fee_token, o.fee)))
+                }
+                Op::Deposit(o) => {
+                    let s0 = spec(zkl_types::GLOBAL_ACCOUNT, balance_index(o.chain, o.l1_token), o.amount, 0);
+                    let mut s1 = spec(o.account, balance_index(o.sub, o.l2_token), o.amount, 0);
+                    if st.account(o.account).is_none() {
+                        s1.create_owner = Some(o.owner);
+                    }
+                    (vec![s0, s1], None)
+                }
+                other => return Err(BlockWitnessError::UnsupportedOp(i, other.name())),
+            };
+            let (aus, circuit_root) = au_witnesses(&st, &specs);
+            for (k, w) in aus.into_iter().enumerate() {
+                cw.au[k] = w;
+            }
+            let ow = st.apply_op_witnessed(op).map_err(|e| BlockWitnessError::State(i, e))?;
+            let state_root = st.root();
+            let circuit_root = circuit_root.unwrap_or(state_root);
+            if circuit_root != state_root || (ow.writes.is_empty() && !matches!(op, Op::Noop)) {
+                return Err(BlockWitnessError::RootMismatch(i, circuit_root.to_string(), state_root.to_string()));
+            }
+            if let (Op::ChangePubKey(o), Some(stx)) = (op, &tx)
+                && let Tx::ChangePubKey(t) = &stx.tx
+            {
+                st.remember_pubkey(o.account, t.new_pubkey).map_err(|e| BlockWitnessError::State(i, e))?;
+            }
+            fee_tokens_per_op.push(fee.filter(|(_, f)| *f > 0).map(|(t, _)| t));
+            chunks.push(cw);
+            for _ in 1..op.chunks() {
+                chunks.push(ChunkWitness::blank());
+            }
+        }
+        if chunks.len() > capacity {
+            return Err(BlockWitnessError::Capacity { capacity, got: chunks.len() });
+        }
+        chunks.resize(capacity, ChunkWitness::blank());
+
+        // Fee slots: the state's pending fees, in token order (as credited).
+        let pending: Vec<(u16, u128)> = st.pending_fees().iter().map(|(t, a)| (*t, *a)).collect();
+        if pending.len() > fee_slots {
+            return Err(BlockWitnessError::TooManyFeeTokens { slots: fee_slots, got: pending.len() });
+        }
+        let mut chunk_index = 0;
+        for (op, fee_token) in block.ops.iter().zip(&fee_tokens_per_op) {
+            if let Some(t) = fee_token {
+                chunks[chunk_index].fee_slot = pending.iter().position(|(p, _)| p == t).unwrap_or(0);
+            }
+            chunk_index += op.chunks();
+        }
+        let writes = st.credit_fees_witnessed();
+        let mut fees = Vec::with_capacity(fee_slots);
+        for ((token, amount), w) in pending.iter().zip(&writes) {
+            let (Some(f), Some(ap), Some(lp)) = (&w.account_before, &w.account_proof, &w.leaf_proof) else {
+                return Err(BlockWitnessError::NewRoot);
+            };
+            let zkl_state::state::Write::Balance { old, .. } = w.write else { return Err(BlockWitnessError::NewRoot) };
+            let leaf = AccountLeaf {
+                nonce: f.nonce,
+                pubkey_hash: f.pubkey_hash.to_fr(),
+                owner_hi: f.owner.hi(),
+                owner_lo: f.owner.lo(),
+                balance_root: f.balance_root,
+                order_root: f.order_root,
+            };
+            fees.push(FeeSlotWitness {
+                token: *token,
+                amount: *amount,
+                au: AuWitness {
+                    leaf,
+                    balance: old,
+                    balance_path: lp.siblings.clone(),
+                    account_path: ap.siblings.clone(),
+                },
+            });
+        }
+        let new_root = st.root();
+        while fees.len() < fee_slots {
+            // An unused slot credits 0 of "token 0" (a balance that is always 0).
+            let (balance, bp) = balance_proof_of(&st, zkl_types::FEE_ACCOUNT, 0);
+            fees.push(FeeSlotWitness {
+                token: 0,
+                amount: 0,
+                au: AuWitness {
+                    leaf: fields_of(&st, zkl_types::FEE_ACCOUNT),
+                    balance,
+                    balance_path: bp.siblings,
+                    account_path: st.account_proof(zkl_types::FEE_ACCOUNT).siblings,
+                },
+            });
+        }
+        if new_root != block.commitment.new_root {
+            return Err(BlockWitnessError::NewRoot);
+        }
+        Ok(Self {
+            block_number: block.number,
+            timestamp: block.timestamp,
+            old_root: block.commitment.old_root,
+            new_root,
+            pubdata: block.pubdata.clone(),
+            chunks,
+            fees,
+            public_input: block.public_input,
+        })
+    }
+
+    /// A witness of the right shape (all Noop, zero values) for key generation and counts.
+    pub fn blank(capacity: usize, fee_slots: usize) -> Self {
+        Self {
+            block_number: 0,
+            timestamp: 0,
+            old_root: Fr::ZERO,
+            new_root: Fr::ZERO,
+            pubdata: vec![0; capacity * CHUNK_BYTES],
+            chunks: vec![ChunkWitness::blank(); capacity],
+            fees: vec![FeeSlotWitness { token: 0, amount: 0, au: AuWitness::blank() }; fee_slots],
+            public_input: Fr::ZERO,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Circuit
+// ---------------------------------------------------------------------------------------------
+
+/// The block circuit of capacity `witness.chunks.len()` chunks and `witness.fees.len()` fee
+/// slots; one public input (the commitment's low 253 bits).
+#[derive(Clone)]
+pub struct BlockCircuit {
+    pub witness: BlockWitness,
+}
+
+/// What an account update does, as circuit values. Flags are 0/1 linear combinations of the
+/// (mutually exclusive) op flags.
+struct AuParams {
+    en: FrVar,
+    account: FrVar,
+    index: FrVar,
+    /// Credit minus debit.
+    delta: FrVar,
+    nonce_inc: FrVar,
+    set_key: FrVar,
+    new_pkh: FrVar,
+    /// Create the account (the old leaf must be empty) with owner `owner_hi/lo`.
+    create: FrVar,
+    /// Create only if the old leaf has no owner (Deposit), else the owner must equal `owner`.
+    create_if_unowned: FrVar,
+    owner_hi: FrVar,
+    owner_lo: FrVar,
+    /// The owner after the update must equal `owner_hi/lo`.
+    owner_check: FrVar,
+    /// The owner after the update must not be zero.
+    owner_nonzero: FrVar,
+    /// The account must not be the global asset account 1.
+    not_global: FrVar,
+    /// The new balance must stay within `MAX_LIQUIDITY` (below 2^112).
+    cap112: FrVar,
+}
+
+impl AuParams {
+    fn disabled() -> Self {
+        let z = FrVar::zero;
+        Self {
+            en: z(),
+            account: z(),
+            index: z(),
+            delta: z(),
+            nonce_inc: z(),
+            set_key: z(),
+            new_pkh: z(),
+            create: z(),
+            create_if_unowned: z(),
+            owner_hi: z(),
+            owner_lo: z(),
+            owner_check: z(),
+            owner_nonzero: z(),
+            not_global: z(),
+            cap112: z(),
+        }
+    }
+}
+
+struct LeafVars {
+    nonce: FrVar,
+    pkh: FrVar,
+    owner_hi: FrVar,
+    owner_lo: FrVar,
+    balance_root: FrVar,
+    order_root: FrVar,
+}
+
+fn leaf_hash(
+    nonce: &FrVar,
+    pkh: &FrVar,
+    hi: &FrVar,
+    lo: &FrVar,
+    br: &FrVar,
+    or: &FrVar,
+) -> Result<FrVar, SynthesisError> {
+    poseidon::hash(&[nonce * pow2(160) + pkh, hi.clone(), lo.clone(), br.clone(), or.clone()])
+}
+
+fn witness_path(cs: &ConstraintSystemRef<Fr>, bits: &[BoolVar], sib: &[[Fr; 3]]) -> Result<QuadPath, SynthesisError> {
+    let s = sib
+        .iter()
+        .map(|s| -> Result<[FrVar; 3], SynthesisError> {
+            Ok([
+                FrVar::new_witness(cs.clone(), || Ok(s[0]))?,
+                FrVar::new_witness(cs.clone(), || Ok(s[1]))?,
+                FrVar::new_witness(cs.clone(), || Ok(s[2]))?,
+            ])
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    QuadPath::new(bits, s)
+}
+
+/// `cond → a == b` (one constraint).
+fn cond_eq(cond: &FrVar, a: &FrVar, b: &FrVar) -> Result<(), SynthesisError> {
+    (a - b).mul_equals(cond, &FrVar::zero())
+}
+
+/// `cond → x == 0`.
+fn cond_zero(cond: &FrVar, x: &FrVar) -> Result<(), SynthesisError> {
+    x.mul_equals(cond, &FrVar::zero())
+}
+
+fn is_zero2(a: &FrVar, b: &FrVar) -> Result<FrVar, SynthesisError> {
+    Ok(FrVar::from(a.is_eq(&FrVar::zero())? & b.is_eq(&FrVar::zero())?))
+}
+
+/// One account update on `root`; returns the old leaf and the new root.
+fn account_update(
+    cs: &ConstraintSystemRef<Fr>,
+    root: &FrVar,
+    p: &AuParams,
+    w: &AuWitness,
+) -> Result<(LeafVars, FrVar), SynthesisError> {
+    if w.balance_path.len() != BALANCE_TREE_DEPTH || w.account_path.len() != ACCOUNT_TREE_DEPTH {
+        return Err(SynthesisError::Unsatisfiable);
+    }
+    let wit = |v: Fr| FrVar::new_witness(cs.clone(), || Ok(v));
+    let l = LeafVars {
+        nonce: wit(Fr::from(w.leaf.nonce))?,
+        pkh: wit(w.leaf.pubkey_hash)?,
+        owner_hi: wit(w.leaf.owner_hi)?,
+        owner_lo: wit(w.leaf.owner_lo)?,
+        balance_root: wit(w.leaf.balance_root)?,
+        order_root: wit(w.leaf.order_root)?,
+    };
+    let account_bits = to_bits_le(&p.account, 2 * ACCOUNT_TREE_DEPTH)?;
+    let index_bits = to_bits_le(&p.index, 2 * BALANCE_TREE_DEPTH)?;
+
+    // Balance.
+    let balance = wit(Fr::from(w.balance))?;
+    let new_balance = &balance + &p.delta;
+    to_bits_le(&(&p.en * &new_balance), 128)?;
+    to_bits_le(&(&p.cap112 * &new_balance), 112)?;
+    let bpath = witness_path(cs, &index_bits, &w.balance_path)?;
+    let (old_broot, new_broot) = merkle::roots(&balance, &new_balance, &bpath)?;
+    cond_eq(&p.en, &old_broot, &l.balance_root)?;
+
+    // Nonce, key, owner.
+    let new_nonce = &l.nonce + &p.nonce_inc;
+    to_bits_le(&(&p.en * &new_nonce), 32)?;
+    let new_pkh = &l.pkh + &p.set_key * (&p.new_pkh - &l.pkh);
+    let old_unowned = is_zero2(&l.owner_hi, &l.owner_lo)?;
+    let create = &p.create + &p.create_if_unowned * &old_unowned;
+    let e = zkl_state::tree::empty_sub_tree()[BALANCE_TREE_DEPTH];
+    for x in [&l.nonce, &l.pkh, &l.owner_hi, &l.owner_lo] {
+        cond_zero(&create, x)?;
+    }
+    cond_eq(&create, &l.balance_root, &FrVar::constant(e))?;
+    cond_eq(&create, &l.order_root, &FrVar::constant(e))?;
+    let new_hi = &l.owner_hi + &create * (&p.owner_hi - &l.owner_hi);
+    let new_lo = &l.owner_lo + &create * (&p.owner_lo - &l.owner_lo);
+    cond_eq(&p.owner_check, &new_hi, &p.owner_hi)?;
+    cond_eq(&p.owner_check, &new_lo, &p.owner_lo)?;
+    cond_zero(&p.owner_nonzero, &is_zero2(&new_hi, &new_lo)?)?;
+    let is_global = FrVar::from(p.account.is_eq(&FrVar::constant(Fr::from(zkl_types::GLOBAL_ACCOUNT)))?);
+    cond_zero(&p.not_global, &is_global)?;
+
+    // Account leaf.
+    let old_hash = leaf_hash(&l.nonce, &l.pkh, &l.owner_hi, &l.owner_lo, &l.balance_root, &l.order_root)?;
+    let new_hash = leaf_hash(&new_nonce, &new_pkh, &new_hi, &new_lo, &new_broot, &l.order_root)?;
+    let apath = witness_path(cs, &account_bits, &w.account_path)?;
+    let (old_root, new_root) = merkle::roots(&old_hash, &new_hash, &apath)?;
+    cond_eq(&p.en, &old_root, root)?;
+    let out = root + &p.en * (&new_root - root);
+    Ok((l, out))
+}
+
+/// Per-block values threaded through the chunks.
+struct BlockState {
+    root: FrVar,
+    remaining: FrVar,
+    onchain: [FrVar; MAX_CHAINS],
+    fee_tokens: Vec<FrVar>,
+    fee_acc: Vec<FrVar>,
+}
+
+/// Byte-field accessor over an op's window (big-endian fields).
+struct Window<'a> {
+    bytes: &'a [UInt8<Fr>],
+}
+
+impl Window<'_> {
+    fn bits(&self, start: usize, len: usize) -> Result<Vec<BoolVar>, SynthesisError> {
+        bytes_be_to_bits_le(&self.bytes[start..start + len])
+    }
+    fn num(&self, start: usize, len: usize) -> Result<FrVar, SynthesisError> {
+        Ok(from_bits_le(&self.bits(start, len)?))
+    }
+    /// The number of set bits in bytes `[start, start + len)` (zero iff all are zero).
+    fn popcount(&self, start: usize, len: usize) -> Result<FrVar, SynthesisError> {
+        Ok(self.bits(start, len)?.into_iter().fold(FrVar::zero(), |acc, b| acc + FrVar::from(b)))
+    }
+    /// Bits 5..8 of a sub-account byte (zero iff the sub-account is below 32).
+    fn sub_high(&self, at: usize) -> Result<FrVar, SynthesisError> {
+        Ok(self.bits(at, 1)?[5..].iter().fold(FrVar::zero(), |acc, b| acc + FrVar::from(b.clone())))
+    }
+}
+
+fn sum(terms: impl IntoIterator<Item = FrVar>) -> FrVar {
+    terms.into_iter().fold(FrVar::zero(), |acc, t| acc + t)
+}
+
+fn chunk_gadget(
+    cs: &ConstraintSystemRef<Fr>,
+    bs: &mut BlockState,
+    window: &Window<'_>,
+    w: &ChunkWitness,
+) -> Result<(), SynthesisError> {
+    let one = FrVar::one();
+    let c = |v: u64| FrVar::constant(Fr::from(v));
+
+    // Op start and flags.
+    let is_start = bs.remaining.is_eq(&FrVar::zero())?;
+    let start = FrVar::from(is_start.clone());
+    let opcode = window.num(0, 1)?;
+    let opcode_value = opcode.value().ok();
+    let start_value = is_start.value().ok();
+    let flags: Vec<FrVar> = SUPPORTED_OPS
+        .iter()
+        .map(|(code, _)| {
+            BoolVar::new_witness(cs.clone(), || {
+                let (s, o) = (start_value.ok_or(SynthesisError::AssignmentMissing)?, opcode_value);
+                Ok(s && o == Some(Fr::from(*code)))
+            })
+            .map(FrVar::from)
+        })
+        .collect::<Result<_, _>>()?;
+    sum(flags.iter().cloned()).enforce_equal(&start)?;
+    sum(SUPPORTED_OPS.iter().zip(&flags).map(|((code, _), f)| f * Fr::from(*code)))
+        .enforce_equal(&(&start * &opcode))?;
+    let not_start_rem = (&one - &start) * (&bs.remaining - &one);
+    bs.remaining = sum(SUPPORTED_OPS.iter().zip(&flags).map(|((_, n), f)| f * Fr::from(*n as u64 - 1))) + not_start_rem;
+    let [f_noop, f_dep, f_ttn, f_wd, f_tr, f_cpk] = [0, 1, 2, 3, 4, 5].map(|k| flags[k].clone());
+
+    // Padding and sub-account ranges per op.
+    let pad = |f: &FrVar, start: usize, end: usize| cond_zero(f, &window.popcount(start, end - start)?);
+    pad(&f_noop, 1, 20)?;
+    pad(&f_tr, 18, 20)?;
+    pad(&f_ttn, 50, 60)?;
+    pad(&f_dep, 58, 60)?;
+    pad(&f_cpk, 54, 60)?;
+    cond_zero(&f_tr, &(window.sub_high(7)? + window.sub_high(8)?))?;
+    cond_zero(&f_ttn, &(window.sub_high(4)? + window.sub_high(8)?))?;
+    cond_zero(&f_dep, &window.sub_high(5)?)?;
+    cond_zero(&f_wd, &window.sub_high(5)?)?;
+    cond_zero(&f_cpk, &window.sub_high(5)?)?;
+
+    // Fields.
+    let tr = (window.num(1, 3)?, window.num(4, 3)?, window.num(7, 1)?, window.num(8, 1)?, window.num(9, 2)?);
+    let ttn = (window.num(1, 3)?, window.num(4, 1)?, window.num(5, 3)?, window.num(8, 1)?, window.num(9, 2)?);
+    let ttn_owner = (window.num(18, 16)?, window.num(34, 16)?);
+    // Deposit, Withdraw and ChangePubKey share chain 1, account 2..5, sub 5.
+    let (chain, account, sub) = (window.num(1, 1)?, window.num(2, 3)?, window.num(5, 1)?);
+    let dep = (window.num(6, 2)?, window.num(8, 2)?, window.num(10, 16)?, window.num(26, 16)?, window.num(42, 16)?);
+    let wd = (window.num(6, 2)?, window.num(8, 2)?, window.num(10, 16)?, window.num(28, 16)?, window.num(44, 16)?);
+    let cpk_pkh = window.num(6, 20)?;
+    let cpk_owner = (window.num(26, 4)?, window.num(30, 16)?);
+    let cpk_nonce = window.num(46, 4)?;
+    let cpk_fee_token = window.num(50, 2)?;
+
+    // Amounts and fees (packed values selected, then unpacked once).
+    let packed_amount = &f_tr * window.num(11, 5)? + &f_ttn * window.num(11, 5)?;
+    let amount_packed = unpack_amount(&packed_amount)?;
+    let packed_fee = &f_tr * window.num(16, 2)?
+        + &f_ttn * window.num(16, 2)?
+        + &f_wd * window.num(26, 2)?
+        + &f_cpk * window.num(52, 2)?;
+    let fee = unpack_fee(&packed_fee)?;
+    let amount = &amount_packed + &f_dep * &dep.2 + &f_wd * &wd.2;
+    let fee_token = &f_tr * &tr.4 + &f_ttn * &ttn.4 + &f_wd * &wd.0 + &f_cpk * &cpk_fee_token;
+
+    let idx = |sub: &FrVar, token: &FrVar| sub * pow2(16) + token;
+    let global = FrVar::constant(Fr::from(zkl_types::GLOBAL_ACCOUNT));
+    let user = &f_tr + &f_ttn + &f_wd + &f_cpk; // signed ops: AU0 is the signer
+
+    // AU0: the signer's debit (and nonce, key), or the Deposit's liquidity credit.
+    let mut p0 = AuParams::disabled();
+    p0.en = &user + &f_dep;
+    p0.account = &f_tr * &tr.0 + &f_ttn * &ttn.0 + (&f_wd + &f_cpk) * &account + &f_dep * &global;
+    p0.index = &f_tr * idx(&tr.2, &tr.4)
+        + &f_ttn * idx(&ttn.1, &ttn.4)
+        + &f_wd * idx(&sub, &wd.0)
+        + &f_cpk * idx(&sub, &cpk_fee_token)
+        + &f_dep * idx(&chain, &dep.0);
+    p0.delta = &f_dep * &amount - (&user * (&amount + &fee));
+    p0.nonce_inc = user.clone();
+    p0.set_key = f_cpk.clone();
+    p0.new_pkh = cpk_pkh.clone();
+    p0.owner_hi = cpk_owner.0.clone();
+    p0.owner_lo = cpk_owner.1.clone();
+    p0.owner_check = f_cpk.clone();
+    p0.owner_nonzero = f_cpk.clone();
+    p0.not_global = user.clone();
+    p0.cap112 = f_dep.clone();
+    let (l0, root) = account_update(cs, &bs.root, &p0, &w.au[0])?;
+    bs.root = root;
+    cond_eq(&f_cpk, &cpk_nonce, &l0.nonce)?;
+
+    // AU1: the recipient's credit (Transfer, TransferToNew, Deposit) or the liquidity debit.
+    let mut p1 = AuParams::disabled();
+    p1.en = &f_tr + &f_ttn + &f_dep + &f_wd;
+    p1.account = &f_tr * &tr.1 + &f_ttn * &ttn.2 + &f_dep * &account + &f_wd * &global;
+    p1.index = &f_tr * idx(&tr.3, &tr.4)
+        + &f_ttn * idx(&ttn.3, &ttn.4)
+        + &f_dep * idx(&sub, &dep.1)
+        + &f_wd * idx(&chain, &wd.1);
+    p1.delta = (&f_tr + &f_ttn + &f_dep) * &amount - &f_wd * &amount;
+    p1.create = f_ttn.clone();
+    p1.create_if_unowned = f_dep.clone();
+    p1.owner_hi = &f_ttn * &ttn_owner.0 + &f_dep * &dep.3;
+    p1.owner_lo = &f_ttn * &ttn_owner.1 + &f_dep * &dep.4;
+    p1.owner_check = &f_ttn + &f_dep;
+    p1.owner_nonzero = &f_tr + &f_ttn + &f_dep;
+    p1.not_global = &f_tr + &f_ttn + &f_dep;
+    let (l1, root) = account_update(cs, &bs.root, &p1, &w.au[1])?;
+    bs.root = root;
+    // No transfer to the same (account, sub-account).
+    let same = tr.0.is_eq(&tr.1)? & tr.2.is_eq(&tr.3)?;
+    cond_zero(&f_tr, &FrVar::from(same))?;
+
+    // Signature: header per op, the signer's nonce; key hash = AU0's (or the new key for CPK).
+    let header = &f_tr
+        * (FrVar::constant(Fr::from(code::TRANSFER) * pow2(96))
+            + &tr.0 * pow2(64)
+            + &tr.2 * pow2(56)
+            + &tr.3 * pow2(48)
+            + &tr.4 * pow2(32))
+        + &f_ttn
+            * (FrVar::constant(Fr::from(code::TRANSFER) * pow2(96))
+                + &ttn.0 * pow2(64)
+                + &ttn.1 * pow2(56)
+                + &ttn.3 * pow2(48)
+                + &ttn.4 * pow2(32))
+        + &f_wd
+            * (FrVar::constant(Fr::from(code::WITHDRAW) * pow2(112))
+                + &account * pow2(80)
+                + &sub * pow2(72)
+                + &chain * pow2(64)
+                + &wd.0 * pow2(48)
+                + &wd.1 * pow2(32))
+        + &f_cpk
+            * (FrVar::constant(Fr::from(code::CHANGE_PUBKEY) * pow2(96))
+                + &account * pow2(64)
+                + &sub * pow2(56)
+                + &chain * pow2(48)
+                + &cpk_fee_token * pow2(32))
+        + &user * &l0.nonce;
+    let to_hi = &f_tr * &l1.owner_hi + &f_ttn * &ttn_owner.0 + &f_wd * &wd.3;
+    let to_lo = &f_tr * &l1.owner_lo + &f_ttn * &ttn_owner.1 + &f_wd * &wd.4;
+    let msg5 = poseidon::hash(&[header.clone(), to_hi, to_lo, amount.clone(), fee.clone()])?;
+    let msg3 = poseidon::hash(&[header, cpk_pkh.clone(), fee.clone()])?;
+    let msg = &msg5 + &f_cpk * (&msg3 - &msg5);
+    let sig_en = BoolVar::new_witness(cs.clone(), || user.value().map(|v| v == Fr::ONE))?;
+    FrVar::from(sig_en.clone()).enforce_equal(&user)?;
+    let a = PointVar::new_witness(cs.clone(), || Ok(w.pubkey))?;
+    let expected_pkh = (&f_tr + &f_ttn + &f_wd) * &l0.pkh + &f_cpk * &cpk_pkh;
+    cond_eq(&user, &eddsa::pubkey_hash(&a)?, &expected_pkh)?;
+    let (rx, ry, s) = w.signature;
+    let sig = SignatureVar {
+        r8: PointVar::new_witness(cs.clone(), || Ok((rx, ry)))?,
+        s: FrVar::new_witness(cs.clone(), || Ok(s))?,
+    };
+    eddsa::verify(&sig_en, &a, &msg, &sig)?;
+
+    // Fee into its slot.
+    let slots = bs.fee_tokens.len();
+    let sel: Vec<FrVar> = (0..slots)
+        .map(|j| BoolVar::new_witness(cs.clone(), || Ok(w.fee_slot == j)).map(FrVar::from))
+        .collect::<Result<_, _>>()?;
+    sum(sel.iter().cloned()).enforce_equal(&one)?;
+    let mut slot_token = FrVar::zero();
+    for (j, s) in sel.iter().enumerate() {
+        bs.fee_acc[j] += s * &fee;
+        slot_token += s * &bs.fee_tokens[j];
+    }
+    cond_eq(&fee, &slot_token, &fee_token)?;
+
+    // On-chain hash of the op's chain (1..=4).
+    let onchain = &f_dep + &f_wd + &f_cpk;
+    let chain_sel: Vec<FrVar> = (1..=MAX_CHAINS as u64)
+        .map(|k| Ok(&onchain * FrVar::from(chain.is_eq(&c(k))?)))
+        .collect::<Result<_, SynthesisError>>()?;
+    sum(chain_sel.iter().cloned()).enforce_equal(&onchain)?;
+    let h = sum(chain_sel.iter().zip(&bs.onchain).map(|(s, h)| s * h));
+    let words = [window.num(0, 20)?, window.num(20, 20)?, window.num(40, 20)?, FrVar::zero()];
+    let next = poseidon::hash(&[h, words[0].clone(), words[1].clone(), words[2].clone(), words[3].clone()])?;
+    for (s, hk) in chain_sel.iter().zip(bs.onchain.iter_mut()) {
+        *hk = &*hk + s * (&next - &*hk);
+    }
+    Ok(())
+}
+
+impl ConstraintSynthesizer<Fr> for BlockCircuit {
+    fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
+        let w = &self.witness;
+        let capacity = w.chunks.len();
+        if w.pubdata.len() != capacity * CHUNK_BYTES || w.fees.is_empty() {
+            return Err(SynthesisError::Unsatisfiable);
+        }
+        let public_input = FrVar::new_input(cs.clone(), || Ok(w.public_input))?;
+        let old_root = FrVar::new_witness(cs.clone(), || Ok(w.old_root))?;
+        let pubdata = UInt8::new_witness_vec(cs.clone(), &w.pubdata)?;
+        let mut padded = pubdata.clone();
+        padded.extend((0..(WINDOW_CHUNKS - 1) * CHUNK_BYTES).map(|_| UInt8::constant(0)));
+        let fee_tokens = w
+            .fees
+            .iter()
+            .map(|f| FrVar::new_witness(cs.clone(), || Ok(Fr::from(f.token))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut bs = BlockState {
+            root: old_root.clone(),
+            remaining: FrVar::zero(),
+            onchain: std::array::from_fn(|_| FrVar::zero()),
+            fee_acc: vec![FrVar::zero(); fee_tokens.len()],
+            fee_tokens,
+        };
+        for (i, cw) in w.chunks.iter().enumerate() {
+            let window = Window { bytes: &padded[i * CHUNK_BYTES..(i + WINDOW_CHUNKS) * CHUNK_BYTES] };
+            chunk_gadget(&cs, &mut bs, &window, cw)?;
+        }
+        bs.remaining.enforce_equal(&FrVar::zero())?;
+
+        // Fees credited to account 0, sub-account 0.
+        for ((f, token), acc) in w.fees.iter().zip(&bs.fee_tokens).zip(&bs.fee_acc) {
+            to_bits_le(token, 16)?;
+            let mut p = AuParams::disabled();
+            p.en = FrVar::one();
+            p.account = FrVar::constant(Fr::from(zkl_types::FEE_ACCOUNT));
+            p.index = token.clone();
+            p.delta = acc.clone();
+            let (_, root) = account_update(&cs, &bs.root, &p, &f.au)?;
+            bs.root = root;
+        }
+
+        let header = BlockHeaderVar {
+            block_number: FrVar::new_witness(cs.clone(), || Ok(Fr::from(w.block_number)))?,
+            timestamp: FrVar::new_witness(cs.clone(), || Ok(Fr::from(w.timestamp)))?,
+            old_root,
+            new_root: bs.root,
+            pubdata_hash: sha256::sha256(&pubdata)?,
+            onchain_hashes: bs.onchain,
+        };
+        header.public_input()?.enforce_equal(&public_input)
+    }
+}
+
+impl BlockCircuit {
+    /// The circuit of `capacity` chunks and `fee_slots` fee slots with a blank witness.
+    pub fn blank(capacity: usize, fee_slots: usize) -> Self {
+        Self { witness: BlockWitness::blank(capacity, fee_slots) }
+    }
+}
