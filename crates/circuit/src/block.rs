@@ -24,6 +24,8 @@
 //! ForcedExit and OrderMatching have no flag: a block containing them is unsatisfiable and the
 //! witness builder refuses them with [`BlockWitnessError::UnsupportedOp`].
 
+use std::collections::{BTreeMap, HashMap};
+
 use ark_ff::{AdditiveGroup, Field};
 use ark_r1cs_std::GR1CSVar;
 use ark_r1cs_std::alloc::AllocVar;
@@ -33,6 +35,10 @@ use ark_r1cs_std::uint8::UInt8;
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef};
 use zkl_crypto::PublicKey;
 use zkl_state::{MerkleProof, SealedBlock, State};
+use zkl_types::block::{
+    BlockCommitment, BlockError, commitment as commitment_hash, onchain_hashes, pubdata_for_block, pubdata_hash,
+    public_input,
+};
 use zkl_types::op::{Op, code};
 use zkl_types::{Address, SignedTx, Tx, balance_index};
 
@@ -222,61 +228,198 @@ fn siblings_after(a: &MerkleProof, a_new_leaf: Fr, b: &MerkleProof) -> Vec<[Fr; 
     out
 }
 
-/// The leaf, balance and new root after applying `spec` to `w` (native mirror of the gadget).
-fn apply_native(w: &AuWitness, spec: &AuSpec) -> (AccountLeaf, u128, MerkleProof, MerkleProof) {
-    let new_balance = w.balance.wrapping_add(spec.credit).wrapping_sub(spec.debit);
-    let bp = MerkleProof { index: u64::from(spec.index), siblings: w.balance_path.clone() };
-    let mut leaf = w.leaf.clone();
-    leaf.balance_root = bp.root(Fr::from(new_balance));
-    if spec.nonce_inc {
-        leaf.nonce = leaf.nonce.wrapping_add(1);
-    }
-    if let Some(pkh) = spec.new_pkh {
-        leaf.pubkey_hash = pkh;
-    }
-    if let Some(owner) = spec.create_owner {
-        leaf.owner_hi = owner.hi();
-        leaf.owner_lo = owner.lo();
-    }
-    let ap = MerkleProof { index: u64::from(spec.account), siblings: w.account_path.clone() };
-    (leaf, new_balance, bp, ap)
+/// The circuit's view of the state while a block is replayed in circuit order: the state
+/// before the replay plus the account updates applied since, each with its proof at the time
+/// it was made, so any later proof is the earlier one with its siblings brought up to date.
+struct Model<'a> {
+    base: &'a State,
+    leaves: HashMap<u32, AccountLeaf>,
+    balances: HashMap<(u32, u32), u128>,
+    account_updates: Vec<(MerkleProof, Fr)>,
+    balance_updates: HashMap<u32, Vec<(MerkleProof, Fr)>>,
+    root: Fr,
 }
 
-/// The witnesses of up to two account updates applied in order to the committed state `st`,
-/// and the root after them.
-fn au_witnesses(st: &State, specs: &[AuSpec]) -> (Vec<AuWitness>, Option<Fr>) {
-    let mut out: Vec<AuWitness> = Vec::new();
-    let mut root = None;
-    let mut prev: Option<(AuSpec, AccountLeaf, u128, MerkleProof, MerkleProof)> = None;
-    for spec in specs {
-        let (balance, bproof) = balance_proof_of(st, spec.account, spec.index);
-        let aproof = st.account_proof(spec.account);
-        let w = match &prev {
-            None => AuWitness {
-                leaf: fields_of(st, spec.account),
-                balance,
-                balance_path: bproof.siblings,
-                account_path: aproof.siblings,
-            },
-            Some((p, p_leaf, p_bal, p_bp, p_ap)) if p.account == spec.account => AuWitness {
-                leaf: p_leaf.clone(),
-                balance: if p.index == spec.index { *p_bal } else { balance },
-                balance_path: siblings_after(p_bp, Fr::from(*p_bal), &bproof),
-                account_path: p_ap.siblings.clone(),
-            },
-            Some((_, p_leaf, _, _, p_ap)) => AuWitness {
-                leaf: fields_of(st, spec.account),
-                balance,
-                balance_path: bproof.siblings,
-                account_path: siblings_after(p_ap, p_leaf.hash(), &aproof),
-            },
-        };
-        let (leaf, bal, bp, ap) = apply_native(&w, spec);
-        root = Some(ap.root(leaf.hash()));
-        prev = Some((*spec, leaf, bal, bp, ap));
-        out.push(w);
+impl<'a> Model<'a> {
+    /// `base` must be committed; `root` is its root.
+    fn new(base: &'a State, root: Fr) -> Self {
+        Self {
+            base,
+            leaves: HashMap::new(),
+            balances: HashMap::new(),
+            account_updates: Vec::new(),
+            balance_updates: HashMap::new(),
+            root,
+        }
     }
-    (out, root)
+
+    fn leaf(&self, account: u32) -> AccountLeaf {
+        self.leaves.get(&account).cloned().unwrap_or_else(|| fields_of(self.base, account))
+    }
+
+    /// The witness of an update of (`account`, `index`) now.
+    fn read(&self, account: u32, index: u32) -> AuWitness {
+        let (base_balance, mut bp) = balance_proof_of(self.base, account, index);
+        for (p, v) in self.balance_updates.get(&account).map(Vec::as_slice).unwrap_or_default() {
+            bp.siblings = siblings_after(p, *v, &bp);
+        }
+        let mut ap = self.base.account_proof(account);
+        for (p, v) in &self.account_updates {
+            ap.siblings = siblings_after(p, *v, &ap);
+        }
+        AuWitness {
+            leaf: self.leaf(account),
+            balance: self.balances.get(&(account, index)).copied().unwrap_or(base_balance),
+            balance_path: bp.siblings,
+            account_path: ap.siblings,
+        }
+    }
+
+    /// Applies `spec` as the circuit does (wrapping arithmetic: the circuit's range checks are
+    /// what reject an overspend) and returns the update's witness.
+    fn apply(&mut self, spec: &AuSpec) -> AuWitness {
+        let w = self.read(spec.account, spec.index);
+        let new_balance = w.balance.wrapping_add(spec.credit).wrapping_sub(spec.debit);
+        let bp = MerkleProof { index: u64::from(spec.index), siblings: w.balance_path.clone() };
+        let mut leaf = w.leaf.clone();
+        leaf.balance_root = bp.root(Fr::from(new_balance));
+        if spec.nonce_inc {
+            leaf.nonce = leaf.nonce.wrapping_add(1);
+        }
+        if let Some(pkh) = spec.new_pkh {
+            leaf.pubkey_hash = pkh;
+        }
+        if let Some(owner) = spec.create_owner {
+            leaf.owner_hi = owner.hi();
+            leaf.owner_lo = owner.lo();
+        }
+        let ap = MerkleProof { index: u64::from(spec.account), siblings: w.account_path.clone() };
+        self.root = ap.root(leaf.hash());
+        self.balance_updates.entry(spec.account).or_default().push((bp, Fr::from(new_balance)));
+        self.account_updates.push((ap, leaf.hash()));
+        self.balances.insert((spec.account, spec.index), new_balance);
+        self.leaves.insert(spec.account, leaf);
+        w
+    }
+}
+
+/// How the witness builder treats the state machine.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Every op is applied by `zkl-state` and the roots are cross-checked.
+    Checked,
+    /// No state-machine rule is applied (for soundness tests).
+    Unchecked,
+}
+
+/// An op's account updates, fee and signer, as the circuit sees them.
+struct OpParts {
+    specs: Vec<AuSpec>,
+    fee: Option<(u16, u128)>,
+    sig: Option<KeyAndSig>,
+}
+
+fn op_parts(
+    i: usize,
+    op: &Op,
+    tx: Option<&SignedTx>,
+    model: &Model<'_>,
+    verify: bool,
+) -> Result<OpParts, BlockWitnessError> {
+    let sig_of = |account: u32, stx: &SignedTx| -> Result<KeyAndSig, BlockWitnessError> {
+        let key: PublicKey = match &stx.tx {
+            Tx::ChangePubKey(t) => t.new_pubkey,
+            _ => {
+                model.base.account(account).and_then(|a| a.pubkey).ok_or(BlockWitnessError::NoPublicKey(i, account))?
+            }
+        };
+        if verify {
+            key.verify(&stx.tx.message(), &stx.signature).map_err(|_| BlockWitnessError::BadSignature(i))?;
+        }
+        let s = &stx.signature;
+        Ok(((key.x(), key.y()), (s.r8().x(), s.r8().y(), s.s())))
+    };
+    let spec = |account, index, credit, debit| AuSpec {
+        account,
+        index,
+        credit,
+        debit,
+        nonce_inc: false,
+        new_pkh: None,
+        create_owner: None,
+    };
+    let signed = |account: u32, index: u32, debit: u128| AuSpec { nonce_inc: true, ..spec(account, index, 0, debit) };
+    let tx = || tx.ok_or(BlockWitnessError::MissingTx(i));
+    let mismatch = BlockWitnessError::TxMismatch(i);
+    Ok(match op {
+        Op::Noop => OpParts { specs: vec![], fee: None, sig: None },
+        Op::Transfer(o) => {
+            let stx = tx()?;
+            let Tx::Transfer(t) = &stx.tx else { return Err(mismatch) };
+            if t.account != o.from || t.amount != o.amount || t.fee != o.fee || t.token != o.token {
+                return Err(mismatch);
+            }
+            OpParts {
+                specs: vec![
+                    signed(o.from, balance_index(o.from_sub, o.token), o.amount.wrapping_add(o.fee)),
+                    spec(o.to, balance_index(o.to_sub, o.token), o.amount, 0),
+                ],
+                fee: Some((o.token, o.fee)),
+                sig: Some(sig_of(o.from, stx)?),
+            }
+        }
+        Op::TransferToNew(o) => {
+            let stx = tx()?;
+            let Tx::Transfer(t) = &stx.tx else { return Err(mismatch) };
+            if t.account != o.from || t.to != o.to_owner || t.amount != o.amount || t.fee != o.fee {
+                return Err(mismatch);
+            }
+            let credit =
+                AuSpec { create_owner: Some(o.to_owner), ..spec(o.to, balance_index(o.to_sub, o.token), o.amount, 0) };
+            OpParts {
+                specs: vec![signed(o.from, balance_index(o.from_sub, o.token), o.amount.wrapping_add(o.fee)), credit],
+                fee: Some((o.token, o.fee)),
+                sig: Some(sig_of(o.from, stx)?),
+            }
+        }
+        Op::Withdraw(o) => {
+            let stx = tx()?;
+            let Tx::Withdraw(t) = &stx.tx else { return Err(mismatch) };
+            if t.account != o.account || t.amount != o.amount || t.fee != o.fee || t.to != o.to {
+                return Err(mismatch);
+            }
+            OpParts {
+                specs: vec![
+                    signed(o.account, balance_index(o.sub, o.l2_token), o.amount.wrapping_add(o.fee)),
+                    spec(zkl_types::GLOBAL_ACCOUNT, balance_index(o.chain, o.l1_token), 0, o.amount),
+                ],
+                fee: Some((o.l2_token, o.fee)),
+                sig: Some(sig_of(o.account, stx)?),
+            }
+        }
+        Op::ChangePubKey(o) => {
+            let stx = tx()?;
+            let Tx::ChangePubKey(t) = &stx.tx else { return Err(mismatch) };
+            if t.account != o.account || t.new_pubkey.pubkey_hash() != o.new_pubkey_hash {
+                return Err(mismatch);
+            }
+            let s0 = AuSpec {
+                new_pkh: Some(o.new_pubkey_hash.to_fr()),
+                ..signed(o.account, balance_index(o.sub, o.fee_token), o.fee)
+            };
+            OpParts { specs: vec![s0], fee: Some((o.fee_token, o.fee)), sig: Some(sig_of(o.account, stx)?) }
+        }
+        Op::Deposit(o) => {
+            let liquidity = spec(zkl_types::GLOBAL_ACCOUNT, balance_index(o.chain, o.l1_token), o.amount, 0);
+            let mut credit = spec(o.account, balance_index(o.sub, o.l2_token), o.amount, 0);
+            let leaf = model.leaf(o.account);
+            if leaf.owner_hi == Fr::ZERO && leaf.owner_lo == Fr::ZERO {
+                credit.create_owner = Some(o.owner);
+            }
+            OpParts { specs: vec![liquidity, credit], fee: None, sig: None }
+        }
+        other => return Err(BlockWitnessError::UnsupportedOp(i, other.name())),
+    })
 }
 
 impl BlockWitness {
@@ -284,200 +427,211 @@ impl BlockWitness {
     /// the start of the block, no fees pending). `txs[i]` is the signed tx op `i` came from
     /// (`None` for priority ops). `fee_slots` is the circuit's `F`.
     ///
-    /// Every op is replayed with `State::apply_op_witnessed` (the state machine's semantics);
-    /// the circuit's update order must reach the same root after every op, and the fee credits
-    /// are `State::credit_fees_witnessed`'s writes.
+    /// Every op is replayed with `State::apply_op_witnessed` (the state machine's rules); the
+    /// circuit applies an op's writes merged into at most two account updates, whose witnesses
+    /// are read from the state before the op, and the root after them must equal the state
+    /// machine's after the op. The fee credits must reach the root of
+    /// `State::credit_fees_witnessed`, and the result the sealed block's commitment.
     pub fn build(
         pre: &State,
         block: &SealedBlock,
         txs: &[Option<SignedTx>],
         fee_slots: usize,
     ) -> Result<Self, BlockWitnessError> {
-        let capacity = block.capacity;
-        if block.pubdata.len() != capacity * CHUNK_BYTES {
-            return Err(BlockWitnessError::Capacity { capacity, got: block.pubdata.len() / CHUNK_BYTES });
+        let w = Self::assemble(
+            pre,
+            &block.ops,
+            txs,
+            block.capacity,
+            fee_slots,
+            (block.number, block.timestamp),
+            Mode::Checked,
+        )?;
+        if w.pubdata != block.pubdata
+            || w.old_root != block.commitment.old_root
+            || w.new_root != block.commitment.new_root
+            || w.public_input != block.public_input
+        {
+            return Err(BlockWitnessError::NewRoot);
         }
+        Ok(w)
+    }
+
+    /// Builds a witness for `ops` applied to `pre` *without* the state machine's rules (amounts
+    /// wrap, nothing is refused but unsupported ops and signed ops without their tx; signatures
+    /// are not checked). For soundness tests: the circuit must reject what the state machine
+    /// would. The public input is the commitment of the resulting block.
+    pub fn build_unchecked(
+        pre: &State,
+        ops: &[Op],
+        txs: &[Option<SignedTx>],
+        capacity: usize,
+        fee_slots: usize,
+        number_and_timestamp: (u32, u64),
+    ) -> Result<Self, BlockWitnessError> {
+        Self::assemble(pre, ops, txs, capacity, fee_slots, number_and_timestamp, Mode::Unchecked)
+    }
+
+    fn assemble(
+        pre: &State,
+        ops: &[Op],
+        txs: &[Option<SignedTx>],
+        capacity: usize,
+        fee_slots: usize,
+        (block_number, timestamp): (u32, u64),
+        mode: Mode,
+    ) -> Result<Self, BlockWitnessError> {
+        let pubdata = pubdata_for_block(ops, capacity).map_err(|e| match e {
+            BlockError::Capacity { needed, capacity } => BlockWitnessError::Capacity { capacity, got: needed },
+            BlockError::Amount(a) => BlockWitnessError::Packing(a),
+        })?;
         let mut st = pre.clone();
-        if !st.pending_fees().is_empty() || st.root() != block.commitment.old_root {
+        if !st.pending_fees().is_empty() {
             return Err(BlockWitnessError::PreState);
         }
+        let old_root = st.root();
         let mut chunks: Vec<ChunkWitness> = Vec::with_capacity(capacity);
         let mut fee_tokens_per_op: Vec<Option<u16>> = Vec::new();
-        for (i, op) in block.ops.iter().enumerate() {
-            let tx = txs.get(i).cloned().flatten();
+        let mut unchecked_fees: BTreeMap<u16, u128> = BTreeMap::new();
+        let mut unchecked_model = Model::new(pre, old_root);
+        for (i, op) in ops.iter().enumerate() {
+            let tx = txs.get(i).and_then(Option::as_ref);
             let mut cw = ChunkWitness::blank();
-            let sig_of = |account: u32, stx: &SignedTx| -> Result<KeyAndSig, BlockWitnessError> {
-                let key: PublicKey = match &stx.tx {
-                    Tx::ChangePubKey(t) => t.new_pubkey,
-                    _ => {
-                        st.account(account).and_then(|a| a.pubkey).ok_or(BlockWitnessError::NoPublicKey(i, account))?
-                    }
-                };
-                key.verify(&stx.tx.message(), &stx.signature).map_err(|_| BlockWitnessError::BadSignature(i))?;
-                let s = &stx.signature;
-                Ok(((key.x(), key.y()), (s.r8().x(), s.r8().y(), s.s())))
+            let (parts, circuit_root) = if mode == Mode::Checked {
+                let root = st.root();
+                let mut model = Model::new(&st, root);
+                let parts = op_parts(i, op, tx, &model, true)?;
+                for (k, spec) in parts.specs.iter().enumerate() {
+                    cw.au[k] = model.apply(spec);
+                }
+                let root = model.root;
+                (parts, root)
+            } else {
+                let parts = op_parts(i, op, tx, &unchecked_model, false)?;
+                for (k, spec) in parts.specs.iter().enumerate() {
+                    cw.au[k] = unchecked_model.apply(spec);
+                }
+                (parts, unchecked_model.root)
             };
-            let spec = |account, index, credit, debit| AuSpec {
-                account,
-                index,
-                credit,
-                debit,
-                nonce_inc: false,
-                new_pkh: None,
-                create_owner: None,
-            };
-            let (specs, fee): (Vec<AuSpec>, Option<(u16, u128)>) = match op {
-                Op::Noop => (vec![], None),
-                Op::Transfer(o) => {
-                    let stx = tx.as_ref().ok_or(BlockWitnessError::MissingTx(i))?;
-                    let Tx::Transfer(t) = &stx.tx else { return Err(BlockWitnessError::TxMismatch(i)) };
-                    if t.account != o.from || t.amount != o.amount || t.fee != o.fee || t.token != o.token {
-                        return Err(BlockWitnessError::TxMismatch(i));
-                    }
-                    (cw.pubkey, cw.signature) = sig_of(o.from, stx)?;
-                    let mut s0 = spec(o.from, balance_index(o.from_sub, o.token), 0, o.amount.wrapping_add(o.fee));
-                    s0.nonce_inc = true;
-                    (vec![s0, spec(o.to, balance_index(o.to_sub, o.token), o.amount, 0)], Some((o.token, o.fee)))
-                }
-                Op::TransferToNew(o) => {
-                    let stx = tx.as_ref().ok_or(BlockWitnessError::MissingTx(i))?;
-                    let Tx::Transfer(t) = &stx.tx else { return Err(BlockWitnessError::TxMismatch(i)) };
-                    if t.account != o.from || t.to != o.to_owner || t.amount != o.amount || t.fee != o.fee {
-                        return Err(BlockWitnessError::TxMismatch(i));
-                    }
-                    (cw.pubkey, cw.signature) = sig_of(o.from, stx)?;
-                    let mut s0 = spec(o.from, balance_index(o.from_sub, o.token), 0, o.amount.wrapping_add(o.fee));
-                    s0.nonce_inc = true;
-                    let mut s1 = spec(o.to, balance_index(o.to_sub, o.token), o.amount, 0);
-                    s1.create_owner = Some(o.to_owner);
-                    (vec![s0, s1], Some((o.token, o.fee)))
-                }
-                Op::Withdraw(o) => {
-                    let stx = tx.as_ref().ok_or(BlockWitnessError::MissingTx(i))?;
-                    let Tx::Withdraw(t) = &stx.tx else { return Err(BlockWitnessError::TxMismatch(i)) };
-                    if t.account != o.account || t.amount != o.amount || t.fee != o.fee || t.to != o.to {
-                        return Err(BlockWitnessError::TxMismatch(i));
-                    }
-                    (cw.pubkey, cw.signature) = sig_of(o.account, stx)?;
-                    let mut s0 = spec(o.account, balance_index(o.sub, o.l2_token), 0, o.amount.wrapping_add(o.fee));
-                    s0.nonce_inc = true;
-                    let s1 = spec(zkl_types::GLOBAL_ACCOUNT, balance_index(o.chain, o.l1_token), 0, o.amount);
-                    (vec![s0, s1], Some((o.l2_token, o.fee)))
-                }
-                Op::ChangePubKey(o) => {
-                    let stx = tx.as_ref().ok_or(BlockWitnessError::MissingTx(i))?;
-                    let Tx::ChangePubKey(t) = &stx.tx else { return Err(BlockWitnessError::TxMismatch(i)) };
-                    if t.account != o.account || t.new_pubkey.pubkey_hash() != o.new_pubkey_hash {
-                        return Err(BlockWitnessError::TxMismatch(i));
-                    }
-                    (cw.pubkey, cw.signature) = sig_of(o.account, stx)?;
-                    let mut s0 = spec(o.account, balance_index(o.sub, o.fee_token), 0, o.fee);
-                    s0.nonce_inc = true;
-                    s0.new_pkh = Some(o.new_pubkey_hash.to_fr());
-                    (vec![s0], Some((o.fee_token, o.fee)))
-                }
-                Op::Deposit(o) => {
-                    let s0 = spec(zkl_types::GLOBAL_ACCOUNT, balance_index(o.chain, o.l1_token), o.amount, 0);
-                    let mut s1 = spec(o.account, balance_index(o.sub, o.l2_token), o.amount, 0);
-                    if st.account(o.account).is_none() {
-                        s1.create_owner = Some(o.owner);
-                    }
-                    (vec![s0, s1], None)
-                }
-                other => return Err(BlockWitnessError::UnsupportedOp(i, other.name())),
-            };
-            let (aus, circuit_root) = au_witnesses(&st, &specs);
-            for (k, w) in aus.into_iter().enumerate() {
-                cw.au[k] = w;
+            if let Some((key, sig)) = parts.sig {
+                (cw.pubkey, cw.signature) = (key, sig);
             }
-            let ow = st.apply_op_witnessed(op).map_err(|e| BlockWitnessError::State(i, e))?;
-            let state_root = st.root();
-            let circuit_root = circuit_root.unwrap_or(state_root);
-            if circuit_root != state_root || (ow.writes.is_empty() && !matches!(op, Op::Noop)) {
-                return Err(BlockWitnessError::RootMismatch(i, circuit_root.to_string(), state_root.to_string()));
+            if mode == Mode::Checked {
+                let ow = st.apply_op_witnessed(op).map_err(|e| BlockWitnessError::State(i, e))?;
+                let state_root = st.root();
+                if circuit_root != state_root || (ow.writes.is_empty() && !matches!(op, Op::Noop)) {
+                    return Err(BlockWitnessError::RootMismatch(i, circuit_root.to_string(), state_root.to_string()));
+                }
+                if let (Op::ChangePubKey(o), Some(stx)) = (op, tx)
+                    && let Tx::ChangePubKey(t) = &stx.tx
+                {
+                    st.remember_pubkey(o.account, t.new_pubkey).map_err(|e| BlockWitnessError::State(i, e))?;
+                }
+            } else if let Some((token, fee)) = parts.fee.filter(|(_, f)| *f > 0) {
+                let acc = unchecked_fees.entry(token).or_default();
+                *acc = acc.wrapping_add(fee);
             }
-            if let (Op::ChangePubKey(o), Some(stx)) = (op, &tx)
-                && let Tx::ChangePubKey(t) = &stx.tx
-            {
-                st.remember_pubkey(o.account, t.new_pubkey).map_err(|e| BlockWitnessError::State(i, e))?;
-            }
-            fee_tokens_per_op.push(fee.filter(|(_, f)| *f > 0).map(|(t, _)| t));
+            fee_tokens_per_op.push(parts.fee.filter(|(_, f)| *f > 0).map(|(t, _)| t));
             chunks.push(cw);
             for _ in 1..op.chunks() {
                 chunks.push(ChunkWitness::blank());
             }
         }
-        if chunks.len() > capacity {
-            return Err(BlockWitnessError::Capacity { capacity, got: chunks.len() });
-        }
         chunks.resize(capacity, ChunkWitness::blank());
 
-        // Fee slots: the state's pending fees, in token order (as credited).
-        let pending: Vec<(u16, u128)> = st.pending_fees().iter().map(|(t, a)| (*t, *a)).collect();
+        // Fee slots: the block's fees per token, in token order (as the state credits them).
+        let pending: Vec<(u16, u128)> = match mode {
+            Mode::Checked => st.pending_fees().iter().map(|(t, a)| (*t, *a)).collect(),
+            Mode::Unchecked => unchecked_fees.into_iter().collect(),
+        };
         if pending.len() > fee_slots {
             return Err(BlockWitnessError::TooManyFeeTokens { slots: fee_slots, got: pending.len() });
         }
         let mut chunk_index = 0;
-        for (op, fee_token) in block.ops.iter().zip(&fee_tokens_per_op) {
+        for (op, fee_token) in ops.iter().zip(&fee_tokens_per_op) {
             if let Some(t) = fee_token {
                 chunks[chunk_index].fee_slot = pending.iter().position(|(p, _)| p == t).unwrap_or(0);
             }
             chunk_index += op.chunks();
         }
-        let writes = st.credit_fees_witnessed();
-        let mut fees = Vec::with_capacity(fee_slots);
-        for ((token, amount), w) in pending.iter().zip(&writes) {
-            let (Some(f), Some(ap), Some(lp)) = (&w.account_before, &w.account_proof, &w.leaf_proof) else {
+        let slots: Vec<(u16, u128)> =
+            pending.iter().copied().chain(std::iter::repeat((0, 0))).take(fee_slots).collect();
+        let credit = |model: &mut Model<'_>| -> Vec<FeeSlotWitness> {
+            slots
+                .iter()
+                .map(|(token, amount)| {
+                    let spec = AuSpec {
+                        account: zkl_types::FEE_ACCOUNT,
+                        index: balance_index(0, *token),
+                        credit: *amount,
+                        debit: 0,
+                        nonce_inc: false,
+                        new_pkh: None,
+                        create_owner: None,
+                    };
+                    FeeSlotWitness { token: *token, amount: *amount, au: model.apply(&spec) }
+                })
+                .collect()
+        };
+        let (fees, new_root) = if mode == Mode::Checked {
+            let root = st.root();
+            let (fees, model_root) = {
+                let mut model = Model::new(&st, root);
+                let fees = credit(&mut model);
+                (fees, model.root)
+            };
+            st.credit_fees_witnessed();
+            let new_root = st.root();
+            if model_root != new_root {
                 return Err(BlockWitnessError::NewRoot);
-            };
-            let zkl_state::state::Write::Balance { old, .. } = w.write else { return Err(BlockWitnessError::NewRoot) };
-            let leaf = AccountLeaf {
-                nonce: f.nonce,
-                pubkey_hash: f.pubkey_hash.to_fr(),
-                owner_hi: f.owner.hi(),
-                owner_lo: f.owner.lo(),
-                balance_root: f.balance_root,
-                order_root: f.order_root,
-            };
-            fees.push(FeeSlotWitness {
-                token: *token,
-                amount: *amount,
-                au: AuWitness {
-                    leaf,
-                    balance: old,
-                    balance_path: lp.siblings.clone(),
-                    account_path: ap.siblings.clone(),
-                },
-            });
-        }
-        let new_root = st.root();
-        while fees.len() < fee_slots {
-            // An unused slot credits 0 of "token 0" (a balance that is always 0).
-            let (balance, bp) = balance_proof_of(&st, zkl_types::FEE_ACCOUNT, 0);
-            fees.push(FeeSlotWitness {
-                token: 0,
-                amount: 0,
-                au: AuWitness {
-                    leaf: fields_of(&st, zkl_types::FEE_ACCOUNT),
-                    balance,
-                    balance_path: bp.siblings,
-                    account_path: st.account_proof(zkl_types::FEE_ACCOUNT).siblings,
-                },
-            });
-        }
-        if new_root != block.commitment.new_root {
-            return Err(BlockWitnessError::NewRoot);
-        }
-        Ok(Self {
-            block_number: block.number,
-            timestamp: block.timestamp,
-            old_root: block.commitment.old_root,
+            }
+            (fees, new_root)
+        } else {
+            let fees = credit(&mut unchecked_model);
+            (fees, unchecked_model.root)
+        };
+        let commitment = BlockCommitment {
+            block_number,
+            timestamp,
+            old_root,
             new_root,
-            pubdata: block.pubdata.clone(),
+            pubdata_hash: pubdata_hash(&pubdata),
+            onchain_hashes: onchain_hashes(ops)?,
+        };
+        Ok(Self {
+            block_number,
+            timestamp,
+            old_root,
+            new_root,
+            pubdata,
             chunks,
             fees,
-            public_input: block.public_input,
+            public_input: public_input(&commitment_hash(&commitment)),
         })
+    }
+
+    /// The per-chain on-chain-operation hashes of the witness's pubdata (protocol.md section 13).
+    /// Read from the raw chunks (op code, chunk count, chain byte), as the circuit does, so it
+    /// also works for pubdata that does not decode.
+    pub fn onchain_hashes(&self) -> [Fr; MAX_CHAINS] {
+        let mut out = [Fr::ZERO; MAX_CHAINS];
+        let mut i = 0;
+        while i * CHUNK_BYTES < self.pubdata.len() {
+            let at = i * CHUNK_BYTES;
+            let code = self.pubdata[at];
+            let n = zkl_types::op::chunks_of(code).unwrap_or(1);
+            let onchain = matches!(
+                code,
+                code::DEPOSIT | code::WITHDRAW | code::FULL_EXIT | code::CHANGE_PUBKEY | code::FORCED_EXIT
+            );
+            let chain = usize::from(self.pubdata.get(at + 1).copied().unwrap_or(0));
+            if onchain && (1..=MAX_CHAINS).contains(&chain) {
+                let end = (at + n * CHUNK_BYTES).min(self.pubdata.len());
+                out[chain - 1] = zkl_types::block::onchain_hash_step(out[chain - 1], &self.pubdata[at..end]);
+            }
+            i += n;
+        }
+        out
     }
 
     /// A witness of the right shape (all Noop, zero values) for key generation and counts.
@@ -635,7 +789,10 @@ fn account_update(
     let (old_broot, new_broot) = merkle::roots(&balance, &new_balance, &bpath)?;
     cond_eq(&p.en, &old_broot, &l.balance_root)?;
 
-    // Nonce, key, owner.
+    // Nonce, key, owner. The old nonce and key hash are range-checked so that their packing
+    // `nonce · 2^160 + pkh` in the leaf hash decomposes uniquely.
+    to_bits_le(&(&p.en * &l.nonce), 32)?;
+    to_bits_le(&(&p.en * &l.pkh), eddsa::PUBKEY_HASH_BITS)?;
     let new_nonce = &l.nonce + &p.nonce_inc;
     to_bits_le(&(&p.en * &new_nonce), 32)?;
     let new_pkh = &l.pkh + &p.set_key * (&p.new_pkh - &l.pkh);
