@@ -1049,7 +1049,50 @@ fn chunk_gadget(
 
 impl ConstraintSynthesizer<Fr> for BlockCircuit {
     fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
-        let w = &self.witness;
+        synthesize(&cs, &self.witness, &mut Vec::new())
+    }
+}
+
+/// Constraints spent by each part of a block circuit (setup-mode synthesis, no witness).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockCost {
+    pub total: usize,
+    /// Public input, pubdata bytes, fee-slot tokens.
+    pub inputs: usize,
+    /// Each chunk position's universal gadget (all equal: every op kind pays the same).
+    pub chunks: Vec<usize>,
+    /// Each fee slot's credit to account 0.
+    pub fee_slots: Vec<usize>,
+    /// Pubdata SHA-256 and the commitment (header SHA-256, decompositions, public input).
+    pub commitment: usize,
+}
+
+impl BlockCost {
+    pub fn measure(capacity: usize, fee_slots: usize) -> Result<Self, SynthesisError> {
+        use ark_relations::gr1cs::{ConstraintSystem, OptimizationGoal, SynthesisMode};
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        cs.set_optimization_goal(OptimizationGoal::Constraints);
+        cs.set_mode(SynthesisMode::Setup);
+        let mut marks = Vec::new();
+        synthesize(&cs, &BlockWitness::blank(capacity, fee_slots), &mut marks)?;
+        let total = cs.num_constraints();
+        let diff = |a: usize, b: usize| b.saturating_sub(a);
+        let at = |k: usize| marks.get(k).copied().unwrap_or(total);
+        Ok(Self {
+            total,
+            inputs: at(0),
+            chunks: (0..capacity).map(|i| diff(at(i), at(i + 1))).collect(),
+            fee_slots: (0..fee_slots).map(|j| diff(at(capacity + j), at(capacity + j + 1))).collect(),
+            commitment: diff(at(capacity + fee_slots), total),
+        })
+    }
+}
+
+/// The block circuit; `marks` receives the constraint count before each chunk, before each fee
+/// slot and before the commitment.
+fn synthesize(cs: &ConstraintSystemRef<Fr>, w: &BlockWitness, marks: &mut Vec<usize>) -> Result<(), SynthesisError> {
+    let cs = cs.clone();
+    {
         let capacity = w.chunks.len();
         if w.pubdata.len() != capacity * CHUNK_BYTES || w.fees.is_empty() {
             return Err(SynthesisError::Unsatisfiable);
@@ -1072,6 +1115,7 @@ impl ConstraintSynthesizer<Fr> for BlockCircuit {
             fee_tokens,
         };
         for (i, cw) in w.chunks.iter().enumerate() {
+            marks.push(cs.num_constraints());
             let window = Window { bytes: &padded[i * CHUNK_BYTES..(i + WINDOW_CHUNKS) * CHUNK_BYTES] };
             chunk_gadget(&cs, &mut bs, &window, cw)?;
         }
@@ -1079,6 +1123,7 @@ impl ConstraintSynthesizer<Fr> for BlockCircuit {
 
         // Fees credited to account 0, sub-account 0.
         for ((f, token), acc) in w.fees.iter().zip(&bs.fee_tokens).zip(&bs.fee_acc) {
+            marks.push(cs.num_constraints());
             to_bits_le(token, 16)?;
             let mut p = AuParams::disabled();
             p.en = FrVar::one();
@@ -1089,6 +1134,7 @@ impl ConstraintSynthesizer<Fr> for BlockCircuit {
             bs.root = root;
         }
 
+        marks.push(cs.num_constraints());
         let header = BlockHeaderVar {
             block_number: FrVar::new_witness(cs.clone(), || Ok(Fr::from(w.block_number)))?,
             timestamp: FrVar::new_witness(cs.clone(), || Ok(Fr::from(w.timestamp)))?,
