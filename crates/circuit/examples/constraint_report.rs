@@ -170,6 +170,7 @@ fn main() -> Result<(), SynthesisError> {
             ("transfer_to_new", 3),
             ("withdraw", 3),
             ("change_pubkey", 3),
+            ("forced_exit", 4),
         ] {
             println!("  {name:<16} {chunks} chunk(s): {:>8} (gadget only {:>8})", chunks * marginal, chunks * chunk);
         }

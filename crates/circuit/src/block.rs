@@ -13,15 +13,17 @@
 //!   one account leaf: one balance (a balance-tree path update of depth 11), the nonce, the
 //!   pubkey hash, and the owner when it creates the account (account-tree path update of
 //!   depth 12). Each part is driven by the op flags; a disabled part leaves the root unchanged
-//!   and checks nothing. A multi-chunk op does all its work in its first chunk.
+//!   and checks nothing. A multi-chunk op does its work in its first chunk (ForcedExit: and
+//!   its second).
 //! - Fees: every op's fee is added to one of `F` per-block fee slots (token, amount) chosen by
 //!   the prover; a non-zero fee must match its slot's token. After the last chunk every slot is
 //!   credited to account 0, sub-account 0 (as `State::seal_block` does; the order of credits
 //!   does not change the root, and a repeated token only splits a credit in two).
 //! - On-chain ops update `onchain_hash[chain] = Poseidon(h, w1, w2, w3, w4)`.
 //!
-//! Supported ops: Noop, Deposit, TransferToNew, Withdraw, Transfer, ChangePubKey. FullExit,
-//! ForcedExit and OrderMatching have no flag: a block containing them is unsatisfiable and the
+//! Supported ops: Noop, Deposit, TransferToNew, Withdraw, Transfer, ChangePubKey, ForcedExit
+//! (whose third update, the liquidity debit, is made by its second chunk). FullExit and
+//! OrderMatching have no flag: a block containing them is unsatisfiable and the
 //! witness builder refuses them with [`BlockWitnessError::UnsupportedOp`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -53,13 +55,14 @@ use crate::{BoolVar, Fr, FrVar, SynthesisError, poseidon, sha256};
 /// Chunks an op's fields may span (ForcedExit has 4).
 const WINDOW_CHUNKS: usize = 4;
 /// Op codes with a flag in the chunk gadget, with their chunk counts.
-pub const SUPPORTED_OPS: [(u8, usize); 6] = [
+pub const SUPPORTED_OPS: [(u8, usize); 7] = [
     (code::NOOP, 1),
     (code::DEPOSIT, 3),
     (code::TRANSFER_TO_NEW, 3),
     (code::WITHDRAW, 3),
     (code::TRANSFER, 1),
     (code::CHANGE_PUBKEY, 3),
+    (code::FORCED_EXIT, 4),
 ];
 
 fn pow2(k: u64) -> Fr {
@@ -418,6 +421,22 @@ fn op_parts(
             }
             OpParts { specs: vec![liquidity, credit], fee: None, sig: None }
         }
+        Op::ForcedExit(o) => {
+            let stx = tx()?;
+            let Tx::ForcedExit(t) = &stx.tx else { return Err(mismatch) };
+            if t.initiator != o.initiator || t.target != o.target || t.fee != o.fee || t.l2_token != o.l2_token {
+                return Err(mismatch);
+            }
+            OpParts {
+                specs: vec![
+                    signed(o.initiator, balance_index(o.initiator_sub, o.fee_token), o.fee),
+                    spec(o.target, balance_index(o.target_sub, o.l2_token), 0, o.amount),
+                    spec(zkl_types::GLOBAL_ACCOUNT, balance_index(o.chain, o.l1_token), 0, o.amount),
+                ],
+                fee: Some((o.fee_token, o.fee)),
+                sig: Some(sig_of(o.initiator, stx)?),
+            }
+        }
         other => return Err(BlockWitnessError::UnsupportedOp(i, other.name())),
     })
 }
@@ -496,25 +515,25 @@ impl BlockWitness {
         let mut unchecked_model = Model::new(pre, old_root);
         for (i, op) in ops.iter().enumerate() {
             let tx = txs.get(i).and_then(Option::as_ref);
-            let mut cw = ChunkWitness::blank();
+            let mut cws = vec![ChunkWitness::blank(); op.chunks()];
             let (parts, circuit_root) = if mode == Mode::Checked {
                 let root = st.root();
                 let mut model = Model::new(&st, root);
                 let parts = op_parts(i, op, tx, &model, true)?;
                 for (k, spec) in parts.specs.iter().enumerate() {
-                    cw.au[k] = model.apply(spec);
+                    cws[k / 2].au[k % 2] = model.apply(spec);
                 }
                 let root = model.root;
                 (parts, root)
             } else {
                 let parts = op_parts(i, op, tx, &unchecked_model, false)?;
                 for (k, spec) in parts.specs.iter().enumerate() {
-                    cw.au[k] = unchecked_model.apply(spec);
+                    cws[k / 2].au[k % 2] = unchecked_model.apply(spec);
                 }
                 (parts, unchecked_model.root)
             };
             if let Some((key, sig)) = parts.sig {
-                (cw.pubkey, cw.signature) = (key, sig);
+                (cws[0].pubkey, cws[0].signature) = (key, sig);
             }
             if mode == Mode::Checked {
                 let ow = st.apply_op_witnessed(op).map_err(|e| BlockWitnessError::State(i, e))?;
@@ -532,10 +551,7 @@ impl BlockWitness {
                 *acc = acc.wrapping_add(fee);
             }
             fee_tokens_per_op.push(parts.fee.filter(|(_, f)| *f > 0).map(|(t, _)| t));
-            chunks.push(cw);
-            for _ in 1..op.chunks() {
-                chunks.push(ChunkWitness::blank());
-            }
+            chunks.extend(cws);
         }
         chunks.resize(capacity, ChunkWitness::blank());
 
@@ -685,6 +701,8 @@ struct AuParams {
     not_global: FrVar,
     /// The new balance must stay within `MAX_LIQUIDITY` (below 2^112).
     cap112: FrVar,
+    /// The new balance must be zero.
+    zero_after: FrVar,
 }
 
 impl AuParams {
@@ -706,6 +724,7 @@ impl AuParams {
             owner_nonzero: z(),
             not_global: z(),
             cap112: z(),
+            zero_after: z(),
         }
     }
 }
@@ -785,6 +804,7 @@ fn account_update(
     let new_balance = &balance + &p.delta;
     to_bits_le(&(&p.en * &new_balance), 128)?;
     to_bits_le(&(&p.cap112 * &new_balance), 112)?;
+    cond_zero(&p.zero_after, &new_balance)?;
     let bpath = witness_path(cs, &index_bits, &w.balance_path)?;
     let (old_broot, new_broot) = merkle::roots(&balance, &new_balance, &bpath)?;
     cond_eq(&p.en, &old_broot, &l.balance_root)?;
@@ -825,6 +845,8 @@ fn account_update(
 /// Per-block values threaded through the chunks.
 struct BlockState {
     root: FrVar,
+    /// The previous chunk started a ForcedExit (this chunk makes its liquidity debit).
+    prev_fe: FrVar,
     remaining: FrVar,
     onchain: [FrVar; MAX_CHAINS],
     fee_tokens: Vec<FrVar>,
@@ -834,11 +856,14 @@ struct BlockState {
 /// Byte-field accessor over an op's window (big-endian fields).
 struct Window<'a> {
     bytes: &'a [UInt8<Fr>],
+    /// Where the op starts in `bytes`.
+    base: usize,
 }
 
 impl Window<'_> {
     fn bits(&self, start: usize, len: usize) -> Result<Vec<BoolVar>, SynthesisError> {
-        bytes_be_to_bits_le(&self.bytes[start..start + len])
+        let at = self.base + start;
+        bytes_be_to_bits_le(&self.bytes[at..at + len])
     }
     fn num(&self, start: usize, len: usize) -> Result<FrVar, SynthesisError> {
         Ok(from_bits_le(&self.bits(start, len)?))
@@ -887,7 +912,10 @@ fn chunk_gadget(
         .enforce_equal(&(&start * &opcode))?;
     let not_start_rem = (&one - &start) * (&bs.remaining - &one);
     bs.remaining = sum(SUPPORTED_OPS.iter().zip(&flags).map(|((_, n), f)| f * Fr::from(*n as u64 - 1))) + not_start_rem;
-    let [f_noop, f_dep, f_ttn, f_wd, f_tr, f_cpk] = [0, 1, 2, 3, 4, 5].map(|k| flags[k].clone());
+    let [f_noop, f_dep, f_ttn, f_wd, f_tr, f_cpk, f_fe] = [0, 1, 2, 3, 4, 5, 6].map(|k| flags[k].clone());
+    // This chunk is the second of a ForcedExit: the op's fields relative to the previous chunk.
+    let g_fe = std::mem::replace(&mut bs.prev_fe, f_fe.clone());
+    let prev = Window { bytes: window.bytes, base: 0 };
 
     // Padding and sub-account ranges per op.
     let pad = |f: &FrVar, start: usize, end: usize| cond_zero(f, &window.popcount(start, end - start)?);
@@ -896,6 +924,8 @@ fn chunk_gadget(
     pad(&f_ttn, 50, 60)?;
     pad(&f_dep, 58, 60)?;
     pad(&f_cpk, 54, 60)?;
+    pad(&f_fe, 66, 80)?;
+    cond_zero(&f_fe, &(window.sub_high(5)? + window.sub_high(9)?))?;
     cond_zero(&f_tr, &(window.sub_high(7)? + window.sub_high(8)?))?;
     cond_zero(&f_ttn, &(window.sub_high(4)? + window.sub_high(8)?))?;
     cond_zero(&f_dep, &window.sub_high(5)?)?;
@@ -914,6 +944,13 @@ fn chunk_gadget(
     let cpk_owner = (window.num(26, 4)?, window.num(30, 16)?);
     let cpk_nonce = window.num(46, 4)?;
     let cpk_fee_token = window.num(50, 2)?;
+    // ForcedExit: initiator 2..5, initiator_sub 5, target 6..9, target_sub 9, l2_token 10..12,
+    // l1_token 12..14, fee_token 14..16, fee 16..18, amount 18..34, target_owner 34..66.
+    let fe = (window.num(2, 3)?, window.num(5, 1)?, window.num(6, 3)?, window.num(9, 1)?, window.num(10, 2)?);
+    let (fe_l1, fe_fee_token, fe_amount) = (window.num(12, 2)?, window.num(14, 2)?, window.num(18, 16)?);
+    let fe_owner = (window.num(34, 16)?, window.num(50, 16)?);
+    // The liquidity debit of a ForcedExit that started in the previous chunk.
+    let (g_chain, g_l1, g_amount) = (prev.num(1, 1)?, prev.num(12, 2)?, prev.num(18, 16)?);
 
     // Amounts and fees (packed values selected, then unpacked once).
     let packed_amount = &f_tr * window.num(11, 5)? + &f_ttn * window.num(11, 5)?;
@@ -921,25 +958,30 @@ fn chunk_gadget(
     let packed_fee = &f_tr * window.num(16, 2)?
         + &f_ttn * window.num(16, 2)?
         + &f_wd * window.num(26, 2)?
-        + &f_cpk * window.num(52, 2)?;
+        + &f_cpk * window.num(52, 2)?
+        + &f_fe * window.num(16, 2)?;
     let fee = unpack_fee(&packed_fee)?;
     let amount = &amount_packed + &f_dep * &dep.2 + &f_wd * &wd.2;
-    let fee_token = &f_tr * &tr.4 + &f_ttn * &ttn.4 + &f_wd * &wd.0 + &f_cpk * &cpk_fee_token;
+    let fee_token = &f_tr * &tr.4 + &f_ttn * &ttn.4 + &f_wd * &wd.0 + &f_cpk * &cpk_fee_token + &f_fe * &fe_fee_token;
 
     let idx = |sub: &FrVar, token: &FrVar| sub * pow2(16) + token;
     let global = FrVar::constant(Fr::from(zkl_types::GLOBAL_ACCOUNT));
-    let user = &f_tr + &f_ttn + &f_wd + &f_cpk; // signed ops: AU0 is the signer
+    let user = &f_tr + &f_ttn + &f_wd + &f_cpk + &f_fe; // signed ops: AU0 is the signer
 
     // AU0: the signer's debit (and nonce, key), or the Deposit's liquidity credit.
     let mut p0 = AuParams::disabled();
-    p0.en = &user + &f_dep;
-    p0.account = &f_tr * &tr.0 + &f_ttn * &ttn.0 + (&f_wd + &f_cpk) * &account + &f_dep * &global;
+    // (In a ForcedExit's second chunk: the liquidity debit.)
+    p0.en = &user + &f_dep + &g_fe;
+    p0.account =
+        &f_tr * &tr.0 + &f_ttn * &ttn.0 + (&f_wd + &f_cpk) * &account + &f_fe * &fe.0 + (&f_dep + &g_fe) * &global;
     p0.index = &f_tr * idx(&tr.2, &tr.4)
         + &f_ttn * idx(&ttn.1, &ttn.4)
         + &f_wd * idx(&sub, &wd.0)
         + &f_cpk * idx(&sub, &cpk_fee_token)
-        + &f_dep * idx(&chain, &dep.0);
-    p0.delta = &f_dep * &amount - (&user * (&amount + &fee));
+        + &f_fe * idx(&fe.1, &fe_fee_token)
+        + &f_dep * idx(&chain, &dep.0)
+        + &g_fe * idx(&g_chain, &g_l1);
+    p0.delta = &f_dep * &amount - (&user * (&amount + &fee)) - &g_fe * &g_amount;
     p0.nonce_inc = user.clone();
     p0.set_key = f_cpk.clone();
     p0.new_pkh = cpk_pkh.clone();
@@ -955,22 +997,27 @@ fn chunk_gadget(
 
     // AU1: the recipient's credit (Transfer, TransferToNew, Deposit) or the liquidity debit.
     let mut p1 = AuParams::disabled();
-    p1.en = &f_tr + &f_ttn + &f_dep + &f_wd;
-    p1.account = &f_tr * &tr.1 + &f_ttn * &ttn.2 + &f_dep * &account + &f_wd * &global;
+    // (ForcedExit: the target, without a key, gives its whole non-zero balance.)
+    p1.en = &f_tr + &f_ttn + &f_dep + &f_wd + &f_fe;
+    p1.account = &f_tr * &tr.1 + &f_ttn * &ttn.2 + &f_dep * &account + &f_wd * &global + &f_fe * &fe.2;
     p1.index = &f_tr * idx(&tr.3, &tr.4)
         + &f_ttn * idx(&ttn.3, &ttn.4)
         + &f_dep * idx(&sub, &dep.1)
-        + &f_wd * idx(&chain, &wd.1);
-    p1.delta = (&f_tr + &f_ttn + &f_dep) * &amount - &f_wd * &amount;
+        + &f_wd * idx(&chain, &wd.1)
+        + &f_fe * idx(&fe.3, &fe.4);
+    p1.delta = (&f_tr + &f_ttn + &f_dep) * &amount - &f_wd * &amount - &f_fe * &fe_amount;
     p1.create = f_ttn.clone();
     p1.create_if_unowned = f_dep.clone();
-    p1.owner_hi = &f_ttn * &ttn_owner.0 + &f_dep * &dep.3;
-    p1.owner_lo = &f_ttn * &ttn_owner.1 + &f_dep * &dep.4;
-    p1.owner_check = &f_ttn + &f_dep;
-    p1.owner_nonzero = &f_tr + &f_ttn + &f_dep;
-    p1.not_global = &f_tr + &f_ttn + &f_dep;
+    p1.owner_hi = &f_ttn * &ttn_owner.0 + &f_dep * &dep.3 + &f_fe * &fe_owner.0;
+    p1.owner_lo = &f_ttn * &ttn_owner.1 + &f_dep * &dep.4 + &f_fe * &fe_owner.1;
+    p1.owner_check = &f_ttn + &f_dep + &f_fe;
+    p1.owner_nonzero = &f_tr + &f_ttn + &f_dep + &f_fe;
+    p1.not_global = &f_tr + &f_ttn + &f_dep + &f_fe;
+    p1.zero_after = f_fe.clone();
     let (l1, root) = account_update(cs, &bs.root, &p1, &w.au[1])?;
     bs.root = root;
+    cond_zero(&f_fe, &l1.pkh)?;
+    cond_zero(&f_fe, &FrVar::from(fe_amount.is_eq(&FrVar::zero())?))?;
     // No transfer to the same (account, sub-account).
     let same = tr.0.is_eq(&tr.1)? & tr.2.is_eq(&tr.3)?;
     cond_zero(&f_tr, &FrVar::from(same))?;
@@ -1001,16 +1048,27 @@ fn chunk_gadget(
                 + &sub * pow2(56)
                 + &chain * pow2(48)
                 + &cpk_fee_token * pow2(32))
+        + &f_fe
+            * (FrVar::constant(Fr::from(code::FORCED_EXIT) * pow2(168))
+                + &fe.0 * pow2(136)
+                + &fe.1 * pow2(128)
+                + &fe.2 * pow2(96)
+                + &fe.3 * pow2(88)
+                + &chain * pow2(80)
+                + &fe.4 * pow2(64)
+                + &fe_l1 * pow2(48)
+                + &fe_fee_token * pow2(32))
         + &user * &l0.nonce;
     let to_hi = &f_tr * &l1.owner_hi + &f_ttn * &ttn_owner.0 + &f_wd * &wd.3;
     let to_lo = &f_tr * &l1.owner_lo + &f_ttn * &ttn_owner.1 + &f_wd * &wd.4;
     let msg5 = poseidon::hash(&[header.clone(), to_hi, to_lo, amount.clone(), fee.clone()])?;
-    let msg3 = poseidon::hash(&[header, cpk_pkh.clone(), fee.clone()])?;
-    let msg = &msg5 + &f_cpk * (&msg3 - &msg5);
+    let msg3 = poseidon::hash(&[header.clone(), cpk_pkh.clone(), fee.clone()])?;
+    let msg2 = poseidon::hash(&[header, fee.clone()])?;
+    let msg = &msg5 + &f_cpk * (&msg3 - &msg5) + &f_fe * (&msg2 - &msg5);
     let sig_en = BoolVar::new_witness(cs.clone(), || user.value().map(|v| v == Fr::ONE))?;
     FrVar::from(sig_en.clone()).enforce_equal(&user)?;
     let a = PointVar::new_witness(cs.clone(), || Ok(w.pubkey))?;
-    let expected_pkh = (&f_tr + &f_ttn + &f_wd) * &l0.pkh + &f_cpk * &cpk_pkh;
+    let expected_pkh = (&f_tr + &f_ttn + &f_wd + &f_fe) * &l0.pkh + &f_cpk * &cpk_pkh;
     cond_eq(&user, &eddsa::pubkey_hash(&a)?, &expected_pkh)?;
     let (rx, ry, s) = w.signature;
     let sig = SignatureVar {
@@ -1033,13 +1091,13 @@ fn chunk_gadget(
     cond_eq(&fee, &slot_token, &fee_token)?;
 
     // On-chain hash of the op's chain (1..=4).
-    let onchain = &f_dep + &f_wd + &f_cpk;
+    let onchain = &f_dep + &f_wd + &f_cpk + &f_fe;
     let chain_sel: Vec<FrVar> = (1..=MAX_CHAINS as u64)
         .map(|k| Ok(&onchain * FrVar::from(chain.is_eq(&c(k))?)))
         .collect::<Result<_, SynthesisError>>()?;
     sum(chain_sel.iter().cloned()).enforce_equal(&onchain)?;
     let h = sum(chain_sel.iter().zip(&bs.onchain).map(|(s, h)| s * h));
-    let words = [window.num(0, 20)?, window.num(20, 20)?, window.num(40, 20)?, FrVar::zero()];
+    let words = [window.num(0, 20)?, window.num(20, 20)?, window.num(40, 20)?, &f_fe * window.num(60, 20)?];
     let next = poseidon::hash(&[h, words[0].clone(), words[1].clone(), words[2].clone(), words[3].clone()])?;
     for (s, hk) in chain_sel.iter().zip(bs.onchain.iter_mut()) {
         *hk = &*hk + s * (&next - &*hk);
@@ -1100,7 +1158,9 @@ fn synthesize(cs: &ConstraintSystemRef<Fr>, w: &BlockWitness, marks: &mut Vec<us
         let public_input = FrVar::new_input(cs.clone(), || Ok(w.public_input))?;
         let old_root = FrVar::new_witness(cs.clone(), || Ok(w.old_root))?;
         let pubdata = UInt8::new_witness_vec(cs.clone(), &w.pubdata)?;
-        let mut padded = pubdata.clone();
+        // One chunk of zeros before the block (the previous chunk of chunk 0) and three after.
+        let mut padded: Vec<UInt8<Fr>> = (0..CHUNK_BYTES).map(|_| UInt8::constant(0)).collect();
+        padded.extend(pubdata.iter().cloned());
         padded.extend((0..(WINDOW_CHUNKS - 1) * CHUNK_BYTES).map(|_| UInt8::constant(0)));
         let fee_tokens = w
             .fees
@@ -1109,6 +1169,7 @@ fn synthesize(cs: &ConstraintSystemRef<Fr>, w: &BlockWitness, marks: &mut Vec<us
             .collect::<Result<Vec<_>, _>>()?;
         let mut bs = BlockState {
             root: old_root.clone(),
+            prev_fe: FrVar::zero(),
             remaining: FrVar::zero(),
             onchain: std::array::from_fn(|_| FrVar::zero()),
             fee_acc: vec![FrVar::zero(); fee_tokens.len()],
@@ -1116,7 +1177,8 @@ fn synthesize(cs: &ConstraintSystemRef<Fr>, w: &BlockWitness, marks: &mut Vec<us
         };
         for (i, cw) in w.chunks.iter().enumerate() {
             marks.push(cs.num_constraints());
-            let window = Window { bytes: &padded[i * CHUNK_BYTES..(i + WINDOW_CHUNKS) * CHUNK_BYTES] };
+            let window =
+                Window { bytes: &padded[i * CHUNK_BYTES..(i + 1 + WINDOW_CHUNKS) * CHUNK_BYTES], base: CHUNK_BYTES };
             chunk_gadget(&cs, &mut bs, &window, cw)?;
         }
         bs.remaining.enforce_equal(&FrVar::zero())?;

@@ -14,8 +14,8 @@ use zkl_circuit::commitment::BlockHeader;
 use zkl_circuit::groth16::{check_satisfied, constraint_report};
 use zkl_state::testkit::{ETH, ONE, USDC, User, demo_registry, deposit};
 use zkl_state::{BlockParams, SealedBlock, State};
-use zkl_types::op::{DepositOp, TransferOp, WithdrawOp};
-use zkl_types::{Op, PriorityRequest, SignedTx, Transfer, Tx, Withdraw};
+use zkl_types::op::{DepositOp, ForcedExitOp, TransferOp, WithdrawOp};
+use zkl_types::{ForcedExit, Op, PriorityRequest, SignedTx, Transfer, Tx, Withdraw};
 
 const CAPACITY: usize = 4;
 const FEE_SLOTS: usize = 2;
@@ -356,6 +356,68 @@ fn liquidity_limits_are_unsatisfied() {
     assert!(s.clone().apply_op(&op).is_err());
     let w = unchecked(&s, &[op], &[None]);
     assert!(check(&w).is_err(), "liquidity above the cap accepted");
+}
+
+/// Dave (account 5, no key) holds 2 ETH from a deposit on chain 1.
+fn with_keyless_target() -> (State, Vec<User>) {
+    let (mut s, u) = genesis();
+    s.set_block_params(BlockParams::for_capacity(64));
+    s.execute_priority(&deposit(1, 100, User::new(9).address, ETH, ETH, 2 * ONE)).unwrap();
+    s.seal_block(1_700_000_050);
+    s.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS });
+    s.commit();
+    (s, u)
+}
+
+fn forced_exit_tx(u: &User, target: u32) -> SignedTx {
+    let fe = ForcedExit {
+        initiator: 2,
+        initiator_sub: 0,
+        target,
+        target_sub: 0,
+        chain: 1,
+        l2_token: ETH,
+        l1_token: ETH,
+        fee_token: USDC,
+        fee: USDC_UNIT,
+        nonce: 0,
+    };
+    Tx::ForcedExit(fe).sign(&u.l2)
+}
+
+#[test]
+fn forced_exit_block() {
+    let (mut s, u) = with_keyless_target();
+    // Alice forces Dave's 2 ETH out to his address on chain 1, paying 1 USDC.
+    block_matches(&mut s, &[Item::Tx(forced_exit_tx(&u[0], 5))]);
+}
+
+#[test]
+fn forced_exit_of_a_keyed_account_or_part_of_a_balance_is_unsatisfied() {
+    let (s, u) = with_keyless_target();
+    let op = |target: u32, amount: u128, owner: &User| {
+        Op::ForcedExit(ForcedExitOp {
+            chain: 1,
+            initiator: 2,
+            initiator_sub: 0,
+            target,
+            target_sub: 0,
+            l2_token: ETH,
+            l1_token: ETH,
+            fee_token: USDC,
+            fee: USDC_UNIT,
+            amount,
+            target_owner: owner.address,
+        })
+    };
+    // Bob (account 3) has a key: the state machine refuses, the circuit too.
+    let stx = forced_exit_tx(&u[0], 3);
+    assert!(matches!(s.clone().execute_tx(&stx), Err(zkl_state::TxError::TargetHasKey(3))));
+    let w = unchecked(&s, &[op(3, 10 * ONE, &u[1])], &[Some(stx)]);
+    assert!(check(&w).is_err(), "forced exit of an account with a key accepted");
+    // Dave's forced exit claiming 1 of his 2 ETH.
+    let w = unchecked(&s, &[op(5, ONE, &User::new(9))], &[Some(forced_exit_tx(&u[0], 5))]);
+    assert!(check(&w).is_err(), "partial forced exit accepted");
 }
 
 #[test]
