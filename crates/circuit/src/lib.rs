@@ -14,6 +14,7 @@
 //!   reports.
 
 pub mod bits;
+pub mod block;
 pub mod commitment;
 pub mod ecc;
 pub mod eddsa;
