@@ -7,6 +7,7 @@ mod bench_cmd;
 mod bench_gas;
 mod crypto_cmd;
 mod node_cmd;
+mod prover_cmd;
 mod wallet_cmd;
 
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Prover worker for a node (`--node URL --token T`), or `export-verifier`
+    Prover(prover_cmd::ProverArgs),
     /// Wallet: keys, transfers, withdrawals, orders, against a node
     Wallet(wallet_cmd::WalletArgs),
     /// Order matching (whitelisted matcher accounts)
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Bench(c) => bench_cmd::run_bench(c),
         Command::Node { config } => node_cmd::run_node(config),
         Command::Wallet(a) => wallet_cmd::run_wallet(a),
+        Command::Prover(a) => prover_cmd::run_prover(a),
         Command::Matcher(c) => wallet_cmd::run_matcher(c),
     };
     match result {
