@@ -36,7 +36,8 @@ async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
     .unwrap();
     let http = HttpClientBuilder::default().build(format!("http://{}", node.rpc_addr)).unwrap();
 
-    // Block 1: two deposits and a key change; block 2: a transfer with a fee.
+    // Two deposits (three chunks each), a key change (three) and a transfer with a fee (one):
+    // three blocks of capacity 4.
     let (a, b) = (User::new(1), User::new(2));
     let op: Value =
         http.request("zkl_devPriorityOp", rpc_params![deposit(1, 0, a.address, ETH, ETH, 5 * ONE)]).await.unwrap();
@@ -58,8 +59,11 @@ async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
         heartbeat: Duration::from_secs(5),
     };
     let report = tokio::spawn(zkl_node::worker::run(worker, Arc::new(CircuitProver { keys }), rx));
+    let root: Value = http.request("zkl_stateRoot", rpc_params![]).await.unwrap();
+    let last = root["block"].as_u64().unwrap() as u32;
+    assert_eq!(last, 3);
     let mut proofs = Vec::new();
-    for b in 1..=2u32 {
+    for b in 1..=last {
         let proof = loop {
             let r: Result<Value, _> = http.request("zkl_proof", rpc_params![b]).await;
             if let Ok(v) = r {
@@ -72,12 +76,14 @@ async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
     }
     stop.send(true).unwrap();
     let report = report.await.unwrap().unwrap();
-    assert_eq!(report.proven, vec![1, 2], "{report:?}");
+    assert_eq!(report.proven, (1..=last).collect::<Vec<_>>(), "{report:?}");
 
     // The stored proofs verify for their own blocks only.
-    let b1: BlockRecord = http.request("zkl_block", rpc_params![1]).await.unwrap();
-    let b2: BlockRecord = http.request("zkl_block", rpc_params![2]).await.unwrap();
-    check.check(&b1, &proofs[0]).unwrap();
-    check.check(&b2, &proofs[1]).unwrap();
-    assert!(check.check(&b2, &proofs[0]).is_err());
+    for (i, proof) in proofs.iter().enumerate() {
+        let b = i as u32 + 1;
+        let own: BlockRecord = http.request("zkl_block", rpc_params![b]).await.unwrap();
+        let other: BlockRecord = http.request("zkl_block", rpc_params![b % last + 1]).await.unwrap();
+        check.check(&own, proof).unwrap();
+        assert!(check.check(&other, proof).is_err());
+    }
 }
