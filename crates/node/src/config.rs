@@ -62,6 +62,111 @@ pub struct NodeConfig {
     /// of from chain watchers. Never enable on a real deployment.
     #[serde(default)]
     pub dev_priority_ops: bool,
+    /// Layer-1 chains the node watches and settles on; without it the node runs without L1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l1: Option<L1Config>,
+}
+
+/// One Layer-1 chain: where its `ZkLink` contract is and how the node talks to it.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct L1ChainConfig {
+    /// L2 chain id (1..=4) of this chain.
+    pub l2_chain: ChainId,
+    /// EVM chain id (checked against the RPC endpoint at start).
+    pub evm_chain_id: u64,
+    pub rpc_url: String,
+    /// The `ZkLink` contract (`0x` + 40 hex digits).
+    pub contract: String,
+    /// A log or tx counts once it is this many blocks deep (1 = mined).
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// This chain receives the full pubdata.
+    #[serde(default)]
+    pub data_availability: bool,
+    /// Private key (`0x` + 64 hex digits) of the validator that commits, proves, relays and executes.
+    pub committer_key: String,
+    /// The first L1 block the watcher scans (the contract's deployment block).
+    #[serde(default)]
+    pub start_block: u64,
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    /// A sent tx not mined after this long is replaced with higher fees.
+    #[serde(default = "default_tx_timeout_ms")]
+    pub tx_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for L1ChainConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("L1ChainConfig")
+            .field("l2_chain", &self.l2_chain)
+            .field("evm_chain_id", &self.evm_chain_id)
+            .field("rpc_url", &self.rpc_url)
+            .field("contract", &self.contract)
+            .field("confirmations", &self.confirmations)
+            .field("data_availability", &self.data_availability)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The light oracle: M-of-N signers (development: the node runs them in-process, each with its
+/// own key and its own reads of the source chain).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OracleConfig {
+    pub signer_keys: Vec<String>,
+    pub threshold: usize,
+}
+
+impl std::fmt::Debug for OracleConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OracleConfig")
+            .field("signers", &self.signer_keys.len())
+            .field("threshold", &self.threshold)
+            .finish()
+    }
+}
+
+/// The `l1` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct L1Config {
+    pub chains: Vec<L1ChainConfig>,
+    pub oracle: OracleConfig,
+}
+
+fn default_confirmations() -> u64 {
+    1
+}
+fn default_poll_ms() -> u64 {
+    500
+}
+fn default_tx_timeout_ms() -> u64 {
+    30_000
+}
+
+impl L1Config {
+    /// Checks what can be checked without a network.
+    pub fn validate(&self, chains: &[ChainConfig]) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.chains {
+            if !chains.iter().any(|k| k.id == c.l2_chain) {
+                return bad(format!("l1 chain {} is not in chains", c.l2_chain));
+            }
+            if !seen.insert(c.l2_chain) {
+                return bad(format!("l1 chain {} appears twice", c.l2_chain));
+            }
+            if c.confirmations == 0 {
+                return bad(format!("l1 chain {}: confirmations must be at least 1", c.l2_chain));
+            }
+            if c.poll_ms == 0 || c.tx_timeout_ms == 0 {
+                return bad(format!("l1 chain {}: poll_ms and tx_timeout_ms must be positive", c.l2_chain));
+            }
+        }
+        let n = self.oracle.signer_keys.len();
+        if self.oracle.threshold == 0 || self.oracle.threshold > n {
+            return bad(format!("oracle threshold {} must be within 1..={n}", self.oracle.threshold));
+        }
+        Ok(())
+    }
 }
 
 fn default_rpc() -> SocketAddr {
@@ -99,6 +204,9 @@ impl NodeConfig {
         config.registry()?;
         if config.block_capacity == 0 {
             return Err(ConfigError::Invalid("block_capacity must be positive".into()));
+        }
+        if let Some(l1) = &config.l1 {
+            l1.validate(&config.chains)?;
         }
         Ok(config)
     }
@@ -142,6 +250,7 @@ impl NodeConfig {
                 TokenConfig { id: 100, symbol: "USD".into(), is_group: true, group: None, l1: vec![] },
             ],
             dev_priority_ops: false,
+            l1: None,
         }
     }
 }
