@@ -352,7 +352,8 @@ impl Committer {
                     return Ok(None);
                 }
             }
-            let used = provider.get_transaction_count(self.client.sender).await.map_err(|e| self.client.rpc(e))?;
+            let used =
+                provider.get_transaction_count(self.client.sender).latest().await.map_err(|e| self.client.rpc(e))?;
             if used > p.nonce {
                 // The nonce was consumed by a version whose hash was not recorded (a crash between
                 // sending and recording): the contract's counters tell what it did.
@@ -374,7 +375,8 @@ impl Committer {
             return Ok(Some(format!("replace {}", p.action)));
         }
         let Some(action) = self.next_action().await? else { return Ok(None) };
-        let nonce = provider.get_transaction_count(self.client.sender).await.map_err(|e| self.client.rpc(e))?;
+        let nonce =
+            provider.get_transaction_count(self.client.sender).latest().await.map_err(|e| self.client.rpc(e))?;
         let (max_fee, priority_fee) = self.fees().await?;
         let mut p =
             PendingTx { action: action.describe(), nonce, max_fee, priority_fee, hashes: vec![], sent_at_ms: now_ms() };

@@ -131,20 +131,24 @@ pub async fn start(
     for c in &l1.chains {
         clients.push(ChainClient::connect(c).await?);
     }
-    let mut sources = HashMap::new();
-    for c in &clients {
-        sources.insert(
-            c.chain(),
-            Source {
-                provider: c.provider.clone(),
-                contract: *c.zklink.address(),
-                confirmations: c.config.confirmations,
-                start_block: c.config.start_block,
-            },
-        );
+    // Each signer reads the source chains through its own connections.
+    let mut signers = Vec::new();
+    for key in &l1.oracle.signer_keys {
+        let mut sources = HashMap::new();
+        for c in &clients {
+            let url = c.config.rpc_url.parse().map_err(|e| L1Error::Config(format!("rpc_url: {e}")))?;
+            sources.insert(
+                c.chain(),
+                Source {
+                    provider: ProviderBuilder::new().connect_http(url).erased(),
+                    contract: *c.zklink.address(),
+                    confirmations: c.config.confirmations,
+                    start_block: c.config.start_block,
+                },
+            );
+        }
+        signers.push(OracleSigner::new(key, sources)?);
     }
-    let signers =
-        l1.oracle.signer_keys.iter().map(|k| OracleSigner::new(k, sources.clone())).collect::<Result<Vec<_>, _>>()?;
     let relayer = Arc::new(Relayer::new(signers, l1.oracle.threshold)?);
     let genesis_root = crate::committer::genesis_root(config).map_err(|e| L1Error::Config(e.to_string()))?;
     let (stop, rx) = tokio::sync::watch::channel(false);

@@ -158,12 +158,15 @@ impl Watcher {
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.client.config.poll_ms);
         loop {
-            match self.poll_once().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(err) => tracing::warn!(chain = self.client.chain(), %err, "watcher"),
-            }
-            if sleep_or_stop(poll, &mut stop).await {
+            let wait = match self.poll_once().await {
+                Ok(n) if n > 0 => Duration::ZERO,
+                Ok(_) => poll,
+                Err(err) => {
+                    tracing::warn!(chain = self.client.chain(), %err, "watcher");
+                    poll
+                }
+            };
+            if sleep_or_stop(wait, &mut stop).await {
                 return;
             }
         }
