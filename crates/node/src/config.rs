@@ -254,3 +254,54 @@ impl NodeConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l1(threshold: usize) -> L1Config {
+        let chain = |id| L1ChainConfig {
+            l2_chain: id,
+            evm_chain_id: 31_000 + u64::from(id),
+            rpc_url: "http://127.0.0.1:1".into(),
+            contract: format!("0x{}", "11".repeat(20)),
+            confirmations: 2,
+            data_availability: id == 1,
+            committer_key: format!("0x{}", "22".repeat(32)),
+            start_block: 0,
+            poll_ms: 100,
+            tx_timeout_ms: 1000,
+        };
+        L1Config {
+            chains: vec![chain(1), chain(2)],
+            oracle: OracleConfig { signer_keys: vec!["0x33".into(), "0x44".into(), "0x55".into()], threshold },
+        }
+    }
+
+    #[test]
+    fn l1_section_is_optional_and_checked() {
+        let demo = NodeConfig::demo("db".into());
+        let value = serde_json::to_value(&demo).unwrap_or_default();
+        assert!(value.get("dev_priority_ops").is_some() && value.get("l1").is_none());
+        let chains = &demo.chains;
+        assert!(l1(2).validate(chains).is_ok());
+        let bad = |c: L1Config, what: &str| {
+            let msg = c.validate(chains).map(|_| String::new()).unwrap_or_else(|e| e.to_string());
+            assert!(msg.contains(what), "{msg:?} should mention {what:?}");
+        };
+        bad(l1(0), "threshold 0");
+        bad(l1(4), "threshold 4");
+        let mut c = l1(2);
+        c.chains[1].l2_chain = 3;
+        bad(c, "l1 chain 3 is not in chains");
+        let mut c = l1(2);
+        c.chains[1].l2_chain = 1;
+        bad(c, "appears twice");
+        let mut c = l1(2);
+        c.chains[0].confirmations = 0;
+        bad(c, "confirmations");
+        // Keys never show in debug output.
+        let debug = format!("{:?}", l1(2));
+        assert!(!debug.contains(&"22".repeat(32)) && !debug.contains("0x33"), "{debug}");
+    }
+}

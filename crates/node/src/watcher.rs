@@ -172,3 +172,71 @@ impl Watcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zkl_contracts::ops;
+
+    fn registry() -> TokenRegistry {
+        crate::NodeConfig::demo("/nonexistent".into()).registry().unwrap_or_default()
+    }
+
+    /// The pubdata the contract emits: the §11 layout with the deposit's account zero.
+    fn deposit_pubdata(chain: u8, token: u16, l2_amount: u128, owner: [u8; 32]) -> Vec<u8> {
+        ops::deposit(chain, 0, 3, token, token, l2_amount, owner)
+    }
+
+    #[test]
+    fn parses_the_contracts_events() {
+        let r = registry();
+        let owner = ops::owner32(alloy::primitives::Address::repeat_byte(7));
+        // USDC (token 2) has 6 decimals: 1.5 USDC is 1.5e18 L2 units, 1_500_000 L1 units.
+        let req = parse_request(&r, 1, 4, OP_DEPOSIT, &deposit_pubdata(1, 2, 1_500_000 * 10u128.pow(12), owner));
+        assert_eq!(
+            req,
+            Ok(PriorityRequest::Deposit {
+                chain: 1,
+                serial_id: 4,
+                sub: 3,
+                l1_token: 2,
+                l2_token: 2,
+                l1_amount: 1_500_000,
+                owner: Address(owner)
+            })
+        );
+        let exit = ops::full_exit(2, 77, 1, owner, 1, 1, 0);
+        assert_eq!(
+            parse_request(&r, 2, 9, OP_FULL_EXIT, &exit),
+            Ok(PriorityRequest::FullExit {
+                chain: 2,
+                serial_id: 9,
+                account: 77,
+                sub: 1,
+                owner: Address(owner),
+                l1_token: 1,
+                l2_token: 1
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_what_the_contract_cannot_have_emitted() {
+        let r = registry();
+        let owner = [1u8; 32];
+        let good = deposit_pubdata(1, 2, 10u128.pow(18), owner);
+        // Wrong chain byte, wrong op type, truncated, unknown op.
+        assert!(parse_request(&r, 2, 0, OP_DEPOSIT, &good).is_err());
+        assert!(parse_request(&r, 1, 0, OP_FULL_EXIT, &good).is_err());
+        assert!(parse_request(&r, 1, 0, OP_DEPOSIT, &good[..59]).is_err());
+        let mut unknown = good.clone();
+        unknown[0] = 9;
+        assert!(parse_request(&r, 1, 0, 9, &unknown).is_err());
+        // An amount that is not a whole number of the node's L1 units: the node's decimals differ
+        // from the contract's.
+        let odd = deposit_pubdata(1, 2, 10u128.pow(18) + 1, owner);
+        assert!(parse_request(&r, 1, 0, OP_DEPOSIT, &odd).is_err());
+        // A token the node does not know on that chain (USDT, token 3, is on chain 2 only).
+        assert!(parse_request(&r, 1, 0, OP_DEPOSIT, &deposit_pubdata(1, 3, 10u128.pow(18), owner)).is_err());
+    }
+}
