@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod committer;
 pub mod config;
+pub mod devnet;
 pub mod l1;
 pub mod relayer;
 pub mod rpc;

@@ -10,18 +10,12 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider};
 use zkl_contracts::anvil::DEV_KEYS;
-use zkl_contracts::deploy::{Chain, ChainConfig, ETH_TOKEN_ID, send, signer};
+use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, send, signer};
 use zkl_contracts::ops::owner32;
-use zkl_node::committer::{PendingTx, ProofSource, TestCircuitProofSource, genesis_root};
-use zkl_node::config::{L1ChainConfig, L1Config, OracleConfig};
+use zkl_node::committer::{PendingTx, ProofSource, TestCircuitProofSource};
 use zkl_node::{Node, NodeConfig, l1, start_with_proofs};
 use zkl_wallet::Wallet;
 
-const ORACLE_KEYS: [&str; 3] = [
-    "0x1111111111111111111111111111111111111111111111111111111111111111",
-    "0x2222222222222222222222222222222222222222222222222222222222222222",
-    "0x3333333333333333333333333333333333333333333333333333333333333333",
-];
 const ETH: u128 = 1_000_000_000_000_000_000;
 
 struct Env {
@@ -31,46 +25,20 @@ struct Env {
     _dir: tempfile::TempDir,
 }
 
-fn l1_chain(c: &Chain, confirmations: u64) -> L1ChainConfig {
-    L1ChainConfig {
-        l2_chain: c.config.l2_chain,
-        evm_chain_id: c.anvil.chain_id(),
-        rpc_url: c.anvil.endpoint(),
-        contract: c.zklink.address().to_string(),
-        confirmations,
-        data_availability: c.config.data_availability,
-        committer_key: DEV_KEYS[0].into(),
-        start_block: 0,
-        poll_ms: 100,
-        tx_timeout_ms: 600,
-    }
-}
-
 /// Two chains (chain 1 with data availability) deployed with the node's genesis root, 2-of-3
 /// oracle signers registered on both, and a node configuration pointing at them.
 async fn setup(confirmations: u64, block_time_ms: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig::demo(dir.path().join("db"));
     config.block_time_ms = block_time_ms;
-    let root = genesis_root(&config).unwrap();
-    let cfg = |evm, l2, da| ChainConfig {
-        evm_chain_id: evm,
-        l2_chain: l2,
-        chain_count: 2,
-        data_availability: da,
-        priority_expiration: 3 * 24 * 3600,
-        genesis_root: root,
-    };
-    let a = Chain::deploy(cfg(31_001, 1, true)).await.unwrap();
-    let b = Chain::deploy(cfg(31_002, 2, false)).await.unwrap();
-    let oracles: Vec<Address> = ORACLE_KEYS.iter().map(|k| signer(k).unwrap().address()).collect();
-    for c in [&a, &b] {
-        send(c.zklink.setOracleSigners(oracles.clone(), 2)).await.unwrap();
+    let devnet = zkl_node::devnet::deploy(config, 31_000, confirmations).await.unwrap();
+    let mut config = devnet.config;
+    for c in &mut config.l1.as_mut().unwrap().chains {
+        c.poll_ms = 100;
+        c.tx_timeout_ms = 600;
     }
-    config.l1 = Some(L1Config {
-        chains: vec![l1_chain(&a, confirmations), l1_chain(&b, confirmations)],
-        oracle: OracleConfig { signer_keys: ORACLE_KEYS.iter().map(|k| k.to_string()).collect(), threshold: 2 },
-    });
+    let mut chains = devnet.chains.into_iter();
+    let (a, b) = (chains.next().unwrap(), chains.next().unwrap());
     Env { a, b, config, _dir: dir }
 }
 
