@@ -206,6 +206,9 @@ impl NodeConfig {
             return Err(ConfigError::Invalid("block_capacity must be positive".into()));
         }
         if let Some(l1) = &config.l1 {
+            if config.dev_priority_ops {
+                return Err(ConfigError::Invalid("dev_priority_ops cannot be combined with an l1 section".into()));
+            }
             l1.validate(&config.chains)?;
         }
         Ok(config)

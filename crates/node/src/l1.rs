@@ -125,6 +125,9 @@ pub async fn start(
     proofs: Arc<dyn ProofSource>,
 ) -> Result<Option<L1Tasks>, L1Error> {
     let Some(l1) = &config.l1 else { return Ok(None) };
+    if config.dev_priority_ops {
+        return Err(L1Error::Config("dev_priority_ops cannot be combined with an l1 section".into()));
+    }
     l1.validate(&config.chains).map_err(|e| L1Error::Config(e.to_string()))?;
     let registry = config.registry().map_err(|e| L1Error::Config(e.to_string()))?;
     let mut clients = Vec::new();
