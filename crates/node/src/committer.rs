@@ -216,7 +216,7 @@ impl Committer {
     async fn next_action(&self) -> Result<Option<Action>, L1Error> {
         let z = &self.client.zklink;
         let c = z.blockCounters().call().await.map_err(|e| self.client.rpc(e))?;
-        let sealed = self.storage.last_block()?;
+        let sealed = self.storage.last_block()?.unwrap_or(0);
         if c.committed < sealed {
             let last = sealed.min(c.committed + MAX_BATCH);
             return Ok(Some(Action::Commit((c.committed + 1..=last).collect())));

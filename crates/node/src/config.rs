@@ -34,6 +34,39 @@ pub struct TokenConfig {
     pub l1: Vec<L1TokenConfig>,
 }
 
+/// The price of one chunk of block space in one fee token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeeRate {
+    pub token: TokenId,
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
+    pub per_chunk: u128,
+}
+
+/// The node's fee policy: which tokens it takes as fees and the minimum fee per chunk of the
+/// op. Empty = any token, no minimum (development). Order matchings pay the fee ratios their
+/// orders carry and are not subject to it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeePolicy {
+    #[serde(default)]
+    pub rates: Vec<FeeRate>,
+}
+
+impl FeePolicy {
+    /// The minimum fee, in `token`, for an op of `chunks` chunks: `Ok(None)` when the node has
+    /// no fee policy, an error naming the accepted tokens when `token` is not one of them.
+    pub fn min_fee(&self, token: TokenId, chunks: usize) -> Result<Option<u128>, String> {
+        if self.rates.is_empty() {
+            return Ok(None);
+        }
+        let Some(rate) = self.rates.iter().find(|r| r.token == token) else {
+            let accepted: Vec<String> = self.rates.iter().map(|r| r.token.to_string()).collect();
+            return Err(format!("token {token} is not accepted for fees (accepted: {})", accepted.join(", ")));
+        };
+        let raw = rate.per_chunk.checked_mul(chunks as u128).ok_or("fee overflows")?;
+        zkl_types::round_up_fee(raw).map(Some).ok_or_else(|| format!("fee {raw} cannot be packed"))
+    }
+}
+
 /// Everything the node needs to start.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -56,6 +89,15 @@ pub struct NodeConfig {
     /// Queued txs per account with nonces ahead of the account's nonce.
     #[serde(default = "default_queue_limit")]
     pub max_queued_per_account: usize,
+    /// Minimum fees (see [`FeePolicy`]).
+    #[serde(default)]
+    pub fees: FeePolicy,
+    /// Prover workers (`zkl prover`): their tokens and heartbeat timeout; no prover API when absent.
+    #[serde(default)]
+    pub provers: Option<crate::provers::ProverConfig>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address; off when absent.
+    #[serde(default)]
+    pub metrics_addr: Option<SocketAddr>,
     pub chains: Vec<ChainConfig>,
     pub tokens: Vec<TokenConfig>,
     /// Development only: accept priority operations over JSON-RPC (`zkl_devPriorityOp`) instead
@@ -205,6 +247,12 @@ impl NodeConfig {
         if config.block_capacity == 0 {
             return Err(ConfigError::Invalid("block_capacity must be positive".into()));
         }
+        let registry = config.registry()?;
+        for rate in &config.fees.rates {
+            if registry.token(rate.token).is_err() {
+                return Err(ConfigError::Invalid(format!("fee rate for unknown token {}", rate.token)));
+            }
+        }
         if let Some(l1) = &config.l1 {
             if config.dev_priority_ops {
                 return Err(ConfigError::Invalid("dev_priority_ops cannot be combined with an l1 section".into()));
@@ -245,6 +293,9 @@ impl NodeConfig {
             fee_owner: Address::from_evm([0xfe; 20]),
             matchers: vec![],
             max_queued_per_account: default_queue_limit(),
+            fees: FeePolicy::default(),
+            metrics_addr: None,
+            provers: None,
             chains: vec![ChainConfig { id: 1, name: "chain-1".into() }, ChainConfig { id: 2, name: "chain-2".into() }],
             tokens: vec![
                 TokenConfig { id: 1, symbol: "ETH".into(), is_group: false, group: None, l1: l1(&[1, 2], 18) },

@@ -9,11 +9,14 @@ pub mod committer;
 pub mod config;
 pub mod devnet;
 pub mod l1;
+pub mod metrics;
+pub mod provers;
 pub mod relayer;
 pub mod rpc;
 pub mod sequencer;
 pub mod storage;
 pub mod watcher;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use jsonrpsee::server::{Server, ServerHandle};
 use zkl_state::{BlockParams, State};
 
 pub use config::NodeConfig;
-use sequencer::{Sequencer, SequencerHandle};
+use sequencer::{Policy, Sequencer, SequencerHandle};
 use storage::Storage;
 
 /// Why the node could not start.
@@ -37,16 +40,38 @@ pub enum NodeError {
     Rpc(String),
     #[error(transparent)]
     L1(#[from] l1::L1Error),
+    #[error("prover workers are configured but this node was started without a proof checker")]
+    NoProofCheck,
+}
+
+/// Components injected by whoever starts the node (the node does not depend on the circuit).
+#[derive(Default, Clone)]
+pub struct Services {
+    /// Checks proofs submitted by workers; required when `provers` is configured.
+    pub proof_check: Option<Arc<dyn provers::ProofCheck>>,
+    /// Extra data handed to workers with each job (the block's witness).
+    pub job_payload: Option<Arc<dyn provers::JobPayload>>,
 }
 
 /// A running node.
 pub struct Node {
     pub rpc_addr: SocketAddr,
+    /// Where `GET /metrics` is served, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     pub handle: ServerHandle,
     pub sequencer: SequencerHandle,
     /// The Layer-1 watchers and committers, if the configuration has an `l1` section.
     pub l1: Option<l1::L1Tasks>,
     pub storage: Arc<Storage>,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(task) = &self.metrics_task {
+            task.abort();
+        }
+    }
 }
 
 /// The genesis state a configuration describes.
@@ -63,23 +88,77 @@ pub fn genesis(config: &NodeConfig) -> Result<State, NodeError> {
 /// Layer-1 tasks if the configuration has an `l1` section (with proofs of the contracts' test
 /// circuit, which only `TestVerifier` deployments accept, until the block circuit exists).
 pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-    let proofs: Option<Arc<dyn committer::ProofSource>> = match config.l1 {
-        Some(_) => {
-            tracing::warn!("l1: proofs come from the test circuit (TestVerifier deployments only)");
-            Some(Arc::new(committer::TestCircuitProofSource::new()?))
-        }
-        None => None,
-    };
-    start_with_proofs(config, proofs).await
+    start_with(config, Services::default()).await
 }
 
-/// As [`start`], with the proof source of the Layer-1 committers.
+/// [`start_with`] with only the proof source of the Layer-1 committers.
 pub async fn start_with_proofs(
     config: NodeConfig,
     proofs: Option<Arc<dyn committer::ProofSource>>,
 ) -> Result<Node, NodeError> {
+    start_inner(config, Services::default(), proofs).await
+}
+
+/// [`start`] with injected components.
+pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, NodeError> {
+    start_inner(config, services, None).await
+}
+
+/// Starts the node; with an `l1` section and no proof source, the committers use the contracts'
+/// test circuit (which only `TestVerifier` deployments accept).
+async fn start_inner(
+    config: NodeConfig,
+    services: Services,
+    proofs: Option<Arc<dyn committer::ProofSource>>,
+) -> Result<Node, NodeError> {
+    let proofs: Option<Arc<dyn committer::ProofSource>> = match (&config.l1, proofs) {
+        (Some(_), None) => {
+            tracing::warn!("l1: proofs come from the test circuit (TestVerifier deployments only)");
+            Some(Arc::new(committer::TestCircuitProofSource::new()?))
+        }
+        (_, given) => given,
+    };
     let storage = Arc::new(Storage::open(&config.data_dir)?);
-    let seq = Sequencer::recover(genesis(&config)?, storage.clone(), Duration::from_millis(config.block_time_ms))?;
+    let mut seq = Sequencer::recover(genesis(&config)?, storage.clone(), Duration::from_millis(config.block_time_ms))?;
+    seq.policy = Policy {
+        fees: config.fees.clone(),
+        max_queued_per_account: config.max_queued_per_account,
+        ..Policy::default()
+    };
+    let metrics = seq.metrics.clone();
+    let provers = match &config.provers {
+        Some(pc) => {
+            let check = services.proof_check.clone().ok_or(NodeError::NoProofCheck)?;
+            let last = seq.state.read().unwrap_or_else(|p| p.into_inner()).last_block();
+            // Subscribe before reading the stored blocks so no sealed block is missed.
+            let mut events = seq.events.subscribe();
+            let queue = Arc::new(provers::ProverQueue::new(
+                pc.clone(),
+                storage.clone(),
+                check,
+                services.job_payload.clone(),
+                last,
+            )?);
+            let q = queue.clone();
+            tokio::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(sequencer::Event::Block(b)) => q.add(b.number),
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            // Missed notifications: every stored block without a proof is a job.
+                            if let Err(err) = q.rescan() {
+                                tracing::error!(%err, "prover queue rescan failed");
+                            }
+                        }
+                        Err(_) => return,
+                    }
+                }
+            });
+            Some(queue)
+        }
+        None => None,
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = SequencerHandle { tx };
     let ctx = rpc::Ctx {
@@ -88,6 +167,8 @@ pub async fn start_with_proofs(
         storage: storage.clone(),
         sequencer: handle.clone(),
         events: seq.events.clone(),
+        policy: seq.policy.clone(),
+        provers,
     };
     std::thread::Builder::new()
         .name("sequencer".into())
@@ -102,6 +183,15 @@ pub async fn start_with_proofs(
         (None, _) => None,
     };
     let handle_rpc = server.start(module);
-    tracing::info!(%rpc_addr, "node started");
-    Ok(Node { rpc_addr, handle: handle_rpc, sequencer: handle, l1, storage })
+    let (metrics_addr, metrics_task) = match config.metrics_addr {
+        Some(addr) => {
+            let (addr, task) = metrics::serve(addr, metrics)
+                .await
+                .map_err(|e| NodeError::Rpc(format!("cannot serve metrics on {addr}: {e}")))?;
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
+    tracing::info!(%rpc_addr, ?metrics_addr, "node started");
+    Ok(Node { rpc_addr, metrics_addr, handle: handle_rpc, sequencer: handle, metrics_task, l1, storage })
 }

@@ -7,11 +7,13 @@ use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde_json::{Value, json};
 use zkl_crypto::fr_to_hex;
 use zkl_state::State;
-use zkl_types::{Address, PriorityRequest, SignedTx};
+use zkl_types::op::{chunks_of, code};
+use zkl_types::{Address, ChainId, PriorityRequest, SignedTx, TokenId};
 
 use crate::config::NodeConfig;
-use crate::sequencer::{Event, SequencerHandle};
-use crate::storage::Storage;
+use crate::provers::{ProverError, ProverQueue};
+use crate::sequencer::{Event, Policy, SequencerHandle};
+use crate::storage::{Storage, TxRecord, TxStatus};
 
 /// Error codes of the API.
 pub mod codes {
@@ -23,6 +25,8 @@ pub mod codes {
     pub const NOT_FOUND: i32 = 2;
     /// The node cannot serve the request (storage, disabled feature).
     pub const UNAVAILABLE: i32 = 3;
+    /// A prover method was called without a valid token.
+    pub const UNAUTHORIZED: i32 = 4;
 }
 
 fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
@@ -35,6 +39,58 @@ pub struct Ctx {
     pub storage: Arc<Storage>,
     pub sequencer: SequencerHandle,
     pub events: tokio::sync::broadcast::Sender<Event>,
+    pub policy: Policy,
+    pub provers: Option<Arc<ProverQueue>>,
+}
+
+/// What `zkl_estimateFee` is asked about.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeQuery {
+    /// transfer, withdraw, change_pubkey or forced_exit.
+    pub kind: String,
+    /// The fee token.
+    pub token: TokenId,
+    /// For a transfer: the recipient (a new address costs three chunks instead of one).
+    #[serde(default)]
+    pub to: Option<Address>,
+}
+
+fn estimate_fee(ctx: &Ctx, q: &FeeQuery) -> Result<Value, ErrorObjectOwned> {
+    let state = ctx.state.read().unwrap_or_else(|p| p.into_inner());
+    let op = match q.kind.as_str() {
+        "transfer" => match q.to {
+            Some(to) if state.account_by_owner(&to).is_none() => code::TRANSFER_TO_NEW,
+            _ => code::TRANSFER,
+        },
+        "withdraw" => code::WITHDRAW,
+        "change_pubkey" => code::CHANGE_PUBKEY,
+        "forced_exit" => code::FORCED_EXIT,
+        "order_matching" => {
+            return Err(err(codes::INVALID_PARAMS, "an order matching pays the fee ratios its orders carry"));
+        }
+        other => {
+            return Err(err(
+                codes::INVALID_PARAMS,
+                format!("unknown kind {other:?} (transfer, withdraw, change_pubkey, forced_exit)"),
+            ));
+        }
+    };
+    let chunks = chunks_of(op).expect("known op code");
+    let fee = ctx.policy.fees.min_fee(q.token, chunks).map_err(|e| err(codes::INVALID_PARAMS, e))?.unwrap_or(0);
+    Ok(json!({"kind": q.kind, "token": q.token, "chunks": chunks, "fee": fee.to_string()}))
+}
+
+/// Priority operations from `chain` executed into the block being built (not yet sealed).
+fn pending_priority_ops(ctx: &Ctx, chain: ChainId) -> Value {
+    let state = ctx.state.read().unwrap_or_else(|p| p.into_inner());
+    json!(
+        state
+            .pending_ops()
+            .iter()
+            .filter(|op| op.is_priority() && op.onchain_chain() == Some(chain))
+            .collect::<Vec<_>>()
+    )
 }
 
 fn parse_hash(s: &str) -> Result<[u8; 32], ErrorObjectOwned> {
@@ -59,8 +115,51 @@ fn account_json(state: &State, id: u32) -> Option<Value> {
     }))
 }
 
+fn prover_err(e: ProverError) -> ErrorObjectOwned {
+    let code = match e {
+        ProverError::Unauthorized => codes::UNAUTHORIZED,
+        ProverError::UnknownJob(_) => codes::NOT_FOUND,
+        ProverError::Unavailable(_) => codes::UNAVAILABLE,
+        _ => codes::REJECTED,
+    };
+    err(code, e.to_string())
+}
+
+fn queue(ctx: &Ctx) -> Result<&ProverQueue, ErrorObjectOwned> {
+    ctx.provers.as_deref().ok_or_else(|| err(codes::UNAVAILABLE, "this node serves no prover jobs"))
+}
+
+/// The methods `zkl prover` workers call (docs/api.md, "Prover workers").
+fn prover_methods(m: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::RegisterMethodError> {
+    m.register_blocking_method("zkl_proverTakeJob", |params, ctx, _| -> Result<Value, ErrorObjectOwned> {
+        let (token, worker): (String, String) = params.parse()?;
+        Ok(json!(queue(&ctx)?.take(&token, &worker).map_err(prover_err)?))
+    })?;
+    m.register_method("zkl_proverHeartbeat", |params: Params, ctx, _| -> Result<Value, ErrorObjectOwned> {
+        let (token, job): (String, u64) = params.parse()?;
+        Ok(json!({"block": queue(ctx)?.heartbeat(&token, job).map_err(prover_err)?}))
+    })?;
+    m.register_blocking_method("zkl_proverSubmitProof", |params, ctx, _| -> Result<Value, ErrorObjectOwned> {
+        let (token, job, proof): (String, u64, String) = params.parse()?;
+        let bytes = proof
+            .strip_prefix("0x")
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or_else(|| err(codes::INVALID_PARAMS, "proof must be 0x-prefixed hex"))?;
+        Ok(json!({"block": queue(&ctx)?.submit(&token, job, &bytes).map_err(prover_err)?}))
+    })?;
+    m.register_method("zkl_proof", |params: Params, ctx, _| -> Result<Value, ErrorObjectOwned> {
+        let (block,): (u32,) = params.parse()?;
+        match ctx.storage.proof(block).map_err(|e| err(codes::UNAVAILABLE, e.to_string()))? {
+            Some(p) => Ok(json!({"block": block, "proof": format!("0x{}", hex::encode(p))})),
+            None => Err(err(codes::NOT_FOUND, format!("no proof of block {block} yet"))),
+        }
+    })?;
+    Ok(())
+}
+
 pub fn module(ctx: Ctx) -> Result<RpcModule<Ctx>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(ctx);
+    prover_methods(&mut m)?;
     m.register_method("zkl_chains", |_, ctx, _| -> Result<Value, ErrorObjectOwned> { Ok(json!(ctx.config.chains)) })?;
     m.register_method("zkl_tokens", |_, ctx, _| -> Result<Value, ErrorObjectOwned> { Ok(json!(ctx.config.tokens)) })?;
     m.register_method("zkl_stateRoot", |_, ctx, _| -> Result<Value, ErrorObjectOwned> {
@@ -120,6 +219,17 @@ pub fn module(ctx: Ctx) -> Result<RpcModule<Ctx>, jsonrpsee::core::RegisterMetho
             None => Err(err(codes::NOT_FOUND, format!("unknown tx {hash}"))),
         }
     })?;
+    m.register_method("zkl_estimateFee", |params: Params, ctx, _| -> Result<Value, ErrorObjectOwned> {
+        let (q,): (FeeQuery,) = params.parse()?;
+        estimate_fee(ctx, &q)
+    })?;
+    m.register_method("zkl_pendingPriorityOps", |params: Params, ctx, _| -> Result<Value, ErrorObjectOwned> {
+        let (chain,): (ChainId,) = params.parse()?;
+        if !ctx.config.chains.iter().any(|c| c.id == chain) {
+            return Err(err(codes::NOT_FOUND, format!("no chain {chain}")));
+        }
+        Ok(pending_priority_ops(ctx, chain))
+    })?;
     m.register_method("zkl_block", |params: Params, ctx, _| -> Result<Value, ErrorObjectOwned> {
         let (number,): (u32,) = params.parse()?;
         match ctx.storage.block(number).map_err(|e| err(codes::UNAVAILABLE, e.to_string()))? {
@@ -155,8 +265,72 @@ pub fn module(ctx: Ctx) -> Result<RpcModule<Ctx>, jsonrpsee::core::RegisterMetho
                             return Ok(());
                         }
                     }
+                    Ok(Event::Tx(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return Ok(()),
+                }
+            }
+        },
+    )?;
+    m.register_subscription(
+        "zkl_subscribeTxStatus",
+        "zkl_txStatus",
+        "zkl_unsubscribeTxStatus",
+        |params, pending, ctx, _| async move {
+            let Ok((hash,)) = params.parse::<(String,)>() else {
+                pending.reject(err(codes::INVALID_PARAMS, "expected [tx hash]")).await;
+                return Ok(());
+            };
+            let h = match parse_hash(&hash) {
+                Ok(h) => h,
+                Err(e) => {
+                    pending.reject(e).await;
+                    return Ok(());
+                }
+            };
+            // Subscribe before reading the current status so no change falls in between.
+            let mut rx = ctx.events.subscribe();
+            let current = match ctx.storage.tx(&h) {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    pending.reject(err(codes::NOT_FOUND, format!("unknown tx {hash}"))).await;
+                    return Ok(());
+                }
+                Err(e) => {
+                    pending.reject(err(codes::UNAVAILABLE, e.to_string())).await;
+                    return Ok(());
+                }
+            };
+            let sink = pending.accept().await?;
+            let mut last = current.status.clone();
+            if sink.send(serde_json::value::to_raw_value(&current)?).await.is_err() {
+                return Ok(());
+            }
+            let mut record = current;
+            loop {
+                let status = match rx.recv().await {
+                    Ok(Event::Block(b)) if b.tx_hashes.contains(&record.hash) => TxStatus::Included { block: b.number },
+                    Ok(Event::Tx(r)) if r.hash == record.hash => {
+                        record = TxRecord::clone(&r);
+                        r.status.clone()
+                    }
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => match ctx.storage.tx(&h) {
+                        Ok(Some(r)) => {
+                            record = r;
+                            record.status.clone()
+                        }
+                        _ => continue,
+                    },
+                    Err(_) => return Ok(()),
+                };
+                if status == last {
+                    continue;
+                }
+                last = status.clone();
+                record.status = status;
+                if sink.send(serde_json::value::to_raw_value(&record)?).await.is_err() {
+                    return Ok(());
                 }
             }
         },

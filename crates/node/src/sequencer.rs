@@ -2,7 +2,7 @@
 //! parallel, executes them into the block being built, seals blocks by size or time, and commits
 //! everything it accepted to the log in one durable write before it answers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,9 +11,12 @@ use rayon::prelude::*;
 use tokio::sync::{broadcast, oneshot};
 use zkl_crypto::fr_to_hex;
 use zkl_state::{SealedBlock, State, TxError};
-use zkl_types::{PriorityRequest, SignedTx};
+use zkl_types::op::{chunks_of, code};
+use zkl_types::{AccountId, Nonce, PriorityRequest, SignedTx, Tx};
 
-use crate::storage::{Batch, BlockRecord, LogEntry, Storage, StorageError, TxRecord, TxStatus};
+use crate::config::FeePolicy;
+use crate::metrics::Metrics;
+use crate::storage::{Batch, BlockRecord, LogEntry, QueuedTx, Storage, StorageError, TxRecord, TxStatus};
 
 /// What the sequencer is asked to do.
 pub enum Request {
@@ -31,6 +34,51 @@ pub enum Request {
 #[derive(Debug, Clone)]
 pub enum Event {
     Block(Arc<BlockRecord>),
+    /// A queued tx changed status (executed into the block being built, or rejected).
+    Tx(Arc<TxRecord>),
+}
+
+/// Entry rules of the node that are policy, not protocol: minimum fees and the future-nonce
+/// queue's limits.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub fees: FeePolicy,
+    /// Queued txs per account, and how far ahead of the account's nonce one may be.
+    pub max_queued_per_account: usize,
+    /// Queued txs in all.
+    pub max_queued: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { fees: FeePolicy::default(), max_queued_per_account: 16, max_queued: 100_000 }
+    }
+}
+
+/// The chunks `tx` will occupy in the state `state` (a transfer to an unknown address creates
+/// the account: three chunks).
+pub fn tx_chunks(state: &State, tx: &Tx) -> usize {
+    let op = match tx {
+        Tx::Transfer(t) if state.account_by_owner(&t.to).is_none() => code::TRANSFER_TO_NEW,
+        Tx::Transfer(_) => code::TRANSFER,
+        Tx::Withdraw(_) => code::WITHDRAW,
+        Tx::ChangePubKey(_) => code::CHANGE_PUBKEY,
+        Tx::ForcedExit(_) => code::FORCED_EXIT,
+        Tx::OrderMatching(_) => code::ORDER_MATCHING,
+    };
+    chunks_of(op).expect("known op code")
+}
+
+/// Checks `tx`'s fee against the policy in state `state`.
+pub fn check_fee(policy: &FeePolicy, state: &State, tx: &Tx) -> Result<(), String> {
+    let Some((token, fee)) = tx.fee() else { return Ok(()) };
+    match policy.min_fee(token, tx_chunks(state, tx))? {
+        Some(min) if fee < min => Err(format!(
+            "fee {fee} is below the node's minimum {min} in token {token} for this {} (see zkl_estimateFee)",
+            tx.name()
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub struct Sequencer {
@@ -41,6 +89,10 @@ pub struct Sequencer {
     next_seq: u64,
     pending: Vec<([u8; 32], TxRecord)>,
     block_started: Option<Instant>,
+    /// Future-nonce txs by (account, nonce).
+    queue: BTreeMap<(AccountId, Nonce), ([u8; 32], SignedTx)>,
+    pub policy: Policy,
+    pub metrics: Arc<Metrics>,
     /// Per chain: one past the highest priority serial id applied (a request at or below the
     /// highest one is a duplicate and refused).
     next_serial: HashMap<zkl_types::ChainId, u64>,
@@ -97,7 +149,10 @@ impl Sequencer {
                     state
                         .execute_tx(&tx)
                         .map_err(|e| StorageError(format!("log entry {seq} no longer applies: {e}")))?;
-                    pending.push((tx.hash(), TxRecord { hash: hex32(&tx.hash()), seq, status: TxStatus::Pending, tx }));
+                    pending.push((
+                        tx.hash(),
+                        TxRecord { hash: hex32(&tx.hash()), seq: Some(seq), status: TxStatus::Pending, tx },
+                    ));
                 }
                 LogEntry::Priority { request } => {
                     check_serial(&next_serial, &request)
@@ -115,6 +170,10 @@ impl Sequencer {
         }
         let block_started = (!state.pending_ops().is_empty()).then(Instant::now);
         let (events, _) = broadcast::channel(1024);
+        let queue = storage.queued()?.into_iter().map(|(hash, q)| ((q.account, q.nonce), (hash, q.tx))).collect();
+        let metrics = Metrics::new();
+        metrics.last_block.set(i64::from(state.last_block()));
+        metrics.accounts.set(i64::from(state.account_count()));
         Ok(Sequencer {
             state: Arc::new(RwLock::new(state)),
             storage,
@@ -123,6 +182,9 @@ impl Sequencer {
             next_seq,
             pending,
             block_started,
+            queue,
+            policy: Policy::default(),
+            metrics,
             next_serial,
         })
     }
@@ -142,7 +204,98 @@ impl Sequencer {
         batch.block(&record);
         let _ = self.events.send(Event::Block(Arc::new(record)));
         self.block_started = None;
+        self.metrics.blocks_sealed.inc();
+        self.metrics.last_block.set(i64::from(block.number));
         block.number
+    }
+
+    /// Executes one verified tx into the block being built (sealing first if it does not fit)
+    /// and records it in the log.
+    fn execute_one(
+        &mut self,
+        tx: &SignedTx,
+        keys: &zkl_state::VerifiedKeys,
+        batch: &mut Batch,
+        state: &mut State,
+    ) -> Result<[u8; 32], TxError> {
+        let mut result = state.execute_verified(tx, keys);
+        if matches!(result, Err(TxError::BlockFull { .. }) | Err(TxError::TooManyFeeTokens(_))) {
+            self.seal(batch, state);
+            result = state.execute_verified(tx, keys);
+        }
+        result?;
+        let hash = tx.hash();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        batch.log(seq, &LogEntry::Tx { tx: tx.clone() });
+        let record = TxRecord { hash: hex32(&hash), seq: Some(seq), status: TxStatus::Pending, tx: tx.clone() };
+        batch.tx(&hash, &record);
+        self.pending.push((hash, record));
+        self.block_started.get_or_insert_with(Instant::now);
+        self.metrics.txs_accepted.inc();
+        Ok(hash)
+    }
+
+    /// Puts a tx whose nonce is ahead of its account's into the queue, within the limits.
+    fn enqueue(
+        &mut self,
+        tx: &SignedTx,
+        account: AccountId,
+        expected: Nonce,
+        got: Nonce,
+        batch: &mut Batch,
+    ) -> Result<[u8; 32], String> {
+        let hash = tx.hash();
+        let limit = self.policy.max_queued_per_account;
+        if let Some((queued, _)) = self.queue.get(&(account, got)) {
+            return if *queued == hash {
+                Ok(hash)
+            } else {
+                Err(format!("account {account} already has a queued tx with nonce {got}"))
+            };
+        }
+        if u64::from(got - expected) > limit as u64 {
+            return Err(format!(
+                "nonce {got} is too far ahead of account {account}'s nonce {expected} (the queue holds at most {limit} ahead)"
+            ));
+        }
+        if self.queue.range((account, 0)..=(account, Nonce::MAX)).count() >= limit {
+            return Err(format!("account {account} already has {limit} queued txs"));
+        }
+        if self.queue.len() >= self.policy.max_queued {
+            return Err("the node's queue is full; retry later".into());
+        }
+        batch.enqueue(&hash, &QueuedTx { account, nonce: got, tx: tx.clone() });
+        batch.tx(&hash, &TxRecord { hash: hex32(&hash), seq: None, status: TxStatus::Queued, tx: tx.clone() });
+        self.queue.insert((account, got), (hash, tx.clone()));
+        self.metrics.txs_queued.inc();
+        self.metrics.queue_len.set(self.queue.len() as i64);
+        Ok(hash)
+    }
+
+    /// Executes `account`'s queued txs while the next one's nonce is the account's nonce. A
+    /// queued tx that fails is rejected with the state machine's reason and leaves the queue.
+    fn drain_queue(&mut self, account: AccountId, batch: &mut Batch, state: &mut State) {
+        while let Some(nonce) = state.account(account).map(|a| a.nonce) {
+            let Some((hash, tx)) = self.queue.remove(&(account, nonce)) else { break };
+            batch.dequeue(&hash);
+            let result = check_fee(&self.policy.fees, state, &tx.tx)
+                .and_then(|()| state.verify_signatures(&tx).map_err(|e| e.to_string()))
+                .and_then(|keys| self.execute_one(&tx, &keys, batch, state).map_err(|e| e.to_string()));
+            let record = match result {
+                Ok(_) => self.pending.last().map(|(_, r)| r.clone()),
+                Err(reason) => {
+                    self.metrics.txs_rejected.inc();
+                    let record = TxRecord { hash: hex32(&hash), seq: None, status: TxStatus::Rejected { reason }, tx };
+                    batch.tx(&hash, &record);
+                    Some(record)
+                }
+            };
+            if let Some(record) = record {
+                let _ = self.events.send(Event::Tx(Arc::new(record)));
+            }
+        }
+        self.metrics.queue_len.set(self.queue.len() as i64);
     }
 
     fn execute_txs(&mut self, txs: &[SignedTx], batch: &mut Batch, state: &mut State) -> Vec<Result<[u8; 32], String>> {
@@ -152,34 +305,65 @@ impl Sequencer {
         };
         let mut out = Vec::with_capacity(txs.len());
         for (tx, keys) in txs.iter().zip(verified) {
-            let result = keys.and_then(|keys| {
-                let mut result = state.execute_verified(tx, &keys);
-                if matches!(result, Err(TxError::BlockFull { .. }) | Err(TxError::TooManyFeeTokens(_))) {
-                    self.seal(batch, state);
-                    result = state.execute_verified(tx, &keys);
-                }
-                result
-            });
+            let result = check_fee(&self.policy.fees, state, &tx.tx)
+                .map_err(|e| (None, e))
+                .and_then(|()| keys.map_err(|e| (None, e.to_string())))
+                .and_then(|keys| {
+                    self.execute_one(tx, &keys, batch, state).map_err(|e| match e {
+                        TxError::BadNonce { account, expected, got } if got > expected => {
+                            (Some((account, expected, got)), e.to_string())
+                        }
+                        e => (None, e.to_string()),
+                    })
+                });
             out.push(match result {
-                Ok(_) => {
-                    let hash = tx.hash();
-                    let seq = self.next_seq;
-                    self.next_seq += 1;
-                    batch.log(seq, &LogEntry::Tx { tx: tx.clone() });
-                    let record = TxRecord { hash: hex32(&hash), seq, status: TxStatus::Pending, tx: tx.clone() };
-                    batch.tx(&hash, &record);
-                    self.pending.push((hash, record));
-                    self.block_started.get_or_insert_with(Instant::now);
+                Ok(hash) => {
+                    self.drain_queue(tx.tx.signer(), batch, state);
                     Ok(hash)
                 }
-                Err(e) => Err(e.to_string()),
+                Err((Some((account, expected, got)), _)) => self.enqueue(tx, account, expected, got, batch),
+                Err((None, e)) => Err(e),
             });
+            if out.last().is_some_and(|r| r.is_err()) {
+                self.metrics.txs_rejected.inc();
+            }
         }
+        self.metrics.accounts.set(i64::from(state.account_count()));
         out
+    }
+
+    /// After recovery: executes queued txs whose turn has come and rejects those whose nonce
+    /// has passed (neither happens unless the queue was written by an older node).
+    fn sweep_queue(&mut self) {
+        let mut batch = Batch::default();
+        let state_lock = Arc::clone(&self.state);
+        let mut state = state_lock.write().unwrap_or_else(|p| p.into_inner());
+        let accounts: std::collections::BTreeSet<AccountId> = self.queue.keys().map(|(a, _)| *a).collect();
+        for account in accounts {
+            let nonce = state.account(account).map_or(0, |a| a.nonce);
+            let stale: Vec<_> = self.queue.range((account, 0)..(account, nonce)).map(|(k, _)| *k).collect();
+            for key in stale {
+                if let Some((hash, tx)) = self.queue.remove(&key) {
+                    batch.dequeue(&hash);
+                    let reason = format!("nonce {} was used by another tx", key.1);
+                    batch.tx(
+                        &hash,
+                        &TxRecord { hash: hex32(&hash), seq: None, status: TxStatus::Rejected { reason }, tx },
+                    );
+                }
+            }
+            self.drain_queue(account, &mut batch, &mut state);
+        }
+        drop(state);
+        if let Err(err) = self.storage.commit(batch) {
+            tracing::error!(%err, "cannot persist the queue sweep; stopping the sequencer");
+            std::process::exit(3);
+        }
     }
 
     /// Runs until every request sender is gone.
     pub fn run(mut self, requests: Receiver<Request>) {
+        self.sweep_queue();
         loop {
             let timeout = match self.block_started {
                 Some(t) => self.block_time.saturating_sub(t.elapsed()),
@@ -224,6 +408,7 @@ impl Sequencer {
                                 batch.log(self.next_seq, &LogEntry::Priority { request });
                                 self.next_seq += 1;
                                 self.block_started.get_or_insert_with(Instant::now);
+                                self.metrics.priority_ops.inc();
                             }
                             replies.push(Box::new(move || {
                                 let _ = reply.send(result);
@@ -249,10 +434,12 @@ impl Sequencer {
                 }
             }
             // Nothing is acknowledged before it is durable.
+            let started = Instant::now();
             if let Err(err) = self.storage.commit(batch) {
                 tracing::error!(%err, "cannot persist accepted work; stopping the sequencer");
                 std::process::exit(3);
             }
+            self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
             for reply in replies {
                 reply();
             }

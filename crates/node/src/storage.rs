@@ -13,6 +13,10 @@ const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 const BLOCKS: TableDefinition<u32, &[u8]> = TableDefinition::new("blocks");
 /// Layer-1 progress (watchers, committers), JSON values under string keys.
 const L1: TableDefinition<&str, &[u8]> = TableDefinition::new("l1");
+/// Valid proofs by block number (the prover's bytes).
+const PROOFS: TableDefinition<u32, &[u8]> = TableDefinition::new("proofs");
+/// Txs accepted with a nonce ahead of their account's, waiting for the gap to close.
+const QUEUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queue");
 
 /// One entry of the log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -27,8 +31,12 @@ pub enum LogEntry {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TxStatus {
+    /// Accepted with a nonce ahead of the account's; executes when the earlier nonces have.
+    Queued,
     /// Accepted into the block being built.
     Pending,
+    /// Was queued, then failed when its turn came (the state machine's reason).
+    Rejected { reason: String },
     /// Part of sealed block `block`.
     Included { block: u32 },
 }
@@ -37,7 +45,9 @@ pub enum TxStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TxRecord {
     pub hash: String,
-    pub seq: u64,
+    /// Position in the log (absent while queued or once rejected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     #[serde(flatten)]
     pub status: TxStatus,
     pub tx: SignedTx,
@@ -58,6 +68,14 @@ pub struct BlockRecord {
     pub pubdata: String,
 }
 
+/// A tx waiting in the queue: `account`'s nonce must reach `nonce` first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QueuedTx {
+    pub account: u32,
+    pub nonce: u32,
+    pub tx: SignedTx,
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 #[error("storage: {0}")]
@@ -73,6 +91,8 @@ pub struct Batch {
     log: Vec<(u64, Vec<u8>)>,
     txs: Vec<(Vec<u8>, Vec<u8>)>,
     blocks: Vec<(u32, Vec<u8>)>,
+    /// Queue insertions (`Some`) and removals (`None`), in order.
+    queue: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Batch {
@@ -85,8 +105,14 @@ impl Batch {
     pub fn block(&mut self, record: &BlockRecord) {
         self.blocks.push((record.number, serde_json::to_vec(record).expect("serialisable")));
     }
+    pub fn enqueue(&mut self, hash: &[u8; 32], q: &QueuedTx) {
+        self.queue.push((hash.to_vec(), Some(serde_json::to_vec(q).expect("serialisable"))));
+    }
+    pub fn dequeue(&mut self, hash: &[u8; 32]) {
+        self.queue.push((hash.to_vec(), None));
+    }
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty() && self.txs.is_empty() && self.blocks.is_empty()
+        self.log.is_empty() && self.txs.is_empty() && self.blocks.is_empty() && self.queue.is_empty()
     }
 }
 
@@ -104,6 +130,8 @@ impl Storage {
         w.open_table(TXS).map_err(e)?;
         w.open_table(BLOCKS).map_err(e)?;
         w.open_table(L1).map_err(e)?;
+        w.open_table(QUEUE).map_err(e)?;
+        w.open_table(PROOFS).map_err(e)?;
         w.commit().map_err(e)?;
         Ok(Storage { db })
     }
@@ -127,6 +155,13 @@ impl Storage {
             for (k, v) in &batch.blocks {
                 blocks.insert(*k, v.as_slice()).map_err(e)?;
             }
+            let mut queue = w.open_table(QUEUE).map_err(e)?;
+            for (k, v) in &batch.queue {
+                match v {
+                    Some(v) => queue.insert(k.as_slice(), v.as_slice()).map_err(e)?,
+                    None => queue.remove(k.as_slice()).map_err(e)?,
+                };
+            }
         }
         w.commit().map_err(e)
     }
@@ -143,6 +178,19 @@ impl Storage {
         Ok(out)
     }
 
+    /// The queued txs (any order).
+    pub fn queued(&self) -> Result<Vec<([u8; 32], QueuedTx)>, StorageError> {
+        let r = self.db.begin_read().map_err(e)?;
+        let t = r.open_table(QUEUE).map_err(e)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(e)? {
+            let (k, v) = item.map_err(e)?;
+            let hash: [u8; 32] = k.value().try_into().map_err(|_| StorageError("queue key is not a hash".into()))?;
+            out.push((hash, serde_json::from_slice(v.value()).map_err(e)?));
+        }
+        Ok(out)
+    }
+
     pub fn tx(&self, hash: &[u8; 32]) -> Result<Option<TxRecord>, StorageError> {
         let r = self.db.begin_read().map_err(e)?;
         let t = r.open_table(TXS).map_err(e)?;
@@ -152,6 +200,26 @@ impl Storage {
         }
     }
 
+    /// Stores the proof of block `number` durably.
+    pub fn put_proof(&self, number: u32, proof: &[u8]) -> Result<(), StorageError> {
+        let w = self.db.begin_write().map_err(e)?;
+        w.open_table(PROOFS).map_err(e)?.insert(number, proof).map_err(e)?;
+        w.commit().map_err(e)
+    }
+
+    pub fn proof(&self, number: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        let r = self.db.begin_read().map_err(e)?;
+        let t = r.open_table(PROOFS).map_err(e)?;
+        Ok(t.get(number).map_err(e)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The number of the last stored block.
+    pub fn last_block(&self) -> Result<Option<u32>, StorageError> {
+        let r = self.db.begin_read().map_err(e)?;
+        let t = r.open_table(BLOCKS).map_err(e)?;
+        Ok(t.last().map_err(e)?.map(|(k, _)| k.value()))
+    }
+
     pub fn block(&self, number: u32) -> Result<Option<BlockRecord>, StorageError> {
         let r = self.db.begin_read().map_err(e)?;
         let t = r.open_table(BLOCKS).map_err(e)?;
@@ -159,13 +227,6 @@ impl Storage {
             Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(e)?)),
             None => Ok(None),
         }
-    }
-
-    /// The highest sealed block number in the database (0 if none).
-    pub fn last_block(&self) -> Result<u32, StorageError> {
-        let r = self.db.begin_read().map_err(e)?;
-        let t = r.open_table(BLOCKS).map_err(e)?;
-        Ok(t.last().map_err(e)?.map(|(k, _)| k.value()).unwrap_or(0))
     }
 
     /// A Layer-1 progress value.

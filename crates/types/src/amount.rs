@@ -90,6 +90,21 @@ pub fn round_down_fee(fee: u128) -> u128 {
     round_down(fee, FEE_MANTISSA_BITS)
 }
 
+/// The smallest packable fee not below `fee` (what a node quotes as a minimum fee), or `None`
+/// when no packable fee is that large.
+pub fn round_up_fee(fee: u128) -> Option<u128> {
+    let limit = 1u128 << FEE_MANTISSA_BITS;
+    let mut scale = 1u128;
+    for _ in 0..=MAX_EXPONENT {
+        let m = fee.div_ceil(scale);
+        if m < limit {
+            return Some(m * scale);
+        }
+        scale = scale.checked_mul(10)?;
+    }
+    None
+}
+
 fn round_down(value: u128, mantissa_bits: u32) -> u128 {
     let limit = 1u128 << mantissa_bits;
     let mut scale = 1u128;
@@ -107,6 +122,15 @@ fn round_down(value: u128, mantissa_bits: u32) -> u128 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn round_up_fee_known_values() {
+        assert_eq!(round_up_fee(0), Some(0));
+        assert_eq!(round_up_fee(2047), Some(2047));
+        assert_eq!(round_up_fee(2048), Some(2050));
+        assert_eq!(round_up_fee(20471), Some(20500));
+        assert_eq!(round_up_fee(u128::MAX), None);
+    }
 
     #[test]
     fn known_values() {
@@ -136,6 +160,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn round_up_fee_is_the_smallest_packable_above(f in 0u128..(1u128 << 100)) {
+            let r = round_up_fee(f).expect("fees up to 2^100 round up");
+            prop_assert!(r >= f && is_packable_fee(r));
+            if r > f {
+                prop_assert!(round_down_fee(r - 1) < f);
+            }
+        }
+
         #[test]
         fn pack_roundtrip(m in 0u128..(1 << 35), e in 0u32..20) {
             let v = m * 10u128.pow(e);

@@ -11,7 +11,7 @@ pub mod serde_impls;
 pub mod tokens;
 pub mod tx;
 
-pub use amount::{AmountError, pack_amount, pack_fee, unpack_amount, unpack_fee};
+pub use amount::{AmountError, pack_amount, pack_fee, round_up_fee, unpack_amount, unpack_fee};
 pub use block::{BlockCommitment, commitment, onchain_hashes, pubdata_for_block, public_input};
 pub use ids::*;
 pub use op::{Op, OpDecodeError};

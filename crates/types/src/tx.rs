@@ -213,6 +213,18 @@ impl Tx {
         }
     }
 
+    /// The fee this tx pays to the fee account as (token, amount); `None` for an order matching,
+    /// whose fees are the ratios its orders carry.
+    pub fn fee(&self) -> Option<(TokenId, u128)> {
+        match self {
+            Tx::Transfer(t) => Some((t.token, t.fee)),
+            Tx::Withdraw(t) => Some((t.l2_token, t.fee)),
+            Tx::ChangePubKey(t) => Some((t.fee_token, t.fee)),
+            Tx::ForcedExit(t) => Some((t.fee_token, t.fee)),
+            Tx::OrderMatching(_) => None,
+        }
+    }
+
     /// A short name.
     pub fn name(&self) -> &'static str {
         match self {

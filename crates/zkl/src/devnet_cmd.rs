@@ -20,7 +20,7 @@ pub fn run_devnet(data_dir: PathBuf, confirmations: u64) -> Result<ExitCode, Fai
         let devnet = zkl_node::devnet::deploy(config, 31_000, confirmations)
             .await
             .map_err(|e| Failure::Failed(e.to_string()))?;
-        let node = zkl_node::start(devnet.config.clone()).await.map_err(|e| Failure::Failed(e.to_string()))?;
+        let mut node = zkl_node::start(devnet.config.clone()).await.map_err(|e| Failure::Failed(e.to_string()))?;
         let chains: Vec<_> = devnet
             .chains
             .iter()
@@ -47,7 +47,7 @@ pub fn run_devnet(data_dir: PathBuf, confirmations: u64) -> Result<ExitCode, Fai
             })
         );
         tokio::signal::ctrl_c().await.map_err(|e| Failure::Failed(e.to_string()))?;
-        if let Some(l1) = node.l1 {
+        if let Some(l1) = node.l1.take() {
             l1.stop().await;
         }
         let _ = node.handle.stop();

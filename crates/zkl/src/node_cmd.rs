@@ -7,6 +7,12 @@ use crate::Failure;
 
 pub fn run_node(config: PathBuf) -> Result<ExitCode, Failure> {
     let config = zkl_node::NodeConfig::load(&config).map_err(|e| Failure::Usage(e.to_string()))?;
+    // Structured logs on stderr (JSON lines); RUST_LOG sets the filter, `info` by default.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .try_init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -16,7 +22,11 @@ pub fn run_node(config: PathBuf) -> Result<ExitCode, Failure> {
         // First line on stdout: where to reach the node (scripts and tests read it).
         println!(
             "{}",
-            serde_json::json!({"rpc": format!("http://{}", node.rpc_addr), "ws": format!("ws://{}", node.rpc_addr)})
+            serde_json::json!({
+                "rpc": format!("http://{}", node.rpc_addr),
+                "ws": format!("ws://{}", node.rpc_addr),
+                "metrics": node.metrics_addr.map(|a| format!("http://{a}/metrics")),
+            })
         );
         tokio::signal::ctrl_c().await.map_err(|e| Failure::Failed(e.to_string()))?;
         let _ = node.handle.stop();

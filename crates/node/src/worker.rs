@@ -1,0 +1,118 @@
+//! A prover worker (`zkl prover --node URL`): takes jobs from a node's prover queue, proves them
+//! while sending heartbeats, and submits the proofs. Run as many as you like, anywhere.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::provers::Job;
+
+/// Proves a job's block; returns the proof bytes the node's proof check accepts.
+pub trait BlockProver: Send + Sync {
+    fn prove(&self, job: &Job) -> Result<Vec<u8>, String>;
+}
+
+/// Where and how a worker works.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The node's JSON-RPC URL (`http://…`).
+    pub node: String,
+    pub token: String,
+    /// Shown in the node's logs.
+    pub name: String,
+    /// Wait between polls when there is no job.
+    pub poll: Duration,
+    /// Interval between heartbeats while proving (well below the node's timeout).
+    pub heartbeat: Duration,
+}
+
+/// What a worker did before it stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Blocks whose proof the node accepted.
+    pub proven: Vec<u32>,
+    /// Proofs the node refused (already proven by another worker, or invalid), with the reason.
+    pub refused: Vec<(u32, String)>,
+}
+
+fn client(cfg: &WorkerConfig) -> Result<HttpClient, String> {
+    HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(300))
+        .build(&cfg.node)
+        .map_err(|e| format!("cannot reach node {}: {e}", cfg.node))
+}
+
+/// Works until `stop` turns true. Connection errors are retried; an unauthorised token ends the
+/// worker with an error.
+pub async fn run(
+    cfg: WorkerConfig,
+    prover: Arc<dyn BlockProver>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<WorkerReport, String> {
+    let http = client(&cfg)?;
+    let mut report = WorkerReport::default();
+    while !*stop.borrow() {
+        let job: Result<Option<Job>, _> =
+            http.request("zkl_proverTakeJob", rpc_params![cfg.token.clone(), cfg.name.clone()]).await;
+        let job = match job {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                tokio::select! { _ = tokio::time::sleep(cfg.poll) => {}, _ = stop.changed() => {} }
+                continue;
+            }
+            Err(jsonrpsee::core::ClientError::Call(e)) if e.code() == crate::rpc::codes::UNAUTHORIZED => {
+                return Err(format!("node refused the worker: {}", e.message()));
+            }
+            Err(e) => {
+                tracing::warn!(%e, "cannot take a job; retrying");
+                tokio::select! { _ = tokio::time::sleep(cfg.poll) => {}, _ = stop.changed() => {} }
+                continue;
+            }
+        };
+        let block = job.block.number;
+        tracing::info!(block, job = job.job, "proving");
+        // Heartbeats while the proof runs on a blocking thread.
+        let beat = {
+            let http = http.clone();
+            let (token, id, every) = (cfg.token.clone(), job.job, cfg.heartbeat);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let r: Result<Value, _> = http.request("zkl_proverHeartbeat", rpc_params![token.clone(), id]).await;
+                    if let Err(e) = r {
+                        tracing::warn!(%e, job = id, "heartbeat refused");
+                    }
+                }
+            })
+        };
+        let p = prover.clone();
+        let proved = tokio::task::spawn_blocking(move || {
+            let r = p.prove(&job);
+            (job.job, r)
+        })
+        .await;
+        beat.abort();
+        let (id, proof) = proved.map_err(|e| format!("prover task failed: {e}"))?;
+        let proof = match proof {
+            Ok(p) => p,
+            Err(reason) => {
+                tracing::error!(block, %reason, "cannot prove; the job returns to the queue after the timeout");
+                report.refused.push((block, reason));
+                continue;
+            }
+        };
+        let hex = format!("0x{}", hex::encode(proof));
+        let r: Result<Value, _> = http.request("zkl_proverSubmitProof", rpc_params![cfg.token.clone(), id, hex]).await;
+        match r {
+            Ok(_) => report.proven.push(block),
+            Err(jsonrpsee::core::ClientError::Call(e)) => report.refused.push((block, e.message().to_string())),
+            Err(e) => report.refused.push((block, e.to_string())),
+        }
+    }
+    Ok(report)
+}

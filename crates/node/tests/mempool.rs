@@ -1,0 +1,260 @@
+//! The node's entry rules: the future-nonce queue (ordering, limits, durability), the fee policy
+//! and `zkl_estimateFee`, pending priority operations, the tx-status subscription and metrics.
+
+use jsonrpsee::core::client::{ClientT, Subscription, SubscriptionClientT};
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClientBuilder;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zkl_node::config::{FeePolicy, FeeRate};
+use zkl_node::{Node, NodeConfig};
+use zkl_state::testkit::{ETH, ONE, USDC, User, deposit};
+
+struct Net {
+    node: Node,
+    http: HttpClient,
+    users: Vec<(User, u32)>,
+}
+
+fn config(dir: &std::path::Path, fees: FeePolicy) -> NodeConfig {
+    let mut c = NodeConfig::demo(dir.to_path_buf());
+    c.dev_priority_ops = true;
+    c.block_time_ms = 60_000; // blocks are sealed by the tests
+    c.max_queued_per_account = 3;
+    c.fees = fees;
+    c.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    c
+}
+
+async fn start(config: NodeConfig) -> (Node, HttpClient) {
+    let node = zkl_node::start(config).await.expect("node starts");
+    let http = HttpClientBuilder::default().build(format!("http://{}", node.rpc_addr)).unwrap();
+    (node, http)
+}
+
+/// A node with two funded users whose L2 keys are set (nonce 1 each).
+async fn net(dir: &std::path::Path, fees: FeePolicy) -> Net {
+    let cpk_fee = fees.min_fee(ETH, 3).unwrap().unwrap_or(0);
+    let (node, http) = start(config(dir, fees)).await;
+    let mut users = Vec::new();
+    for seed in [1u64, 2] {
+        let u = User::new(seed);
+        let op: Value = http
+            .request("zkl_devPriorityOp", rpc_params![deposit(1, seed, u.address, ETH, ETH, 10 * ONE)])
+            .await
+            .unwrap();
+        let id = op["account"].as_u64().unwrap() as u32;
+        let cpk = u.change_pubkey(id, 0, 1, ETH, cpk_fee);
+        let _: Value = http.request("zkl_sendTx", rpc_params![cpk]).await.unwrap();
+        users.push((u, id));
+    }
+    let _: Value = http.request("zkl_sealBlock", rpc_params![]).await.unwrap();
+    Net { node, http, users }
+}
+
+async fn status(http: &HttpClient, hash: &Value) -> Value {
+    http.request("zkl_txStatus", rpc_params![hash]).await.unwrap()
+}
+
+async fn balance(http: &HttpClient, id: u32, token: u16) -> u128 {
+    let a: Value = http.request("zkl_account", rpc_params![id.to_string()]).await.unwrap();
+    a["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["sub"] == 0 && b["token"] == token)
+        .map_or(0, |b| b["amount"].as_str().unwrap().parse().unwrap())
+}
+
+async fn rejected(http: &HttpClient, tx: impl serde::Serialize) -> String {
+    let r: Result<Value, _> = http.request("zkl_sendTx", rpc_params![tx]).await;
+    match r {
+        Err(jsonrpsee::core::ClientError::Call(e)) => e.message().to_string(),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn future_nonces_wait_in_the_queue_and_run_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(dir.path(), FeePolicy::default()).await;
+    let (a, a_id) = &n.users[0];
+    let b = &n.users[1].0;
+    let before = balance(&n.http, *a_id, ETH).await;
+
+    // Nonces 3 and 2 arrive before 1: both are queued, nothing moves.
+    let h3: Value =
+        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 3)]).await.unwrap();
+    let h2: Value =
+        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 2)]).await.unwrap();
+    assert_eq!(status(&n.http, &h3).await["status"], "queued");
+    assert_eq!(status(&n.http, &h2).await["status"], "queued");
+    assert_eq!(balance(&n.http, *a_id, ETH).await, before);
+
+    // The same queued tx again is idempotent; a different tx for a queued nonce is refused.
+    let again: Value =
+        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 3)]).await.unwrap();
+    assert_eq!(again, h3);
+    let msg = rejected(&n.http, a.transfer(*a_id, b.address, ETH, 2 * ONE, 0, 3)).await;
+    assert!(msg.contains("already has a queued tx with nonce 3"), "{msg}");
+    // Too far ahead (limit 3) and a used nonce are refused with the reason.
+    let msg = rejected(&n.http, a.transfer(*a_id, b.address, ETH, ONE, 0, 5)).await;
+    assert!(msg.contains("too far ahead"), "{msg}");
+    let msg = rejected(&n.http, a.transfer(*a_id, b.address, ETH, ONE, 0, 0)).await;
+    assert!(msg.contains("nonce"), "{msg}");
+
+    // Nonce 1 closes the gap: 1, 2, 3 run in order in the same block.
+    let h1: Value =
+        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 1)]).await.unwrap();
+    for h in [&h1, &h2, &h3] {
+        assert_eq!(status(&n.http, h).await["status"], "pending", "{h}");
+    }
+    assert_eq!(balance(&n.http, *a_id, ETH).await, before - 3 * ONE);
+    let block: Value = n.http.request("zkl_sealBlock", rpc_params![]).await.unwrap();
+    let record: Value = n.http.request("zkl_block", rpc_params![block]).await.unwrap();
+    assert_eq!(record["tx_hashes"], json!([h1, h2, h3]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_tx_that_fails_its_turn_is_rejected_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(dir.path(), FeePolicy::default()).await;
+    let (a, a_id) = &n.users[0];
+    let b = &n.users[1].0;
+    // Nonce 2 spends more than will be left after nonce 1.
+    let h2: Value =
+        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, 9 * ONE, 0, 2)]).await.unwrap();
+    let _: Value =
+        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, 2 * ONE, 0, 1)]).await.unwrap();
+    let s = status(&n.http, &h2).await;
+    assert_eq!(s["status"], "rejected");
+    assert!(s["reason"].as_str().unwrap().contains("balance"), "{s}");
+    assert_eq!(balance(&n.http, *a_id, ETH).await, 8 * ONE);
+    let acc: Value = n.http.request("zkl_account", rpc_params![a_id.to_string()]).await.unwrap();
+    assert_eq!(acc["nonce"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(dir.path(), FeePolicy::default()).await;
+    let (a, a_id) = n.users[0].clone();
+    let b = n.users[1].0.clone();
+    let h2: Value =
+        n.http.request("zkl_sendTx", rpc_params![a.transfer(a_id, b.address, ETH, ONE, 0, 2)]).await.unwrap();
+    n.node.handle.stop().unwrap();
+    n.node.handle.clone().stopped().await;
+    drop(n);
+    // The sequencer thread holds the database until its channel closes.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let (_node, http) = start(config(dir.path(), FeePolicy::default())).await;
+    assert_eq!(status(&http, &h2).await["status"], "queued");
+    let _: Value = http.request("zkl_sendTx", rpc_params![a.transfer(a_id, b.address, ETH, ONE, 0, 1)]).await.unwrap();
+    assert_eq!(status(&http, &h2).await["status"], "pending");
+    assert_eq!(balance(&http, a_id, ETH).await, 8 * ONE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fees_below_the_policy_are_refused_and_estimates_match_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fees = FeePolicy { rates: vec![FeeRate { token: ETH, per_chunk: 1_000_000_000_000 }] };
+    let n = net(dir.path(), fees).await;
+    let (a, a_id) = &n.users[0];
+    let b = &n.users[1].0;
+
+    let est: Value = n
+        .http
+        .request("zkl_estimateFee", rpc_params![json!({"kind": "transfer", "token": ETH, "to": b.address})])
+        .await
+        .unwrap();
+    assert_eq!(est["chunks"], 1);
+    let fee: u128 = est["fee"].as_str().unwrap().parse().unwrap();
+    assert_eq!(fee, 1_000_000_000_000);
+    let new = User::new(99).address;
+    let est_new: Value = n
+        .http
+        .request("zkl_estimateFee", rpc_params![json!({"kind": "transfer", "token": ETH, "to": new})])
+        .await
+        .unwrap();
+    assert_eq!(est_new["chunks"], 3);
+    let est_w: Value =
+        n.http.request("zkl_estimateFee", rpc_params![json!({"kind": "withdraw", "token": ETH})]).await.unwrap();
+    assert_eq!(est_w["fee"], "3000000000000");
+
+    let msg = rejected(&n.http, a.transfer(*a_id, b.address, ETH, ONE, fee - 1_000_000, 1)).await;
+    assert!(msg.contains("below the node's minimum"), "{msg}");
+    // A transfer to a new account costs the three-chunk fee.
+    let msg = rejected(&n.http, a.transfer(*a_id, new, ETH, ONE, fee, 1)).await;
+    assert!(msg.contains("below the node's minimum 3000000000000"), "{msg}");
+    let _: Value =
+        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, fee, 1)]).await.unwrap();
+
+    // Unknown kinds and tokens the node does not take are refused with the reason.
+    let e: Result<Value, _> =
+        n.http.request("zkl_estimateFee", rpc_params![json!({"kind": "transfer", "token": USDC})]).await;
+    assert!(format!("{e:?}").contains("not accepted for fees"), "{e:?}");
+    let e: Result<Value, _> =
+        n.http.request("zkl_estimateFee", rpc_params![json!({"kind": "swap", "token": ETH})]).await;
+    assert!(format!("{e:?}").contains("unknown kind"), "{e:?}");
+    let msg = rejected(&n.http, a.transfer(*a_id, b.address, USDC, 0, 0, 2)).await;
+    assert!(msg.contains("not accepted for fees"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_priority_ops_status_subscription_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(dir.path(), FeePolicy::default()).await;
+    let (a, a_id) = &n.users[0];
+    let b = &n.users[1].0;
+
+    let _: Value = n
+        .http
+        .request("zkl_devPriorityOp", rpc_params![deposit(2, 7, b.address, USDC, USDC, 5_000_000)])
+        .await
+        .unwrap();
+    let on2: Value = n.http.request("zkl_pendingPriorityOps", rpc_params![2]).await.unwrap();
+    let on1: Value = n.http.request("zkl_pendingPriorityOps", rpc_params![1]).await.unwrap();
+    assert_eq!(on2.as_array().unwrap().len(), 1, "{on2}");
+    assert_eq!(on1, json!([]));
+    let e: Result<Value, _> = n.http.request("zkl_pendingPriorityOps", rpc_params![3]).await;
+    assert!(format!("{e:?}").contains("no chain 3"), "{e:?}");
+
+    // A subscriber to a queued tx sees it queued, then pending, then included.
+    let ws = WsClientBuilder::default().build(format!("ws://{}", n.node.rpc_addr)).await.unwrap();
+    let h2: Value =
+        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 2)]).await.unwrap();
+    let mut sub: Subscription<Value> =
+        ws.subscribe("zkl_subscribeTxStatus", rpc_params![h2.clone()], "zkl_unsubscribeTxStatus").await.unwrap();
+    assert_eq!(sub.next().await.unwrap().unwrap()["status"], "queued");
+    let _: Value =
+        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 1)]).await.unwrap();
+    assert_eq!(sub.next().await.unwrap().unwrap()["status"], "pending");
+    let block: Value = n.http.request("zkl_sealBlock", rpc_params![]).await.unwrap();
+    let included = sub.next().await.unwrap().unwrap();
+    assert_eq!(included["status"], "included");
+    assert_eq!(included["block"], block);
+    let after: Value = n.http.request("zkl_pendingPriorityOps", rpc_params![2]).await.unwrap();
+    assert_eq!(after, json!([]));
+
+    // Metrics: counters reflect what happened.
+    let addr = n.node.metrics_addr.expect("metrics configured");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("{name} missing in {text}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("zkl_txs_accepted_total"), 4.0); // two ChangePubKeys, two transfers
+    assert_eq!(value("zkl_txs_queued_total"), 1.0);
+    assert_eq!(value("zkl_priority_ops_total"), 3.0);
+    assert_eq!(value("zkl_last_block"), block.as_f64().unwrap());
+    assert_eq!(value("zkl_queue_len"), 0.0);
+}
