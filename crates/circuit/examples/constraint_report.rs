@@ -1,9 +1,11 @@
-//! Prints the constraint cost of every gadget and of the Transfer chunk (setup-mode synthesis,
-//! no witness): `cargo run -p zkl-circuit --example constraint_report`.
+//! Prints the constraint cost of every gadget, of the Transfer chunk and of the block circuit per
+//! part, capacity and op kind (setup-mode synthesis, no witness):
+//! `cargo run -p zkl-circuit --example constraint_report`.
 
 use ark_r1cs_std::alloc::AllocVar;
 use ark_r1cs_std::uint8::UInt8;
 use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
+use zkl_circuit::block::BlockCost;
 use zkl_circuit::commitment::{BlockHeaderVar, HEADER_BYTES};
 use zkl_circuit::ecc::PointVar;
 use zkl_circuit::eddsa::{self, SignatureVar};
@@ -136,5 +138,42 @@ fn main() -> Result<(), SynthesisError> {
         println!("{name:<40} {n:>10}");
     }
     println!("(sha256 header blocks: {})", sha256::blocks_for(HEADER_BYTES));
+
+    // The block circuit: every chunk position runs the same universal gadget, so every op kind
+    // costs (its chunks) x (chunk gadget + its share of the pubdata SHA-256).
+    println!();
+    println!(
+        "{:<10} {:>6} {:>10} {:>12} {:>10} {:>12} {:>10}",
+        "capacity", "fees", "total", "per chunk", "per fee", "commitment", "inputs"
+    );
+    let mut totals = Vec::new();
+    for (capacity, fee_slots) in [(4usize, 2usize), (8, 2)] {
+        let c = BlockCost::measure(capacity, fee_slots)?;
+        println!(
+            "{capacity:<10} {fee_slots:>6} {:>10} {:>12} {:>10} {:>12} {:>10}",
+            c.total,
+            c.chunks.iter().max().copied().unwrap_or(0),
+            c.fee_slots.iter().max().copied().unwrap_or(0),
+            c.commitment,
+            c.inputs
+        );
+        totals.push((capacity, c));
+    }
+    if let [(c4, a), (c8, b)] = totals.as_slice() {
+        let marginal = (b.total - a.total) / (c8 - c4);
+        let chunk = b.chunks.iter().max().copied().unwrap_or(0);
+        println!("marginal cost of one chunk (capacity 4 -> 8, incl. pubdata SHA-256 share): {marginal}");
+        for (name, chunks) in [
+            ("noop", 1),
+            ("transfer", 1),
+            ("deposit", 3),
+            ("transfer_to_new", 3),
+            ("withdraw", 3),
+            ("change_pubkey", 3),
+            ("forced_exit", 4),
+        ] {
+            println!("  {name:<16} {chunks} chunk(s): {:>8} (gadget only {:>8})", chunks * marginal, chunks * chunk);
+        }
+    }
     Ok(())
 }

@@ -14,6 +14,7 @@
 //!   reports.
 
 pub mod bits;
+pub mod block;
 pub mod commitment;
 pub mod ecc;
 pub mod eddsa;
@@ -22,6 +23,7 @@ pub mod merkle;
 pub mod poseidon;
 pub mod sha256;
 pub mod transfer;
+pub mod wire;
 
 /// The circuit field: the BN254 scalar field.
 pub use zkl_crypto::Fr;

@@ -22,9 +22,10 @@ pub trait ProofCheck: Send + Sync {
     fn check(&self, block: &BlockRecord, proof: &[u8]) -> Result<(), String>;
 }
 
-/// What a worker receives with a job besides the block record (e.g. the block's witness).
+/// What a worker receives with a job besides the block record (e.g. the block's witness),
+/// computed from the node's database.
 pub trait JobPayload: Send + Sync {
-    fn payload(&self, block: &BlockRecord) -> Result<Value, String>;
+    fn payload(&self, storage: &Storage, block: &BlockRecord) -> Result<Value, String>;
 }
 
 /// The prover section of the configuration.
@@ -183,7 +184,15 @@ impl ProverQueue {
             .block(number)?
             .ok_or_else(|| ProverError::Unavailable(format!("block {number} is not stored")))?;
         let payload = match &self.payload {
-            Some(p) => p.payload(&block).map_err(ProverError::Unavailable)?,
+            Some(p) => match p.payload(&self.storage, &block) {
+                Ok(v) => v,
+                Err(e) => {
+                    // Nobody can prove it without its payload: free the block again.
+                    self.lock().open.insert(number, None);
+                    tracing::error!(block = number, %e, "cannot build the job's payload");
+                    return Err(ProverError::Unavailable(format!("block {number}: {e}")));
+                }
+            },
             None => Value::Null,
         };
         tracing::info!(block = number, job, worker, "prover job handed out");

@@ -168,10 +168,15 @@ impl Storage {
 
     /// The whole log, in order.
     pub fn log(&self) -> Result<Vec<(u64, LogEntry)>, StorageError> {
+        self.log_from(0)
+    }
+
+    /// The log from entry `first` on, in order.
+    pub fn log_from(&self, first: u64) -> Result<Vec<(u64, LogEntry)>, StorageError> {
         let r = self.db.begin_read().map_err(e)?;
         let t = r.open_table(LOG).map_err(e)?;
         let mut out = Vec::new();
-        for item in t.iter().map_err(e)? {
+        for item in t.range(first..).map_err(e)? {
             let (k, v) = item.map_err(e)?;
             out.push((k.value(), serde_json::from_slice(v.value()).map_err(e)?));
         }

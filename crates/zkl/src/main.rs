@@ -8,6 +8,7 @@ mod bench_gas;
 mod crypto_cmd;
 mod devnet_cmd;
 mod node_cmd;
+mod prover_cmd;
 mod wallet_cmd;
 
 use std::process::ExitCode;
@@ -45,6 +46,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         confirmations: u64,
     },
+    /// Prover worker for a node (`--node URL --token T`), or `export-verifier`
+    Prover(prover_cmd::ProverArgs),
     /// Wallet: keys, transfers, withdrawals, orders, against a node
     Wallet(wallet_cmd::WalletArgs),
     /// Order matching (whitelisted matcher accounts)
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Node { config } => node_cmd::run_node(config),
         Command::Devnet { data_dir, confirmations } => devnet_cmd::run_devnet(data_dir, confirmations),
         Command::Wallet(a) => wallet_cmd::run_wallet(a),
+        Command::Prover(a) => prover_cmd::run_prover(a),
         Command::Matcher(c) => wallet_cmd::run_matcher(c),
     };
     match result {

@@ -3,7 +3,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use crate::Failure;
+
+/// Structured logs on stderr (JSON lines); RUST_LOG sets the filter, `info` by default.
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .try_init();
+}
 
 pub fn run_node(config: PathBuf) -> Result<ExitCode, Failure> {
     let config = zkl_node::NodeConfig::load(&config).map_err(|e| Failure::Usage(e.to_string()))?;
@@ -18,7 +29,21 @@ pub fn run_node(config: PathBuf) -> Result<ExitCode, Failure> {
         .build()
         .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async {
-        let node = zkl_node::start(config).await.map_err(|e| Failure::Failed(e.to_string()))?;
+        let services = match &config.provers {
+            // Prover workers are served: check their proofs with the block circuit's key (set up
+            // now, with a progress display, the first time) and hand them replayed witnesses.
+            Some(_) => {
+                let keys = Arc::new(zkl_prover::KeyRing::new(true));
+                keys.get(config.block_capacity).map_err(Failure::Failed)?;
+                let genesis = zkl_node::genesis(&config).map_err(|e| Failure::Usage(e.to_string()))?;
+                zkl_node::Services {
+                    proof_check: Some(Arc::new(zkl_prover::CircuitCheck { keys })),
+                    job_payload: Some(Arc::new(zkl_prover::WitnessPayload::new(genesis))),
+                }
+            }
+            None => zkl_node::Services::default(),
+        };
+        let node = zkl_node::start_with(config, services).await.map_err(|e| Failure::Failed(e.to_string()))?;
         // First line on stdout: where to reach the node (scripts and tests read it).
         println!(
             "{}",

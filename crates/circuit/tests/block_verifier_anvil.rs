@@ -1,0 +1,150 @@
+//! The block circuit's Groth16 verifier on an EVM: the Solidity verifier generated from the
+//! block circuit's verifying key (`zkl_contracts::verifier::groth16_verifier_solidity`) is
+//! compiled with solc-js, deployed on anvil as ZkLink's verifier, and a real proof of a real
+//! block (a deposit made through the contract) is accepted by `ZkLink.proveBlocks`; a proof for
+//! another public input is rejected, by the verifier and by `proveBlocks`.
+//!
+//! Needs `node` with solc-js and anvil: `contracts/node_modules` (`npm ci` in `contracts/`), or
+//! `ZKL_SOLC=<dir of the solc package>` and `ZKL_ANVIL=<anvil binary>`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use alloy::primitives::{Address as EvmAddress, B256, Bytes, U256};
+use alloy::providers::Provider;
+use ark_ff::{BigInteger, Field, PrimeField};
+use rand::SeedableRng;
+use zkl_circuit::Fr;
+use zkl_circuit::block::{BlockCircuit, BlockWitness};
+use zkl_circuit::groth16::KeyCache;
+use zkl_contracts::anvil::{Anvil, DEV_KEYS};
+use zkl_contracts::bindings::{PoseidonT6, TestVerifier, ZkLink};
+use zkl_contracts::deploy::{ETH_TOKEN_ID, L2Block, provider, send, signer};
+use zkl_contracts::{artifacts, ops, verifier};
+use zkl_state::testkit::{ETH, ONE, User, demo_registry, deposit};
+use zkl_state::{BlockParams, State};
+use zkl_types::Address;
+
+const CAPACITY: usize = 4;
+const FEE_SLOTS: usize = 2;
+
+fn b256(x: &Fr) -> B256 {
+    B256::from_slice(&x.into_bigint().to_bytes_be())
+}
+
+/// Compiles `source` with solc-js (the settings of `contracts/build.mjs`, without the IR
+/// pipeline) and returns the creation bytecode of `name`.
+fn compile(source: &str, name: &str) -> Vec<u8> {
+    let solc = std::env::var_os("ZKL_SOLC")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| artifacts::contracts_dir().join("node_modules").join("solc"));
+    assert!(solc.exists(), "solc-js not found at {} (npm ci in contracts/, or set ZKL_SOLC)", solc.display());
+    let script = r#"
+        const solc = require(process.env.SOLC_PATH);
+        const content = require('fs').readFileSync(0, 'utf8');
+        const input = { language: 'Solidity', sources: { 'V.sol': { content } }, settings: {
+            optimizer: { enabled: true, runs: 200 }, evmVersion: 'cancun',
+            outputSelection: { '*': { '*': ['evm.bytecode.object'] } } } };
+        const out = JSON.parse(solc.compile(JSON.stringify(input)));
+        const errors = (out.errors || []).filter((e) => e.severity === 'error');
+        if (errors.length) { console.error(errors.map((e) => e.formattedMessage).join('\n')); process.exit(1); }
+        process.stdout.write(out.contracts['V.sol'][process.env.CONTRACT].evm.bytecode.object);
+    "#;
+    let mut child = Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .env("SOLC_PATH", &solc)
+        .env("CONTRACT", name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node");
+    child.stdin.take().expect("stdin").write_all(source.as_bytes()).expect("write source");
+    let out = child.wait_with_output().expect("solc-js");
+    assert!(out.status.success(), "solc-js failed: {}", String::from_utf8_lossy(&out.stderr));
+    hex::decode(String::from_utf8(out.stdout).expect("hex")).expect("bytecode hex")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_proof_verifies_in_zklink_prove_blocks() {
+    // Keys (cached under target/zkl-keys; about a minute the first time) and the verifier.
+    let keys = KeyCache::new(KeyCache::default_dir(), false)
+        .load_or_setup("block-c4-f2", BlockCircuit::blank(CAPACITY, FEE_SLOTS))
+        .unwrap();
+    let solidity = verifier::groth16_verifier_solidity(&keys.vk, "BlockVerifier").unwrap();
+    let bytecode = compile(&solidity, "BlockVerifier");
+
+    // Chain 1 of two, with ZkLink verifying through the block verifier; the L2 genesis root is
+    // the state machine's.
+    let mut state = State::new(demo_registry(), User::new(999).address);
+    state.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS });
+    let genesis_root = state.root();
+    let anvil = Anvil::spawn(31337).unwrap();
+    let p = provider(&anvil, DEV_KEYS[0]).unwrap();
+    let governor = signer(DEV_KEYS[0]).unwrap().address();
+    let tx = alloy::network::TransactionBuilder::with_deploy_code(
+        alloy::rpc::types::TransactionRequest::default().from(governor),
+        Bytes::from(bytecode),
+    );
+    let receipt = p.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+    let block_verifier = receipt.contract_address.expect("verifier deployed");
+    let poseidon = *PoseidonT6::deploy(p.clone()).await.unwrap().address();
+    let params = ZkLink::InitParams {
+        governor,
+        verifier: block_verifier,
+        poseidon,
+        chainId: 1,
+        chainCount: 2,
+        dataAvailability: true,
+        priorityExpirationPeriod: 3 * 24 * 3600,
+        genesisRoot: b256(&genesis_root),
+    };
+    let zklink = ZkLink::deploy(p.clone(), params).await.unwrap();
+    send(zklink.setValidator(governor, true)).await.unwrap();
+    send(zklink.registerToken(ETH_TOKEN_ID, EvmAddress::ZERO, 18, 0)).await.unwrap();
+
+    // A user deposits 1 ETH through the contract; the state machine executes the request.
+    let user = signer(DEV_KEYS[1]).unwrap().address();
+    let owner = Address::from_evm(user.0.0);
+    let as_user = ZkLink::new(*zklink.address(), provider(&anvil, DEV_KEYS[1]).unwrap());
+    send(as_user.depositETH(B256::from(owner.0), 0, ETH).value(U256::from(ONE))).await.unwrap();
+    let pre = state.clone();
+    state.execute_priority(&deposit(1, 0, owner, ETH, ETH, ONE)).unwrap();
+    let now =
+        p.get_block(alloy::eips::BlockNumberOrTag::Latest.into()).await.unwrap().expect("latest").header.timestamp;
+    let block = state.seal_block(now);
+
+    // Commit it, prove it with the block circuit, and prove it on chain.
+    let l2 = L2Block::new(block.number, block.timestamp, b256(&block.commitment.new_root), block.pubdata.clone());
+    let genesis = ZkLink::StoredBlockInfo {
+        blockNumber: 0,
+        priorityOperations: 0,
+        timestamp: 0,
+        stateRoot: b256(&genesis_root),
+        commitment: B256::ZERO,
+        syncHash: B256::ZERO,
+        withdrawalsHash: B256::ZERO,
+    };
+    let stored = l2.stored_info(&genesis, 1).unwrap();
+    assert_eq!(ops::public_input(stored.commitment), ops::public_input(B256::from(block.commitment_hash)));
+    send(zklink.commitBlocks(genesis, vec![l2.commit_info(1, true).unwrap()])).await.unwrap();
+
+    let w = BlockWitness::build(&pre, &block, &[None], FEE_SLOTS).unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+    let proof = keys.prove(BlockCircuit { witness: w }, &mut rng).unwrap();
+    assert!(keys.verify(&[block.public_input], &proof).unwrap());
+    let words = verifier::encode_proof(&proof);
+    let input = U256::from_be_slice(&block.public_input.into_bigint().to_bytes_be());
+    let wrong = U256::from_be_slice(&(block.public_input + Fr::ONE).into_bigint().to_bytes_be());
+    let v = TestVerifier::new(block_verifier, p.clone());
+    assert!(v.verifyProof(words, input).call().await.unwrap(), "the verifier rejects a valid block proof");
+    assert!(!v.verifyProof(words, wrong).call().await.unwrap(), "the verifier accepts a wrong public input");
+
+    // proveBlocks: a tampered proof is rejected, the real one accepted.
+    let mut tampered = words;
+    tampered[0] = words[6];
+    tampered[1] = words[7];
+    assert!(zklink.proveBlocks(vec![stored.clone()], vec![tampered]).call().await.is_err());
+    send(zklink.proveBlocks(vec![stored], vec![words])).await.unwrap();
+}
