@@ -104,6 +104,111 @@ pub struct NodeConfig {
     /// of from chain watchers. Never enable on a real deployment.
     #[serde(default)]
     pub dev_priority_ops: bool,
+    /// Layer-1 chains the node watches and settles on; without it the node runs without L1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l1: Option<L1Config>,
+}
+
+/// One Layer-1 chain: where its `ZkLink` contract is and how the node talks to it.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct L1ChainConfig {
+    /// L2 chain id (1..=4) of this chain.
+    pub l2_chain: ChainId,
+    /// EVM chain id (checked against the RPC endpoint at start).
+    pub evm_chain_id: u64,
+    pub rpc_url: String,
+    /// The `ZkLink` contract (`0x` + 40 hex digits).
+    pub contract: String,
+    /// A log or tx counts once it is this many blocks deep (1 = mined).
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// This chain receives the full pubdata.
+    #[serde(default)]
+    pub data_availability: bool,
+    /// Private key (`0x` + 64 hex digits) of the validator that commits, proves, relays and executes.
+    pub committer_key: String,
+    /// The first L1 block the watcher scans (the contract's deployment block).
+    #[serde(default)]
+    pub start_block: u64,
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    /// A sent tx not mined after this long is replaced with higher fees.
+    #[serde(default = "default_tx_timeout_ms")]
+    pub tx_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for L1ChainConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("L1ChainConfig")
+            .field("l2_chain", &self.l2_chain)
+            .field("evm_chain_id", &self.evm_chain_id)
+            .field("rpc_url", &self.rpc_url)
+            .field("contract", &self.contract)
+            .field("confirmations", &self.confirmations)
+            .field("data_availability", &self.data_availability)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The light oracle: M-of-N signers (development: the node runs them in-process, each with its
+/// own key and its own reads of the source chain).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OracleConfig {
+    pub signer_keys: Vec<String>,
+    pub threshold: usize,
+}
+
+impl std::fmt::Debug for OracleConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OracleConfig")
+            .field("signers", &self.signer_keys.len())
+            .field("threshold", &self.threshold)
+            .finish()
+    }
+}
+
+/// The `l1` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct L1Config {
+    pub chains: Vec<L1ChainConfig>,
+    pub oracle: OracleConfig,
+}
+
+fn default_confirmations() -> u64 {
+    1
+}
+fn default_poll_ms() -> u64 {
+    500
+}
+fn default_tx_timeout_ms() -> u64 {
+    30_000
+}
+
+impl L1Config {
+    /// Checks what can be checked without a network.
+    pub fn validate(&self, chains: &[ChainConfig]) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.chains {
+            if !chains.iter().any(|k| k.id == c.l2_chain) {
+                return bad(format!("l1 chain {} is not in chains", c.l2_chain));
+            }
+            if !seen.insert(c.l2_chain) {
+                return bad(format!("l1 chain {} appears twice", c.l2_chain));
+            }
+            if c.confirmations == 0 {
+                return bad(format!("l1 chain {}: confirmations must be at least 1", c.l2_chain));
+            }
+            if c.poll_ms == 0 || c.tx_timeout_ms == 0 {
+                return bad(format!("l1 chain {}: poll_ms and tx_timeout_ms must be positive", c.l2_chain));
+            }
+        }
+        let n = self.oracle.signer_keys.len();
+        if self.oracle.threshold == 0 || self.oracle.threshold > n {
+            return bad(format!("oracle threshold {} must be within 1..={n}", self.oracle.threshold));
+        }
+        Ok(())
+    }
 }
 
 fn default_rpc() -> SocketAddr {
@@ -147,6 +252,12 @@ impl NodeConfig {
             if registry.token(rate.token).is_err() {
                 return Err(ConfigError::Invalid(format!("fee rate for unknown token {}", rate.token)));
             }
+        }
+        if let Some(l1) = &config.l1 {
+            if config.dev_priority_ops {
+                return Err(ConfigError::Invalid("dev_priority_ops cannot be combined with an l1 section".into()));
+            }
+            l1.validate(&config.chains)?;
         }
         Ok(config)
     }
@@ -193,6 +304,58 @@ impl NodeConfig {
                 TokenConfig { id: 100, symbol: "USD".into(), is_group: true, group: None, l1: vec![] },
             ],
             dev_priority_ops: false,
+            l1: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l1(threshold: usize) -> L1Config {
+        let chain = |id| L1ChainConfig {
+            l2_chain: id,
+            evm_chain_id: 31_000 + u64::from(id),
+            rpc_url: "http://127.0.0.1:1".into(),
+            contract: format!("0x{}", "11".repeat(20)),
+            confirmations: 2,
+            data_availability: id == 1,
+            committer_key: format!("0x{}", "22".repeat(32)),
+            start_block: 0,
+            poll_ms: 100,
+            tx_timeout_ms: 1000,
+        };
+        L1Config {
+            chains: vec![chain(1), chain(2)],
+            oracle: OracleConfig { signer_keys: vec!["0x33".into(), "0x44".into(), "0x55".into()], threshold },
+        }
+    }
+
+    #[test]
+    fn l1_section_is_optional_and_checked() {
+        let demo = NodeConfig::demo("db".into());
+        let value = serde_json::to_value(&demo).unwrap_or_default();
+        assert!(value.get("dev_priority_ops").is_some() && value.get("l1").is_none());
+        let chains = &demo.chains;
+        assert!(l1(2).validate(chains).is_ok());
+        let bad = |c: L1Config, what: &str| {
+            let msg = c.validate(chains).map(|_| String::new()).unwrap_or_else(|e| e.to_string());
+            assert!(msg.contains(what), "{msg:?} should mention {what:?}");
+        };
+        bad(l1(0), "threshold 0");
+        bad(l1(4), "threshold 4");
+        let mut c = l1(2);
+        c.chains[1].l2_chain = 3;
+        bad(c, "l1 chain 3 is not in chains");
+        let mut c = l1(2);
+        c.chains[1].l2_chain = 1;
+        bad(c, "appears twice");
+        let mut c = l1(2);
+        c.chains[0].confirmations = 0;
+        bad(c, "confirmations");
+        // Keys never show in debug output.
+        let debug = format!("{:?}", l1(2));
+        assert!(!debug.contains(&"22".repeat(32)) && !debug.contains("0x33"), "{debug}");
     }
 }

@@ -5,12 +5,17 @@
 //! the node replays the log and reaches the same state.
 
 pub mod bench;
+pub mod committer;
 pub mod config;
+pub mod devnet;
+pub mod l1;
 pub mod metrics;
 pub mod provers;
+pub mod relayer;
 pub mod rpc;
 pub mod sequencer;
 pub mod storage;
+pub mod watcher;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -33,6 +38,8 @@ pub enum NodeError {
     Storage(#[from] storage::StorageError),
     #[error("cannot serve JSON-RPC: {0}")]
     Rpc(String),
+    #[error(transparent)]
+    L1(#[from] l1::L1Error),
     #[error("prover workers are configured but this node was started without a proof checker")]
     NoProofCheck,
 }
@@ -53,6 +60,9 @@ pub struct Node {
     pub metrics_addr: Option<SocketAddr>,
     pub handle: ServerHandle,
     pub sequencer: SequencerHandle,
+    /// The Layer-1 watchers and committers, if the configuration has an `l1` section.
+    pub l1: Option<l1::L1Tasks>,
+    pub storage: Arc<Storage>,
     metrics_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -74,13 +84,40 @@ pub fn genesis(config: &NodeConfig) -> Result<State, NodeError> {
     Ok(state)
 }
 
-/// Opens the database, replays the log, starts the sequencer and the JSON-RPC server.
+/// Opens the database, replays the log, starts the sequencer and the JSON-RPC server, and the
+/// Layer-1 tasks if the configuration has an `l1` section (with proofs of the contracts' test
+/// circuit, which only `TestVerifier` deployments accept, until the block circuit exists).
 pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     start_with(config, Services::default()).await
 }
 
+/// [`start_with`] with only the proof source of the Layer-1 committers.
+pub async fn start_with_proofs(
+    config: NodeConfig,
+    proofs: Option<Arc<dyn committer::ProofSource>>,
+) -> Result<Node, NodeError> {
+    start_inner(config, Services::default(), proofs).await
+}
+
 /// [`start`] with injected components.
 pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, NodeError> {
+    start_inner(config, services, None).await
+}
+
+/// Starts the node; with an `l1` section and no proof source, the committers use the contracts'
+/// test circuit (which only `TestVerifier` deployments accept).
+async fn start_inner(
+    config: NodeConfig,
+    services: Services,
+    proofs: Option<Arc<dyn committer::ProofSource>>,
+) -> Result<Node, NodeError> {
+    let proofs: Option<Arc<dyn committer::ProofSource>> = match (&config.l1, proofs) {
+        (Some(_), None) => {
+            tracing::warn!("l1: proofs come from the test circuit (TestVerifier deployments only)");
+            Some(Arc::new(committer::TestCircuitProofSource::new()?))
+        }
+        (_, given) => given,
+    };
     let storage = Arc::new(Storage::open(&config.data_dir)?);
     let mut seq = Sequencer::recover(genesis(&config)?, storage.clone(), Duration::from_millis(config.block_time_ms))?;
     seq.policy = Policy {
@@ -127,7 +164,7 @@ pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, 
     let ctx = rpc::Ctx {
         config: config.clone(),
         state: seq.state.clone(),
-        storage,
+        storage: storage.clone(),
         sequencer: handle.clone(),
         events: seq.events.clone(),
         policy: seq.policy.clone(),
@@ -140,6 +177,11 @@ pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, 
     let module = rpc::module(ctx).map_err(|e| NodeError::Rpc(e.to_string()))?;
     let server = Server::builder().build(config.rpc_addr).await.map_err(|e| NodeError::Rpc(e.to_string()))?;
     let rpc_addr = server.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let l1 = match (&config.l1, proofs) {
+        (Some(_), Some(proofs)) => l1::start(&config, storage.clone(), handle.clone(), proofs).await?,
+        (Some(_), None) => return Err(l1::L1Error::Config("the l1 section needs a proof source".into()).into()),
+        (None, _) => None,
+    };
     let handle_rpc = server.start(module);
     let (metrics_addr, metrics_task) = match config.metrics_addr {
         Some(addr) => {
@@ -151,5 +193,5 @@ pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, 
         None => (None, None),
     };
     tracing::info!(%rpc_addr, ?metrics_addr, "node started");
-    Ok(Node { rpc_addr, metrics_addr, handle: handle_rpc, sequencer: handle, metrics_task })
+    Ok(Node { rpc_addr, metrics_addr, handle: handle_rpc, sequencer: handle, metrics_task, l1, storage })
 }

@@ -2,7 +2,7 @@
 //! parallel, executes them into the block being built, seals blocks by size or time, and commits
 //! everything it accepted to the log in one durable write before it answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +26,8 @@ pub enum Request {
     Priority(PriorityRequest, oneshot::Sender<Result<zkl_types::Op, String>>),
     /// Seal the current block now if it holds anything.
     Seal(oneshot::Sender<Option<u32>>),
+    /// The lowest serial id of chain `chain` not applied yet (0 if none was).
+    NextSerial(zkl_types::ChainId, oneshot::Sender<u64>),
 }
 
 /// Events published to subscribers.
@@ -91,6 +93,22 @@ pub struct Sequencer {
     queue: BTreeMap<(AccountId, Nonce), ([u8; 32], SignedTx)>,
     pub policy: Policy,
     pub metrics: Arc<Metrics>,
+    /// Per chain: one past the highest priority serial id applied (a request at or below the
+    /// highest one is a duplicate and refused).
+    next_serial: HashMap<zkl_types::ChainId, u64>,
+}
+
+/// Refuses a priority request whose serial id was already applied (or an older one).
+fn check_serial(next_serial: &HashMap<zkl_types::ChainId, u64>, request: &PriorityRequest) -> Result<(), String> {
+    let next = next_serial.get(&request.chain()).copied().unwrap_or(0);
+    if request.serial_id() < next {
+        return Err(format!(
+            "duplicate priority request: chain {} serial {} already applied (next is {next})",
+            request.chain(),
+            request.serial_id()
+        ));
+    }
+    Ok(())
 }
 
 fn hex32(h: &[u8; 32]) -> String {
@@ -123,6 +141,7 @@ impl Sequencer {
         let log = storage.log()?;
         let mut pending = Vec::new();
         let mut next_seq = 0;
+        let mut next_serial = HashMap::new();
         for (seq, entry) in log {
             next_seq = seq + 1;
             match entry {
@@ -136,6 +155,9 @@ impl Sequencer {
                     ));
                 }
                 LogEntry::Priority { request } => {
+                    check_serial(&next_serial, &request)
+                        .map_err(|e| StorageError(format!("log entry {seq} no longer applies: {e}")))?;
+                    next_serial.insert(request.chain(), request.serial_id() + 1);
                     state
                         .execute_priority(&request)
                         .map_err(|e| StorageError(format!("log entry {seq} no longer applies: {e}")))?;
@@ -163,6 +185,7 @@ impl Sequencer {
             queue,
             policy: Policy::default(),
             metrics,
+            next_serial,
         })
     }
 
@@ -372,20 +395,29 @@ impl Sequencer {
                             }));
                         }
                         Request::Priority(request, reply) => {
-                            let mut result = state.execute_priority(&request);
-                            if matches!(result, Err(TxError::BlockFull { .. })) {
-                                self.seal(&mut batch, &mut state);
-                                result = state.execute_priority(&request);
-                            }
+                            let result = check_serial(&self.next_serial, &request).and_then(|()| {
+                                let mut result = state.execute_priority(&request);
+                                if matches!(result, Err(TxError::BlockFull { .. })) {
+                                    self.seal(&mut batch, &mut state);
+                                    result = state.execute_priority(&request);
+                                }
+                                result.map_err(|e| e.to_string())
+                            });
                             if result.is_ok() {
+                                self.next_serial.insert(request.chain(), request.serial_id() + 1);
                                 batch.log(self.next_seq, &LogEntry::Priority { request });
                                 self.next_seq += 1;
                                 self.block_started.get_or_insert_with(Instant::now);
                                 self.metrics.priority_ops.inc();
                             }
-                            let result = result.map_err(|e| e.to_string());
                             replies.push(Box::new(move || {
                                 let _ = reply.send(result);
+                            }));
+                        }
+                        Request::NextSerial(chain, reply) => {
+                            let next = self.next_serial.get(&chain).copied().unwrap_or(0);
+                            replies.push(Box::new(move || {
+                                let _ = reply.send(next);
                             }));
                         }
                         Request::Seal(reply) => {
@@ -435,6 +467,13 @@ impl SequencerHandle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Request::Priority(request, reply)).map_err(|_| "sequencer stopped".to_string())?;
         rx.await.map_err(|_| "sequencer stopped".to_string())?
+    }
+
+    /// The lowest serial id of `chain` the sequencer has not applied yet.
+    pub async fn next_serial(&self, chain: zkl_types::ChainId) -> Result<u64, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request::NextSerial(chain, reply)).map_err(|_| "sequencer stopped".to_string())?;
+        rx.await.map_err(|_| "sequencer stopped".to_string())
     }
 
     pub async fn seal(&self) -> Option<u32> {

@@ -11,6 +11,8 @@ use zkl_types::{PriorityRequest, SignedTx};
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 const BLOCKS: TableDefinition<u32, &[u8]> = TableDefinition::new("blocks");
+/// Layer-1 progress (watchers, committers), JSON values under string keys.
+const L1: TableDefinition<&str, &[u8]> = TableDefinition::new("l1");
 /// Valid proofs by block number (the prover's bytes).
 const PROOFS: TableDefinition<u32, &[u8]> = TableDefinition::new("proofs");
 /// Txs accepted with a nonce ahead of their account's, waiting for the gap to close.
@@ -127,6 +129,7 @@ impl Storage {
         w.open_table(LOG).map_err(e)?;
         w.open_table(TXS).map_err(e)?;
         w.open_table(BLOCKS).map_err(e)?;
+        w.open_table(L1).map_err(e)?;
         w.open_table(QUEUE).map_err(e)?;
         w.open_table(PROOFS).map_err(e)?;
         w.commit().map_err(e)?;
@@ -229,5 +232,33 @@ impl Storage {
             Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(e)?)),
             None => Ok(None),
         }
+    }
+
+    /// A Layer-1 progress value.
+    pub fn l1_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
+        let r = self.db.begin_read().map_err(e)?;
+        let t = r.open_table(L1).map_err(e)?;
+        match t.get(key).map_err(e)? {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(e)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores (durably) or, with `None`, removes a Layer-1 progress value.
+    pub fn l1_put<T: Serialize>(&self, key: &str, value: Option<&T>) -> Result<(), StorageError> {
+        let w = self.db.begin_write().map_err(e)?;
+        {
+            let mut t = w.open_table(L1).map_err(e)?;
+            match value {
+                Some(v) => {
+                    let bytes = serde_json::to_vec(v).map_err(e)?;
+                    t.insert(key, bytes.as_slice()).map_err(e)?;
+                }
+                None => {
+                    t.remove(key).map_err(e)?;
+                }
+            }
+        }
+        w.commit().map_err(e)
     }
 }

@@ -6,6 +6,7 @@ mod args;
 mod bench_cmd;
 mod bench_gas;
 mod crypto_cmd;
+mod devnet_cmd;
 mod node_cmd;
 mod prover_cmd;
 mod wallet_cmd;
@@ -35,6 +36,15 @@ enum Command {
         /// Node configuration (JSON)
         #[arg(long)]
         config: std::path::PathBuf,
+    },
+    /// Development network: two anvils with the contracts, and the node settling on both
+    Devnet {
+        /// Where the node's database lives
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        /// Blocks before a deposit is credited or a node tx counts
+        #[arg(long, default_value_t = 1)]
+        confirmations: u64,
     },
     /// Prover worker for a node (`--node URL --token T`), or `export-verifier`
     Prover(prover_cmd::ProverArgs),
@@ -67,6 +77,7 @@ fn main() -> ExitCode {
         Command::Key(c) => crypto_cmd::run_key(c),
         Command::Bench(c) => bench_cmd::run_bench(c),
         Command::Node { config } => node_cmd::run_node(config),
+        Command::Devnet { data_dir, confirmations } => devnet_cmd::run_devnet(data_dir, confirmations),
         Command::Wallet(a) => wallet_cmd::run_wallet(a),
         Command::Prover(a) => prover_cmd::run_prover(a),
         Command::Matcher(c) => wallet_cmd::run_matcher(c),

@@ -1,0 +1,168 @@
+//! What the Layer-1 components share: errors, a connection to one chain's `ZkLink` contract, and
+//! the start / stop of the watchers, committers and the oracle relayer of every configured chain.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use zkl_contracts::bindings::ZkLink::{self, ZkLinkInstance};
+use zkl_contracts::deploy::signer;
+use zkl_types::ChainId;
+
+use crate::committer::{Committer, ProofSource};
+use crate::config::{L1ChainConfig, NodeConfig};
+use crate::relayer::{OracleSigner, Relayer, Source};
+use crate::sequencer::SequencerHandle;
+use crate::storage::{Storage, StorageError};
+use crate::watcher::Watcher;
+
+/// Why a Layer-1 component could not make progress.
+#[derive(Debug, thiserror::Error)]
+pub enum L1Error {
+    #[error("invalid l1 configuration: {0}")]
+    Config(String),
+    #[error("chain {chain}: RPC error: {msg}")]
+    Rpc { chain: ChainId, msg: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("sequencer: {0}")]
+    Sequencer(String),
+    #[error("chain {chain}: {msg}")]
+    Inconsistent { chain: ChainId, msg: String },
+    #[error("proof source: {0}")]
+    Proof(String),
+}
+
+/// `0x` + 40 hex digits.
+pub fn parse_address(text: &str) -> Result<Address, L1Error> {
+    text.parse().map_err(|_| L1Error::Config(format!("{text:?} is not an address")))
+}
+
+/// One chain's contract, through a provider that signs with the committer key.
+#[derive(Clone)]
+pub struct ChainClient {
+    pub config: L1ChainConfig,
+    pub provider: DynProvider,
+    pub zklink: ZkLinkInstance<DynProvider>,
+    /// The committer's address.
+    pub sender: Address,
+    /// The committer's key (txs are signed locally so their hash is recorded before sending).
+    pub wallet: EthereumWallet,
+}
+
+impl ChainClient {
+    /// Connects and checks that the endpoint serves the configured EVM chain id.
+    pub async fn connect(config: &L1ChainConfig) -> Result<Self, L1Error> {
+        let chain = config.l2_chain;
+        let key = signer(&config.committer_key)
+            .map_err(|_| L1Error::Config(format!("chain {chain}: committer_key is not a private key")))?;
+        let sender = key.address();
+        let url = config.rpc_url.parse().map_err(|e| L1Error::Config(format!("chain {chain}: rpc_url: {e}")))?;
+        let wallet = EthereumWallet::from(key);
+        let provider = ProviderBuilder::new().wallet(wallet.clone()).connect_http(url).erased();
+        let evm = provider.get_chain_id().await.map_err(|e| L1Error::Rpc { chain, msg: e.to_string() })?;
+        if evm != config.evm_chain_id {
+            return Err(L1Error::Config(format!(
+                "chain {chain}: {} serves EVM chain {evm}, configured {}",
+                config.rpc_url, config.evm_chain_id
+            )));
+        }
+        let zklink = ZkLink::new(parse_address(&config.contract)?, provider.clone());
+        Ok(Self { config: config.clone(), provider, zklink, sender, wallet })
+    }
+
+    pub fn chain(&self) -> ChainId {
+        self.config.l2_chain
+    }
+
+    /// An RPC error of this chain.
+    pub fn rpc<E: std::fmt::Display>(&self, e: E) -> L1Error {
+        L1Error::Rpc { chain: self.chain(), msg: e.to_string() }
+    }
+
+    /// The latest block number.
+    pub async fn head(&self) -> Result<u64, L1Error> {
+        self.provider.get_block_number().await.map_err(|e| self.rpc(e))
+    }
+}
+
+/// The running Layer-1 tasks; dropping it does not stop them, [`L1Tasks::stop`] does.
+pub struct L1Tasks {
+    stop: tokio::sync::watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl L1Tasks {
+    /// Asks every task to stop and waits until they have.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for h in self.handles {
+            let _ = h.await;
+        }
+    }
+}
+
+/// Sleeps `d` or until `stop` flips; returns true if asked to stop.
+pub(crate) async fn sleep_or_stop(d: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+/// Starts a watcher and a committer for every chain of `config.l1`, with in-process oracle
+/// signers (each with its own key and its own reads of the source chains).
+pub async fn start(
+    config: &NodeConfig,
+    storage: Arc<Storage>,
+    sequencer: SequencerHandle,
+    proofs: Arc<dyn ProofSource>,
+) -> Result<Option<L1Tasks>, L1Error> {
+    let Some(l1) = &config.l1 else { return Ok(None) };
+    if config.dev_priority_ops {
+        return Err(L1Error::Config("dev_priority_ops cannot be combined with an l1 section".into()));
+    }
+    l1.validate(&config.chains).map_err(|e| L1Error::Config(e.to_string()))?;
+    let registry = config.registry().map_err(|e| L1Error::Config(e.to_string()))?;
+    let mut clients = Vec::new();
+    for c in &l1.chains {
+        clients.push(ChainClient::connect(c).await?);
+    }
+    // Each signer reads the source chains through its own connections.
+    let mut signers = Vec::new();
+    for key in &l1.oracle.signer_keys {
+        let mut sources = HashMap::new();
+        for c in &clients {
+            let url = c.config.rpc_url.parse().map_err(|e| L1Error::Config(format!("rpc_url: {e}")))?;
+            sources.insert(
+                c.chain(),
+                Source {
+                    provider: ProviderBuilder::new().connect_http(url).erased(),
+                    contract: *c.zklink.address(),
+                    confirmations: c.config.confirmations,
+                    start_block: c.config.start_block,
+                },
+            );
+        }
+        signers.push(OracleSigner::new(key, sources)?);
+    }
+    let relayer = Arc::new(Relayer::new(signers, l1.oracle.threshold)?);
+    let genesis_root = crate::committer::genesis_root(config).map_err(|e| L1Error::Config(e.to_string()))?;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut handles = Vec::new();
+    for c in &clients {
+        let watcher = Watcher::new(c.clone(), storage.clone(), sequencer.clone(), registry.clone());
+        handles.push(tokio::spawn(watcher.run(rx.clone())));
+        let others: Vec<ChainId> = clients.iter().map(|o| o.chain()).filter(|o| *o != c.chain()).collect();
+        let committer =
+            Committer::new(c.clone(), storage.clone(), proofs.clone(), relayer.clone(), others, genesis_root);
+        handles.push(tokio::spawn(committer.run(rx.clone())));
+    }
+    Ok(Some(L1Tasks { stop, handles }))
+}

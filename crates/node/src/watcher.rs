@@ -1,0 +1,242 @@
+//! The watcher of one chain: reads the `ZkLink` contract's `NewPriorityRequest` events once they
+//! are `confirmations` blocks deep and hands them to the sequencer in serial order.
+//!
+//! Progress: the sequencer's log is the truth for which serial ids were applied (it refuses a
+//! serial id it already applied, and the watcher asks it for the next one); the watcher persists
+//! only the next L1 block to scan, after every request up to that block has been applied. A
+//! restart therefore rescans at most one range and skips what the log already holds: nothing is
+//! skipped, nothing is credited twice. A request in a block that is reorganised away before it
+//! is `confirmations` deep is never read.
+
+use std::time::Duration;
+
+use zkl_contracts::ops::{OP_DEPOSIT, OP_FULL_EXIT};
+use zkl_types::{Address, PriorityRequest, TokenRegistry};
+
+use crate::l1::{ChainClient, L1Error, sleep_or_stop};
+use crate::sequencer::SequencerHandle;
+use crate::storage::Storage;
+use std::sync::Arc;
+
+/// Blocks per `eth_getLogs` query.
+const MAX_RANGE: u64 = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Progress {
+    /// The next L1 block to scan.
+    next_block: u64,
+}
+
+pub struct Watcher {
+    client: ChainClient,
+    storage: Arc<Storage>,
+    sequencer: SequencerHandle,
+    registry: TokenRegistry,
+}
+
+fn u16_at(b: &[u8], i: usize) -> u16 {
+    u16::from_be_bytes([b[i], b[i + 1]])
+}
+
+/// The priority request a `NewPriorityRequest` event of chain `chain` describes (the contract's
+/// pubdata layout, protocol.md §11, with the account of a deposit and the amount of a full exit
+/// zero). The deposit's amount is converted back to the L1 token's units with the node's token
+/// registry, which must agree with the contract (checked: the conversion must be exact).
+pub fn parse_request(
+    registry: &TokenRegistry,
+    chain: u8,
+    serial_id: u64,
+    op_type: u8,
+    pubdata: &[u8],
+) -> Result<PriorityRequest, String> {
+    if pubdata.len() != 60 || pubdata[0] != op_type || pubdata[1] != chain {
+        return Err(format!("serial {serial_id}: malformed pubdata for op {op_type} of chain {chain}"));
+    }
+    match op_type {
+        OP_DEPOSIT => {
+            let (l1_token, l2_token) = (u16_at(pubdata, 6), u16_at(pubdata, 8));
+            let mut amount = [0u8; 16];
+            amount.copy_from_slice(&pubdata[10..26]);
+            let l2_amount = u128::from_be_bytes(amount);
+            let mut owner = [0u8; 32];
+            owner.copy_from_slice(&pubdata[26..58]);
+            let l1_amount =
+                registry.to_l1(chain, l1_token, l2_amount).map_err(|e| format!("serial {serial_id}: {e}"))?;
+            if registry.to_l2(chain, l1_token, l1_amount).ok() != Some(l2_amount) {
+                return Err(format!("serial {serial_id}: token {l1_token} decimals differ between node and contract"));
+            }
+            Ok(PriorityRequest::Deposit {
+                chain,
+                serial_id,
+                sub: pubdata[5],
+                l1_token,
+                l2_token,
+                l1_amount,
+                owner: Address(owner),
+            })
+        }
+        OP_FULL_EXIT => {
+            let account = u32::from_be_bytes([0, pubdata[2], pubdata[3], pubdata[4]]);
+            let mut owner = [0u8; 32];
+            owner.copy_from_slice(&pubdata[6..38]);
+            Ok(PriorityRequest::FullExit {
+                chain,
+                serial_id,
+                account,
+                sub: pubdata[5],
+                owner: Address(owner),
+                l1_token: u16_at(pubdata, 38),
+                l2_token: u16_at(pubdata, 40),
+            })
+        }
+        other => Err(format!("serial {serial_id}: unknown priority op type {other}")),
+    }
+}
+
+impl Watcher {
+    pub fn new(
+        client: ChainClient,
+        storage: Arc<Storage>,
+        sequencer: SequencerHandle,
+        registry: TokenRegistry,
+    ) -> Self {
+        Self { client, storage, sequencer, registry }
+    }
+
+    fn key(&self) -> String {
+        format!("watcher/{}", self.client.chain())
+    }
+
+    /// Scans the next confirmed range once; returns how many requests it handed to the
+    /// sequencer.
+    pub async fn poll_once(&self) -> Result<usize, L1Error> {
+        let chain = self.client.chain();
+        let confirmations = self.client.config.confirmations;
+        let head = self.client.head().await?;
+        let Some(safe) = (head + 1).checked_sub(confirmations) else { return Ok(0) };
+        let progress: Option<Progress> = self.storage.l1_get(&self.key())?;
+        let from = progress.map(|p| p.next_block).unwrap_or(self.client.config.start_block);
+        if from > safe {
+            return Ok(0);
+        }
+        let to = safe.min(from + MAX_RANGE - 1);
+        let mut logs = self
+            .client
+            .zklink
+            .NewPriorityRequest_filter()
+            .from_block(from)
+            .to_block(to)
+            .query()
+            .await
+            .map_err(|e| self.client.rpc(e))?;
+        logs.sort_by_key(|(_, l)| (l.block_number, l.log_index));
+        let mut next = self.sequencer.next_serial(chain).await.map_err(L1Error::Sequencer)?;
+        let mut handed = 0;
+        for (ev, _) in logs {
+            let serial = ev.serialId;
+            if serial < next {
+                continue; // already in the log (a rescan after a restart)
+            }
+            if serial > next {
+                return Err(L1Error::Inconsistent {
+                    chain,
+                    msg: format!("priority request {serial} seen before {next} (missing events)"),
+                });
+            }
+            let request = parse_request(&self.registry, chain, serial, ev.opType, &ev.pubdata)
+                .map_err(|msg| L1Error::Inconsistent { chain, msg })?;
+            self.sequencer.priority(request).await.map_err(|e| L1Error::Sequencer(format!("serial {serial}: {e}")))?;
+            tracing::info!(chain, serial, "priority request applied");
+            next += 1;
+            handed += 1;
+        }
+        self.storage.l1_put(&self.key(), Some(&Progress { next_block: to + 1 }))?;
+        Ok(handed)
+    }
+
+    /// Polls until asked to stop; errors are logged and retried (nothing is skipped).
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let poll = Duration::from_millis(self.client.config.poll_ms);
+        loop {
+            let wait = match self.poll_once().await {
+                Ok(n) if n > 0 => Duration::ZERO,
+                Ok(_) => poll,
+                Err(err) => {
+                    tracing::warn!(chain = self.client.chain(), %err, "watcher");
+                    poll
+                }
+            };
+            if sleep_or_stop(wait, &mut stop).await {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zkl_contracts::ops;
+
+    fn registry() -> TokenRegistry {
+        crate::NodeConfig::demo("/nonexistent".into()).registry().unwrap_or_default()
+    }
+
+    /// The pubdata the contract emits: the §11 layout with the deposit's account zero.
+    fn deposit_pubdata(chain: u8, token: u16, l2_amount: u128, owner: [u8; 32]) -> Vec<u8> {
+        ops::deposit(chain, 0, 3, token, token, l2_amount, owner)
+    }
+
+    #[test]
+    fn parses_the_contracts_events() {
+        let r = registry();
+        let owner = ops::owner32(alloy::primitives::Address::repeat_byte(7));
+        // USDC (token 2) has 6 decimals: 1.5 USDC is 1.5e18 L2 units, 1_500_000 L1 units.
+        let req = parse_request(&r, 1, 4, OP_DEPOSIT, &deposit_pubdata(1, 2, 1_500_000 * 10u128.pow(12), owner));
+        assert_eq!(
+            req,
+            Ok(PriorityRequest::Deposit {
+                chain: 1,
+                serial_id: 4,
+                sub: 3,
+                l1_token: 2,
+                l2_token: 2,
+                l1_amount: 1_500_000,
+                owner: Address(owner)
+            })
+        );
+        let exit = ops::full_exit(2, 77, 1, owner, 1, 1, 0);
+        assert_eq!(
+            parse_request(&r, 2, 9, OP_FULL_EXIT, &exit),
+            Ok(PriorityRequest::FullExit {
+                chain: 2,
+                serial_id: 9,
+                account: 77,
+                sub: 1,
+                owner: Address(owner),
+                l1_token: 1,
+                l2_token: 1
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_what_the_contract_cannot_have_emitted() {
+        let r = registry();
+        let owner = [1u8; 32];
+        let good = deposit_pubdata(1, 2, 10u128.pow(18), owner);
+        // Wrong chain byte, wrong op type, truncated, unknown op.
+        assert!(parse_request(&r, 2, 0, OP_DEPOSIT, &good).is_err());
+        assert!(parse_request(&r, 1, 0, OP_FULL_EXIT, &good).is_err());
+        assert!(parse_request(&r, 1, 0, OP_DEPOSIT, &good[..59]).is_err());
+        let mut unknown = good.clone();
+        unknown[0] = 9;
+        assert!(parse_request(&r, 1, 0, 9, &unknown).is_err());
+        // An amount that is not a whole number of the node's L1 units: the node's decimals differ
+        // from the contract's.
+        let odd = deposit_pubdata(1, 2, 10u128.pow(18) + 1, owner);
+        assert!(parse_request(&r, 1, 0, OP_DEPOSIT, &odd).is_err());
+        // A token the node does not know on that chain (USDT, token 3, is on chain 2 only).
+        assert!(parse_request(&r, 1, 0, OP_DEPOSIT, &deposit_pubdata(1, 3, 10u128.pow(18), owner)).is_err());
+    }
+}

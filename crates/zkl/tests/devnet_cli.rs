@@ -1,0 +1,49 @@
+//! `zkl devnet` starts two anvils with the contracts and the node, prints where they are, and
+//! stops everything on Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::HttpClientBuilder;
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zkl"))
+        .args(["devnet", "--data-dir", dir.path().join("db").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn zkl devnet");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad first line {line:?}: {e}"));
+
+    let node = HttpClientBuilder::default().build(v["rpc"].as_str().unwrap()).unwrap();
+    let root: Value = node.request("zkl_stateRoot", rpc_params![]).await.unwrap();
+    assert_eq!(root["block"], 0);
+    let chains = v["chains"].as_array().unwrap();
+    assert_eq!(chains.len(), 2);
+    let mut endpoints = Vec::new();
+    for c in chains {
+        let rpc = HttpClientBuilder::default().build(c["rpc"].as_str().unwrap()).unwrap();
+        let id: String = rpc.request("eth_chainId", rpc_params![]).await.unwrap();
+        assert_eq!(u64::from_str_radix(id.trim_start_matches("0x"), 16).unwrap(), c["evm_chain_id"].as_u64().unwrap());
+        endpoints.push(rpc);
+    }
+    assert_eq!(v["funded_keys"].as_array().unwrap().len(), 3);
+
+    // Ctrl-C: the node and both anvils stop.
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for rpc in endpoints {
+        assert!(rpc.request::<String, _>("eth_chainId", rpc_params![]).await.is_err(), "anvil still running");
+    }
+}
