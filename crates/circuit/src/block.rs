@@ -49,7 +49,7 @@ use crate::commitment::{BlockHeaderVar, MAX_CHAINS};
 use crate::ecc::PointVar;
 use crate::eddsa::{self, SignatureVar};
 use crate::merkle::{self, ACCOUNT_TREE_DEPTH, BALANCE_TREE_DEPTH, QuadPath};
-use crate::transfer::{AccountLeaf, CHUNK_BYTES};
+use crate::transfer::{AccountLeaf, CHUNK_BYTES, siblings_after};
 use crate::{BoolVar, Fr, FrVar, SynthesisError, poseidon, sha256};
 
 /// Chunks an op's fields may span (ForcedExit has 4).
@@ -210,25 +210,6 @@ fn balance_proof_of(st: &State, account: u32, index: u32) -> (u128, MerkleProof)
             (0, MerkleProof { index: u64::from(index), siblings: (0..BALANCE_TREE_DEPTH).map(|k| [e[k]; 3]).collect() })
         }
     }
-}
-
-/// `b`'s siblings after the leaf of `a` was replaced by `a_new_leaf` (same tree).
-fn siblings_after(a: &MerkleProof, a_new_leaf: Fr, b: &MerkleProof) -> Vec<[Fr; 3]> {
-    let mut out = b.siblings.clone();
-    let (mut ia, mut ib, mut cur) = (a.index, b.index, a_new_leaf);
-    for (k, sib) in a.siblings.iter().enumerate() {
-        if ia != ib && ia >> 2 == ib >> 2 {
-            let (pa, pb) = ((ia & 3) as usize, (ib & 3) as usize);
-            out[k][if pa < pb { pa } else { pa - 1 }] = cur;
-        }
-        let pos = (ia & 3) as usize;
-        let mut it = sib.iter();
-        let children: Vec<Fr> = (0..4).map(|i| if i == pos { cur } else { *it.next().unwrap_or(&Fr::ZERO) }).collect();
-        cur = zkl_crypto::poseidon::hash(&children).unwrap_or(Fr::ZERO);
-        ia >>= 2;
-        ib >>= 2;
-    }
-    out
 }
 
 /// The circuit's view of the state while a block is replayed in circuit order: the state

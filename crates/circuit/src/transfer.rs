@@ -121,7 +121,7 @@ pub enum WitnessError {
 }
 
 /// `b`'s siblings after the leaf of `a` was replaced by `a_new_leaf` (same tree).
-fn siblings_after(a: &MerkleProof, a_new_leaf: Fr, b: &MerkleProof) -> Vec<[Fr; 3]> {
+pub(crate) fn siblings_after(a: &MerkleProof, a_new_leaf: Fr, b: &MerkleProof) -> Vec<[Fr; 3]> {
     let mut out = b.siblings.clone();
     let (mut ia, mut ib, mut cur) = (a.index, b.index, a_new_leaf);
     for (k, sib) in a.siblings.iter().enumerate() {
