@@ -71,9 +71,9 @@ async fn start(dir: &std::path::Path, timeout_ms: u64, p: &Arc<TestProofs>) -> (
     (node, http)
 }
 
-/// Seals `n` blocks of one deposit each.
-async fn seal_blocks(http: &HttpClient, n: u64) {
-    for i in 0..n {
+/// Seals blocks of one deposit each, with priority serials `serials` on chain 1.
+async fn seal_blocks(http: &HttpClient, serials: std::ops::Range<u64>) {
+    for i in serials {
         let u = User::new(100 + i);
         let _: Value =
             http.request("zkl_devPriorityOp", rpc_params![deposit(1, i, u.address, ETH, ETH, ONE)]).await.unwrap();
@@ -118,14 +118,14 @@ async fn two_workers_prove_every_block_and_the_proofs_verify() {
     let dir = tempfile::tempdir().unwrap();
     let p = proofs();
     let (node, http) = start(dir.path(), 5_000, &p).await;
-    seal_blocks(&http, 4).await;
+    seal_blocks(&http, 0..4).await;
 
     let (stop, rx) = tokio::sync::watch::channel(false);
     let w1 = tokio::spawn(zkl_node::worker::run(worker_config(&node, "w1", TOKEN), p.clone(), rx.clone()));
     let w2 = tokio::spawn(zkl_node::worker::run(worker_config(&node, "w2", "other"), p.clone(), rx));
     wait_proven(&http, 1..=4).await;
     // A block sealed while the workers run is proven too.
-    seal_blocks(&http, 1).await;
+    seal_blocks(&http, 4..5).await;
     wait_proven(&http, 5..=5).await;
     stop.send(true).unwrap();
     let (r1, r2) = (w1.await.unwrap().unwrap(), w2.await.unwrap().unwrap());
@@ -149,7 +149,7 @@ async fn a_silent_workers_job_goes_to_another_worker() {
     let dir = tempfile::tempdir().unwrap();
     let p = proofs();
     let (node, http) = start(dir.path(), 300, &p).await;
-    seal_blocks(&http, 1).await;
+    seal_blocks(&http, 0..1).await;
 
     // A worker takes block 1 and then goes silent.
     let silent: Job = http.request("zkl_proverTakeJob", rpc_params![TOKEN, "silent"]).await.unwrap();
@@ -182,7 +182,7 @@ async fn tokens_invalid_proofs_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let p = proofs();
     let (node, http) = start(dir.path(), 5_000, &p).await;
-    seal_blocks(&http, 2).await;
+    seal_blocks(&http, 0..2).await;
 
     let (code, msg) = call_error(http.request("zkl_proverTakeJob", rpc_params!["wrong", "w"]).await);
     assert_eq!((code, msg.as_str()), (4, "unknown prover token"));
