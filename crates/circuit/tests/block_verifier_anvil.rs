@@ -7,9 +7,6 @@
 //! Needs `node` with solc-js and anvil: `contracts/node_modules` (`npm ci` in `contracts/`), or
 //! `ZKL_SOLC=<dir of the solc package>` and `ZKL_ANVIL=<anvil binary>`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use alloy::primitives::{Address as EvmAddress, B256, Bytes, U256};
 use alloy::providers::Provider;
 use ark_ff::{BigInteger, Field, PrimeField};
@@ -20,7 +17,7 @@ use zkl_circuit::groth16::KeyCache;
 use zkl_contracts::anvil::{Anvil, DEV_KEYS};
 use zkl_contracts::bindings::{PoseidonT6, TestVerifier, ZkLink};
 use zkl_contracts::deploy::{ETH_TOKEN_ID, L2Block, provider, send, signer};
-use zkl_contracts::{artifacts, ops, verifier};
+use zkl_contracts::{ops, verifier};
 use zkl_state::testkit::{ETH, ONE, User, demo_registry, deposit};
 use zkl_state::{BlockParams, State};
 use zkl_types::Address;
@@ -32,38 +29,8 @@ fn b256(x: &Fr) -> B256 {
     B256::from_slice(&x.into_bigint().to_bytes_be())
 }
 
-/// Compiles `source` with solc-js (the settings of `contracts/build.mjs`, without the IR
-/// pipeline) and returns the creation bytecode of `name`.
 fn compile(source: &str, name: &str) -> Vec<u8> {
-    let solc = std::env::var_os("ZKL_SOLC")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| artifacts::contracts_dir().join("node_modules").join("solc"));
-    assert!(solc.exists(), "solc-js not found at {} (npm ci in contracts/, or set ZKL_SOLC)", solc.display());
-    let script = r#"
-        const solc = require(process.env.SOLC_PATH);
-        const content = require('fs').readFileSync(0, 'utf8');
-        const input = { language: 'Solidity', sources: { 'V.sol': { content } }, settings: {
-            optimizer: { enabled: true, runs: 200 }, evmVersion: 'cancun',
-            outputSelection: { '*': { '*': ['evm.bytecode.object'] } } } };
-        const out = JSON.parse(solc.compile(JSON.stringify(input)));
-        const errors = (out.errors || []).filter((e) => e.severity === 'error');
-        if (errors.length) { console.error(errors.map((e) => e.formattedMessage).join('\n')); process.exit(1); }
-        process.stdout.write(out.contracts['V.sol'][process.env.CONTRACT].evm.bytecode.object);
-    "#;
-    let mut child = Command::new("node")
-        .arg("-e")
-        .arg(script)
-        .env("SOLC_PATH", &solc)
-        .env("CONTRACT", name)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node");
-    child.stdin.take().expect("stdin").write_all(source.as_bytes()).expect("write source");
-    let out = child.wait_with_output().expect("solc-js");
-    assert!(out.status.success(), "solc-js failed: {}", String::from_utf8_lossy(&out.stderr));
-    hex::decode(String::from_utf8(out.stdout).expect("hex")).expect("bytecode hex")
+    zkl_contracts::solc::compile(source, name).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

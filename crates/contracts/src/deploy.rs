@@ -39,6 +39,17 @@ pub async fn send<P: Provider, D: alloy::contract::CallDecoder>(
     Ok(receipt)
 }
 
+/// Deploys a contract from its creation bytecode (no constructor arguments).
+pub async fn deploy_code(provider: &DynProvider, code: &[u8]) -> Result<Address, ContractsError> {
+    use alloy::network::TransactionBuilder;
+    let tx = alloy::rpc::types::TransactionRequest::default().with_deploy_code(Bytes::copy_from_slice(code));
+    let receipt = provider.send_transaction(tx).await?.get_receipt().await?;
+    if !receipt.status() {
+        return Err(ContractsError::Reverted(format!("deployment {:?}", receipt.transaction_hash)));
+    }
+    receipt.contract_address.ok_or_else(|| ContractsError::Reverted("the deployment created no contract".into()))
+}
+
 /// Static configuration of one chain's deployment.
 #[derive(Clone, Copy, Debug)]
 pub struct ChainConfig {
@@ -71,10 +82,24 @@ impl Chain {
 
     /// As [`Chain::deploy`], on an anvil already running.
     pub async fn deploy_on(anvil: Anvil, config: ChainConfig) -> Result<Self, ContractsError> {
+        Self::deploy_with_verifier(anvil, config, None).await
+    }
+
+    /// As [`Chain::deploy_on`], with ZkLink verifying proofs with the contract whose creation
+    /// bytecode is `verifier` (the block circuit's, see [`crate::solc`]); `None` deploys the
+    /// test verifier.
+    pub async fn deploy_with_verifier(
+        anvil: Anvil,
+        config: ChainConfig,
+        verifier: Option<&[u8]>,
+    ) -> Result<Self, ContractsError> {
         let provider = provider(&anvil, DEV_KEYS[0])?;
         let governor = signer(DEV_KEYS[0])?.address();
         let poseidon = *PoseidonT6::deploy(provider.clone()).await?.address();
-        let verifier = *TestVerifier::deploy(provider.clone()).await?.address();
+        let verifier = match verifier {
+            Some(code) => deploy_code(&provider, code).await?,
+            None => *TestVerifier::deploy(provider.clone()).await?.address(),
+        };
         let params = ZkLink::InitParams {
             governor,
             verifier,
@@ -89,6 +114,24 @@ impl Chain {
         send(zklink.setValidator(governor, true)).await?;
         send(zklink.registerToken(ETH_TOKEN_ID, Address::ZERO, 18, 0)).await?;
         Ok(Self { anvil, provider, governor, zklink, verifier, poseidon, config })
+    }
+
+    /// Deploys a [`TestERC20`](crate::bindings::TestERC20) of `decimals`, registers it as L1
+    /// token `token_id` in merge group `group` (0 = none) and mints `amount` to each holder.
+    pub async fn add_test_token(
+        &self,
+        token_id: u16,
+        decimals: u8,
+        group: u16,
+        holders: &[Address],
+        amount: U256,
+    ) -> Result<Address, ContractsError> {
+        let token = crate::bindings::TestERC20::deploy(self.provider.clone(), decimals, 0).await?;
+        send(self.zklink.registerToken(token_id, *token.address(), decimals, group)).await?;
+        for h in holders {
+            send(token.mint(*h, amount)).await?;
+        }
+        Ok(*token.address())
     }
 
     /// The ZkLink contract as seen by another signer.

@@ -8,6 +8,7 @@
 //! - [`ops`]: interim encoders of the protocol.md §11 op layouts and §13 commitment (to be replaced
 //!   by the types crate);
 //! - [`poseidon_sol`] and [`verifier`]: generators of `PoseidonT6.sol` and Groth16 verifiers;
+//! - [`solc`]: compiles generated Solidity (the block circuit's verifier) with solc-js at run time;
 //! - [`bench`]: the gas benchmark behind `zkl bench gas`.
 
 pub mod anvil;
@@ -17,6 +18,7 @@ pub mod bindings;
 pub mod deploy;
 pub mod ops;
 pub mod poseidon_sol;
+pub mod solc;
 pub mod verifier;
 
 pub use zkl_crypto::field::Fr;

@@ -34,7 +34,26 @@ const MAX_BATCH: u32 = 8;
 /// Where proofs come from. The proof is the verifier's `uint256[8]` encoding of a Groth16 proof
 /// whose public input is the block commitment's low 253 bits.
 pub trait ProofSource: Send + Sync {
-    fn prove(&self, block: u32, commitment: B256) -> Result<[U256; 8], String>;
+    /// The proof of `block`, or `None` while it is not available yet (asked again later).
+    fn proof(&self, block: u32, commitment: B256) -> Result<Option<[U256; 8]>, String>;
+}
+
+/// Proofs published by `zkl prover` workers through the node's prover queue (table `PROOFS`,
+/// arkworks' compressed encoding, checked against the block's public input when submitted).
+pub struct QueueProofSource {
+    pub storage: Arc<Storage>,
+}
+
+impl ProofSource for QueueProofSource {
+    fn proof(&self, block: u32, _commitment: B256) -> Result<Option<[U256; 8]>, String> {
+        use ark_serialize::CanonicalDeserialize;
+        let Some(bytes) = self.storage.proof(block).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let proof = ark_groth16::Proof::<ark_bn254::Bn254>::deserialize_compressed(bytes.as_slice())
+            .map_err(|e| format!("stored proof of block {block} is malformed: {e}"))?;
+        Ok(Some(zkl_contracts::verifier::encode_proof(&proof)))
+    }
 }
 
 /// Proofs of `zkl_contracts::verifier::test_circuit`, which the `TestVerifier` deployments check:
@@ -52,10 +71,10 @@ impl TestCircuitProofSource {
 }
 
 impl ProofSource for TestCircuitProofSource {
-    fn prove(&self, block: u32, commitment: B256) -> Result<[U256; 8], String> {
+    fn proof(&self, block: u32, commitment: B256) -> Result<Option<[U256; 8]>, String> {
         let proof = zkl_contracts::verifier::test_circuit::prove(&self.pk, ops::public_input(commitment), block.into())
             .map_err(|e| e.to_string())?;
-        Ok(zkl_contracts::verifier::encode_proof(&proof))
+        Ok(Some(zkl_contracts::verifier::encode_proof(&proof)))
     }
 }
 
@@ -202,14 +221,17 @@ impl Committer {
         Ok(stored[n as usize].clone())
     }
 
-    fn proof(&self, n: u32) -> Result<[U256; 8], L1Error> {
+    /// The proof of block `n`, `None` while the proof source has none yet.
+    fn proof(&self, n: u32) -> Result<Option<[U256; 8]>, L1Error> {
         if let Some(p) = self.proof_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&n) {
-            return Ok(*p);
+            return Ok(Some(*p));
         }
         let info = self.stored_info(n)?;
-        let p = self.proofs.prove(n, info.commitment).map_err(L1Error::Proof)?;
+        let Some(p) = self.proofs.proof(n, info.commitment).map_err(L1Error::Proof)? else {
+            return Ok(None);
+        };
         self.proof_cache.lock().unwrap_or_else(|p| p.into_inner()).insert(n, p);
-        Ok(p)
+        Ok(Some(p))
     }
 
     /// The next step, from the contract's counters; `None` if there is nothing to do yet.
@@ -222,8 +244,18 @@ impl Committer {
             return Ok(Some(Action::Commit((c.committed + 1..=last).collect())));
         }
         if c.proven < c.committed {
-            let last = c.committed.min(c.proven + MAX_BATCH);
-            return Ok(Some(Action::Prove((c.proven + 1..=last).collect())));
+            // The blocks whose proofs are ready, in order (a missing proof ends the batch; while
+            // the next block has none, proven blocks are still executed below).
+            let mut ready = Vec::new();
+            for n in c.proven + 1..=c.committed.min(c.proven + MAX_BATCH) {
+                if self.proof(n)?.is_none() {
+                    break;
+                }
+                ready.push(n);
+            }
+            if !ready.is_empty() {
+                return Ok(Some(Action::Prove(ready)));
+            }
         }
         if c.executed < c.proven {
             let n = c.executed + 1;
@@ -296,7 +328,7 @@ impl Committer {
                 let mut proofs = Vec::new();
                 for &n in blocks {
                     infos.push(self.stored_info(n)?);
-                    proofs.push(self.proof(n)?);
+                    proofs.push(self.proof(n)?.ok_or_else(|| L1Error::Proof(format!("no proof of block {n}")))?);
                 }
                 go!(z.proveBlocks(infos, proofs))
             }

@@ -1,11 +1,16 @@
 //! A development network: anvils with the ZkLink contracts deployed for a node configuration
 //! (the node's genesis root, ETH registered, the committer as validator, 2-of-3 oracle signers),
 //! and the configuration's `l1` section pointing at them. Used by `zkl devnet` and the tests.
-//! Blocks are proven by the contracts' test circuit (`TestVerifier`) until the block circuit
-//! exists.
+//! With [`DevnetOptions::verifier`] ZkLink verifies the block circuit's proofs (the `zkl devnet`
+//! command passes the verifier compiled from the block circuit's key); without it, the contracts'
+//! test verifier. [`DevnetOptions::test_tokens`] deploys a `TestERC20` for every configured L1
+//! token other than ETH, registered with the configuration's id, decimals and merge group, and
+//! mints to the funded dev keys.
 
-use zkl_contracts::anvil::DEV_KEYS;
-use zkl_contracts::deploy::{Chain, ChainConfig, send, signer};
+use alloy::primitives::{Address, U256};
+use zkl_contracts::anvil::{Anvil, DEV_KEYS};
+use zkl_contracts::deploy::{Chain, ChainConfig, ETH_TOKEN_ID, send, signer};
+use zkl_types::{ChainId, TokenId};
 
 use crate::NodeConfig;
 use crate::committer::genesis_root;
@@ -20,34 +25,75 @@ pub const ORACLE_KEYS: [&str; 3] = [
 ];
 pub const ORACLE_THRESHOLD: usize = 2;
 
+/// Whole tokens of every test ERC-20 minted to each funded dev key.
+pub const TEST_TOKEN_MINT: u128 = 1_000_000;
+
 /// Running anvils (stopped on drop) and the configuration that uses them.
 pub struct Devnet {
     pub chains: Vec<Chain>,
     pub config: NodeConfig,
+    /// The test ERC-20s: (L2 chain, L1 token id, contract address).
+    pub tokens: Vec<(ChainId, TokenId, Address)>,
+}
+
+/// How to deploy a devnet.
+#[derive(Clone, Debug, Default)]
+pub struct DevnetOptions {
+    /// EVM chain id of L2 chain `c` is `evm_base + c`.
+    pub evm_base: u64,
+    /// Confirmations the node's watchers and committers wait for.
+    pub confirmations: u64,
+    /// Creation bytecode of the proof verifier; `None` = the test verifier.
+    pub verifier: Option<Vec<u8>>,
+    /// Deploy and register a test ERC-20 for every configured non-ETH L1 token.
+    pub test_tokens: bool,
 }
 
 /// Deploys one anvil per chain of `config.chains` (EVM chain id `evm_base + l2 chain id`), the
-/// first with data availability, and sets `config.l1`.
-pub async fn deploy(mut config: NodeConfig, evm_base: u64, confirmations: u64) -> Result<Devnet, L1Error> {
+/// first with data availability, with the test verifier and no ERC-20s, and sets `config.l1`.
+pub async fn deploy(config: NodeConfig, evm_base: u64, confirmations: u64) -> Result<Devnet, L1Error> {
+    deploy_with(config, DevnetOptions { evm_base, confirmations, ..DevnetOptions::default() }).await
+}
+
+/// [`deploy`] with options.
+pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<Devnet, L1Error> {
+    let (evm_base, confirmations) = (opts.evm_base, opts.confirmations);
     let err = |e: zkl_contracts::ContractsError| L1Error::Config(format!("devnet: {e}"));
     let root = genesis_root(&config).map_err(|e| L1Error::Config(e.to_string()))?;
     let count = u8::try_from(config.chains.len()).map_err(|_| L1Error::Config("too many chains".into()))?;
     let oracles = ORACLE_KEYS.iter().map(|k| signer(k).map(|s| s.address())).collect::<Result<Vec<_>, _>>();
     let oracles = oracles.map_err(err)?;
+    let holders = DEV_KEYS[1..].iter().map(|k| signer(k).map(|s| s.address())).collect::<Result<Vec<_>, _>>();
+    let holders = holders.map_err(err)?;
     let mut chains = Vec::new();
+    let mut tokens = Vec::new();
     let mut l1 = Vec::new();
     for (i, c) in config.chains.iter().enumerate() {
-        let chain = Chain::deploy(ChainConfig {
+        let chain_config = ChainConfig {
             evm_chain_id: evm_base + u64::from(c.id),
             l2_chain: c.id,
             chain_count: count,
             data_availability: i == 0,
             priority_expiration: 3 * 24 * 3600,
             genesis_root: root,
-        })
-        .await
-        .map_err(err)?;
+        };
+        let anvil = Anvil::spawn(chain_config.evm_chain_id).map_err(err)?;
+        let chain = Chain::deploy_with_verifier(anvil, chain_config, opts.verifier.as_deref()).await.map_err(err)?;
         send(chain.zklink.setOracleSigners(oracles.clone(), ORACLE_THRESHOLD as u8)).await.map_err(err)?;
+        if opts.test_tokens {
+            for t in &config.tokens {
+                let Some(l1_token) = t.l1.iter().find(|l| l.chain == c.id) else { continue };
+                if t.id == ETH_TOKEN_ID {
+                    continue;
+                }
+                let mint = U256::from(TEST_TOKEN_MINT) * U256::from(10u64).pow(U256::from(l1_token.decimals));
+                let address = chain
+                    .add_test_token(t.id, l1_token.decimals, t.group.unwrap_or(0), &holders, mint)
+                    .await
+                    .map_err(err)?;
+                tokens.push((c.id, t.id, address));
+            }
+        }
         l1.push(L1ChainConfig {
             l2_chain: c.id,
             evm_chain_id: chain.anvil.chain_id(),
@@ -69,5 +115,5 @@ pub async fn deploy(mut config: NodeConfig, evm_base: u64, confirmations: u64) -
             threshold: ORACLE_THRESHOLD,
         },
     });
-    Ok(Devnet { chains, config })
+    Ok(Devnet { chains, config, tokens })
 }

@@ -85,8 +85,8 @@ pub fn genesis(config: &NodeConfig) -> Result<State, NodeError> {
 }
 
 /// Opens the database, replays the log, starts the sequencer and the JSON-RPC server, and the
-/// Layer-1 tasks if the configuration has an `l1` section (with proofs of the contracts' test
-/// circuit, which only `TestVerifier` deployments accept, until the block circuit exists).
+/// Layer-1 tasks if the configuration has an `l1` section (see [`start_with`] for where their
+/// proofs come from).
 pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     start_with(config, Services::default()).await
 }
@@ -99,26 +99,32 @@ pub async fn start_with_proofs(
     start_inner(config, Services::default(), proofs).await
 }
 
-/// [`start`] with injected components.
+/// [`start`] with injected components. The Layer-1 committers settle with the proofs of the
+/// `zkl prover` workers if `provers` is configured, otherwise with the contracts' test circuit
+/// (which only `TestVerifier` deployments accept).
 pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, NodeError> {
     start_inner(config, services, None).await
 }
 
-/// Starts the node; with an `l1` section and no proof source, the committers use the contracts'
-/// test circuit (which only `TestVerifier` deployments accept).
+/// Starts the node. With an `l1` section and no proof source given, the committers settle with
+/// the proofs of the `zkl prover` workers if `provers` is configured, otherwise with the
+/// contracts' test circuit (which only `TestVerifier` deployments accept).
 async fn start_inner(
     config: NodeConfig,
     services: Services,
     proofs: Option<Arc<dyn committer::ProofSource>>,
 ) -> Result<Node, NodeError> {
-    let proofs: Option<Arc<dyn committer::ProofSource>> = match (&config.l1, proofs) {
-        (Some(_), None) => {
-            tracing::warn!("l1: proofs come from the test circuit (TestVerifier deployments only)");
+    let storage = Arc::new(Storage::open(&config.data_dir)?);
+    let proofs: Option<Arc<dyn committer::ProofSource>> = match (&config.l1, &config.provers, proofs) {
+        (Some(_), Some(_), None) => Some(Arc::new(committer::QueueProofSource { storage: storage.clone() })),
+        (Some(_), None, None) => {
+            tracing::warn!(
+                "l1: no provers configured, proofs come from the test circuit (TestVerifier deployments only)"
+            );
             Some(Arc::new(committer::TestCircuitProofSource::new()?))
         }
-        (_, given) => given,
+        (_, _, given) => given,
     };
-    let storage = Arc::new(Storage::open(&config.data_dir)?);
     let mut seq = Sequencer::recover(genesis(&config)?, storage.clone(), Duration::from_millis(config.block_time_ms))?;
     seq.policy = Policy {
         fees: config.fees.clone(),

@@ -162,6 +162,20 @@ pub fn module(ctx: Ctx) -> Result<RpcModule<Ctx>, jsonrpsee::core::RegisterMetho
     prover_methods(&mut m)?;
     m.register_method("zkl_chains", |_, ctx, _| -> Result<Value, ErrorObjectOwned> { Ok(json!(ctx.config.chains)) })?;
     m.register_method("zkl_tokens", |_, ctx, _| -> Result<Value, ErrorObjectOwned> { Ok(json!(ctx.config.tokens)) })?;
+    m.register_method("zkl_l1Contracts", |_, ctx, _| -> Result<Value, ErrorObjectOwned> {
+        let chains = ctx.config.l1.as_ref().map(|l1| l1.chains.as_slice()).unwrap_or_default();
+        Ok(json!(
+            chains
+                .iter()
+                .map(|c| json!({
+                    "chain": c.l2_chain,
+                    "evm_chain_id": c.evm_chain_id,
+                    "contract": c.contract,
+                    "rpc_url": c.rpc_url,
+                }))
+                .collect::<Vec<_>>()
+        ))
+    })?;
     m.register_method("zkl_stateRoot", |_, ctx, _| -> Result<Value, ErrorObjectOwned> {
         let state = ctx.state.read().unwrap_or_else(|p| p.into_inner());
         let last = state.last_block();

@@ -108,11 +108,17 @@ pub async fn run(
         };
         let hex = format!("0x{}", hex::encode(proof));
         let r: Result<Value, _> = http.request("zkl_proverSubmitProof", rpc_params![cfg.token.clone(), id, hex]).await;
-        match r {
-            Ok(_) => report.proven.push(block),
-            Err(jsonrpsee::core::ClientError::Call(e)) => report.refused.push((block, e.message().to_string())),
-            Err(e) => report.refused.push((block, e.to_string())),
-        }
+        let refused = match r {
+            Ok(_) => {
+                tracing::info!(block, job = id, "proof accepted");
+                report.proven.push(block);
+                continue;
+            }
+            Err(jsonrpsee::core::ClientError::Call(e)) => e.message().to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(block, job = id, %refused, "proof refused");
+        report.refused.push((block, refused));
     }
     Ok(report)
 }

@@ -7,6 +7,8 @@
 //! Keys are the deterministic development keys of `zkl_circuit::groth16::KeyCache` (generated
 //! once, cached under `target/zkl-keys`, checked by hash), one pair per block capacity.
 
+pub mod bench;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

@@ -103,6 +103,70 @@ impl Wallet {
         self.client.request("zkl_txStatus", rpc_params![hash]).await.map_err(node_err)
     }
 
+    /// Deposits on Layer-1 chain `chain` (its contract and RPC endpoint as the node reports them
+    /// in `zkl_l1Contracts`): `amount` (a decimal in the L1 token's units) of L1 token `l1_token`,
+    /// credited to this wallet's sub-account `sub` in L2 token `l2_token`. ERC-20s are approved
+    /// first. Returns the deposit's L1 tx hash; the node credits it after its confirmations.
+    pub async fn deposit(
+        &self,
+        chain: ChainId,
+        l1_token: TokenId,
+        l2_token: TokenId,
+        amount: &str,
+        sub: SubAccountId,
+    ) -> Result<String, WalletError> {
+        use alloy::network::EthereumWallet;
+        use alloy::primitives::{Address as EvmAddress, B256, U256};
+        use alloy::providers::{Provider, ProviderBuilder};
+        use zkl_contracts::bindings::{TestERC20, ZkLink};
+
+        let l1: Value = self.client.request("zkl_l1Contracts", rpc_params![]).await.map_err(node_err)?;
+        let entry = l1
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["chain"].as_u64() == Some(u64::from(chain))))
+            .ok_or_else(|| WalletError::Input(format!("the node settles on no L1 chain {chain}")))?;
+        let (Some(url), Some(contract)) = (entry["rpc_url"].as_str(), entry["contract"].as_str()) else {
+            return Err(WalletError::Node(format!("zkl_l1Contracts: chain {chain} lacks rpc_url or contract")));
+        };
+        let l1_err = |e: &dyn std::fmt::Display| WalletError::Node(format!("chain {chain}: {e}"));
+        let signer: alloy::signers::local::PrivateKeySigner =
+            alloy::signers::local::PrivateKeySigner::from_slice(&self.eth.to_bytes())
+                .map_err(|e| WalletError::Input(e.to_string()))?;
+        let url = url.parse().map_err(|e| WalletError::Node(format!("bad rpc_url {url}: {e}")))?;
+        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url);
+        let contract: EvmAddress =
+            contract.parse().map_err(|e| WalletError::Node(format!("bad contract address {contract}: {e}")))?;
+        let zklink = ZkLink::new(contract, provider.clone());
+        let token = zklink.getToken(l1_token).call().await.map_err(|e| l1_err(&e))?;
+        if !token.registered {
+            return Err(WalletError::Input(format!("L1 token {l1_token} is not registered on chain {chain}")));
+        }
+        let units = parse_amount(amount, u32::from(token.decimals))?;
+        if units == 0 {
+            return Err(WalletError::Input("the amount must be positive".into()));
+        }
+        let to = B256::from(self.address.0);
+        let send = |r: Result<alloy::rpc::types::TransactionReceipt, String>| match r {
+            Ok(receipt) if receipt.status() => Ok(format!("{:?}", receipt.transaction_hash)),
+            Ok(receipt) => Err(WalletError::Node(format!("chain {chain}: tx {:?} reverted", receipt.transaction_hash))),
+            Err(e) => Err(l1_err(&e)),
+        };
+        async fn receipt<P: Provider, D: alloy::contract::CallDecoder>(
+            call: alloy::contract::CallBuilder<P, D>,
+        ) -> Result<alloy::rpc::types::TransactionReceipt, String> {
+            call.send().await.map_err(|e| e.to_string())?.get_receipt().await.map_err(|e| e.to_string())
+        }
+        if token.addr == EvmAddress::ZERO {
+            send(receipt(zklink.depositETH(to, sub, l2_token).value(U256::from(units))).await)
+        } else {
+            let amount = alloy::primitives::Uint::<104, 2>::try_from(units)
+                .map_err(|_| WalletError::Input("the amount does not fit 104 bits".into()))?;
+            let erc20 = TestERC20::new(token.addr, provider.clone());
+            send(receipt(erc20.approve(contract, U256::from(units))).await)?;
+            send(receipt(zklink.depositERC20(token.addr, amount, to, sub, l2_token)).await)
+        }
+    }
+
     /// Sets this wallet's L2 key, authorised by an Ethereum signature.
     pub async fn change_pubkey(&self, chain: ChainId, fee_token: TokenId, fee: u128) -> Result<String, WalletError> {
         let (account, nonce) = self.id_and_nonce().await?;

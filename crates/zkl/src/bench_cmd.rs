@@ -47,6 +47,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         block_time_ms: u64,
     },
+    /// Block circuit: constraints per op type, and per block capacity the prove and verify time and peak memory
+    Prove {
+        /// Print one JSON line instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Block capacities to prove (keys are generated the first time, with progress)
+        #[arg(long, value_delimiter = ',', default_value = "4,8", value_parser = clap::value_parser!(u64).range(1..=1024))]
+        capacities: Vec<u64>,
+    },
 }
 
 fn phases(p: &Phases) -> String {
@@ -61,6 +70,7 @@ fn phases(p: &Phases) -> String {
 pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
     match cmd {
         BenchCommand::Gas(a) => crate::bench_gas::run(a),
+        BenchCommand::Prove { json, capacities } => run_prove(json, &capacities),
         BenchCommand::State { json, accounts, blocks, block_size } => {
             let config = BenchConfig { accounts, blocks, block_size, ..BenchConfig::default() };
             let quiet = json;
@@ -125,4 +135,35 @@ pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_prove(json: bool, capacities: &[u64]) -> Result<ExitCode, Failure> {
+    let per_op = zkl_prover::bench::constraints_per_op().map_err(Failure::Failed)?;
+    let keys = zkl_prover::KeyRing::new(!json);
+    let mut blocks = Vec::new();
+    for &c in capacities {
+        if !json {
+            eprintln!("bench prove: capacity {c}: keys, then one proof of a full block of transfers…");
+        }
+        blocks.push(zkl_prover::bench::measure_block(&keys, c as usize).map_err(Failure::Failed)?);
+    }
+    if json {
+        let ops: serde_json::Map<String, serde_json::Value> =
+            per_op.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        println!("{}", json!({ "constraints_per_op": ops, "blocks": blocks }));
+    } else {
+        println!("constraints per op (chunks x marginal chunk cost)");
+        for (op, n) in &per_op {
+            println!("  {op:<16} {n:>9}");
+        }
+        println!("chunks  fee slots  constraints  prove s  verify ms  peak RSS MB");
+        for b in &blocks {
+            let rss = b.peak_rss_mb.map(|m| m.to_string()).unwrap_or_else(|| "n/a".into());
+            println!(
+                "{:>6}  {:>9}  {:>11}  {:>7.1}  {:>9.1}  {:>11}",
+                b.chunks, b.fee_slots, b.constraints, b.prove_s, b.verify_ms, rss
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,57 +1,190 @@
-//! `zkl devnet`: two anvils with the ZkLink contracts, and the node settling on both, until
-//! Ctrl-C. Proofs come from the contracts' test circuit (TestVerifier) until the block circuit
-//! exists.
+//! `zkl devnet`: anvil chains with the ZkLink contracts verifying the block circuit's proofs, test
+//! ERC-20s, the node settling on every chain, a `zkl prover` worker process and a whitelisted
+//! matcher account, until Ctrl-C.
+//!
+//! Steps: the block circuit's keys for `--capacity` (generated once with a progress bar, then
+//! loaded from the key cache), its Solidity verifier compiled with solc-js, the chains deployed
+//! (`zkl_node::devnet`), the node started with the prover queue (its log in `DATA_DIR/node.log`),
+//! the worker spawned (its log in `DATA_DIR/prover.log`), and the matcher (the last funded key) given an account (a 0.1 ETH
+//! deposit on chain 1, so account 2) and its L2 key. Then the endpoints go to stdout as one JSON
+//! line.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zkl_contracts::anvil::DEV_KEYS;
+use zkl_node::devnet::{DevnetOptions, TEST_TOKEN_MINT};
 
 use crate::Failure;
 
-pub fn run_devnet(data_dir: PathBuf, confirmations: u64) -> Result<ExitCode, Failure> {
-    if confirmations == 0 {
+/// The matcher's account id: the first deposit of a fresh devnet creates it.
+pub const MATCHER_ACCOUNT: u32 = 2;
+
+pub struct DevnetArgs {
+    pub data_dir: PathBuf,
+    pub confirmations: u64,
+    pub capacity: usize,
+    pub test_verifier: bool,
+}
+
+fn failed<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> Failure + '_ {
+    move |e| Failure::Failed(format!("{what}: {e}"))
+}
+
+fn key_bytes(hex_key: &str) -> Result<[u8; 32], Failure> {
+    crate::args::bytes32(hex_key).map_err(Failure::Failed)
+}
+
+/// Gives the matcher key an account (deposit) and its L2 key, waiting for each step.
+async fn setup_matcher(rpc: &str) -> Result<(), Failure> {
+    let fail = |e: String| Failure::Failed(format!("matcher setup: {e}"));
+    let w = zkl_wallet::Wallet::new(&key_bytes(DEV_KEYS[3])?, rpc).map_err(|e| fail(e.to_string()))?;
+    w.deposit(1, zkl_contracts::deploy::ETH_TOKEN_ID, zkl_contracts::deploy::ETH_TOKEN_ID, "0.1", 0)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(acc) = w.account().await {
+            if acc["id"].as_u64() != Some(u64::from(MATCHER_ACCOUNT)) {
+                return Err(fail(format!("the matcher got account {} (was the devnet fresh?)", acc["id"])));
+            }
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(fail("the matcher's deposit was not credited within 60 s".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.change_pubkey(1, zkl_contracts::deploy::ETH_TOKEN_ID, 0).await.map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
+    if a.confirmations == 0 {
         return Err(Failure::Usage("--confirmations must be at least 1".into()));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
+    if a.capacity == 0 {
+        return Err(Failure::Usage("--capacity must be positive".into()));
+    }
+    if std::fs::read_dir(&a.data_dir).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(Failure::Usage(format!(
+            "--data-dir {} is not empty: a devnet starts from fresh chains, so it needs a fresh directory",
+            a.data_dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&a.data_dir).map_err(failed("cannot create the data dir"))?;
+    let log = std::fs::File::create(a.data_dir.join("node.log")).map_err(failed("node log"))?;
+    crate::node_cmd::init_logs_to(log);
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(failed("cannot start the runtime"))?;
     rt.block_on(async {
-        let config = zkl_node::NodeConfig::demo(data_dir);
-        let devnet = zkl_node::devnet::deploy(config, 31_000, confirmations)
-            .await
-            .map_err(|e| Failure::Failed(e.to_string()))?;
-        let mut node = zkl_node::start(devnet.config.clone()).await.map_err(|e| Failure::Failed(e.to_string()))?;
+        let mut config = zkl_node::NodeConfig::demo(a.data_dir.join("db"));
+        config.block_capacity = a.capacity;
+        config.matchers = vec![MATCHER_ACCOUNT];
+        let (verifier, services, token) = if a.test_verifier {
+            (None, zkl_node::Services::default(), None)
+        } else {
+            eprintln!("==> block circuit keys, capacity {} (generated once, then cached)", a.capacity);
+            let capacity = a.capacity;
+            let keys = tokio::task::spawn_blocking(move || zkl_prover::load_keys(capacity, true))
+                .await
+                .map_err(failed("key setup"))?
+                .map_err(Failure::Failed)?;
+            let sol = zkl_contracts::verifier::groth16_verifier_solidity(&keys.vk, "BlockVerifier")
+                .map_err(failed("verifier"))?;
+            let code = zkl_contracts::solc::compile(&sol, "BlockVerifier").map_err(failed("verifier"))?;
+            let ring = Arc::new(zkl_prover::KeyRing::new(true));
+            ring.insert(capacity, keys);
+            let token = hex::encode(rand::random::<[u8; 16]>());
+            config.provers =
+                Some(zkl_node::provers::ProverConfig { tokens: vec![token.clone()], heartbeat_timeout_ms: 60_000 });
+            let genesis = zkl_node::genesis(&config).map_err(failed("genesis"))?;
+            let services = zkl_node::Services {
+                proof_check: Some(Arc::new(zkl_prover::CircuitCheck { keys: ring })),
+                job_payload: Some(Arc::new(zkl_prover::WitnessPayload::new(genesis))),
+            };
+            (Some(code), services, Some(token))
+        };
+        eprintln!("==> {} anvil chains with the contracts", config.chains.len());
+        let opts = DevnetOptions { evm_base: 31_000, confirmations: a.confirmations, verifier, test_tokens: true };
+        let devnet = zkl_node::devnet::deploy_with(config, opts).await.map_err(failed("devnet"))?;
+        let mut node = zkl_node::start_with(devnet.config.clone(), services).await.map_err(failed("node"))?;
+        let rpc = format!("http://{}", node.rpc_addr);
+        // The prover worker, a separate process like any other worker.
+        let mut worker = match &token {
+            Some(token) => {
+                let exe = std::env::current_exe().map_err(failed("cannot find the zkl binary"))?;
+                let log = std::fs::File::create(a.data_dir.join("prover.log")).map_err(failed("prover log"))?;
+                let child = tokio::process::Command::new(exe)
+                    .args(["prover", "--node", &rpc, "--name", "devnet-prover"])
+                    .env("ZKL_PROVER_TOKEN", token)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(failed("cannot start the prover worker"))?;
+                Some(child)
+            }
+            None => None,
+        };
+        eprintln!("==> matcher account {MATCHER_ACCOUNT} (deposit and L2 key)");
+        setup_matcher(&rpc).await?;
         let chains: Vec<_> = devnet
             .chains
             .iter()
             .map(|c| {
+                let tokens: serde_json::Map<String, serde_json::Value> = devnet
+                    .tokens
+                    .iter()
+                    .filter(|t| t.0 == c.config.l2_chain)
+                    .map(|t| (t.1.to_string(), serde_json::json!(t.2.to_string())))
+                    .collect();
                 serde_json::json!({
                     "l2_chain": c.config.l2_chain,
                     "evm_chain_id": c.anvil.chain_id(),
                     "rpc": c.anvil.endpoint(),
                     "zklink": c.zklink.address().to_string(),
                     "data_availability": c.config.data_availability,
+                    "erc20": tokens,
                 })
             })
             .collect();
-        // First line on stdout: the node's endpoints, then the chains and the funded dev keys
-        // (anvil's; key 0 is the governor, validator and committer).
+        // One line on stdout: the node's endpoints, the chains, the funded dev keys (anvil's; key
+        // 0 is the governor, validator and committer; the last one is the matcher's).
         println!(
             "{}",
             serde_json::json!({
-                "rpc": format!("http://{}", node.rpc_addr),
+                "rpc": rpc,
                 "ws": format!("ws://{}", node.rpc_addr),
                 "chains": chains,
-                "funded_keys": &zkl_contracts::anvil::DEV_KEYS[1..],
+                "funded_keys": &DEV_KEYS[1..],
+                "erc20_minted_per_key": TEST_TOKEN_MINT,
+                "matcher": { "key": DEV_KEYS[3], "account": MATCHER_ACCOUNT },
                 "eth_token": zkl_contracts::deploy::ETH_TOKEN_ID,
+                "proofs": if token.is_some() { "block circuit (zkl prover worker)" } else { "test verifier" },
             })
         );
-        tokio::signal::ctrl_c().await.map_err(|e| Failure::Failed(e.to_string()))?;
+        let stopped = async {
+            match worker.as_mut() {
+                Some(w) => w.wait().await.map(|s| format!("the prover worker exited ({s})")),
+                None => std::future::pending().await,
+            }
+        };
+        let outcome = tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(failed("signal")).map(|_| ExitCode::SUCCESS),
+            r = stopped => Err(Failure::Failed(r.unwrap_or_else(|e| e.to_string()))),
+        };
+        if let Some(mut w) = worker {
+            let _ = w.kill().await;
+        }
         if let Some(l1) = node.l1.take() {
             l1.stop().await;
         }
         let _ = node.handle.stop();
         drop(devnet);
-        Ok(ExitCode::SUCCESS)
+        outcome
     })
 }

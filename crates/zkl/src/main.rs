@@ -45,6 +45,12 @@ enum Command {
         /// Blocks before a deposit is credited or a node tx counts
         #[arg(long, default_value_t = 1)]
         confirmations: u64,
+        /// Block capacity in chunks (the block circuit's keys are per capacity)
+        #[arg(long, default_value_t = 4)]
+        capacity: usize,
+        /// Verify with the contracts' test verifier instead of the block circuit (no prover)
+        #[arg(long)]
+        test_verifier: bool,
     },
     /// Prover worker for a node (`--node URL --token T`), or `export-verifier`
     Prover(prover_cmd::ProverArgs),
@@ -77,7 +83,9 @@ fn main() -> ExitCode {
         Command::Key(c) => crypto_cmd::run_key(c),
         Command::Bench(c) => bench_cmd::run_bench(c),
         Command::Node { config } => node_cmd::run_node(config),
-        Command::Devnet { data_dir, confirmations } => devnet_cmd::run_devnet(data_dir, confirmations),
+        Command::Devnet { data_dir, confirmations, capacity, test_verifier } => {
+            devnet_cmd::run_devnet(devnet_cmd::DevnetArgs { data_dir, confirmations, capacity, test_verifier })
+        }
         Command::Wallet(a) => wallet_cmd::run_wallet(a),
         Command::Prover(a) => prover_cmd::run_prover(a),
         Command::Matcher(c) => wallet_cmd::run_matcher(c),

@@ -8,22 +8,34 @@ use std::sync::Arc;
 use crate::Failure;
 
 /// Structured logs on stderr (JSON lines); RUST_LOG sets the filter, `info` by default.
+///
+/// arkworks' constraint gadgets are `#[instrument]`ed at INFO under the targets `gr1cs` and
+/// `r1cs`, recording every argument with `Debug`: with those spans enabled, synthesising a block
+/// circuit spends most of its time formatting (a C = 4 proof went from under a minute to over
+/// five). They are always off.
 pub fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .try_init();
+    let _ = tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(log_filter()).try_init();
+}
+
+/// [`init_logs`] into a file instead of stderr.
+pub fn init_logs_to(file: std::fs::File) {
+    let writer = std::sync::Mutex::new(file);
+    let _ = tracing_subscriber::fmt().json().with_writer(writer).with_env_filter(log_filter()).try_init();
+}
+
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    for quiet in ["gr1cs=off", "r1cs=off"] {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
 }
 
 pub fn run_node(config: PathBuf) -> Result<ExitCode, Failure> {
     let config = zkl_node::NodeConfig::load(&config).map_err(|e| Failure::Usage(e.to_string()))?;
-    // Structured logs on stderr (JSON lines); RUST_LOG sets the filter, `info` by default.
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .try_init();
+    init_logs();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

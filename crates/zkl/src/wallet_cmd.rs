@@ -35,6 +35,23 @@ fn address(s: &str) -> Result<Address, String> {
 pub enum WalletCommand {
     /// Account id, nonce, pubkey hash, balances and order slots
     Account,
+    /// Deposit from Layer 1 (approves ERC-20s first); the node credits it after its confirmations
+    Deposit {
+        /// L2 chain id of the Layer-1 chain to deposit on
+        #[arg(long)]
+        chain: u8,
+        /// L1 token id (as registered on that chain)
+        #[arg(long)]
+        l1_token: u16,
+        /// L2 token to credit (default: the L1 token's id; may be its merge group)
+        #[arg(long)]
+        l2_token: Option<u16>,
+        /// Decimal amount in the L1 token's units (e.g. 1000 USDC, 0.5 ETH)
+        #[arg(long)]
+        amount: String,
+        #[arg(long, default_value_t = 0)]
+        sub: u8,
+    },
     /// Set the account's L2 key (authorised by an Ethereum signature)
     ChangePubkey {
         #[arg(long, default_value_t = 1)]
@@ -154,6 +171,12 @@ pub fn run_wallet(a: WalletArgs) -> Result<ExitCode, Failure> {
                     }
                 }
                 println!("{acc}");
+                Ok(ExitCode::SUCCESS)
+            }
+            WalletCommand::Deposit { chain, l1_token, l2_token, amount, sub } => {
+                let hash =
+                    w.deposit(chain, l1_token, l2_token.unwrap_or(l1_token), &amount, sub).await.map_err(fail)?;
+                println!("{}", json!({ "l1_tx_hash": hash }));
                 Ok(ExitCode::SUCCESS)
             }
             WalletCommand::ChangePubkey { chain, fee_token, fee } => {

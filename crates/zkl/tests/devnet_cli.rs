@@ -14,7 +14,7 @@ use serde_json::Value;
 async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_zkl"))
-        .args(["devnet", "--data-dir", dir.path().join("db").to_str().unwrap()])
+        .args(["devnet", "--test-verifier", "--data-dir", dir.path().join("db").to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -1,0 +1,116 @@
+//! `zkl bench prove`: the block circuit's Groth16 figures per block capacity (constraints, prove
+//! and verify time, peak memory), on a full block of transfers built by the state machine.
+
+use std::time::Instant;
+
+use zkl_circuit::block::{BlockCircuit, BlockWitness};
+use zkl_state::testkit::{ETH, ONE, User, demo_registry, deposit};
+use zkl_state::{BlockParams, State};
+use zkl_types::Address;
+
+use crate::{KeyRing, fee_slots};
+
+/// One capacity's figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BlockFigures {
+    pub chunks: usize,
+    pub fee_slots: usize,
+    pub constraints: usize,
+    /// One proof: synthesis, satisfaction check and Groth16 prover.
+    pub prove_s: f64,
+    pub verify_ms: f64,
+    /// Peak resident memory of this process while proving (Linux `VmHWM` after resetting it).
+    pub peak_rss_mb: Option<u64>,
+}
+
+/// A full block of `capacity` one-chunk transfers (each with a fee) from one account to another,
+/// with the state before it: the witness the prover gets for a busy block.
+pub fn transfer_block(capacity: usize) -> Result<BlockWitness, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("benchmark block: {e}");
+    let (a, b) = (User::new(1), User::new(2));
+    let mut st = State::new(demo_registry(), Address::from_evm([0xfe; 20]));
+    st.set_block_params(BlockParams::for_capacity(capacity));
+    let mut a_id = 0;
+    for (serial, user) in [a.address, b.address].into_iter().enumerate() {
+        let op = st.execute_priority(&deposit(1, serial as u64, user, ETH, ETH, 1000 * ONE)).map_err(|e| fail(&e))?;
+        if let (0, zkl_types::op::Op::Deposit(d)) = (serial, &op) {
+            a_id = d.account;
+        }
+        st.seal_block(1);
+    }
+    st.execute_tx(&a.change_pubkey(a_id, 0, 1, ETH, 0)).map_err(|e| fail(&e))?;
+    st.seal_block(2);
+    let pre = st.clone();
+    let mut txs = Vec::new();
+    for nonce in 1..=capacity as u32 {
+        let tx = a.transfer(a_id, b.address, ETH, ONE, ONE / 1000, nonce);
+        st.execute_tx(&tx).map_err(|e| fail(&e))?;
+        txs.push(Some(tx));
+    }
+    let sealed = st.seal_block(3);
+    BlockWitness::build(&pre, &sealed, &txs, fee_slots(capacity)).map_err(|e| fail(&e))
+}
+
+/// Resets the process's peak-RSS counter (Linux); false where unsupported.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The process's peak RSS in MiB since the last reset (Linux `VmHWM`).
+fn peak_rss_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}
+
+/// Proves and verifies a full transfer block of `capacity` chunks with keys from `keys`
+/// (generated, with progress, the first time).
+pub fn measure_block(keys: &KeyRing, capacity: usize) -> Result<BlockFigures, String> {
+    let witness = transfer_block(capacity)?;
+    let input = witness.public_input;
+    let k = keys.get(capacity)?;
+    let constraints =
+        zkl_circuit::block::BlockCost::measure(capacity, fee_slots(capacity)).map_err(|e| e.to_string())?.total;
+    let tracked = reset_peak_rss();
+    let t = Instant::now();
+    let proof = k.prove(BlockCircuit { witness }, &mut rand::rngs::OsRng).map_err(|e| e.to_string())?;
+    let prove_s = t.elapsed().as_secs_f64();
+    let peak = if tracked { peak_rss_mb() } else { None };
+    let t = Instant::now();
+    let ok = k.verify(&[input], &proof).map_err(|e| e.to_string())?;
+    let verify_ms = t.elapsed().as_secs_f64() * 1e3;
+    if !ok {
+        return Err(format!("the proof of the capacity-{capacity} benchmark block does not verify"));
+    }
+    Ok(BlockFigures {
+        chunks: capacity,
+        fee_slots: fee_slots(capacity),
+        constraints,
+        prove_s,
+        verify_ms,
+        peak_rss_mb: peak,
+    })
+}
+
+/// Constraints per op type: the op's chunk count times the marginal cost of one chunk (every
+/// chunk position runs the same universal gadget, so an op costs its chunks; the marginal cost
+/// includes the chunk's share of the pubdata SHA-256), measured between capacities 4 and 8.
+pub fn constraints_per_op() -> Result<Vec<(&'static str, usize)>, String> {
+    let total =
+        |c: usize| zkl_circuit::block::BlockCost::measure(c, fee_slots(4)).map(|m| m.total).map_err(|e| e.to_string());
+    let chunk = (total(8)? - total(4)?) / 4;
+    use zkl_types::op::{chunks_of, code};
+    let ops = [
+        ("transfer", code::TRANSFER),
+        ("order_matching", code::ORDER_MATCHING),
+        ("withdraw", code::WITHDRAW),
+        ("deposit", code::DEPOSIT),
+        ("transfer_to_new", code::TRANSFER_TO_NEW),
+        ("change_pubkey", code::CHANGE_PUBKEY),
+        ("forced_exit", code::FORCED_EXIT),
+        ("full_exit", code::FULL_EXIT),
+        ("noop", code::NOOP),
+    ];
+    Ok(ops.iter().map(|&(name, c)| (name, chunks_of(c).unwrap_or(0) * chunk)).collect())
+}
