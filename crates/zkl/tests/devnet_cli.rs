@@ -24,8 +24,11 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad first line {line:?}: {e}"));
 
     let node = HttpClientBuilder::default().build(v["rpc"].as_str().unwrap()).unwrap();
-    let root: Value = node.request("zkl_stateRoot", rpc_params![]).await.unwrap();
-    assert_eq!(root["block"], 0);
+    // The matcher is set up before the line is printed: account 2, with its L2 key.
+    assert_eq!(v["matcher"]["account"], 2);
+    let matcher: Value = node.request("zkl_account", rpc_params!["2"]).await.unwrap();
+    assert_ne!(matcher["pubkey_hash"].as_str().unwrap_or("0x").trim_start_matches("0x").trim_start_matches('0'), "");
+    assert_eq!(v["proofs"], "test verifier");
     let chains = v["chains"].as_array().unwrap();
     assert_eq!(chains.len(), 2);
     let mut endpoints = Vec::new();
