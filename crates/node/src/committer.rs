@@ -83,6 +83,20 @@ pub fn genesis_root(config: &crate::NodeConfig) -> Result<B256, crate::NodeError
     Ok(B256::from(zkl_crypto::field::fr_to_be_bytes(&crate::genesis(config)?.root())))
 }
 
+/// A chain's settlement counters as its contract last reported them (`blockCounters`), published
+/// by the committer in the `L1` table under [`counters_key`] for the RPC (`zkl_l1Status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct L1Counters {
+    pub committed: u32,
+    pub proven: u32,
+    pub executed: u32,
+}
+
+/// The `L1` table key of chain `chain`'s [`L1Counters`].
+pub fn counters_key(chain: ChainId) -> String {
+    format!("counters/{chain}")
+}
+
 /// The in-flight tx of a chain, recorded before it is sent.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingTx {
@@ -127,6 +141,7 @@ pub struct Committer {
     /// `stored[n]`: the stored info of block n on this chain (0 = genesis), computed locally.
     stored: Mutex<Vec<StoredBlockInfo>>,
     proof_cache: Mutex<HashMap<u32, [U256; 8]>>,
+    published: Mutex<Option<L1Counters>>,
 }
 
 fn parse_b256(text: &str) -> Result<B256, String> {
@@ -159,6 +174,7 @@ impl Committer {
             others,
             stored: Mutex::new(vec![genesis]),
             proof_cache: Mutex::new(HashMap::new()),
+            published: Mutex::new(None),
         }
     }
 
@@ -221,6 +237,16 @@ impl Committer {
         Ok(stored[n as usize].clone())
     }
 
+    /// Records the contract's counters when they changed.
+    fn publish(&self, now: L1Counters) -> Result<(), L1Error> {
+        let mut last = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        if *last != Some(now) {
+            self.storage.l1_put(&counters_key(self.chain()), Some(&now))?;
+            *last = Some(now);
+        }
+        Ok(())
+    }
+
     /// The proof of block `n`, `None` while the proof source has none yet.
     fn proof(&self, n: u32) -> Result<Option<[U256; 8]>, L1Error> {
         if let Some(p) = self.proof_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&n) {
@@ -238,6 +264,7 @@ impl Committer {
     async fn next_action(&self) -> Result<Option<Action>, L1Error> {
         let z = &self.client.zklink;
         let c = z.blockCounters().call().await.map_err(|e| self.client.rpc(e))?;
+        self.publish(L1Counters { committed: c.committed, proven: c.proven, executed: c.executed })?;
         let sealed = self.storage.last_block()?.unwrap_or(0);
         if c.committed < sealed {
             let last = sealed.min(c.committed + MAX_BATCH);

@@ -157,6 +157,42 @@ fn prover_methods(m: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::Registe
     Ok(())
 }
 
+/// Each settlement chain's counters as its committer last read them (`null` before the first read).
+fn l1_status(ctx: &Ctx) -> Value {
+    let chains = ctx.config.l1.as_ref().map(|l1| l1.chains.as_slice()).unwrap_or_default();
+    json!(
+        chains
+            .iter()
+            .map(|c| json!({"chain": c.l2_chain, "counters": counters_of(ctx, c.l2_chain)}))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn counters_of(ctx: &Ctx, chain: ChainId) -> Option<crate::committer::L1Counters> {
+    ctx.storage.l1_get(&crate::committer::counters_key(chain)).ok().flatten()
+}
+
+/// Where block `block` stands on each settlement chain: `executed`, `proven`, `committed` or
+/// `pending`.
+fn settlement_of(ctx: &Ctx, block: u64) -> Value {
+    let chains = ctx.config.l1.as_ref().map(|l1| l1.chains.as_slice()).unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    for c in chains {
+        let k = counters_of(ctx, c.l2_chain).unwrap_or_default();
+        let stage = if u64::from(k.executed) >= block {
+            "executed"
+        } else if u64::from(k.proven) >= block {
+            "proven"
+        } else if u64::from(k.committed) >= block {
+            "committed"
+        } else {
+            "pending"
+        };
+        out.insert(c.l2_chain.to_string(), json!(stage));
+    }
+    Value::Object(out)
+}
+
 pub fn module(ctx: Ctx) -> Result<RpcModule<Ctx>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(ctx);
     prover_methods(&mut m)?;
@@ -229,10 +265,17 @@ pub fn module(ctx: Ctx) -> Result<RpcModule<Ctx>, jsonrpsee::core::RegisterMetho
         let (hash,): (String,) = params.parse()?;
         let h = parse_hash(&hash)?;
         match ctx.storage.tx(&h).map_err(|e| err(codes::UNAVAILABLE, e.to_string()))? {
-            Some(r) => Ok(json!(r)),
+            Some(r) => {
+                let mut v = json!(r);
+                if let Some(block) = v["block"].as_u64() {
+                    v["l1"] = settlement_of(ctx, block);
+                }
+                Ok(v)
+            }
             None => Err(err(codes::NOT_FOUND, format!("unknown tx {hash}"))),
         }
     })?;
+    m.register_method("zkl_l1Status", |_, ctx, _| -> Result<Value, ErrorObjectOwned> { Ok(l1_status(ctx)) })?;
     m.register_method("zkl_estimateFee", |params: Params, ctx, _| -> Result<Value, ErrorObjectOwned> {
         let (q,): (FeeQuery,) = params.parse()?;
         estimate_fee(ctx, &q)

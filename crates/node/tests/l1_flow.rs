@@ -121,7 +121,7 @@ async fn deposit_transfer_withdraw_settle_on_both_chains() {
     u1.change_pubkey(1, ETH_TOKEN_ID, 0).await.unwrap();
     u1.transfer(0, u2.address, 0, ETH_TOKEN_ID, ETH, 0).await.unwrap();
     let to = zkl_types::Address::from_evm(recipient.0.0);
-    u1.withdraw(0, 2, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 2 + 1, 0, to).await.unwrap();
+    let withdraw = u1.withdraw(0, 2, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 2 + 1, 0, to).await.unwrap();
     assert_eq!(l2_eth(&u1).await, 5 * ETH - ETH - ETH / 2 - 1);
 
     // Sealed, committed on both chains, proven, sync hashes relayed, executed: paid to the wei.
@@ -145,6 +145,19 @@ async fn deposit_transfer_withdraw_settle_on_both_chains() {
         let sb = env.b.zklink.receivedSyncHash(1, n).call().await.unwrap();
         assert_eq!(sa, sb);
     }
+    // The node reports the settlement: per chain in zkl_l1Status, per tx in zkl_txStatus.
+    wait_for("the withdrawal reported executed on both chains", Duration::from_secs(10), async || {
+        u1.tx_status(&withdraw).await.unwrap()["l1"] == serde_json::json!({"1": "executed", "2": "executed"})
+    })
+    .await;
+    let http = jsonrpsee::http_client::HttpClientBuilder::default().build(format!("http://{}", node.rpc_addr)).unwrap();
+    let status: serde_json::Value =
+        jsonrpsee::core::client::ClientT::request(&http, "zkl_l1Status", jsonrpsee::rpc_params![]).await.unwrap();
+    for (i, chain) in [1, 2].into_iter().enumerate() {
+        assert_eq!(status[i]["chain"], chain);
+        assert_eq!(status[i]["counters"]["executed"], u64::from(last));
+    }
+
     // Chain 1's liquidity is untouched by the chain-2 payout.
     assert_eq!(env.a.zklink.getToken(ETH_TOKEN_ID).call().await.unwrap().liquidity, 5 * ETH);
     assert_eq!(env.b.zklink.getToken(ETH_TOKEN_ID).call().await.unwrap().liquidity, 3 * ETH - ETH / 2 - 1);

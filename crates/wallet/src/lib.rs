@@ -1,10 +1,15 @@
 //! Wallet: an Ethereum key, the L2 key derived from it, decimal amounts, and signed txs and
 //! orders sent to a node over JSON-RPC.
 
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address as EvmAddress, B256, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
 use serde_json::Value;
+use zkl_contracts::bindings::{TestERC20, ZkLink};
 use zkl_crypto::keys::eth_signature_bytes;
 use zkl_crypto::{EthKey, PrivateKey, PublicKey, derive_l2_key};
 use zkl_types::*;
@@ -47,6 +52,23 @@ pub fn format_amount(v: u128) -> String {
     }
     let f = format!("{frac:018}");
     format!("{int}.{}", f.trim_end_matches('0'))
+}
+
+fn l1_err(chain: ChainId, e: &dyn std::fmt::Display) -> WalletError {
+    WalletError::Node(format!("chain {chain}: {e}"))
+}
+
+/// Sends an L1 call and waits for it to be mined; returns the tx hash, or why it failed.
+async fn mined<D: alloy::contract::CallDecoder>(
+    chain: ChainId,
+    call: alloy::contract::CallBuilder<&DynProvider, D>,
+) -> Result<String, WalletError> {
+    let pending = call.send().await.map_err(|e| l1_err(chain, &e))?;
+    let receipt = pending.get_receipt().await.map_err(|e| l1_err(chain, &e))?;
+    if !receipt.status() {
+        return Err(l1_err(chain, &format!("tx {:?} reverted", receipt.transaction_hash)));
+    }
+    Ok(format!("{:?}", receipt.transaction_hash))
 }
 
 /// A wallet bound to one Ethereum key and one node.
@@ -103,23 +125,9 @@ impl Wallet {
         self.client.request("zkl_txStatus", rpc_params![hash]).await.map_err(node_err)
     }
 
-    /// Deposits on Layer-1 chain `chain` (its contract and RPC endpoint as the node reports them
-    /// in `zkl_l1Contracts`): `amount` (a decimal in the L1 token's units) of L1 token `l1_token`,
-    /// credited to this wallet's sub-account `sub` in L2 token `l2_token`. ERC-20s are approved
-    /// first. Returns the deposit's L1 tx hash; the node credits it after its confirmations.
-    pub async fn deposit(
-        &self,
-        chain: ChainId,
-        l1_token: TokenId,
-        l2_token: TokenId,
-        amount: &str,
-        sub: SubAccountId,
-    ) -> Result<String, WalletError> {
-        use alloy::network::EthereumWallet;
-        use alloy::primitives::{Address as EvmAddress, B256, U256};
-        use alloy::providers::{Provider, ProviderBuilder};
-        use zkl_contracts::bindings::{TestERC20, ZkLink};
-
+    /// Chain `chain`'s ZkLink contract (as the node reports it in `zkl_l1Contracts`), signing
+    /// with this wallet's Ethereum key.
+    async fn zklink(&self, chain: ChainId) -> Result<ZkLink::ZkLinkInstance<DynProvider>, WalletError> {
         let l1: Value = self.client.request("zkl_l1Contracts", rpc_params![]).await.map_err(node_err)?;
         let entry = l1
             .as_array()
@@ -128,42 +136,73 @@ impl Wallet {
         let (Some(url), Some(contract)) = (entry["rpc_url"].as_str(), entry["contract"].as_str()) else {
             return Err(WalletError::Node(format!("zkl_l1Contracts: chain {chain} lacks rpc_url or contract")));
         };
-        let l1_err = |e: &dyn std::fmt::Display| WalletError::Node(format!("chain {chain}: {e}"));
-        let signer: alloy::signers::local::PrivateKeySigner =
-            alloy::signers::local::PrivateKeySigner::from_slice(&self.eth.to_bytes())
-                .map_err(|e| WalletError::Input(e.to_string()))?;
+        let signer =
+            PrivateKeySigner::from_slice(&self.eth.to_bytes()).map_err(|e| WalletError::Input(e.to_string()))?;
         let url = url.parse().map_err(|e| WalletError::Node(format!("bad rpc_url {url}: {e}")))?;
-        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url);
+        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased();
         let contract: EvmAddress =
             contract.parse().map_err(|e| WalletError::Node(format!("bad contract address {contract}: {e}")))?;
-        let zklink = ZkLink::new(contract, provider.clone());
-        let token = zklink.getToken(l1_token).call().await.map_err(|e| l1_err(&e))?;
+        Ok(ZkLink::new(contract, provider))
+    }
+
+    /// L1 token `l1_token` as registered on chain `chain`.
+    async fn l1_token(
+        &self,
+        zklink: &ZkLink::ZkLinkInstance<DynProvider>,
+        chain: ChainId,
+        l1_token: TokenId,
+    ) -> Result<ZkLink::Token, WalletError> {
+        let token = zklink.getToken(l1_token).call().await.map_err(|e| l1_err(chain, &e))?;
         if !token.registered {
             return Err(WalletError::Input(format!("L1 token {l1_token} is not registered on chain {chain}")));
         }
+        Ok(token)
+    }
+
+    /// This wallet's Ethereum balance of L1 token `l1_token` on chain `chain`: (units, decimals).
+    pub async fn l1_balance(&self, chain: ChainId, l1_token: TokenId) -> Result<(U256, u8), WalletError> {
+        let zklink = self.zklink(chain).await?;
+        let token = self.l1_token(&zklink, chain, l1_token).await?;
+        let me = self.eth.address();
+        let units = if token.addr == EvmAddress::ZERO {
+            zklink.provider().get_balance(me).await.map_err(|e| l1_err(chain, &e))?
+        } else {
+            TestERC20::new(token.addr, zklink.provider().clone())
+                .balanceOf(me)
+                .call()
+                .await
+                .map_err(|e| l1_err(chain, &e))?
+        };
+        Ok((units, token.decimals))
+    }
+
+    /// Deposits on Layer-1 chain `chain`: `amount` (a decimal in the L1 token's units) of L1
+    /// token `l1_token`, credited to this wallet's sub-account `sub` in L2 token `l2_token`.
+    /// ERC-20s are approved first. Returns the deposit's L1 tx hash; the node credits it after
+    /// its confirmations.
+    pub async fn deposit(
+        &self,
+        chain: ChainId,
+        l1_token: TokenId,
+        l2_token: TokenId,
+        amount: &str,
+        sub: SubAccountId,
+    ) -> Result<String, WalletError> {
+        let zklink = self.zklink(chain).await?;
+        let token = self.l1_token(&zklink, chain, l1_token).await?;
         let units = parse_amount(amount, u32::from(token.decimals))?;
         if units == 0 {
             return Err(WalletError::Input("the amount must be positive".into()));
         }
         let to = B256::from(self.address.0);
-        let send = |r: Result<alloy::rpc::types::TransactionReceipt, String>| match r {
-            Ok(receipt) if receipt.status() => Ok(format!("{:?}", receipt.transaction_hash)),
-            Ok(receipt) => Err(WalletError::Node(format!("chain {chain}: tx {:?} reverted", receipt.transaction_hash))),
-            Err(e) => Err(l1_err(&e)),
-        };
-        async fn receipt<P: Provider, D: alloy::contract::CallDecoder>(
-            call: alloy::contract::CallBuilder<P, D>,
-        ) -> Result<alloy::rpc::types::TransactionReceipt, String> {
-            call.send().await.map_err(|e| e.to_string())?.get_receipt().await.map_err(|e| e.to_string())
-        }
         if token.addr == EvmAddress::ZERO {
-            send(receipt(zklink.depositETH(to, sub, l2_token).value(U256::from(units))).await)
+            mined(chain, zklink.depositETH(to, sub, l2_token).value(U256::from(units))).await
         } else {
             let amount = alloy::primitives::Uint::<104, 2>::try_from(units)
                 .map_err(|_| WalletError::Input("the amount does not fit 104 bits".into()))?;
-            let erc20 = TestERC20::new(token.addr, provider.clone());
-            send(receipt(erc20.approve(contract, U256::from(units))).await)?;
-            send(receipt(zklink.depositERC20(token.addr, amount, to, sub, l2_token)).await)
+            let erc20 = TestERC20::new(token.addr, zklink.provider().clone());
+            mined(chain, erc20.approve(*zklink.address(), U256::from(units))).await?;
+            mined(chain, zklink.depositERC20(token.addr, amount, to, sub, l2_token)).await
         }
     }
 

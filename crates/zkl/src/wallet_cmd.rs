@@ -35,6 +35,13 @@ fn address(s: &str) -> Result<Address, String> {
 pub enum WalletCommand {
     /// Account id, nonce, pubkey hash, balances and order slots
     Account,
+    /// This wallet's balance of an L1 token on a Layer-1 chain (its Ethereum address)
+    L1Balance {
+        #[arg(long)]
+        chain: u8,
+        #[arg(long)]
+        l1_token: u16,
+    },
     /// Deposit from Layer 1 (approves ERC-20s first); the node credits it after its confirmations
     Deposit {
         /// L2 chain id of the Layer-1 chain to deposit on
@@ -171,6 +178,17 @@ pub fn run_wallet(a: WalletArgs) -> Result<ExitCode, Failure> {
                     }
                 }
                 println!("{acc}");
+                Ok(ExitCode::SUCCESS)
+            }
+            WalletCommand::L1Balance { chain, l1_token } => {
+                let (units, decimals) = w.l1_balance(chain, l1_token).await.map_err(fail)?;
+                let text = units.to_string();
+                let d = usize::from(decimals);
+                let padded = format!("{text:0>width$}", width = d + 1);
+                let (int, frac) = padded.split_at(padded.len() - d);
+                let frac = frac.trim_end_matches('0');
+                let display = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
+                println!("{}", json!({ "chain": chain, "l1_token": l1_token, "units": text, "display": display }));
                 Ok(ExitCode::SUCCESS)
             }
             WalletCommand::Deposit { chain, l1_token, l2_token, amount, sub } => {
