@@ -5,7 +5,7 @@
 use ark_r1cs_std::alloc::AllocVar;
 use ark_r1cs_std::uint8::UInt8;
 use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
-use zkl_circuit::block::BlockCost;
+use zkl_circuit::block::{BlockCost, SUPPORTED_OPS, constraints_per_op, op_name};
 use zkl_circuit::commitment::{BlockHeaderVar, HEADER_BYTES};
 use zkl_circuit::ecc::PointVar;
 use zkl_circuit::eddsa::{self, SignatureVar};
@@ -161,19 +161,16 @@ fn main() -> Result<(), SynthesisError> {
     }
     if let [(c4, a), (c8, b)] = totals.as_slice() {
         let marginal = (b.total - a.total) / (c8 - c4);
-        let chunk = b.chunks.iter().max().copied().unwrap_or(0);
         println!("marginal cost of one chunk (capacity 4 -> 8, incl. pubdata SHA-256 share): {marginal}");
-        for (name, chunks) in [
-            ("noop", 1),
-            ("transfer", 1),
-            ("deposit", 3),
-            ("transfer_to_new", 3),
-            ("withdraw", 3),
-            ("change_pubkey", 3),
-            ("forced_exit", 4),
-        ] {
-            println!("  {name:<16} {chunks} chunk(s): {:>8} (gadget only {:>8})", chunks * marginal, chunks * chunk);
-        }
+    }
+    // Per op kind (zkl_circuit::block::constraints_per_op: chunks x (gadget + pubdata share)).
+    let gadget = totals.last().map(|(_, c)| c.chunks.iter().max().copied().unwrap_or(0)).unwrap_or(0);
+    for (name, n) in constraints_per_op(8, 2)? {
+        let chunks = SUPPORTED_OPS
+            .iter()
+            .find(|(code, _)| zkl_types::op::chunks_of(*code).is_some() && op_name(*code) == Some(name))
+            .map_or(0, |(_, c)| *c);
+        println!("  {name:<16} {chunks} chunk(s): {n:>8} (gadget only {:>8})", chunks * gadget);
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ pub const AMOUNT_MANTISSA_BITS: usize = 35;
 /// Mantissa bits of a packed fee (16-bit encoding).
 pub const FEE_MANTISSA_BITS: usize = 11;
 
-fn fr_to_biguint(x: &Fr) -> BigUint {
+pub(crate) fn fr_to_biguint(x: &Fr) -> BigUint {
     BigUint::from_bytes_le(&x.into_bigint().to_bytes_le())
 }
 

@@ -14,7 +14,14 @@
 //!   pubkey hash, and the owner when it creates the account (account-tree path update of
 //!   depth 12). Each part is driven by the op flags; a disabled part leaves the root unchanged
 //!   and checks nothing. A multi-chunk op does its work in its first chunk (ForcedExit: and
-//!   its second).
+//!   its second; OrderMatching: the maker's side in its first chunk, the taker's in its second).
+//! - OrderMatching: each chunk verifies one order's signature against its trader's key hash and
+//!   fuses the chunk's two updates into one update of the trader's account: AU0's balance path
+//!   debits what the trader gives, AU1's balance path (on the same balance tree) credits what it
+//!   receives minus its fee, and AU1's account path serves as a depth-11 path of the trader's
+//!   order tree (the slot's nonce must be the order's; fill ≤ available; a full fill moves the
+//!   slot to the next nonce). The maker's chunk checks the price (`quote_fill · 10^18 =
+//!   base_fill · maker_price` exactly), the taker's its limit against the maker's price.
 //! - Fees: every op's fee is added to one of `F` per-block fee slots (token, amount) chosen by
 //!   the prover; a non-zero fee must match its slot's token. After the last chunk every slot is
 //!   credited to account 0, sub-account 0 (as `State::seal_block` does; the order of credits
@@ -22,9 +29,9 @@
 //! - On-chain ops update `onchain_hash[chain] = Poseidon(h, w1, w2, w3, w4)`.
 //!
 //! Supported ops: Noop, Deposit, TransferToNew, Withdraw, Transfer, ChangePubKey, ForcedExit
-//! (whose third update, the liquidity debit, is made by its second chunk). FullExit and
-//! OrderMatching have no flag: a block containing them is unsatisfiable and the
-//! witness builder refuses them with [`BlockWitnessError::UnsupportedOp`].
+//! (whose third update, the liquidity debit, is made by its second chunk) and OrderMatching.
+//! FullExit has no flag: a block containing it is unsatisfiable and the witness builder
+//! refuses it with [`BlockWitnessError::UnsupportedOp`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,7 +43,7 @@ use ark_r1cs_std::fields::FieldVar;
 use ark_r1cs_std::uint8::UInt8;
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef};
 use zkl_crypto::PublicKey;
-use zkl_state::{MerkleProof, SealedBlock, State};
+use zkl_state::{MerkleProof, OrderSlot, SealedBlock, State};
 use zkl_types::block::{
     BlockCommitment, BlockError, commitment as commitment_hash, onchain_hashes, pubdata_for_block, pubdata_hash,
     public_input,
@@ -44,7 +51,7 @@ use zkl_types::block::{
 use zkl_types::op::{Op, code};
 use zkl_types::{Address, SignedTx, Tx, balance_index};
 
-use crate::bits::{bytes_be_to_bits_le, from_bits_le, to_bits_le, unpack_amount, unpack_fee};
+use crate::bits::{bytes_be_to_bits_le, fr_to_biguint, from_bits_le, to_bits_le, unpack_amount, unpack_fee};
 use crate::commitment::{BlockHeaderVar, MAX_CHAINS};
 use crate::ecc::PointVar;
 use crate::eddsa::{self, SignatureVar};
@@ -55,7 +62,7 @@ use crate::{BoolVar, Fr, FrVar, SynthesisError, poseidon, sha256};
 /// Chunks an op's fields may span (ForcedExit has 4).
 const WINDOW_CHUNKS: usize = 4;
 /// Op codes with a flag in the chunk gadget, with their chunk counts.
-pub const SUPPORTED_OPS: [(u8, usize); 7] = [
+pub const SUPPORTED_OPS: [(u8, usize); 8] = [
     (code::NOOP, 1),
     (code::DEPOSIT, 3),
     (code::TRANSFER_TO_NEW, 3),
@@ -63,6 +70,7 @@ pub const SUPPORTED_OPS: [(u8, usize); 7] = [
     (code::TRANSFER, 1),
     (code::CHANGE_PUBKEY, 3),
     (code::FORCED_EXIT, 4),
+    (code::ORDER_MATCHING, 2),
 ];
 
 fn pow2(k: u64) -> Fr {
@@ -94,7 +102,23 @@ impl AuWitness {
     }
 }
 
-/// The witness of one chunk position (only an op's first chunk uses its parts).
+/// The order values of an OrderMatching chunk that the pubdata does not carry (zero in other
+/// chunks): the order's price and the fee byte of the order the op drops (the maker order's
+/// taker fee, the taker order's maker fee); both are signed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrderWitness {
+    pub price: u128,
+    pub other_fee_bps: u8,
+}
+
+/// The witness of one chunk position (only an op's first chunk uses its parts, but for
+/// ForcedExit's second chunk and OrderMatching's two chunks, one per order).
+///
+/// In an OrderMatching chunk `au[0]` is the trader's account with the balance it gives and
+/// `au[1]` is not an account: its balance and balance path are the balance the trader receives
+/// (in the same balance tree, after the first update), its `account_path` is the order slot's
+/// path (11 levels and a 12th of zeros), and its leaf carries the order slot: `nonce` = the
+/// slot's nonce, `pubkey_hash` = the slot's residue (the other fields are unused).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkWitness {
     pub pubkey: (Fr, Fr),
@@ -102,6 +126,7 @@ pub struct ChunkWitness {
     pub au: [AuWitness; 2],
     /// The fee slot this chunk's fee goes to.
     pub fee_slot: usize,
+    pub order: OrderWitness,
 }
 
 impl ChunkWitness {
@@ -111,6 +136,7 @@ impl ChunkWitness {
             signature: (Fr::ZERO, Fr::ONE, Fr::ZERO),
             au: [AuWitness::blank(), AuWitness::blank()],
             fee_slot: 0,
+            order: OrderWitness::default(),
         }
     }
 }
@@ -212,6 +238,55 @@ fn balance_proof_of(st: &State, account: u32, index: u32) -> (u128, MerkleProof)
     }
 }
 
+fn order_proof_of(st: &State, account: u32, index: u32) -> (OrderSlot, MerkleProof) {
+    match st.account(account) {
+        Some(a) => (a.slot_at(index), a.order_proof(index)),
+        None => {
+            let e = zkl_state::tree::empty_sub_tree();
+            (
+                OrderSlot::default(),
+                MerkleProof { index: u64::from(index), siblings: (0..BALANCE_TREE_DEPTH).map(|k| [e[k]; 3]).collect() },
+            )
+        }
+    }
+}
+
+/// One side of an OrderMatching as the circuit applies it (one chunk): the trader gives
+/// `debit` at `debit_index`, receives `credit` at `credit_index` and fills `fill` of its order
+/// (of `order_amount`) in the slot at `order_index`.
+#[derive(Clone, Copy, Debug)]
+struct OmSide {
+    account: u32,
+    debit_index: u32,
+    debit: u128,
+    credit_index: u32,
+    credit: u128,
+    order_index: u32,
+    fill: u128,
+    order_amount: u128,
+    fee: (u16, u128),
+    sig: KeyAndSig,
+    order: OrderWitness,
+}
+
+/// The slot after filling `fill` of an order of `amount` (wrapping: the circuit's range checks
+/// reject an overfill).
+fn fill_slot(slot: OrderSlot, amount: u128, fill: u128) -> OrderSlot {
+    let available = if slot.residue == 0 { amount } else { slot.residue };
+    let left = available.wrapping_sub(fill);
+    if left == 0 {
+        OrderSlot { nonce: slot.nonce.wrapping_add(1), residue: 0 }
+    } else {
+        OrderSlot { nonce: slot.nonce, residue: left }
+    }
+}
+
+/// `floor(received · bps / 10000)` (as `zkl_state`'s `fee_of`).
+fn fee_of(received: u128, bps: u8) -> u128 {
+    let bps = u128::from(bps);
+    (received / 10_000) * bps + (received % 10_000) * bps / 10_000
+}
+
 /// The circuit's view of the state while a block is replayed in circuit order: the state
 /// before the replay plus the account updates applied since, each with its proof at the time
 /// it was made, so any later proof is the earlier one with its siblings brought up to date.
@@ -219,8 +294,10 @@ struct Model<'a> {
     base: &'a State,
     leaves: HashMap<u32, AccountLeaf>,
     balances: HashMap<(u32, u32), u128>,
+    slots: HashMap<(u32, u32), OrderSlot>,
     account_updates: Vec<(MerkleProof, Fr)>,
     balance_updates: HashMap<u32, Vec<(MerkleProof, Fr)>>,
+    order_updates: HashMap<u32, Vec<(MerkleProof, Fr)>>,
     root: Fr,
 }
 
@@ -231,8 +308,10 @@ impl<'a> Model<'a> {
             base,
             leaves: HashMap::new(),
             balances: HashMap::new(),
+            slots: HashMap::new(),
             account_updates: Vec::new(),
             balance_updates: HashMap::new(),
+            order_updates: HashMap::new(),
             root,
         }
     }
@@ -241,22 +320,54 @@ impl<'a> Model<'a> {
         self.leaves.get(&account).cloned().unwrap_or_else(|| fields_of(self.base, account))
     }
 
-    /// The witness of an update of (`account`, `index`) now.
-    fn read(&self, account: u32, index: u32) -> AuWitness {
+    fn balance(&self, account: u32, index: u32) -> (u128, MerkleProof) {
         let (base_balance, mut bp) = balance_proof_of(self.base, account, index);
         for (p, v) in self.balance_updates.get(&account).map(Vec::as_slice).unwrap_or_default() {
             bp.siblings = siblings_after(p, *v, &bp);
         }
+        (self.balances.get(&(account, index)).copied().unwrap_or(base_balance), bp)
+    }
+
+    fn slot(&self, account: u32, index: u32) -> (OrderSlot, MerkleProof) {
+        let (base_slot, mut op) = order_proof_of(self.base, account, index);
+        for (p, v) in self.order_updates.get(&account).map(Vec::as_slice).unwrap_or_default() {
+            op.siblings = siblings_after(p, *v, &op);
+        }
+        (self.slots.get(&(account, index)).copied().unwrap_or(base_slot), op)
+    }
+
+    fn account_proof(&self, account: u32) -> MerkleProof {
         let mut ap = self.base.account_proof(account);
         for (p, v) in &self.account_updates {
             ap.siblings = siblings_after(p, *v, &ap);
         }
+        ap
+    }
+
+    /// The witness of an update of (`account`, `index`) now.
+    fn read(&self, account: u32, index: u32) -> AuWitness {
+        let (balance, bp) = self.balance(account, index);
         AuWitness {
             leaf: self.leaf(account),
-            balance: self.balances.get(&(account, index)).copied().unwrap_or(base_balance),
+            balance,
             balance_path: bp.siblings,
-            account_path: ap.siblings,
+            account_path: self.account_proof(account).siblings,
         }
+    }
+
+    /// Sets a balance (its proof taken before) and returns the new balance root.
+    fn set_balance(&mut self, account: u32, bp: MerkleProof, value: u128) -> Fr {
+        let root = bp.root(Fr::from(value));
+        self.balances.insert((account, bp.index as u32), value);
+        self.balance_updates.entry(account).or_default().push((bp, Fr::from(value)));
+        root
+    }
+
+    /// Replaces `account`'s leaf (its proof taken before).
+    fn set_leaf(&mut self, account: u32, ap: MerkleProof, leaf: AccountLeaf) {
+        self.root = ap.root(leaf.hash());
+        self.account_updates.push((ap, leaf.hash()));
+        self.leaves.insert(account, leaf);
     }
 
     /// Applies `spec` as the circuit does (wrapping arithmetic: the circuit's range checks are
@@ -266,7 +377,7 @@ impl<'a> Model<'a> {
         let new_balance = w.balance.wrapping_add(spec.credit).wrapping_sub(spec.debit);
         let bp = MerkleProof { index: u64::from(spec.index), siblings: w.balance_path.clone() };
         let mut leaf = w.leaf.clone();
-        leaf.balance_root = bp.root(Fr::from(new_balance));
+        leaf.balance_root = self.set_balance(spec.account, bp, new_balance);
         if spec.nonce_inc {
             leaf.nonce = leaf.nonce.wrapping_add(1);
         }
@@ -278,12 +389,37 @@ impl<'a> Model<'a> {
             leaf.owner_lo = owner.lo();
         }
         let ap = MerkleProof { index: u64::from(spec.account), siblings: w.account_path.clone() };
-        self.root = ap.root(leaf.hash());
-        self.balance_updates.entry(spec.account).or_default().push((bp, Fr::from(new_balance)));
-        self.account_updates.push((ap, leaf.hash()));
-        self.balances.insert((spec.account, spec.index), new_balance);
-        self.leaves.insert(spec.account, leaf);
+        self.set_leaf(spec.account, ap, leaf);
         w
+    }
+
+    /// Applies one side of an OrderMatching (one chunk: debit, credit and order slot of one
+    /// account, one account-leaf update) and returns the chunk's two update witnesses.
+    fn apply_om(&mut self, side: &OmSide) -> [AuWitness; 2] {
+        let a = side.account;
+        let w0 = self.read(a, side.debit_index);
+        let bp = MerkleProof { index: u64::from(side.debit_index), siblings: w0.balance_path.clone() };
+        self.set_balance(a, bp, w0.balance.wrapping_sub(side.debit));
+        let (credit_balance, cp) = self.balance(a, side.credit_index);
+        let balance_path = cp.siblings.clone();
+        let balance_root = self.set_balance(a, cp, credit_balance.wrapping_add(side.credit));
+        let (slot, op) = self.slot(a, side.order_index);
+        let new_slot = fill_slot(slot, side.order_amount, side.fill);
+        let mut order_path = op.siblings.clone();
+        order_path.push([Fr::ZERO; 3]);
+        let order_root = op.root(new_slot.leaf());
+        self.slots.insert((a, side.order_index), new_slot);
+        self.order_updates.entry(a).or_default().push((op, new_slot.leaf()));
+        let leaf = AccountLeaf { balance_root, order_root, ..w0.leaf.clone() };
+        let ap = MerkleProof { index: u64::from(a), siblings: w0.account_path.clone() };
+        self.set_leaf(a, ap, leaf);
+        let w1 = AuWitness {
+            leaf: AccountLeaf { nonce: slot.nonce, pubkey_hash: Fr::from(slot.residue), ..AccountLeaf::default() },
+            balance: credit_balance,
+            balance_path,
+            account_path: order_path,
+        };
+        [w0, w1]
     }
 }
 
@@ -296,11 +432,13 @@ enum Mode {
     Unchecked,
 }
 
-/// An op's account updates, fee and signer, as the circuit sees them.
+/// An op's account updates, fee and signer, as the circuit sees them (for OrderMatching: its
+/// two sides, one per chunk, instead).
 struct OpParts {
     specs: Vec<AuSpec>,
     fee: Option<(u16, u128)>,
     sig: Option<KeyAndSig>,
+    om: Option<[OmSide; 2]>,
 }
 
 fn op_parts(
@@ -336,7 +474,7 @@ fn op_parts(
     let tx = || tx.ok_or(BlockWitnessError::MissingTx(i));
     let mismatch = BlockWitnessError::TxMismatch(i);
     Ok(match op {
-        Op::Noop => OpParts { specs: vec![], fee: None, sig: None },
+        Op::Noop => OpParts { specs: vec![], fee: None, sig: None, om: None },
         Op::Transfer(o) => {
             let stx = tx()?;
             let Tx::Transfer(t) = &stx.tx else { return Err(mismatch) };
@@ -350,6 +488,7 @@ fn op_parts(
                 ],
                 fee: Some((o.token, o.fee)),
                 sig: Some(sig_of(o.from, stx)?),
+                om: None,
             }
         }
         Op::TransferToNew(o) => {
@@ -364,6 +503,7 @@ fn op_parts(
                 specs: vec![signed(o.from, balance_index(o.from_sub, o.token), o.amount.wrapping_add(o.fee)), credit],
                 fee: Some((o.token, o.fee)),
                 sig: Some(sig_of(o.from, stx)?),
+                om: None,
             }
         }
         Op::Withdraw(o) => {
@@ -379,6 +519,7 @@ fn op_parts(
                 ],
                 fee: Some((o.l2_token, o.fee)),
                 sig: Some(sig_of(o.account, stx)?),
+                om: None,
             }
         }
         Op::ChangePubKey(o) => {
@@ -391,7 +532,7 @@ fn op_parts(
                 new_pkh: Some(o.new_pubkey_hash.to_fr()),
                 ..signed(o.account, balance_index(o.sub, o.fee_token), o.fee)
             };
-            OpParts { specs: vec![s0], fee: Some((o.fee_token, o.fee)), sig: Some(sig_of(o.account, stx)?) }
+            OpParts { specs: vec![s0], fee: Some((o.fee_token, o.fee)), sig: Some(sig_of(o.account, stx)?), om: None }
         }
         Op::Deposit(o) => {
             let liquidity = spec(zkl_types::GLOBAL_ACCOUNT, balance_index(o.chain, o.l1_token), o.amount, 0);
@@ -400,7 +541,7 @@ fn op_parts(
             if leaf.owner_hi == Fr::ZERO && leaf.owner_lo == Fr::ZERO {
                 credit.create_owner = Some(o.owner);
             }
-            OpParts { specs: vec![liquidity, credit], fee: None, sig: None }
+            OpParts { specs: vec![liquidity, credit], fee: None, sig: None, om: None }
         }
         Op::ForcedExit(o) => {
             let stx = tx()?;
@@ -416,6 +557,76 @@ fn op_parts(
                 ],
                 fee: Some((o.fee_token, o.fee)),
                 sig: Some(sig_of(o.initiator, stx)?),
+                om: None,
+            }
+        }
+        Op::OrderMatching(o) => {
+            let stx = tx()?;
+            let Tx::OrderMatching(t) = &stx.tx else { return Err(mismatch) };
+            let (m, k) = (&t.maker.order, &t.taker.order);
+            // (The rule-free builder takes the op's fields as they are, whatever the orders say.)
+            if verify
+                && (m.account != o.maker
+                    || k.account != o.taker
+                    || m.sub != o.maker_sub
+                    || k.sub != o.taker_sub
+                    || m.slot != o.maker_slot
+                    || k.slot != o.taker_slot
+                    || m.is_sell != o.maker_is_sell
+                    || k.is_sell == o.maker_is_sell
+                    || (m.base, m.quote, k.base, k.quote) != (o.base, o.quote, o.base, o.quote)
+                    || (m.amount, k.amount) != (o.maker_order_amount, o.taker_order_amount)
+                    || (m.maker_fee_bps, k.taker_fee_bps) != (o.maker_fee_bps, o.taker_fee_bps)
+                    || (t.base_fill, t.quote_fill) != (o.base_fill, o.quote_fill))
+            {
+                return Err(mismatch);
+            }
+            let order_sig = |so: &zkl_types::SignedOrder| -> Result<KeyAndSig, BlockWitnessError> {
+                let account = so.order.account;
+                let key = model
+                    .base
+                    .account(account)
+                    .and_then(|a| a.pubkey)
+                    .ok_or(BlockWitnessError::NoPublicKey(i, account))?;
+                if verify {
+                    key.verify(&so.order.message(), &so.signature).map_err(|_| BlockWitnessError::BadSignature(i))?;
+                }
+                let s = &so.signature;
+                Ok(((key.x(), key.y()), (s.r8().x(), s.r8().y(), s.s())))
+            };
+            // One side from the op's fields (trader, sub-account, slot, sells, order amount, fee
+            // bps) and its order (price, the other fee byte, signature).
+            type Trader = (u32, u8, u16, bool, u128, u8);
+            let side =
+                |so: &zkl_types::SignedOrder, tr: Trader, other_fee_bps: u8| -> Result<OmSide, BlockWitnessError> {
+                    let (account, sub, slot, is_sell, amount, bps) = tr;
+                    let (give_token, give, get_token, get) = if is_sell {
+                        (o.base, o.base_fill, o.quote, o.quote_fill)
+                    } else {
+                        (o.quote, o.quote_fill, o.base, o.base_fill)
+                    };
+                    let fee = fee_of(get, bps);
+                    Ok(OmSide {
+                        account,
+                        debit_index: balance_index(sub, give_token),
+                        debit: give,
+                        credit_index: balance_index(sub, get_token),
+                        credit: get.wrapping_sub(fee),
+                        order_index: zkl_types::order_index(sub, slot),
+                        fill: o.base_fill,
+                        order_amount: amount,
+                        fee: (get_token, fee),
+                        sig: order_sig(so)?,
+                        order: OrderWitness { price: so.order.price, other_fee_bps },
+                    })
+                };
+            let maker = (o.maker, o.maker_sub, o.maker_slot, o.maker_is_sell, o.maker_order_amount, o.maker_fee_bps);
+            let taker = (o.taker, o.taker_sub, o.taker_slot, !o.maker_is_sell, o.taker_order_amount, o.taker_fee_bps);
+            OpParts {
+                specs: vec![],
+                fee: None,
+                sig: None,
+                om: Some([side(&t.maker, maker, m.taker_fee_bps)?, side(&t.taker, taker, k.maker_fee_bps)?]),
             }
         }
         other => return Err(BlockWitnessError::UnsupportedOp(i, other.name())),
@@ -491,30 +702,42 @@ impl BlockWitness {
         }
         let old_root = st.root();
         let mut chunks: Vec<ChunkWitness> = Vec::with_capacity(capacity);
-        let mut fee_tokens_per_op: Vec<Option<u16>> = Vec::new();
+        let mut fee_tokens_per_chunk: Vec<Option<u16>> = Vec::new();
         let mut unchecked_fees: BTreeMap<u16, u128> = BTreeMap::new();
         let mut unchecked_model = Model::new(pre, old_root);
         for (i, op) in ops.iter().enumerate() {
             let tx = txs.get(i).and_then(Option::as_ref);
             let mut cws = vec![ChunkWitness::blank(); op.chunks()];
+            let apply = |model: &mut Model<'_>, parts: &OpParts, cws: &mut [ChunkWitness]| {
+                for (k, spec) in parts.specs.iter().enumerate() {
+                    cws[k / 2].au[k % 2] = model.apply(spec);
+                }
+                for (cw, side) in cws.iter_mut().zip(parts.om.iter().flatten()) {
+                    cw.au = model.apply_om(side);
+                    (cw.pubkey, cw.signature) = side.sig;
+                    cw.order = side.order;
+                }
+            };
             let (parts, circuit_root) = if mode == Mode::Checked {
                 let root = st.root();
                 let mut model = Model::new(&st, root);
                 let parts = op_parts(i, op, tx, &model, true)?;
-                for (k, spec) in parts.specs.iter().enumerate() {
-                    cws[k / 2].au[k % 2] = model.apply(spec);
-                }
+                apply(&mut model, &parts, &mut cws);
                 let root = model.root;
                 (parts, root)
             } else {
                 let parts = op_parts(i, op, tx, &unchecked_model, false)?;
-                for (k, spec) in parts.specs.iter().enumerate() {
-                    cws[k / 2].au[k % 2] = unchecked_model.apply(spec);
-                }
+                apply(&mut unchecked_model, &parts, &mut cws);
                 (parts, unchecked_model.root)
             };
             if let Some((key, sig)) = parts.sig {
                 (cws[0].pubkey, cws[0].signature) = (key, sig);
+            }
+            // The fee of each chunk (an op's fee is its first chunk's; OrderMatching has one per side).
+            let mut chunk_fees = vec![None; cws.len()];
+            chunk_fees[0] = parts.fee;
+            for (f, side) in chunk_fees.iter_mut().zip(parts.om.iter().flatten()) {
+                *f = Some(side.fee);
             }
             if mode == Mode::Checked {
                 let ow = st.apply_op_witnessed(op).map_err(|e| BlockWitnessError::State(i, e))?;
@@ -527,11 +750,13 @@ impl BlockWitness {
                 {
                     st.remember_pubkey(o.account, t.new_pubkey).map_err(|e| BlockWitnessError::State(i, e))?;
                 }
-            } else if let Some((token, fee)) = parts.fee.filter(|(_, f)| *f > 0) {
-                let acc = unchecked_fees.entry(token).or_default();
-                *acc = acc.wrapping_add(fee);
+            } else {
+                for (token, fee) in chunk_fees.iter().flatten().filter(|(_, f)| *f > 0) {
+                    let acc = unchecked_fees.entry(*token).or_default();
+                    *acc = acc.wrapping_add(*fee);
+                }
             }
-            fee_tokens_per_op.push(parts.fee.filter(|(_, f)| *f > 0).map(|(t, _)| t));
+            fee_tokens_per_chunk.extend(chunk_fees.iter().map(|f| f.filter(|(_, f)| *f > 0).map(|(t, _)| t)));
             chunks.extend(cws);
         }
         chunks.resize(capacity, ChunkWitness::blank());
@@ -544,12 +769,10 @@ impl BlockWitness {
         if pending.len() > fee_slots {
             return Err(BlockWitnessError::TooManyFeeTokens { slots: fee_slots, got: pending.len() });
         }
-        let mut chunk_index = 0;
-        for (op, fee_token) in ops.iter().zip(&fee_tokens_per_op) {
+        for (chunk, fee_token) in chunks.iter_mut().zip(&fee_tokens_per_chunk) {
             if let Some(t) = fee_token {
-                chunks[chunk_index].fee_slot = pending.iter().position(|(p, _)| p == t).unwrap_or(0);
+                chunk.fee_slot = pending.iter().position(|(p, _)| p == t).unwrap_or(0);
             }
-            chunk_index += op.chunks();
         }
         let slots: Vec<(u16, u128)> =
             pending.iter().copied().chain(std::iter::repeat((0, 0))).take(fee_slots).collect();
@@ -758,13 +981,18 @@ fn is_zero2(a: &FrVar, b: &FrVar) -> Result<FrVar, SynthesisError> {
     Ok(FrVar::from(a.is_eq(&FrVar::zero())? & b.is_eq(&FrVar::zero())?))
 }
 
-/// One account update on `root`; returns the old leaf and the new root.
-fn account_update(
-    cs: &ConstraintSystemRef<Fr>,
-    root: &FrVar,
-    p: &AuParams,
-    w: &AuWitness,
-) -> Result<(LeafVars, FrVar), SynthesisError> {
+/// An account update's leaf and balance before it, allocated.
+struct AuVars {
+    l: LeafVars,
+    balance: FrVar,
+    /// The bits of `en · pubkey_hash` (160).
+    pkh_bits: Vec<BoolVar>,
+}
+
+/// Allocates an update's leaf and balance. When `en` is set, the old nonce and key hash are
+/// range-checked so that their packing `nonce · 2^160 + pkh` in the leaf hash decomposes
+/// uniquely.
+fn alloc_au(cs: &ConstraintSystemRef<Fr>, w: &AuWitness, en: &FrVar) -> Result<AuVars, SynthesisError> {
     if w.balance_path.len() != BALANCE_TREE_DEPTH || w.account_path.len() != ACCOUNT_TREE_DEPTH {
         return Err(SynthesisError::Unsatisfiable);
     }
@@ -777,25 +1005,39 @@ fn account_update(
         balance_root: wit(w.leaf.balance_root)?,
         order_root: wit(w.leaf.order_root)?,
     };
-    let account_bits = to_bits_le(&p.account, 2 * ACCOUNT_TREE_DEPTH)?;
-    let index_bits = to_bits_le(&p.index, 2 * BALANCE_TREE_DEPTH)?;
-
-    // Balance.
     let balance = wit(Fr::from(w.balance))?;
-    let new_balance = &balance + &p.delta;
+    to_bits_le(&(en * &l.nonce), 32)?;
+    let pkh_bits = to_bits_le(&(en * &l.pkh), eddsa::PUBKEY_HASH_BITS)?;
+    Ok(AuVars { l, balance, pkh_bits })
+}
+
+/// An update's balance-tree part: returns the balance roots before and after.
+fn balance_update(
+    cs: &ConstraintSystemRef<Fr>,
+    p: &AuParams,
+    v: &AuVars,
+    w: &AuWitness,
+) -> Result<(FrVar, FrVar), SynthesisError> {
+    let index_bits = to_bits_le(&p.index, 2 * BALANCE_TREE_DEPTH)?;
+    let new_balance = &v.balance + &p.delta;
     to_bits_le(&(&p.en * &new_balance), 128)?;
     to_bits_le(&(&p.cap112 * &new_balance), 112)?;
     cond_zero(&p.zero_after, &new_balance)?;
     let bpath = witness_path(cs, &index_bits, &w.balance_path)?;
-    let (old_broot, new_broot) = merkle::roots(&balance, &new_balance, &bpath)?;
-    cond_eq(&p.en, &old_broot, &l.balance_root)?;
+    merkle::roots(&v.balance, &new_balance, &bpath)
+}
 
-    // Nonce, key, owner. The old nonce and key hash are range-checked so that their packing
-    // `nonce · 2^160 + pkh` in the leaf hash decomposes uniquely.
-    to_bits_le(&(&p.en * &l.nonce), 32)?;
-    to_bits_le(&(&p.en * &l.pkh), eddsa::PUBKEY_HASH_BITS)?;
+/// An update's leaf part (nonce, key, owner; `en` gates the new nonce's range check): returns
+/// the leaf hashes before and after, with the new balance and order roots given.
+fn leaf_hashes(
+    p: &AuParams,
+    en: &FrVar,
+    l: &LeafVars,
+    new_broot: &FrVar,
+    new_oroot: &FrVar,
+) -> Result<(FrVar, FrVar), SynthesisError> {
     let new_nonce = &l.nonce + &p.nonce_inc;
-    to_bits_le(&(&p.en * &new_nonce), 32)?;
+    to_bits_le(&(en * &new_nonce), 32)?;
     let new_pkh = &l.pkh + &p.set_key * (&p.new_pkh - &l.pkh);
     let old_unowned = is_zero2(&l.owner_hi, &l.owner_lo)?;
     let create = &p.create + &p.create_if_unowned * &old_unowned;
@@ -812,15 +1054,74 @@ fn account_update(
     cond_zero(&p.owner_nonzero, &is_zero2(&new_hi, &new_lo)?)?;
     let is_global = FrVar::from(p.account.is_eq(&FrVar::constant(Fr::from(zkl_types::GLOBAL_ACCOUNT)))?);
     cond_zero(&p.not_global, &is_global)?;
-
-    // Account leaf.
     let old_hash = leaf_hash(&l.nonce, &l.pkh, &l.owner_hi, &l.owner_lo, &l.balance_root, &l.order_root)?;
-    let new_hash = leaf_hash(&new_nonce, &new_pkh, &new_hi, &new_lo, &new_broot, &l.order_root)?;
+    let new_hash = leaf_hash(&new_nonce, &new_pkh, &new_hi, &new_lo, new_broot, new_oroot)?;
+    Ok((old_hash, new_hash))
+}
+
+/// One account update on `root` (a fee slot's credit); returns the new root.
+fn account_update(
+    cs: &ConstraintSystemRef<Fr>,
+    root: &FrVar,
+    p: &AuParams,
+    w: &AuWitness,
+) -> Result<FrVar, SynthesisError> {
+    let v = alloc_au(cs, w, &p.en)?;
+    let account_bits = to_bits_le(&p.account, 2 * ACCOUNT_TREE_DEPTH)?;
+    let (old_broot, new_broot) = balance_update(cs, p, &v, w)?;
+    cond_eq(&p.en, &old_broot, &v.l.balance_root)?;
+    let (old_hash, new_hash) = leaf_hashes(p, &p.en, &v.l, &new_broot, &v.l.order_root)?;
     let apath = witness_path(cs, &account_bits, &w.account_path)?;
     let (old_root, new_root) = merkle::roots(&old_hash, &new_hash, &apath)?;
     cond_eq(&p.en, &old_root, root)?;
-    let out = root + &p.en * (&new_root - root);
-    Ok((l, out))
+    Ok(root + &p.en * (&new_root - root))
+}
+
+/// A chunk's two account updates on `root`, in order; returns the new root.
+///
+/// When `om` is set (an OrderMatching chunk) they are fused into one update of AU0's account:
+/// AU1's balance update continues AU0's balance tree (its old root is AU0's new one), AU1's
+/// account path is a depth-11 path of AU0's order tree replacing `order_old` by `order_new`,
+/// and AU0's new leaf takes both new sub-tree roots; AU1 changes no account leaf itself.
+#[allow(clippy::too_many_arguments)]
+fn chunk_updates(
+    cs: &ConstraintSystemRef<Fr>,
+    root: &FrVar,
+    p: [&AuParams; 2],
+    v: [&AuVars; 2],
+    w: &[AuWitness; 2],
+    om: (&FrVar, &BoolVar),
+    order_old: &FrVar,
+    order_new: &FrVar,
+) -> Result<FrVar, SynthesisError> {
+    let ([p0, p1], [v0, v1], (om, om_b)) = (p, v, om);
+    let account_bits0 = to_bits_le(&p0.account, 2 * ACCOUNT_TREE_DEPTH)?;
+    let account_bits1 = to_bits_le(&p1.account, 2 * ACCOUNT_TREE_DEPTH)?;
+    // Balances.
+    let (old_b0, new_b0) = balance_update(cs, p0, v0, &w[0])?;
+    let (old_b1, new_b1) = balance_update(cs, p1, v1, &w[1])?;
+    cond_eq(&p0.en, &old_b0, &v0.l.balance_root)?;
+    let expected_b1 = &v1.l.balance_root + om * (&new_b0 - &v1.l.balance_root);
+    cond_eq(&p1.en, &old_b1, &expected_b1)?;
+    // AU1's account leaf (or, fused, the order slot) on its depth-12 (or 11) path.
+    let en_leaf1 = &p1.en - om;
+    let (old_h1, new_h1) = leaf_hashes(p1, &p1.en, &v1.l, &new_b1, &v1.l.order_root)?;
+    let old_leaf1 = &old_h1 + om * (order_old - &old_h1);
+    let new_leaf1 = &new_h1 + om * (order_new - &new_h1);
+    let path1 = witness_path(cs, &account_bits1, &w[1].account_path)?;
+    let (old_r1, new_r1) = merkle::roots_short_or_full(&old_leaf1, &new_leaf1, &path1, om_b)?;
+    // AU0's account leaf, with the fused sub-tree roots.
+    let new_broot0 = &new_b0 + om * (&new_b1 - &new_b0);
+    let new_oroot0 = &v0.l.order_root + om * (&new_r1 - &v0.l.order_root);
+    let (old_h0, new_h0) = leaf_hashes(p0, &p0.en, &v0.l, &new_broot0, &new_oroot0)?;
+    let path0 = witness_path(cs, &account_bits0, &w[0].account_path)?;
+    let (old_r0, new_r0) = merkle::roots(&old_h0, &new_h0, &path0)?;
+    cond_eq(&p0.en, &old_r0, root)?;
+    let root = root + &p0.en * (&new_r0 - root);
+    // AU1's old root: the state root after AU0, or (fused) AU0's order root.
+    let expected_r1 = &root + om * (&v0.l.order_root - &root);
+    cond_eq(&p1.en, &old_r1, &expected_r1)?;
+    Ok(&root + &en_leaf1 * (&new_r1 - &root))
 }
 
 /// Per-block values threaded through the chunks.
@@ -828,6 +1129,10 @@ struct BlockState {
     root: FrVar,
     /// The previous chunk started a ForcedExit (this chunk makes its liquidity debit).
     prev_fe: FrVar,
+    /// The previous chunk started an OrderMatching (this chunk is its taker side).
+    prev_om: FrVar,
+    /// The previous chunk's order price (the maker's, for the taker's limit).
+    prev_price: FrVar,
     remaining: FrVar,
     onchain: [FrVar; MAX_CHAINS],
     fee_tokens: Vec<FrVar>,
@@ -893,10 +1198,16 @@ fn chunk_gadget(
         .enforce_equal(&(&start * &opcode))?;
     let not_start_rem = (&one - &start) * (&bs.remaining - &one);
     bs.remaining = sum(SUPPORTED_OPS.iter().zip(&flags).map(|((_, n), f)| f * Fr::from(*n as u64 - 1))) + not_start_rem;
-    let [f_noop, f_dep, f_ttn, f_wd, f_tr, f_cpk, f_fe] = [0, 1, 2, 3, 4, 5, 6].map(|k| flags[k].clone());
-    // This chunk is the second of a ForcedExit: the op's fields relative to the previous chunk.
+    let [f_noop, f_dep, f_ttn, f_wd, f_tr, f_cpk, f_fe, f_om] = [0, 1, 2, 3, 4, 5, 6, 7].map(|k| flags[k].clone());
+    // This chunk is the second of a ForcedExit or OrderMatching: the op's fields relative to
+    // the previous chunk.
     let g_fe = std::mem::replace(&mut bs.prev_fe, f_fe.clone());
+    let g_om = std::mem::replace(&mut bs.prev_om, f_om.clone());
     let prev = Window { bytes: window.bytes, base: 0 };
+    // An OrderMatching chunk: the maker's side (its first chunk) or the taker's (its second).
+    let om = &f_om + &g_om;
+    let om_b = BoolVar::new_witness(cs.clone(), || om.value().map(|v| v == Fr::ONE))?;
+    FrVar::from(om_b.clone()).enforce_equal(&om)?;
 
     // Padding and sub-account ranges per op.
     let pad = |f: &FrVar, start: usize, end: usize| cond_zero(f, &window.popcount(start, end - start)?);
@@ -906,6 +1217,11 @@ fn chunk_gadget(
     pad(&f_dep, 58, 60)?;
     pad(&f_cpk, 54, 60)?;
     pad(&f_fe, 66, 80)?;
+    pad(&f_om, 39, 40)?;
+    // OrderMatching byte 8 = taker_sub · 2 + maker_is_sell.
+    let om_b8 = window.bits(8, 1)?;
+    let prev_b8 = prev.bits(8, 1)?;
+    cond_zero(&f_om, &(window.sub_high(7)? + FrVar::from(om_b8[6].clone()) + FrVar::from(om_b8[7].clone())))?;
     cond_zero(&f_fe, &(window.sub_high(5)? + window.sub_high(9)?))?;
     cond_zero(&f_tr, &(window.sub_high(7)? + window.sub_high(8)?))?;
     cond_zero(&f_ttn, &(window.sub_high(4)? + window.sub_high(8)?))?;
@@ -930,12 +1246,33 @@ fn chunk_gadget(
     let fe = (window.num(2, 3)?, window.num(5, 1)?, window.num(6, 3)?, window.num(9, 1)?, window.num(10, 2)?);
     let (fe_l1, fe_fee_token, fe_amount) = (window.num(12, 2)?, window.num(14, 2)?, window.num(18, 16)?);
     let fe_owner = (window.num(34, 16)?, window.num(50, 16)?);
+    // OrderMatching, for this chunk's trader (maker: from this chunk, taker: from the previous):
+    // maker 1..4, taker 4..7, maker_sub 7, taker_sub·2 + maker_is_sell 8, maker_slot 9..11,
+    // taker_slot 11..13, base 13..15, quote 15..17, base_fill 17..22, quote_fill 22..27,
+    // maker_fee_bps 27, taker_fee_bps 28, maker_order_amount 29..34, taker_order_amount 34..39.
+    let sel = |a: FrVar, b: FrVar| -> FrVar { &f_om * a + &g_om * b };
+    let om_account = sel(window.num(1, 3)?, prev.num(4, 3)?);
+    let om_sub = sel(window.num(7, 1)?, from_bits_le(&prev_b8[1..]));
+    let om_slot = sel(window.num(9, 2)?, prev.num(11, 2)?);
+    let om_base = sel(window.num(13, 2)?, prev.num(13, 2)?);
+    let om_quote = sel(window.num(15, 2)?, prev.num(15, 2)?);
+    let om_bps = sel(window.num(27, 1)?, prev.num(28, 1)?);
+    // This trader sells (the taker is on the maker's other side).
+    let om_sell = sel(FrVar::from(om_b8[0].clone()), FrVar::one() - FrVar::from(prev_b8[0].clone()));
+    let other_bps = FrVar::new_witness(cs.clone(), || Ok(Fr::from(w.order.other_fee_bps)))?;
+    to_bits_le(&other_bps, 8)?;
+    let price = FrVar::new_witness(cs.clone(), || Ok(Fr::from(w.order.price)))?;
+    let price_bits = to_bits_le(&price, 128)?;
     // The liquidity debit of a ForcedExit that started in the previous chunk.
     let (g_chain, g_l1, g_amount) = (prev.num(1, 1)?, prev.num(12, 2)?, prev.num(18, 16)?);
 
     // Amounts and fees (packed values selected, then unpacked once).
-    let packed_amount = &f_tr * window.num(11, 5)? + &f_ttn * window.num(11, 5)?;
+    let packed_amount =
+        &f_tr * window.num(11, 5)? + &f_ttn * window.num(11, 5)? + sel(window.num(17, 5)?, prev.num(17, 5)?);
     let amount_packed = unpack_amount(&packed_amount)?;
+    let base_fill = &om * &amount_packed;
+    let quote_fill = unpack_amount(&sel(window.num(22, 5)?, prev.num(22, 5)?))?;
+    let order_amount = unpack_amount(&sel(window.num(29, 5)?, prev.num(34, 5)?))?;
     let packed_fee = &f_tr * window.num(16, 2)?
         + &f_ttn * window.num(16, 2)?
         + &f_wd * window.num(26, 2)?
@@ -949,20 +1286,67 @@ fn chunk_gadget(
     let global = FrVar::constant(Fr::from(zkl_types::GLOBAL_ACCOUNT));
     let user = &f_tr + &f_ttn + &f_wd + &f_cpk + &f_fe; // signed ops: AU0 is the signer
 
-    // AU0: the signer's debit (and nonce, key), or the Deposit's liquidity credit.
+    // OrderMatching: this trader gives `om_give` of one token and receives `om_received` of the
+    // other, minus the fee `floor(received · bps / 10000)` (quotient and remainder checked).
+    let sbq = &om_sell * (&om_base - &om_quote);
+    let om_recv_token = &om_base - &sbq;
+    let sd = &om_sell * (&base_fill - &quote_fill);
+    let om_give = &quote_fill + &sd;
+    let om_received = &base_fill - &sd;
+    let (rv, bv) = (om_received.value().ok(), om_bps.value().ok());
+    let fee_parts = move || -> Result<(Fr, Fr), SynthesisError> {
+        let (r, b) = (rv.ok_or(SynthesisError::AssignmentMissing)?, bv.ok_or(SynthesisError::AssignmentMissing)?);
+        let product = fr_to_biguint(&r) * fr_to_biguint(&b);
+        let q = &product / 10_000u32;
+        let rem = &product % 10_000u32;
+        Ok((Fr::from(q), Fr::from(rem)))
+    };
+    let om_fee = FrVar::new_witness(cs.clone(), || fee_parts().map(|x| x.0))?;
+    let om_fee_rem = FrVar::new_witness(cs.clone(), || fee_parts().map(|x| x.1))?;
+    om_received.mul_equals(&om_bps, &(&om_fee * Fr::from(10_000u64) + &om_fee_rem))?;
+    to_bits_le(&om_fee, 128)?;
+    to_bits_le(&om_fee_rem, 14)?;
+    to_bits_le(&(FrVar::constant(Fr::from(9_999u64)) - &om_fee_rem), 14)?;
+    to_bits_le(&(&om * Fr::from(u64::from(zkl_types::MAX_FEE_BPS)) - &om_bps), 7)?;
+    // Non-zero fills, order amount and price; different tokens.
+    let is_zero = |x: &FrVar| -> Result<FrVar, SynthesisError> { Ok(FrVar::from(x.is_eq(&FrVar::zero())?)) };
+    cond_zero(&f_om, &is_zero(&base_fill)?)?;
+    cond_zero(&f_om, &is_zero(&quote_fill)?)?;
+    cond_zero(&om, &is_zero(&order_amount)?)?;
+    cond_zero(&om, &is_zero(&price)?)?;
+    cond_zero(&f_om, &FrVar::from(om_base.is_eq(&om_quote)?))?;
+    // Execution at the maker's price: quote_fill · 10^18 = base_fill · price as integers. With
+    // price = ph · 2^64 + pl, A = base_fill · ph < 2^124 bounds both sides below the modulus.
+    let (pl, ph) = (from_bits_le(&price_bits[..64]), from_bits_le(&price_bits[64..]));
+    let prod_hi = &base_fill * &ph;
+    let prod_lo = &base_fill * &pl;
+    cond_zero(&f_om, &(&prod_hi * pow2(64) + &prod_lo - &quote_fill * Fr::from(zkl_types::PRICE_SCALE)))?;
+    // The taker's limit: a selling taker gets at least its price, a buying one pays at most it.
+    let d = &price - &bs.prev_price;
+    let limit = &d - &om_sell * (&d + &d);
+    to_bits_le(&(&f_om * (&prod_hi * Fr::from(16u64)) + &g_om * &limit), 128)?;
+    bs.prev_price = price.clone();
+
+    // AU0: the signer's debit (and nonce, key), or the Deposit's liquidity credit; for an
+    // OrderMatching side the trader's account and the balance it gives.
     let mut p0 = AuParams::disabled();
     // (In a ForcedExit's second chunk: the liquidity debit.)
-    p0.en = &user + &f_dep + &g_fe;
-    p0.account =
-        &f_tr * &tr.0 + &f_ttn * &ttn.0 + (&f_wd + &f_cpk) * &account + &f_fe * &fe.0 + (&f_dep + &g_fe) * &global;
+    p0.en = &user + &f_dep + &g_fe + &om;
+    p0.account = &f_tr * &tr.0
+        + &f_ttn * &ttn.0
+        + (&f_wd + &f_cpk) * &account
+        + &f_fe * &fe.0
+        + (&f_dep + &g_fe) * &global
+        + &om_account;
     p0.index = &f_tr * idx(&tr.2, &tr.4)
         + &f_ttn * idx(&ttn.1, &ttn.4)
         + &f_wd * idx(&sub, &wd.0)
         + &f_cpk * idx(&sub, &cpk_fee_token)
         + &f_fe * idx(&fe.1, &fe_fee_token)
         + &f_dep * idx(&chain, &dep.0)
-        + &g_fe * idx(&g_chain, &g_l1);
-    p0.delta = &f_dep * &amount - (&user * (&amount + &fee)) - &g_fe * &g_amount;
+        + &g_fe * idx(&g_chain, &g_l1)
+        + idx(&om_sub, &(&om_quote + &sbq));
+    p0.delta = &f_dep * &amount - (&user * (&amount + &fee)) - &g_fe * &g_amount - &om_give;
     p0.nonce_inc = user.clone();
     p0.set_key = f_cpk.clone();
     p0.new_pkh = cpk_pkh.clone();
@@ -970,23 +1354,23 @@ fn chunk_gadget(
     p0.owner_lo = cpk_owner.1.clone();
     p0.owner_check = f_cpk.clone();
     p0.owner_nonzero = f_cpk.clone();
-    p0.not_global = user.clone();
+    p0.not_global = &user + &om;
     p0.cap112 = f_dep.clone();
-    let (l0, root) = account_update(cs, &bs.root, &p0, &w.au[0])?;
-    bs.root = root;
-    cond_eq(&f_cpk, &cpk_nonce, &l0.nonce)?;
 
-    // AU1: the recipient's credit (Transfer, TransferToNew, Deposit) or the liquidity debit.
+    // AU1: the recipient's credit (Transfer, TransferToNew, Deposit) or the liquidity debit;
+    // for an OrderMatching side the balance the trader receives and its order slot (fused).
     let mut p1 = AuParams::disabled();
     // (ForcedExit: the target, without a key, gives its whole non-zero balance.)
-    p1.en = &f_tr + &f_ttn + &f_dep + &f_wd + &f_fe;
-    p1.account = &f_tr * &tr.1 + &f_ttn * &ttn.2 + &f_dep * &account + &f_wd * &global + &f_fe * &fe.2;
+    p1.en = &f_tr + &f_ttn + &f_dep + &f_wd + &f_fe + &om;
+    p1.account =
+        &f_tr * &tr.1 + &f_ttn * &ttn.2 + &f_dep * &account + &f_wd * &global + &f_fe * &fe.2 + idx(&om_sub, &om_slot);
     p1.index = &f_tr * idx(&tr.3, &tr.4)
         + &f_ttn * idx(&ttn.3, &ttn.4)
         + &f_dep * idx(&sub, &dep.1)
         + &f_wd * idx(&chain, &wd.1)
-        + &f_fe * idx(&fe.3, &fe.4);
-    p1.delta = (&f_tr + &f_ttn + &f_dep) * &amount - &f_wd * &amount - &f_fe * &fe_amount;
+        + &f_fe * idx(&fe.3, &fe.4)
+        + idx(&om_sub, &om_recv_token);
+    p1.delta = (&f_tr + &f_ttn + &f_dep) * &amount - &f_wd * &amount - &f_fe * &fe_amount + &om_received - &om_fee;
     p1.create = f_ttn.clone();
     p1.create_if_unowned = f_dep.clone();
     p1.owner_hi = &f_ttn * &ttn_owner.0 + &f_dep * &dep.3 + &f_fe * &fe_owner.0;
@@ -995,13 +1379,31 @@ fn chunk_gadget(
     p1.owner_nonzero = &f_tr + &f_ttn + &f_dep + &f_fe;
     p1.not_global = &f_tr + &f_ttn + &f_dep + &f_fe;
     p1.zero_after = f_fe.clone();
-    let (l1, root) = account_update(cs, &bs.root, &p1, &w.au[1])?;
-    bs.root = root;
+
+    let v0 = alloc_au(cs, &w.au[0], &p0.en)?;
+    let v1 = alloc_au(cs, &w.au[1], &p1.en)?;
+    let (l0, l1) = (&v0.l, &v1.l);
+    // The order slot (OrderMatching: AU1's leaf carries it): nonce n = the order's nonce,
+    // residue r < 2^128; available = r, or the order amount when r = 0; the fill must not
+    // exceed it; a completely filled slot moves to (n + 1, 0). AU1 range-checks n and n + full
+    // below 2^32 and r below 2^160.
+    cond_zero(&om, &sum(v1.pkh_bits[128..].iter().map(|b| FrVar::from(b.clone()))))?;
+    let (slot_nonce, residue) = (&l1.nonce, &l1.pkh);
+    let available = residue + is_zero(residue)? * (&order_amount - residue);
+    let left = &om * (&available - &base_fill);
+    to_bits_le(&left, 128)?;
+    let full = is_zero(&left)? - (FrVar::one() - &om);
+    p1.nonce_inc = full.clone();
+    let order_old = slot_nonce * pow2(128) + residue;
+    let order_new = (slot_nonce + &full) * pow2(128) + &left;
+    bs.root = chunk_updates(cs, &bs.root, [&p0, &p1], [&v0, &v1], &w.au, (&om, &om_b), &order_old, &order_new)?;
+    cond_eq(&f_cpk, &cpk_nonce, &l0.nonce)?;
     cond_zero(&f_fe, &l1.pkh)?;
     cond_zero(&f_fe, &FrVar::from(fe_amount.is_eq(&FrVar::zero())?))?;
-    // No transfer to the same (account, sub-account).
-    let same = tr.0.is_eq(&tr.1)? & tr.2.is_eq(&tr.3)?;
-    cond_zero(&f_tr, &FrVar::from(same))?;
+    // No transfer to the same (account, sub-account); no matching within one sub-account.
+    let om_taker_sub = from_bits_le(&om_b8[1..]);
+    let same = tr.0.is_eq(&tr.1)? & tr.2.is_eq(&(&tr.3 + &f_om * (&om_taker_sub - &tr.3)))?;
+    cond_zero(&(&f_tr + &f_om), &FrVar::from(same))?;
 
     // Signature: header per op, the signer's nonce; key hash = AU0's (or the new key for CPK).
     let header = &f_tr
@@ -1039,18 +1441,31 @@ fn chunk_gadget(
                 + &fe.4 * pow2(64)
                 + &fe_l1 * pow2(48)
                 + &fe_fee_token * pow2(32))
+        + &om * (FrVar::constant(Fr::from(code::ORDER_MATCHING) * pow2(144)) + &l1.nonce * pow2(56))
+        + &om_account * pow2(112)
+        + &om_sub * pow2(104)
+        + &om_slot * pow2(88)
+        + &om_base * pow2(40)
+        + &om_quote * pow2(24)
+        + &om_sell * pow2(16)
+        + (&f_om * &om_bps + &g_om * &other_bps) * pow2(8)
+        + (&f_om * &other_bps + &g_om * &om_bps)
         + &user * &l0.nonce;
     let to_hi = &f_tr * &l1.owner_hi + &f_ttn * &ttn_owner.0 + &f_wd * &wd.3;
     let to_lo = &f_tr * &l1.owner_lo + &f_ttn * &ttn_owner.1 + &f_wd * &wd.4;
     let msg5 = poseidon::hash(&[header.clone(), to_hi, to_lo, amount.clone(), fee.clone()])?;
-    let msg3 = poseidon::hash(&[header.clone(), cpk_pkh.clone(), fee.clone()])?;
+    // (ChangePubKey: header, new key hash, fee; an order: header, amount, price.)
+    let e1 = &cpk_pkh + &om * (&order_amount - &cpk_pkh);
+    let e2 = &fee + &om * &price;
+    let msg3 = poseidon::hash(&[header.clone(), e1, e2])?;
     let msg2 = poseidon::hash(&[header, fee.clone()])?;
-    let msg = &msg5 + &f_cpk * (&msg3 - &msg5) + &f_fe * (&msg2 - &msg5);
-    let sig_en = BoolVar::new_witness(cs.clone(), || user.value().map(|v| v == Fr::ONE))?;
-    FrVar::from(sig_en.clone()).enforce_equal(&user)?;
+    let msg = &msg5 + (&f_cpk + &om) * (&msg3 - &msg5) + &f_fe * (&msg2 - &msg5);
+    let signed = &user + &om;
+    let sig_en = BoolVar::new_witness(cs.clone(), || signed.value().map(|v| v == Fr::ONE))?;
+    FrVar::from(sig_en.clone()).enforce_equal(&signed)?;
     let a = PointVar::new_witness(cs.clone(), || Ok(w.pubkey))?;
-    let expected_pkh = (&f_tr + &f_ttn + &f_wd + &f_fe) * &l0.pkh + &f_cpk * &cpk_pkh;
-    cond_eq(&user, &eddsa::pubkey_hash(&a)?, &expected_pkh)?;
+    let expected_pkh = (&f_tr + &f_ttn + &f_wd + &f_fe + &om) * &l0.pkh + &f_cpk * &cpk_pkh;
+    cond_eq(&signed, &eddsa::pubkey_hash(&a)?, &expected_pkh)?;
     let (rx, ry, s) = w.signature;
     let sig = SignatureVar {
         r8: PointVar::new_witness(cs.clone(), || Ok((rx, ry)))?,
@@ -1059,6 +1474,8 @@ fn chunk_gadget(
     eddsa::verify(&sig_en, &a, &msg, &sig)?;
 
     // Fee into its slot.
+    let fee = &fee + &om_fee;
+    let fee_token = &fee_token + &om_recv_token;
     let slots = bs.fee_tokens.len();
     let sel: Vec<FrVar> = (0..slots)
         .map(|j| BoolVar::new_witness(cs.clone(), || Ok(w.fee_slot == j)).map(FrVar::from))
@@ -1127,6 +1544,57 @@ impl BlockCost {
     }
 }
 
+/// Names of the op kinds, as `zkl_types::Op::name` gives them, by op code.
+const OP_NAMES: [(u8, &str); 9] = [
+    (code::TRANSFER, "transfer"),
+    (code::TRANSFER_TO_NEW, "transfer_to_new"),
+    (code::DEPOSIT, "deposit"),
+    (code::WITHDRAW, "withdraw"),
+    (code::CHANGE_PUBKEY, "change_pubkey"),
+    (code::FORCED_EXIT, "forced_exit"),
+    (code::FULL_EXIT, "full_exit"),
+    (code::ORDER_MATCHING, "order_matching"),
+    (code::NOOP, "noop"),
+];
+
+/// The name of an op code (`zkl_types::Op::name`), for the op codes the circuit knows.
+pub fn op_name(op_code: u8) -> Option<&'static str> {
+    OP_NAMES.iter().find(|(c, _)| *c == op_code).map(|(_, n)| *n)
+}
+
+/// The constraints of the pubdata bytes and their SHA-256 for `bytes` bytes.
+fn pubdata_cost(bytes: usize) -> Result<usize, SynthesisError> {
+    use ark_relations::gr1cs::{ConstraintSystem, OptimizationGoal, SynthesisMode};
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    cs.set_optimization_goal(OptimizationGoal::Constraints);
+    cs.set_mode(SynthesisMode::Setup);
+    let data = UInt8::new_witness_vec(cs.clone(), &vec![0u8; bytes])?;
+    sha256::sha256(&data)?;
+    Ok(cs.num_constraints())
+}
+
+/// The constraints each supported op kind costs in the block circuit of `capacity` chunks and
+/// `fee_slots` fee slots, measured (setup-mode synthesis): every chunk position runs the same
+/// universal gadget, so an op costs its chunk count times the marginal cost of a chunk, which
+/// is the chunk gadget ([`BlockCost::measure`]) plus one chunk's share of the pubdata bytes and
+/// SHA-256 (measured as the cost of 16 more chunks, a whole number of SHA-256 blocks, over 16).
+/// The block's fixed costs (fee slots, commitment header) are not included. Ops the circuit
+/// does not support are left out.
+pub fn constraints_per_op(capacity: usize, fee_slots: usize) -> Result<Vec<(&'static str, usize)>, SynthesisError> {
+    const MORE: usize = 16;
+    let cost = BlockCost::measure(capacity, fee_slots)?;
+    let gadget = cost.chunks.iter().copied().max().unwrap_or(0);
+    let bytes = capacity * CHUNK_BYTES;
+    let share = pubdata_cost(bytes + MORE * CHUNK_BYTES)?.saturating_sub(pubdata_cost(bytes)?) / MORE;
+    Ok(OP_NAMES
+        .iter()
+        .filter_map(|(code, name)| {
+            let (_, chunks) = SUPPORTED_OPS.iter().find(|(c, _)| c == code)?;
+            Some((*name, chunks * (gadget + share)))
+        })
+        .collect())
+}
+
 /// The block circuit; `marks` receives the constraint count before each chunk, before each fee
 /// slot and before the commitment.
 fn synthesize(cs: &ConstraintSystemRef<Fr>, w: &BlockWitness, marks: &mut Vec<usize>) -> Result<(), SynthesisError> {
@@ -1151,6 +1619,8 @@ fn synthesize(cs: &ConstraintSystemRef<Fr>, w: &BlockWitness, marks: &mut Vec<us
         let mut bs = BlockState {
             root: old_root.clone(),
             prev_fe: FrVar::zero(),
+            prev_om: FrVar::zero(),
+            prev_price: FrVar::zero(),
             remaining: FrVar::zero(),
             onchain: std::array::from_fn(|_| FrVar::zero()),
             fee_acc: vec![FrVar::zero(); fee_tokens.len()],
@@ -1173,7 +1643,7 @@ fn synthesize(cs: &ConstraintSystemRef<Fr>, w: &BlockWitness, marks: &mut Vec<us
             p.account = FrVar::constant(Fr::from(zkl_types::FEE_ACCOUNT));
             p.index = token.clone();
             p.delta = acc.clone();
-            let (_, root) = account_update(&cs, &bs.root, &p, &f.au)?;
+            let root = account_update(&cs, &bs.root, &p, &f.au)?;
             bs.root = root;
         }
 

@@ -114,6 +114,19 @@ pub fn update_short_or_full(
     path: &QuadPath,
     short: &BoolVar,
 ) -> Result<FrVar, SynthesisError> {
+    let (old, new) = roots_short_or_full(old_leaf, new_leaf, path, short)?;
+    old.enforce_equal(old_root)?;
+    Ok(new)
+}
+
+/// The roots before and after replacing `old_leaf` by `new_leaf` on `path` in a tree of depth
+/// `path.depth()`, or `path.depth() - 1` when `short` is true (see [`update_short_or_full`]).
+pub fn roots_short_or_full(
+    old_leaf: &FrVar,
+    new_leaf: &FrVar,
+    path: &QuadPath,
+    short: &BoolVar,
+) -> Result<(FrVar, FrVar), SynthesisError> {
     let Some((top, lower)) = path.levels.split_last() else {
         return Err(SynthesisError::Unsatisfiable);
     };
@@ -121,6 +134,5 @@ pub fn update_short_or_full(
     let both = top.position[0].clone() & &top.position[1];
     let old_full = poseidon::hash(&children(&old_short, top, &both)?)?;
     let new_full = poseidon::hash(&children(&new_short, top, &both)?)?;
-    short.select(&old_short, &old_full)?.enforce_equal(old_root)?;
-    short.select(&new_short, &new_full)
+    Ok((short.select(&old_short, &old_full)?, short.select(&new_short, &new_full)?))
 }

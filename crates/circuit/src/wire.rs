@@ -6,11 +6,11 @@
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 
 use crate::Fr;
-use crate::block::{AuWitness, BlockWitness, ChunkWitness, FeeSlotWitness};
+use crate::block::{AuWitness, BlockWitness, ChunkWitness, FeeSlotWitness, OrderWitness};
 use crate::merkle::{ACCOUNT_TREE_DEPTH, BALANCE_TREE_DEPTH};
 use crate::transfer::AccountLeaf;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Upper bounds that keep a malformed length from allocating without limit.
 const MAX_CHUNKS: u32 = 1 << 16;
 const MAX_FEE_SLOTS: u32 = 1 << 12;
@@ -132,6 +132,8 @@ pub fn encode(w: &BlockWitness) -> Vec<u8> {
         o.fr(&c.signature.2);
         c.au.iter().for_each(|a| o.au(a));
         o.u32(c.fee_slot as u32);
+        o.u128(c.order.price);
+        o.0.push(c.order.other_fee_bps);
     }
     o.u32(w.fees.len() as u32);
     for f in &w.fees {
@@ -163,7 +165,8 @@ pub fn decode(bytes: &[u8]) -> Result<BlockWitness, WireError> {
         let signature = (r.fr()?, r.fr()?, r.fr()?);
         let au = [r.au()?, r.au()?];
         let fee_slot = r.len(MAX_FEE_SLOTS, "fee slot")?;
-        chunks.push(ChunkWitness { pubkey, signature, au, fee_slot });
+        let order = OrderWitness { price: r.u128()?, other_fee_bps: r.take(1)?[0] };
+        chunks.push(ChunkWitness { pubkey, signature, au, fee_slot, order });
     }
     let n = r.len(MAX_FEE_SLOTS, "fee slot count")?;
     let mut fees = Vec::with_capacity(n);
@@ -191,6 +194,7 @@ mod tests {
         w.pubdata = (0..40).collect();
         w.chunks[1].fee_slot = 1;
         w.chunks[0].au[1].balance = u128::MAX;
+        w.chunks[1].order = OrderWitness { price: 3 << 100, other_fee_bps: 255 };
         w.fees[1].token = 65_535;
         w.fees[0].au.account_path[3][2] = -Fr::from(1u64);
         let bytes = encode(&w);
@@ -202,8 +206,8 @@ mod tests {
         longer.push(0);
         assert_eq!(decode(&longer), Err(WireError::Trailing(1)));
         let mut v = bytes.clone();
-        v[0] = 2;
-        assert_eq!(decode(&v), Err(WireError::Version(2)));
+        v[0] = 1;
+        assert_eq!(decode(&v), Err(WireError::Version(1)));
         // old_root set to the modulus' bytes (all 0xff is above it).
         let mut f = bytes.clone();
         f[13..45].fill(0xff);

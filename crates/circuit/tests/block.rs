@@ -12,18 +12,18 @@ use zkl_circuit::Fr;
 use zkl_circuit::block::{BlockCircuit, BlockWitness, BlockWitnessError};
 use zkl_circuit::commitment::BlockHeader;
 use zkl_circuit::groth16::{check_satisfied, constraint_report};
-use zkl_state::testkit::{ETH, ONE, USDC, User, demo_registry, deposit};
+use zkl_state::testkit::{ETH, ONE, USDC, User, demo_registry, deposit, matching};
 use zkl_state::{BlockParams, SealedBlock, State};
-use zkl_types::op::{DepositOp, ForcedExitOp, TransferOp, WithdrawOp};
-use zkl_types::{ForcedExit, Op, PriorityRequest, SignedTx, Transfer, Tx, Withdraw};
+use zkl_types::op::{DepositOp, ForcedExitOp, OrderMatchingOp, TransferOp, WithdrawOp};
+use zkl_types::{ForcedExit, Op, Order, OrderMatching, PriorityRequest, SignedOrder, SignedTx, Transfer, Tx, Withdraw};
 
 const CAPACITY: usize = 4;
 const FEE_SLOTS: usize = 2;
 /// One USDC (6 decimals) in L2 units.
 const USDC_UNIT: u128 = 1_000_000_000_000;
 
-/// Users 1..=3 as accounts 2..=4 with 10 ETH and 10,000 USDC on chain 1 and keys set; the next
-/// block has capacity 4 and 2 fee slots.
+/// Users 1..=3 as accounts 2..=4 with 10 ETH and 10,000 USDC on chain 1 and keys set; user 3
+/// (account 4) may match orders; the next block has capacity 4 and 2 fee slots.
 fn genesis() -> (State, Vec<User>) {
     let users: Vec<User> = (1..=3).map(User::new).collect();
     let mut s = State::new(demo_registry(), User::new(999).address);
@@ -33,6 +33,7 @@ fn genesis() -> (State, Vec<User>) {
         s.execute_priority(&deposit(1, 2 * i as u64 + 1, u.address, USDC, USDC, 10_000_000_000)).unwrap();
         s.genesis_set_key(2 + i as u32, u.pubkey).unwrap();
     }
+    s.set_matcher(4, true);
     s.seal_block(1_700_000_000);
     s.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS });
     s.commit();
@@ -71,6 +72,15 @@ fn check(w: &BlockWitness) -> Result<(), String> {
     check_satisfied(BlockCircuit { witness: w.clone() }).unwrap()
 }
 
+/// Asserts the circuit rejects `w`; prints the first unsatisfied constraint (with
+/// `--nocapture`), which tells which check caught it.
+fn rejected(w: &BlockWitness, what: &str) {
+    match check(w) {
+        Ok(()) => panic!("{what} accepted"),
+        Err(e) => println!("{what}: first unsatisfied constraint {e}"),
+    }
+}
+
 /// Runs a block natively, builds its witness and checks the circuit accepts it.
 fn block_matches(s: &mut State, items: &[Item]) -> BlockWitness {
     let (pre, block, txs) = run_block(s, items);
@@ -85,6 +95,17 @@ fn block_matches(s: &mut State, items: &[Item]) -> BlockWitness {
 fn transfer(u: &User, account: u32, to: &User, to_sub: u8, token: u16, amount: u128, fee: u128, nonce: u32) -> Item {
     let tx = Transfer { account, from_sub: 0, to: to.address, to_sub, token, amount, fee, nonce };
     Item::Tx(Tx::Transfer(tx).sign(&u.l2))
+}
+
+/// An order of user `k` (account `2 + k`) on ETH/USDC, in sub-account 0 (fees: maker 5 bps,
+/// taker 10 bps).
+fn order(u: &[User], k: usize, slot: u16, nonce: u32, amount: u128, price: u128, is_sell: bool) -> SignedOrder {
+    u[k].order(2 + k as u32, slot, nonce, ETH, USDC, amount, price, is_sell)
+}
+
+/// A matching by user 3 (account 4) of `fill` ETH at the maker's price.
+fn om(u: &[User], maker: SignedOrder, taker: SignedOrder, fill: u128, residues: (u128, u128)) -> Item {
+    Item::Tx(matching(&u[2], 4, maker, taker, fill, residues))
 }
 
 #[test]
@@ -133,14 +154,17 @@ fn withdraw_and_transfer_to_new_blocks() {
     block_matches(&mut s, &[transfer(&u[0], 2, &User::new(8), 3, ETH, ONE / 2, ONE / 1000, 0)]);
 }
 
-/// Random blocks of supported ops, applied by the state machine and checked in the circuit.
+/// Random blocks of supported ops (transfers, transfers to new accounts, withdrawals, deposits,
+/// order matchings), applied by the state machine and checked in the circuit.
 #[test]
 fn random_blocks_match_state_machine() {
     let (mut s, u) = genesis();
     let mut rng = StdRng::seed_from_u64(5);
     let mut nonces = [0u32; 3];
     let mut next_user = 20;
-    for _ in 0..2 {
+    let mut slots = 0u16;
+    let mut matchings = 0;
+    for _ in 0..3 {
         let mut items = Vec::new();
         let mut chunks = 0;
         while chunks < CAPACITY {
@@ -149,7 +173,7 @@ fn random_blocks_match_state_machine() {
             let unit = if token == ETH { ONE / 1000 } else { USDC_UNIT };
             let amount = unit * rng.gen_range(1..100u128);
             let fee = if rng.gen_bool(0.5) { 0 } else { unit / 10 };
-            let (item, n) = match rng.gen_range(0..4) {
+            let (item, n) = match rng.gen_range(0..6) {
                 0 => {
                     let j = (i + rng.gen_range(1..3usize)) % 3;
                     (transfer(&u[i], 2 + i as u32, &u[j], rng.gen_range(0..2u8), token, amount, fee, nonces[i]), 1)
@@ -164,6 +188,23 @@ fn random_blocks_match_state_machine() {
                 3 if chunks + 3 <= CAPACITY => {
                     let owner = if rng.gen_bool(0.5) { u[i].address } else { User::new(next_user + 1).address };
                     (Item::Priority(deposit(1, 1000 + next_user, owner, ETH, ETH, ONE)), 3)
+                }
+                4 | 5 if chunks + 2 <= CAPACITY => {
+                    // A fresh maker order and a fresh taker order, filled partly or completely.
+                    let j = (i + rng.gen_range(1..3usize)) % 3;
+                    let price = ONE * [900, 1_000, 1_100][rng.gen_range(0..3)];
+                    let fill = ONE / 1000 * 2 * rng.gen_range(1..20u128);
+                    let sell = rng.gen_bool(0.5);
+                    let maker_amount = if rng.gen_bool(0.5) { fill } else { 2 * fill };
+                    let taker_amount = if rng.gen_bool(0.5) { fill } else { fill + fill / 2 };
+                    // The taker's limit: exactly the maker's price or better for it.
+                    let slack = if rng.gen_bool(0.5) { 0 } else { 50 * ONE };
+                    let taker_price = if sell { price + slack } else { price - slack };
+                    slots += 1;
+                    matchings += 1;
+                    let maker = order(&u, i, slots, 0, maker_amount, price, sell);
+                    let taker = order(&u, j, slots, 0, taker_amount, taker_price, !sell);
+                    (om(&u, maker, taker, fill, (0, 0)), 2)
                 }
                 _ => continue,
             };
@@ -182,6 +223,34 @@ fn random_blocks_match_state_machine() {
         }
         block_matches(&mut s, &items);
     }
+    assert!(matchings > 0, "no order matching drawn");
+}
+
+/// Maker Bob sells 1 ETH at 1,000 USDC; taker Alice buys 0.5 ETH in two fills of 0.25 (the
+/// second completes her order: her slot moves to nonce 1); then Carol's buy order (maker,
+/// 5 bps) is filled by Bob selling (taker, limit 900) in the same block as a transfer.
+#[test]
+fn order_matching_blocks() {
+    let (mut s, u) = genesis();
+    let price = 1_000 * ONE;
+    let sell = order(&u, 1, 7, 0, ONE, price, true);
+    let buy = order(&u, 0, 3, 0, ONE / 2, price, false);
+    let q = ONE / 4;
+    block_matches(
+        &mut s,
+        &[om(&u, sell.clone(), buy.clone(), q, (0, 0)), om(&u, sell.clone(), buy.clone(), q, (3 * q, q))],
+    );
+    assert_eq!(s.slot(2, 0, 3), zkl_state::OrderSlot { nonce: 1, residue: 0 });
+    assert_eq!(s.slot(3, 0, 7), zkl_state::OrderSlot { nonce: 0, residue: ONE / 2 });
+    let carol_buy = order(&u, 2, 1, 0, 2 * ONE, 1_100 * ONE, false);
+    let bob_sell = order(&u, 1, 8, 0, ONE / 10, 900 * ONE, true);
+    block_matches(
+        &mut s,
+        &[
+            om(&u, carol_buy, bob_sell, ONE / 10, (0, 0)),
+            transfer(&u[0], 2, &u[1], 0, USDC, 5 * USDC_UNIT, USDC_UNIT / 10, 0),
+        ],
+    );
 }
 
 #[test]
@@ -420,11 +489,129 @@ fn forced_exit_of_a_keyed_account_or_part_of_a_balance_is_unsatisfied() {
     assert!(check(&w).is_err(), "partial forced exit accepted");
 }
 
+/// The op of a matching of `maker` and `taker` (sub-accounts 0, ETH/USDC) with the given fills
+/// and maker fee bps.
+fn om_op(maker: &SignedOrder, taker: &SignedOrder, fills: (u128, u128), maker_fee_bps: u8) -> Op {
+    let (m, t) = (&maker.order, &taker.order);
+    Op::OrderMatching(OrderMatchingOp {
+        maker: m.account,
+        taker: t.account,
+        maker_sub: m.sub,
+        taker_sub: t.sub,
+        maker_is_sell: m.is_sell,
+        maker_slot: m.slot,
+        taker_slot: t.slot,
+        base: ETH,
+        quote: USDC,
+        base_fill: fills.0,
+        quote_fill: fills.1,
+        maker_fee_bps,
+        taker_fee_bps: t.taker_fee_bps,
+        maker_order_amount: m.amount,
+        taker_order_amount: t.amount,
+    })
+}
+
+/// The matcher's tx (user 3, account 4) for fresh orders.
+fn om_tx(u: &[User], maker: &SignedOrder, taker: &SignedOrder, fills: (u128, u128)) -> SignedTx {
+    let t = OrderMatching {
+        matcher: 4,
+        maker: maker.clone(),
+        taker: taker.clone(),
+        base_fill: fills.0,
+        quote_fill: fills.1,
+        maker_residue_before: 0,
+        taker_residue_before: 0,
+    };
+    Tx::OrderMatching(Box::new(t)).sign(&u[2].l2)
+}
+
+/// The rule-free witness of a matching of `maker` and `taker`, after checking that the state
+/// machine refuses it (`refused`) or accepts it.
+fn om_witness(
+    s: &State,
+    u: &[User],
+    maker: &SignedOrder,
+    taker: &SignedOrder,
+    fills: (u128, u128),
+    refused: bool,
+) -> BlockWitness {
+    let stx = om_tx(u, maker, taker, fills);
+    assert_eq!(s.clone().execute_tx(&stx).is_err(), refused, "state machine on {stx:?}");
+    unchecked(s, &[om_op(maker, taker, fills, maker.order.maker_fee_bps)], &[Some(stx)])
+}
+
+#[test]
+fn order_matching_signatures_and_pubdata_are_checked() {
+    let (s, u) = genesis();
+    let sell = order(&u, 1, 7, 0, ONE, 1_000 * ONE, true);
+    let buy = order(&u, 0, 3, 0, ONE, 1_000 * ONE, false);
+    let w = om_witness(&s, &u, &sell, &buy, (ONE / 2, 500 * ONE), false);
+    assert_eq!(check(&w), Ok(()));
+    // The maker's and the taker's order signatures (S + 1).
+    for k in 0..2 {
+        let mut bad = w.clone();
+        bad.chunks[k].signature.2 += Fr::ONE;
+        rejected(&bad, &format!("tampered order signature {k}"));
+    }
+    // The taker's chunk carrying the maker's key and signature.
+    let mut bad = w.clone();
+    (bad.chunks[1].pubkey, bad.chunks[1].signature) = (bad.chunks[0].pubkey, bad.chunks[0].signature);
+    rejected(&bad, "maker's signature for the taker's order");
+    // Pubdata not matching the op: base_fill's last byte changed, commitment recomputed.
+    let mut bad = w;
+    bad.pubdata[21] ^= 1;
+    recommit(&mut bad);
+    rejected(&bad, "pubdata not matching the matching");
+}
+
+#[test]
+fn order_matching_rule_violations_are_unsatisfied() {
+    let (s, u) = genesis();
+    let price = 1_000 * ONE;
+    // Overfilled: the maker's order is for 0.5 ETH, the fill 1 ETH.
+    let sell = order(&u, 1, 7, 0, ONE / 2, price, true);
+    let buy = order(&u, 0, 3, 0, ONE, price, false);
+    rejected(&om_witness(&s, &u, &sell, &buy, (ONE, 1_000 * ONE), true), "overfill");
+    // The maker's order signed for nonce 1 (its slot is at nonce 0).
+    let sell = order(&u, 1, 7, 1, ONE, price, true);
+    rejected(&om_witness(&s, &u, &sell, &buy, (ONE / 2, 500 * ONE), true), "wrong order nonce");
+    // Price mismatch: quote_fill one unit above base_fill · price (tiny amounts, so it packs).
+    let sell = order(&u, 1, 7, 0, 1_000_000, price, true);
+    let small_buy = order(&u, 0, 3, 0, 1_000_000, price, false);
+    rejected(&om_witness(&s, &u, &sell, &small_buy, (1_000_000, 1_000_000_001), true), "price mismatch");
+    // The taker buys at most at 999 USDC, the maker sells at 1,000.
+    let sell = order(&u, 1, 7, 0, ONE, price, true);
+    let cheap_buy = order(&u, 0, 3, 0, ONE, 999 * ONE, false);
+    rejected(&om_witness(&s, &u, &sell, &cheap_buy, (ONE / 2, 500 * ONE), true), "taker limit violated");
+    // A maker fee above MAX_FEE_BPS (signed).
+    let greedy = Order { maker_fee_bps: zkl_types::MAX_FEE_BPS + 1, ..sell.order }.sign(&u[1].l2);
+    rejected(&om_witness(&s, &u, &greedy, &buy, (ONE / 2, 500 * ONE), true), "fee bps above max");
+    // Fee not matching the bps: the maker signed 5 bps and the pubdata says 5, but the balances
+    // and fee slots were computed without the maker's fee.
+    let stx = om_tx(&u, &sell, &buy, (ONE / 2, 500 * ONE));
+    let mut bad = unchecked(&s, &[om_op(&sell, &buy, (ONE / 2, 500 * ONE), 0)], &[Some(stx)]);
+    assert_eq!(bad.pubdata[27], 0);
+    bad.pubdata[27] = sell.order.maker_fee_bps;
+    recommit(&mut bad);
+    rejected(&bad, "fee not matching the bps");
+}
+
 #[test]
 fn block_constraint_report() {
     let r = constraint_report(BlockCircuit::blank(CAPACITY, FEE_SLOTS)).unwrap();
     println!("block circuit, capacity {CAPACITY}, {FEE_SLOTS} fee slots: {r}");
     assert_eq!(r.public_inputs, 1);
+    // Per op kind: chunk count x (chunk gadget + pubdata share), measured.
+    let per_op = zkl_circuit::block::constraints_per_op(CAPACITY, FEE_SLOTS).unwrap();
+    println!("{per_op:?}");
+    let get = |name: &str| per_op.iter().find(|(n, _)| *n == name).map(|(_, c)| *c).unwrap();
+    let transfer = get("transfer");
+    assert!(transfer > 30_000 && transfer < 60_000, "{transfer}");
+    assert_eq!(get("noop"), transfer);
+    assert_eq!(get("order_matching"), 2 * transfer);
+    assert_eq!(get("withdraw"), 3 * transfer);
+    assert_eq!(get("forced_exit"), 4 * transfer);
 }
 
 /// Groth16 end to end on a capacity-4 block: development setup (cached under
