@@ -93,24 +93,9 @@ pub fn measure_block(keys: &KeyRing, capacity: usize) -> Result<BlockFigures, St
     })
 }
 
-/// Constraints per op type: the op's chunk count times the marginal cost of one chunk (every
-/// chunk position runs the same universal gadget, so an op costs its chunks; the marginal cost
-/// includes the chunk's share of the pubdata SHA-256), measured between capacities 4 and 8.
+/// Constraints per op type supported by the block circuit: the op's chunks times (the universal
+/// chunk gadget + a chunk's share of the pubdata SHA-256), measured at capacity 4
+/// ([`zkl_circuit::block::constraints_per_op`]).
 pub fn constraints_per_op() -> Result<Vec<(&'static str, usize)>, String> {
-    let total =
-        |c: usize| zkl_circuit::block::BlockCost::measure(c, fee_slots(4)).map(|m| m.total).map_err(|e| e.to_string());
-    let chunk = (total(8)? - total(4)?) / 4;
-    use zkl_types::op::{chunks_of, code};
-    let ops = [
-        ("transfer", code::TRANSFER),
-        ("order_matching", code::ORDER_MATCHING),
-        ("withdraw", code::WITHDRAW),
-        ("deposit", code::DEPOSIT),
-        ("transfer_to_new", code::TRANSFER_TO_NEW),
-        ("change_pubkey", code::CHANGE_PUBKEY),
-        ("forced_exit", code::FORCED_EXIT),
-        ("full_exit", code::FULL_EXIT),
-        ("noop", code::NOOP),
-    ];
-    Ok(ops.iter().map(|&(name, c)| (name, chunks_of(c).unwrap_or(0) * chunk)).collect())
+    zkl_circuit::block::constraints_per_op(4, fee_slots(4)).map_err(|e| e.to_string())
 }

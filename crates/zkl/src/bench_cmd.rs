@@ -152,7 +152,7 @@ fn run_prove(json: bool, capacities: &[u64]) -> Result<ExitCode, Failure> {
             per_op.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
         println!("{}", json!({ "constraints_per_op": ops, "blocks": blocks }));
     } else {
-        println!("constraints per op (chunks x marginal chunk cost)");
+        println!("constraints per op (chunks x (chunk gadget + pubdata SHA-256 share))");
         for (op, n) in &per_op {
             println!("  {op:<16} {n:>9}");
         }

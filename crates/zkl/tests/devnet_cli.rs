@@ -40,6 +40,27 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     }
     assert_eq!(v["funded_keys"].as_array().unwrap().len(), 3);
 
+    // The wallet CLI on L1: balance of the minted test USDC, an ERC-20 deposit, a bad chain.
+    let key = v["funded_keys"][0].as_str().unwrap().to_string();
+    let rpc = v["rpc"].as_str().unwrap().to_string();
+    let wallet = |args: &[&str]| {
+        let mut all = vec!["wallet", "--node", &rpc, "--eth-private-key", &key];
+        all.extend_from_slice(args);
+        Command::new(env!("CARGO_BIN_EXE_zkl")).args(all).output().unwrap()
+    };
+    let usdc = |out: std::process::Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
+    assert_eq!(usdc(wallet(&["l1-balance", "--chain", "1", "--l1-token", "2"]))["display"], "1000000");
+    let out = wallet(&["deposit", "--chain", "1", "--l1-token", "2", "--amount", "10.5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(usdc(out)["l1_tx_hash"].as_str().unwrap().starts_with("0x"));
+    assert_eq!(usdc(wallet(&["l1-balance", "--chain", "1", "--l1-token", "2"]))["display"], "999989.5");
+    let out = wallet(&["deposit", "--chain", "3", "--l1-token", "2", "--amount", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "error: the node settles on no L1 chain 3");
+    let out = wallet(&["deposit", "--chain", "1", "--l1-token", "2", "--amount", "0.0000001"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 6 decimals"));
+
     // Ctrl-C: the node and both anvils stop.
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
