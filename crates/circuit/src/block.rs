@@ -170,6 +170,7 @@ pub struct BlockWitness {
 /// Why a block witness could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BlockWitnessError {
+    /// (Every op kind is supported now; kept for callers that match on it.)
     #[error("op {0} ({1}) is not supported by the block circuit yet")]
     UnsupportedOp(usize, &'static str),
     #[error("the block has {got} chunks, the circuit {capacity}")]
