@@ -332,11 +332,14 @@ contract ZkLink {
     }
 
     /// Requests the exit of the caller's whole balance of (accountId, sub, l2Token) in `l1Token`.
+    /// The request carries `l1Token`'s registered decimals: the op must repeat them (the block
+    /// circuit rounds the amount down to that precision and cannot read the registry).
     function requestFullExit(uint32 accountId, uint8 sub, uint16 l1Token, uint16 l2Token) external notExodus {
         Layout storage s = _layout();
         if (accountId > MAX_ACCOUNT_ID) revert InvalidAccount();
         if (sub > MAX_SUB_ACCOUNT_ID) revert InvalidSubAccount();
-        _checkPair(s.tokens[l1Token], l1Token, l2Token);
+        Token storage t = s.tokens[l1Token];
+        _checkPair(t, l1Token, l2Token);
         bytes memory pubdata = abi.encodePacked(
             OP_FULL_EXIT,
             s.chainId,
@@ -346,7 +349,8 @@ contract ZkLink {
             l1Token,
             l2Token,
             uint128(0),
-            bytes2(0)
+            t.decimals,
+            bytes1(0)
         );
         _addPriorityRequest(OP_FULL_EXIT, pubdata);
     }
@@ -534,7 +538,8 @@ contract ZkLink {
             masked[4] = 0;
             _consumePriorityRequest(s, masked, cur);
         } else if (op == OP_FULL_EXIT) {
-            // Compare every field except the amount (bytes 42..58).
+            // Compare every field except the amount (bytes 42..58); l1_decimals (byte 58) must be
+            // the request's, i.e. the registered decimals.
             bytes memory masked = data;
             assembly {
                 let p := add(add(masked, 32), 42)

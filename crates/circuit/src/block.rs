@@ -28,10 +28,13 @@
 //!   does not change the root, and a repeated token only splits a credit in two).
 //! - On-chain ops update `onchain_hash[chain] = Poseidon(h, w1, w2, w3, w4)`.
 //!
-//! Supported ops: Noop, Deposit, TransferToNew, Withdraw, Transfer, ChangePubKey, ForcedExit
-//! (whose third update, the liquidity debit, is made by its second chunk) and OrderMatching.
-//! FullExit has no flag: a block containing it is unsatisfiable and the witness builder
-//! refuses it with [`BlockWitnessError::UnsupportedOp`].
+//! - FullExit: AU0 debits the account, AU1 the liquidity, by the pubdata amount, which must be
+//!   `min(balance, liquidity)` rounded down to `10^(18 − l1_decimals)` (the decimals are a
+//!   pubdata field the contract checks against its registry) when the account's owner is the
+//!   requester, else 0.
+//!
+//! Every op kind has a flag (Noop, Deposit, TransferToNew, Withdraw, Transfer, FullExit,
+//! ChangePubKey, ForcedExit, OrderMatching).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -62,7 +65,7 @@ use crate::{BoolVar, Fr, FrVar, SynthesisError, poseidon, sha256};
 /// Chunks an op's fields may span (ForcedExit has 4).
 const WINDOW_CHUNKS: usize = 4;
 /// Op codes with a flag in the chunk gadget, with their chunk counts.
-pub const SUPPORTED_OPS: [(u8, usize); 8] = [
+pub const SUPPORTED_OPS: [(u8, usize); 9] = [
     (code::NOOP, 1),
     (code::DEPOSIT, 3),
     (code::TRANSFER_TO_NEW, 3),
@@ -71,6 +74,7 @@ pub const SUPPORTED_OPS: [(u8, usize); 8] = [
     (code::CHANGE_PUBKEY, 3),
     (code::FORCED_EXIT, 4),
     (code::ORDER_MATCHING, 2),
+    (code::FULL_EXIT, 3),
 ];
 
 fn pow2(k: u64) -> Fr {
@@ -166,6 +170,7 @@ pub struct BlockWitness {
 /// Why a block witness could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BlockWitnessError {
+    /// (Every op kind is supported now; kept for callers that match on it.)
     #[error("op {0} ({1}) is not supported by the block circuit yet")]
     UnsupportedOp(usize, &'static str),
     #[error("the block has {got} chunks, the circuit {capacity}")]
@@ -629,7 +634,15 @@ fn op_parts(
                 om: Some([side(&t.maker, maker, m.taker_fee_bps)?, side(&t.taker, taker, k.maker_fee_bps)?]),
             }
         }
-        other => return Err(BlockWitnessError::UnsupportedOp(i, other.name())),
+        Op::FullExit(o) => OpParts {
+            specs: vec![
+                spec(o.account, balance_index(o.sub, o.l2_token), 0, o.amount),
+                spec(zkl_types::GLOBAL_ACCOUNT, balance_index(o.chain, o.l1_token), 0, o.amount),
+            ],
+            fee: None,
+            sig: None,
+            om: None,
+        },
     })
 }
 
@@ -742,7 +755,7 @@ impl BlockWitness {
             if mode == Mode::Checked {
                 let ow = st.apply_op_witnessed(op).map_err(|e| BlockWitnessError::State(i, e))?;
                 let state_root = st.root();
-                if circuit_root != state_root || (ow.writes.is_empty() && !matches!(op, Op::Noop)) {
+                if circuit_root != state_root || (ow.writes.is_empty() && !matches!(op, Op::Noop | Op::FullExit(_))) {
                     return Err(BlockWitnessError::RootMismatch(i, circuit_root.to_string(), state_root.to_string()));
                 }
                 if let (Op::ChangePubKey(o), Some(stx)) = (op, tx)
@@ -1198,7 +1211,8 @@ fn chunk_gadget(
         .enforce_equal(&(&start * &opcode))?;
     let not_start_rem = (&one - &start) * (&bs.remaining - &one);
     bs.remaining = sum(SUPPORTED_OPS.iter().zip(&flags).map(|((_, n), f)| f * Fr::from(*n as u64 - 1))) + not_start_rem;
-    let [f_noop, f_dep, f_ttn, f_wd, f_tr, f_cpk, f_fe, f_om] = [0, 1, 2, 3, 4, 5, 6, 7].map(|k| flags[k].clone());
+    let [f_noop, f_dep, f_ttn, f_wd, f_tr, f_cpk, f_fe, f_om, f_fx] =
+        [0, 1, 2, 3, 4, 5, 6, 7, 8].map(|k| flags[k].clone());
     // This chunk is the second of a ForcedExit or OrderMatching: the op's fields relative to
     // the previous chunk.
     let g_fe = std::mem::replace(&mut bs.prev_fe, f_fe.clone());
@@ -1218,6 +1232,7 @@ fn chunk_gadget(
     pad(&f_cpk, 54, 60)?;
     pad(&f_fe, 66, 80)?;
     pad(&f_om, 39, 40)?;
+    pad(&f_fx, 59, 60)?;
     // OrderMatching byte 8 = taker_sub · 2 + maker_is_sell.
     let om_b8 = window.bits(8, 1)?;
     let prev_b8 = prev.bits(8, 1)?;
@@ -1228,6 +1243,7 @@ fn chunk_gadget(
     cond_zero(&f_dep, &window.sub_high(5)?)?;
     cond_zero(&f_wd, &window.sub_high(5)?)?;
     cond_zero(&f_cpk, &window.sub_high(5)?)?;
+    cond_zero(&f_fx, &window.sub_high(5)?)?;
 
     // Fields.
     let tr = (window.num(1, 3)?, window.num(4, 3)?, window.num(7, 1)?, window.num(8, 1)?, window.num(9, 2)?);
@@ -1263,6 +1279,11 @@ fn chunk_gadget(
     to_bits_le(&other_bps, 8)?;
     let price = FrVar::new_witness(cs.clone(), || Ok(Fr::from(w.order.price)))?;
     let price_bits = to_bits_le(&price, 128)?;
+    // FullExit (chain, account, sub as Deposit): owner 6..38, l1_token 38..40, l2_token 40..42,
+    // amount 42..58, l1_decimals 58.
+    let fx_owner = (window.num(6, 16)?, window.num(22, 16)?);
+    let (fx_l1, fx_l2, fx_dec) = (window.num(38, 2)?, window.num(40, 2)?, window.num(58, 1)?);
+    let fx_amount = &f_fx * window.num(42, 16)?;
     // The liquidity debit of a ForcedExit that started in the previous chunk.
     let (g_chain, g_l1, g_amount) = (prev.num(1, 1)?, prev.num(12, 2)?, prev.num(18, 16)?);
 
@@ -1331,10 +1352,10 @@ fn chunk_gadget(
     // OrderMatching side the trader's account and the balance it gives.
     let mut p0 = AuParams::disabled();
     // (In a ForcedExit's second chunk: the liquidity debit.)
-    p0.en = &user + &f_dep + &g_fe + &om;
+    p0.en = &user + &f_dep + &g_fe + &om + &f_fx;
     p0.account = &f_tr * &tr.0
         + &f_ttn * &ttn.0
-        + (&f_wd + &f_cpk) * &account
+        + (&f_wd + &f_cpk + &f_fx) * &account
         + &f_fe * &fe.0
         + (&f_dep + &g_fe) * &global
         + &om_account;
@@ -1345,8 +1366,9 @@ fn chunk_gadget(
         + &f_fe * idx(&fe.1, &fe_fee_token)
         + &f_dep * idx(&chain, &dep.0)
         + &g_fe * idx(&g_chain, &g_l1)
-        + idx(&om_sub, &(&om_quote + &sbq));
-    p0.delta = &f_dep * &amount - (&user * (&amount + &fee)) - &g_fe * &g_amount - &om_give;
+        + idx(&om_sub, &(&om_quote + &sbq))
+        + &f_fx * idx(&sub, &fx_l2);
+    p0.delta = &f_dep * &amount - (&user * (&amount + &fee)) - &g_fe * &g_amount - &om_give - &fx_amount;
     p0.nonce_inc = user.clone();
     p0.set_key = f_cpk.clone();
     p0.new_pkh = cpk_pkh.clone();
@@ -1361,16 +1383,23 @@ fn chunk_gadget(
     // for an OrderMatching side the balance the trader receives and its order slot (fused).
     let mut p1 = AuParams::disabled();
     // (ForcedExit: the target, without a key, gives its whole non-zero balance.)
-    p1.en = &f_tr + &f_ttn + &f_dep + &f_wd + &f_fe + &om;
-    p1.account =
-        &f_tr * &tr.1 + &f_ttn * &ttn.2 + &f_dep * &account + &f_wd * &global + &f_fe * &fe.2 + idx(&om_sub, &om_slot);
+    p1.en = &f_tr + &f_ttn + &f_dep + &f_wd + &f_fe + &om + &f_fx;
+    p1.account = &f_tr * &tr.1
+        + &f_ttn * &ttn.2
+        + &f_dep * &account
+        + (&f_wd + &f_fx) * &global
+        + &f_fe * &fe.2
+        + idx(&om_sub, &om_slot);
     p1.index = &f_tr * idx(&tr.3, &tr.4)
         + &f_ttn * idx(&ttn.3, &ttn.4)
         + &f_dep * idx(&sub, &dep.1)
         + &f_wd * idx(&chain, &wd.1)
         + &f_fe * idx(&fe.3, &fe.4)
-        + idx(&om_sub, &om_recv_token);
-    p1.delta = (&f_tr + &f_ttn + &f_dep) * &amount - &f_wd * &amount - &f_fe * &fe_amount + &om_received - &om_fee;
+        + idx(&om_sub, &om_recv_token)
+        + &f_fx * idx(&chain, &fx_l1);
+    p1.delta = (&f_tr + &f_ttn + &f_dep) * &amount - &f_wd * &amount - &f_fe * &fe_amount + &om_received
+        - &om_fee
+        - &fx_amount;
     p1.create = f_ttn.clone();
     p1.create_if_unowned = f_dep.clone();
     p1.owner_hi = &f_ttn * &ttn_owner.0 + &f_dep * &dep.3 + &f_fe * &fe_owner.0;
@@ -1391,7 +1420,41 @@ fn chunk_gadget(
     let (slot_nonce, residue) = (&l1.nonce, &l1.pkh);
     let available = residue + is_zero(residue)? * (&order_amount - residue);
     let left = &om * (&available - &base_fill);
-    to_bits_le(&left, 128)?;
+    // FullExit: the amount is min(balance, liquidity) (AU 0's and AU 1's old balances) rounded
+    // down to 10^(18 − l1_decimals), if the account's owner is the (non-zero) requester and the
+    // account is not account 1, else 0. `le` = balance ≤ liquidity, checked by the range check
+    // shared with the slot's `left` (liquidity − balance, or balance − liquidity − 1).
+    let (bal, liq) = (&v0.balance, &v1.balance);
+    let (bv, lv) = (bal.value().ok(), liq.value().ok());
+    let le = BoolVar::new_witness(cs.clone(), || match (bv, lv) {
+        (Some(b), Some(l)) => Ok(fr_to_biguint(&b) <= fr_to_biguint(&l)),
+        _ => Err(SynthesisError::AssignmentMissing),
+    })?;
+    let diff = bal - liq;
+    let cmp = &diff - FrVar::one() + FrVar::from(le.clone()) * (FrVar::one() - &diff - &diff);
+    to_bits_le(&(&left + &f_fx * &cmp), 128)?;
+    let capped = liq + FrVar::from(le) * &diff;
+    // The unit 10^(18 − d) for d = l1_decimals ≤ 18 (d is replaced by 31 outside a FullExit).
+    let dsel = &f_fx * (&fx_dec - c(31)) + c(31);
+    let ind = (0..=18u64).map(|k| Ok(FrVar::from(dsel.is_eq(&c(k))?))).collect::<Result<Vec<_>, SynthesisError>>()?;
+    sum(ind.iter().cloned()).enforce_equal(&f_fx)?;
+    let unit = sum(ind.iter().zip(0..=18u32).map(|(i, k)| i * Fr::from(10u64.pow(18 - k))));
+    let (cv, uv) = (capped.value().ok(), unit.value().ok());
+    let div = move || -> Result<(Fr, Fr), SynthesisError> {
+        let (x, u) = (cv.ok_or(SynthesisError::AssignmentMissing)?, uv.ok_or(SynthesisError::AssignmentMissing)?);
+        let (x, u) = (fr_to_biguint(&x), fr_to_biguint(&u));
+        if u.bits() == 0 { Ok((Fr::ZERO, Fr::ZERO)) } else { Ok((Fr::from(&x / &u), Fr::from(&x % &u))) }
+    };
+    let fx_q = FrVar::new_witness(cs.clone(), || div().map(|x| x.0))?;
+    let fx_r = FrVar::new_witness(cs.clone(), || div().map(|x| x.1))?;
+    to_bits_le(&fx_q, 128)?;
+    to_bits_le(&fx_r, 60)?;
+    to_bits_le(&(&f_fx * (&unit - FrVar::one() - &fx_r)), 60)?;
+    cond_zero(&f_fx, &(&capped - &fx_q * &unit - &fx_r))?;
+    let owner_is = l0.owner_hi.is_eq(&fx_owner.0)? & l0.owner_lo.is_eq(&fx_owner.1)?;
+    let owned = !(l0.owner_hi.is_eq(&FrVar::zero())? & l0.owner_lo.is_eq(&FrVar::zero())?);
+    let eligible = owner_is & owned & !account.is_eq(&global)?;
+    cond_eq(&f_fx, &fx_amount, &(FrVar::from(eligible) * (&capped - &fx_r)))?;
     let full = is_zero(&left)? - (FrVar::one() - &om);
     p1.nonce_inc = full.clone();
     let order_old = slot_nonce * pow2(128) + residue;
@@ -1489,7 +1552,7 @@ fn chunk_gadget(
     cond_eq(&fee, &slot_token, &fee_token)?;
 
     // On-chain hash of the op's chain (1..=4).
-    let onchain = &f_dep + &f_wd + &f_cpk + &f_fe;
+    let onchain = &f_dep + &f_wd + &f_cpk + &f_fe + &f_fx;
     let chain_sel: Vec<FrVar> = (1..=MAX_CHAINS as u64)
         .map(|k| Ok(&onchain * FrVar::from(chain.is_eq(&c(k))?)))
         .collect::<Result<_, SynthesisError>>()?;

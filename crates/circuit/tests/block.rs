@@ -9,12 +9,12 @@ use ark_ff::Field;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use zkl_circuit::Fr;
-use zkl_circuit::block::{BlockCircuit, BlockWitness, BlockWitnessError};
+use zkl_circuit::block::{BlockCircuit, BlockWitness};
 use zkl_circuit::commitment::BlockHeader;
 use zkl_circuit::groth16::{check_satisfied, constraint_report};
 use zkl_state::testkit::{ETH, ONE, USDC, User, demo_registry, deposit, matching};
 use zkl_state::{BlockParams, SealedBlock, State};
-use zkl_types::op::{DepositOp, ForcedExitOp, OrderMatchingOp, TransferOp, WithdrawOp};
+use zkl_types::op::{DepositOp, ForcedExitOp, FullExitOp, OrderMatchingOp, TransferOp, WithdrawOp};
 use zkl_types::{ForcedExit, Op, Order, OrderMatching, PriorityRequest, SignedOrder, SignedTx, Transfer, Tx, Withdraw};
 
 const CAPACITY: usize = 4;
@@ -155,7 +155,7 @@ fn withdraw_and_transfer_to_new_blocks() {
 }
 
 /// Random blocks of supported ops (transfers, transfers to new accounts, withdrawals, deposits,
-/// order matchings), applied by the state machine and checked in the circuit.
+/// order matchings, full exits), applied by the state machine and checked in the circuit.
 #[test]
 fn random_blocks_match_state_machine() {
     let (mut s, u) = genesis();
@@ -164,7 +164,8 @@ fn random_blocks_match_state_machine() {
     let mut next_user = 20;
     let mut slots = 0u16;
     let mut matchings = 0;
-    for _ in 0..3 {
+    let mut exits = 0;
+    for b in 0..4 {
         let mut items = Vec::new();
         let mut chunks = 0;
         while chunks < CAPACITY {
@@ -173,7 +174,9 @@ fn random_blocks_match_state_machine() {
             let unit = if token == ETH { ONE / 1000 } else { USDC_UNIT };
             let amount = unit * rng.gen_range(1..100u128);
             let fee = if rng.gen_bool(0.5) { 0 } else { unit / 10 };
-            let (item, n) = match rng.gen_range(0..6) {
+            // (The first two blocks start with an order matching and a full exit.)
+            let kind = if items.is_empty() && b < 2 { [4, 6][b] } else { rng.gen_range(0..7) };
+            let (item, n) = match kind {
                 0 => {
                     let j = (i + rng.gen_range(1..3usize)) % 3;
                     (transfer(&u[i], 2 + i as u32, &u[j], rng.gen_range(0..2u8), token, amount, fee, nonces[i]), 1)
@@ -206,10 +209,19 @@ fn random_blocks_match_state_machine() {
                     let taker = order(&u, j, slots, 0, taker_amount, taker_price, !sell);
                     (om(&u, maker, taker, fill, (0, 0)), 2)
                 }
+                6 if chunks + 3 <= CAPACITY => {
+                    // A FullExit of sub-account 1 (which only receives transfers), by the owner or
+                    // by someone else, or of an account that does not exist.
+                    let owner = if rng.gen_bool(0.7) { u[i].address } else { u[(i + 1) % 3].address };
+                    let account = if rng.gen_bool(0.8) { 2 + i as u32 } else { 4242 };
+                    exits += 1;
+                    (Item::Priority(full_exit(5000 + exits, account, 1, owner, token)), 3)
+                }
                 _ => continue,
             };
             if let Item::Tx(t) = &item
                 && t.tx.signer() == 2 + i as u32
+                && !matches!(t.tx, Tx::OrderMatching(_))
             {
                 nonces[i] += 1;
             }
@@ -223,7 +235,7 @@ fn random_blocks_match_state_machine() {
         }
         block_matches(&mut s, &items);
     }
-    assert!(matchings > 0, "no order matching drawn");
+    assert!(matchings > 0 && exits > 0, "no order matching or full exit drawn");
 }
 
 /// Maker Bob sells 1 ETH at 1,000 USDC; taker Alice buys 0.5 ETH in two fills of 0.25 (the
@@ -253,26 +265,53 @@ fn order_matching_blocks() {
     );
 }
 
+/// A FullExit request on chain 1 for (`account`, `sub`, `token`) by `owner`.
+fn full_exit(serial_id: u64, account: u32, sub: u8, owner: zkl_types::Address, token: u16) -> PriorityRequest {
+    PriorityRequest::FullExit { chain: 1, serial_id, account, sub, owner, l1_token: token, l2_token: token }
+}
+
+/// Alice (account 2) also deposits 30 ETH on chain 2 (she holds 40 ETH, chain 1 holds 30) and
+/// sends Bob (account 3) 12,345 units of USDC (below USDC's 6-decimal precision).
+fn with_exits() -> (State, Vec<User>) {
+    let (mut s, u) = genesis();
+    s.set_block_params(BlockParams::for_capacity(64));
+    s.execute_priority(&deposit(2, 100, u[0].address, ETH, ETH, 30 * ONE)).unwrap();
+    s.execute_tx(
+        &Tx::Transfer(Transfer {
+            account: 2,
+            from_sub: 0,
+            to: u[1].address,
+            to_sub: 0,
+            token: USDC,
+            amount: 12_345,
+            fee: 0,
+            nonce: 0,
+        })
+        .sign(&u[0].l2),
+    )
+    .unwrap();
+    s.seal_block(1_700_000_050);
+    s.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS });
+    s.commit();
+    (s, u)
+}
+
+/// FullExits applied natively and in the circuit: capped by chain 1's liquidity, rounded down
+/// to USDC's precision, requested by someone else (amount 0), of an account that does not exist.
 #[test]
-fn unsupported_ops_are_refused() {
-    let (mut s, _) = genesis();
-    let req = PriorityRequest::FullExit {
-        chain: 1,
-        serial_id: 100,
-        account: 2,
-        sub: 0,
-        owner: User::new(1).address,
-        l1_token: ETH,
-        l2_token: ETH,
+fn full_exit_blocks() {
+    let (mut s, u) = with_exits();
+    let exit = |s: &mut State, serial, account, owner: &User, token| {
+        let w = block_matches(s, &[Item::Priority(full_exit(serial, account, 0, owner.address, token))]);
+        assert_eq!(w.pubdata[58], if token == ETH { 18 } else { 6 });
     };
-    let (pre, block, txs) = run_block(&mut s, &[Item::Priority(req)]);
-    assert_eq!(
-        BlockWitness::build(&pre, &block, &txs, FEE_SLOTS),
-        Err(BlockWitnessError::UnsupportedOp(0, "full_exit"))
-    );
-    let (pre, block, txs) = run_block(&mut s, &[]);
-    // An empty block (all Noop) needs no tx.
-    assert!(BlockWitness::build(&pre, &block, &txs, 1).is_ok());
+    exit(&mut s, 200, 2, &u[0], ETH);
+    assert_eq!(s.balance(2, 0, ETH), 10 * ONE);
+    exit(&mut s, 201, 3, &u[1], USDC);
+    assert_eq!(s.balance(3, 0, USDC), 12_345);
+    exit(&mut s, 202, 4, &u[0], ETH);
+    assert_eq!(s.balance(4, 0, ETH), 10 * ONE);
+    exit(&mut s, 203, 4242, &u[0], ETH);
 }
 
 // ---- soundness ------------------------------------------------------------------------------
@@ -598,6 +637,36 @@ fn order_matching_rule_violations_are_unsatisfied() {
 }
 
 #[test]
+fn full_exit_amount_violations_are_unsatisfied() {
+    let (s, u) = with_exits();
+    let op = |account: u32, owner: &User, token: u16, amount: u128| {
+        Op::FullExit(FullExitOp {
+            chain: 1,
+            account,
+            sub: 0,
+            owner: owner.address,
+            l1_token: token,
+            l2_token: token,
+            amount,
+            l1_decimals: if token == ETH { 18 } else { 6 },
+        })
+    };
+    let refused = |op: Op, what: &str| {
+        assert!(matches!(s.clone().apply_op(&op), Err(zkl_state::TxError::FullExitAmount { .. })), "{what}");
+        rejected(&unchecked(&s, &[op], &[None]), what);
+    };
+    // Alice's whole 40 ETH although chain 1 holds 30 (the rule gives 30).
+    refused(op(2, &u[0], ETH, 40 * ONE), "full exit above the liquidity");
+    // Bob's USDC not rounded to 6 decimals.
+    refused(op(3, &u[1], USDC, 10_000 * ONE + 12_345), "full exit not rounded");
+    // Alice's account exited by Bob: the rule gives 0.
+    refused(op(2, &u[1], ETH, 10 * ONE), "full exit by another owner paying");
+    // (Positive control: the amounts the rule gives are accepted.)
+    let w = unchecked(&s, &[op(3, &u[1], USDC, 10_000 * ONE)], &[None]);
+    assert_eq!(check(&w), Ok(()));
+}
+
+#[test]
 fn block_constraint_report() {
     let r = constraint_report(BlockCircuit::blank(CAPACITY, FEE_SLOTS)).unwrap();
     println!("block circuit, capacity {CAPACITY}, {FEE_SLOTS} fee slots: {r}");
@@ -611,6 +680,7 @@ fn block_constraint_report() {
     assert_eq!(get("noop"), transfer);
     assert_eq!(get("order_matching"), 2 * transfer);
     assert_eq!(get("withdraw"), 3 * transfer);
+    assert_eq!(get("full_exit"), 3 * transfer);
     assert_eq!(get("forced_exit"), 4 * transfer);
 }
 

@@ -192,7 +192,7 @@ async fn make_ops(env: &mut Env, op: u8, n: usize) -> Result<(Vec<Vec<u8>>, Vec<
                     let z = c.zklink_as(user_key())?;
                     send(z.requestFullExit(a, 1, ETH_TOKEN_ID, ETH_TOKEN_ID)).await?;
                 }
-                ops::full_exit(1, a, 1, owner, ETH_TOKEN_ID, ETH_TOKEN_ID, WITHDRAW_WEI)
+                ops::full_exit_with_decimals(1, a, 1, owner, ETH_TOKEN_ID, ETH_TOKEN_ID, WITHDRAW_WEI, 18)
             }
             other => return Err(ContractsError::Encoding(format!("op {other} not benchmarked"))),
         };

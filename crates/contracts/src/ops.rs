@@ -114,6 +114,22 @@ pub fn full_exit(
     l2_token: u16,
     amount: u128,
 ) -> Vec<u8> {
+    full_exit_with_decimals(chain, account, sub, owner, l1_token, l2_token, amount, 0)
+}
+
+/// A FullExit with its `l1_decimals` byte (the contract's request carries the L1 token's
+/// registered decimals there; [`full_exit`] leaves it 0).
+#[allow(clippy::too_many_arguments)]
+pub fn full_exit_with_decimals(
+    chain: u8,
+    account: u32,
+    sub: u8,
+    owner: [u8; 32],
+    l1_token: u16,
+    l2_token: u16,
+    amount: u128,
+    l1_decimals: u8,
+) -> Vec<u8> {
     let mut b = vec![OP_FULL_EXIT, chain];
     b.extend(u24(account));
     b.push(sub);
@@ -121,6 +137,7 @@ pub fn full_exit(
     b.extend(l1_token.to_be_bytes());
     b.extend(l2_token.to_be_bytes());
     b.extend(amount.to_be_bytes());
+    b.push(l1_decimals);
     finish(b, 3)
 }
 

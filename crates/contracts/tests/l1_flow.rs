@@ -147,7 +147,7 @@ async fn two_chain_happy_path() {
         ops::forced_exit(2, 5, 0, 6, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH_TOKEN_ID, fee, ETH / 2, owner32(forced_target)),
         ops::change_pubkey(1, 9, 0, pkh_a, cpk_owner.address(), 0, ETH_TOKEN_ID, fee),
         ops::change_pubkey(2, 9, 0, pkh_b, cpk_owner.address(), 1, ETH_TOKEN_ID, fee),
-        ops::full_exit(2, 7, 0, owner32(user()), ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 4),
+        ops::full_exit_with_decimals(2, 7, 0, owner32(user()), ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 4, 18),
         ops::transfer_to_new(5, 0, 10, 0, ETH_TOKEN_ID, pack_amount(1, 16), fee, owner32(recipient)),
     ];
     let mut block = L2Block::new(1, 1, root(0xbb), ops::pad_block(&block_ops, CAPACITY).unwrap());

@@ -70,6 +70,8 @@ pub enum TxError {
     BadEthAuth,
     #[error("full exit amount {claimed} differs from the computed {computed}")]
     FullExitAmount { claimed: u128, computed: u128 },
+    #[error("full exit L1 decimals {claimed} differ from the registered {registered}")]
+    FullExitDecimals { claimed: u8, registered: u8 },
     #[error("forced exit amount {claimed} differs from the balance {balance}")]
     ForcedExitAmount { claimed: u128, balance: u128 },
     #[error("block is full: {needed} chunks needed, {free} free")]

@@ -279,6 +279,7 @@ impl State {
                     l1_token: *l1_token,
                     l2_token: *l2_token,
                     amount: self.full_exit_amount(*chain, *account, *sub, owner, *l1_token, *l2_token),
+                    l1_decimals: self.full_exit_decimals(*chain, *l1_token),
                 })
             }
         })

@@ -469,6 +469,10 @@ impl State {
             Op::FullExit(o) => {
                 Self::check_sub(o.sub)?;
                 self.registry.check_chain(o.chain)?;
+                let registered = self.full_exit_decimals(o.chain, o.l1_token);
+                if o.l1_decimals != registered {
+                    return Err(TxError::FullExitDecimals { claimed: o.l1_decimals, registered });
+                }
                 let computed = self.full_exit_amount(o.chain, o.account, o.sub, &o.owner, o.l1_token, o.l2_token);
                 if computed != o.amount {
                     return Err(TxError::FullExitAmount { claimed: o.amount, computed });
@@ -571,6 +575,12 @@ impl State {
         }
         let capped = a.balance_at(balance_index(sub, l2)).min(self.liquidity(chain, l1));
         self.registry.round_to_l1_precision(chain, l1, capped).unwrap_or(0)
+    }
+
+    /// The `l1_decimals` of a FullExit: the L1 token's decimals on `chain`, 0 if it is not
+    /// registered there (then the chain holds no liquidity of it and the amount is 0).
+    pub fn full_exit_decimals(&self, chain: ChainId, l1: TokenId) -> u8 {
+        self.registry.l1_decimals(chain, l1).unwrap_or(0)
     }
 
     fn op_forced_exit(&mut self, o: &ForcedExitOp) -> Result<(), TxError> {

@@ -207,7 +207,7 @@ fn full_exit_always_produces_its_op() {
     };
     // Whole ETH balance (10) but chain 1 holds 20 ETH: exits 10.
     let op = w.state.execute_priority(&req(a, owner, ETH, ETH)).unwrap();
-    assert!(matches!(op, Op::FullExit(FullExitOp { amount, .. }) if amount == 10 * ONE));
+    assert!(matches!(op, Op::FullExit(FullExitOp { amount, l1_decimals: 18, .. }) if amount == 10 * ONE));
     assert_eq!(w.state.balance(a, 0, ETH), 0);
     // Someone else's account, a missing account, a token pair that does not fund: amount 0.
     for r in [req(b, owner, ETH, ETH), req(4242, owner, ETH, ETH), req(a, owner, USDC, ETH)] {
@@ -227,8 +227,13 @@ fn full_exit_always_produces_its_op() {
         l1_token: ETH,
         l2_token: ETH,
         amount: 11 * ONE,
+        l1_decimals: 18,
     });
     assert_rejected!(w, w.state.apply_op(&op), TxError::FullExitAmount { .. });
+    // An op carrying other decimals than the registry's for the L1 token.
+    let Op::FullExit(fe) = op else { unreachable!() };
+    let op = Op::FullExit(FullExitOp { amount: 0, l1_decimals: 6, ..fe });
+    assert_rejected!(w, w.state.apply_op(&op), TxError::FullExitDecimals { claimed: 6, registered: 18 });
 }
 
 #[test]

@@ -100,6 +100,9 @@ pub struct FullExitOp {
     pub l2_token: TokenId,
     #[serde(with = "crate::serde_impls::u128_str")]
     pub amount: u128,
+    /// The decimals of `l1_token` on `chain` (the amount is rounded down to that precision);
+    /// the contract checks them against its registry, so the circuit can round.
+    pub l1_decimals: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -263,6 +266,7 @@ impl Op {
             }
             Op::FullExit(o) => {
                 w.u8(o.chain).u24(o.account).u8(o.sub).raw(&o.owner.0).u16(o.l1_token).u16(o.l2_token).u128(o.amount);
+                w.u8(o.l1_decimals);
             }
             Op::ChangePubKey(o) => {
                 w.u8(o.chain).u24(o.account).u8(o.sub).raw(&o.new_pubkey_hash.0).raw(&o.owner).u32(o.nonce);
@@ -348,6 +352,7 @@ impl Op {
                 l1_token: r.u16()?,
                 l2_token: r.u16()?,
                 amount: r.u128()?,
+                l1_decimals: r.u8()?,
             }),
             code::CHANGE_PUBKEY => Op::ChangePubKey(ChangePubKeyOp {
                 chain: r.u8()?,

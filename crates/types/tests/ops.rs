@@ -71,15 +71,16 @@ fn op() -> impl Strategy<Value = Op> {
                 fee
             })
         ),
-        (any::<u8>(), acc(), sub(), addr(), any::<u16>(), any::<u16>(), any::<u128>()).prop_map(
-            |(chain, account, sub, owner, l1_token, l2_token, amount)| Op::FullExit(FullExitOp {
+        (any::<u8>(), acc(), sub(), addr(), any::<u16>(), any::<u16>(), any::<u128>(), 0u8..=18).prop_map(
+            |(chain, account, sub, owner, l1_token, l2_token, amount, l1_decimals)| Op::FullExit(FullExitOp {
                 chain,
                 account,
                 sub,
                 owner,
                 l1_token,
                 l2_token,
-                amount
+                amount,
+                l1_decimals
             })
         ),
         (any::<u8>(), acc(), sub(), any::<[u8; 20]>(), any::<[u8; 20]>(), any::<u32>(), any::<u16>(), fee()).prop_map(
