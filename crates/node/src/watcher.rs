@@ -76,6 +76,14 @@ pub fn parse_request(
             })
         }
         OP_FULL_EXIT => {
+            let l1_token = u16_at(pubdata, 38);
+            let ours = registry.l1_decimals(chain, l1_token).map_err(|e| format!("serial {serial_id}: {e}"))?;
+            if pubdata[58] != ours {
+                return Err(format!(
+                    "serial {serial_id}: token {l1_token} has {ours} decimals on the node, {} on the contract",
+                    pubdata[58]
+                ));
+            }
             let account = u32::from_be_bytes([0, pubdata[2], pubdata[3], pubdata[4]]);
             let mut owner = [0u8; 32];
             owner.copy_from_slice(&pubdata[6..38]);
@@ -85,7 +93,7 @@ pub fn parse_request(
                 account,
                 sub: pubdata[5],
                 owner: Address(owner),
-                l1_token: u16_at(pubdata, 38),
+                l1_token,
                 l2_token: u16_at(pubdata, 40),
             })
         }
@@ -205,7 +213,7 @@ mod tests {
                 owner: Address(owner)
             })
         );
-        let exit = ops::full_exit(2, 77, 1, owner, 1, 1, 0);
+        let exit = ops::full_exit_with_decimals(2, 77, 1, owner, 1, 1, 0, 18);
         assert_eq!(
             parse_request(&r, 2, 9, OP_FULL_EXIT, &exit),
             Ok(PriorityRequest::FullExit {
@@ -238,5 +246,14 @@ mod tests {
         assert!(parse_request(&r, 1, 0, OP_DEPOSIT, &odd).is_err());
         // A token the node does not know on that chain (USDT, token 3, is on chain 2 only).
         assert!(parse_request(&r, 1, 0, OP_DEPOSIT, &deposit_pubdata(1, 3, 10u128.pow(18), owner)).is_err());
+        // A full exit whose decimals byte differs from the node's registry (ETH has 18), or of a
+        // token the node does not have on that chain.
+        let exit = ops::full_exit_with_decimals(2, 77, 1, owner, 1, 1, 0, 6);
+        assert_eq!(
+            parse_request(&r, 2, 9, OP_FULL_EXIT, &exit),
+            Err("serial 9: token 1 has 18 decimals on the node, 6 on the contract".into())
+        );
+        let exit = ops::full_exit_with_decimals(1, 77, 1, owner, 3, 3, 0, 6);
+        assert!(parse_request(&r, 1, 9, OP_FULL_EXIT, &exit).is_err());
     }
 }
