@@ -25,8 +25,9 @@ interface IERC20 {
 contract ZkLink {
     // ---------------------------------------------------------------- constants
 
-    /// keccak256("zklink-rs.contracts.ZkLink.layout.v1") - 1
-    bytes32 internal constant LAYOUT_SLOT = bytes32(uint256(keccak256("zklink-rs.contracts.ZkLink.layout.v1")) - 1);
+    /// keccak256("zklink-rs.contracts.ZkLink.layout.v2") - 1 (v2: no deployment of v1 exists; see
+    /// docs/contracts.md)
+    bytes32 internal constant LAYOUT_SLOT = bytes32(uint256(keccak256("zklink-rs.contracts.ZkLink.layout.v2")) - 1);
 
     uint8 internal constant MAX_CHAINS = 4;
     uint32 internal constant MAX_ACCOUNT_ID = (1 << 24) - 1;
@@ -36,6 +37,10 @@ contract ZkLink {
     uint256 internal constant PUBLIC_INPUT_MASK = (uint256(1) << 253) - 1;
     /// Gas forwarded to a withdrawal recipient; a failed transfer becomes a pending balance.
     uint256 internal constant WITHDRAWAL_GAS_LIMIT = 100_000;
+    /// Gas a payout must have left before the call (the recipient's 100,000 under EIP-150's 63/64
+    /// rule, plus the call's own costs), so that a validator cannot make payouts fail by
+    /// under-funding `executeBlocks`.
+    uint256 internal constant PAYOUT_GAS_RESERVE = (WITHDRAWAL_GAS_LIMIT * 64) / 63 + 40_000;
 
     uint8 internal constant OP_NOOP = 0;
     uint8 internal constant OP_DEPOSIT = 1;
@@ -102,7 +107,8 @@ contract ZkLink {
         address poseidon;
         uint8 chainId; // this chain's L2 chain id, 1..=MAX_CHAINS
         uint8 chainCount; // number of connected chains
-        bool dataAvailability; // this chain receives the full pubdata
+        uint8 dataAvailabilityChain; // the chain that receives the full pubdata, 1..=chainCount
+        bool dataAvailability; // chainId == dataAvailabilityChain
         bool exodusMode;
         uint64 priorityExpirationPeriod; // seconds
         uint8 oracleThreshold;
@@ -119,9 +125,16 @@ contract ZkLink {
         uint32 totalBlocksProven;
         uint32 totalBlocksExecuted;
         mapping(uint32 => bytes32) storedBlockHashes;
-        mapping(uint8 => mapping(uint32 => bytes32)) receivedSyncHashes; // srcChain => block => hash
+        /// srcChain => sync hash => confirmed by the oracle. Keyed by the value, which chains the
+        /// whole history of commitments, so a revert and a different re-commit never collide.
+        mapping(uint8 => mapping(bytes32 => bool)) receivedSyncHashes;
         mapping(address => mapping(uint16 => uint128)) pendingBalances; // owner => token => L1 units
-        mapping(address => mapping(uint32 => bytes20)) authFacts; // owner => nonce => pubkey hash
+        /// owner => nonce => pubkey hash => authorised. Set-only: a fact the node relied on can
+        /// never be withdrawn before the ChangePubKey it authorises is committed.
+        mapping(address => mapping(uint32 => mapping(bytes20 => bool))) authFacts;
+        mapping(uint16 => bool) isGroup; // merge-group token ids (never L1 tokens)
+        uint128 priorityFee; // wei paid with every deposit and full-exit request
+        uint256 collectedFees; // priority fees not yet withdrawn by the governor
         uint256 reentrancyLock; // 1 while a guarded function runs
     }
 
@@ -163,6 +176,9 @@ contract ZkLink {
     error SignersNotSorted();
     error InsufficientPendingBalance();
     error TooManyBlocksToRevert();
+    error OnchainOpsOfUnknownChain(uint8 chain);
+    error WrongPriorityFee(uint256 expected);
+    error InsufficientGas();
 
     event TokenRegistered(uint16 indexed tokenId, address addr, uint8 decimals, uint16 group);
     event NewPriorityRequest(uint64 indexed serialId, uint8 opType, bytes pubdata, uint64 expiration);
@@ -174,6 +190,8 @@ contract ZkLink {
     event Withdrawal(address indexed to, uint16 indexed tokenId, uint128 amount);
     event WithdrawalPending(address indexed to, uint16 indexed tokenId, uint128 amount);
     event ExodusModeActivated();
+    event AuthPubkeyHashSet(address indexed owner, uint32 nonce, bytes20 pubkeyHash);
+    event PriorityFeeSet(uint128 fee);
 
     // ---------------------------------------------------------------- setup and governance
 
@@ -183,8 +201,9 @@ contract ZkLink {
         address poseidon;
         uint8 chainId;
         uint8 chainCount;
-        bool dataAvailability;
+        uint8 dataAvailabilityChain;
         uint64 priorityExpirationPeriod;
+        uint128 priorityFee;
         bytes32 genesisRoot;
     }
 
@@ -198,6 +217,7 @@ contract ZkLink {
         if (
             p.governor == address(0) || p.verifier.code.length == 0 || p.poseidon.code.length == 0 || p.chainId == 0
                 || p.chainCount == 0 || p.chainCount > MAX_CHAINS || p.chainId > p.chainCount
+                || p.dataAvailabilityChain == 0 || p.dataAvailabilityChain > p.chainCount
                 || p.priorityExpirationPeriod == 0
         ) revert InvalidConfig();
         s.governor = p.governor;
@@ -205,8 +225,10 @@ contract ZkLink {
         s.poseidon = p.poseidon;
         s.chainId = p.chainId;
         s.chainCount = p.chainCount;
-        s.dataAvailability = p.dataAvailability;
+        s.dataAvailabilityChain = p.dataAvailabilityChain;
+        s.dataAvailability = p.chainId == p.dataAvailabilityChain;
         s.priorityExpirationPeriod = p.priorityExpirationPeriod;
+        s.priorityFee = p.priorityFee;
         StoredBlockInfo memory genesis;
         genesis.stateRoot = p.genesisRoot;
         s.storedBlockHashes[0] = hashStoredBlockInfo(genesis);
@@ -256,9 +278,14 @@ contract ZkLink {
     }
 
     /// Registers an L1 token (`addr` 0 = ETH) under `tokenId`, optionally in merge group `group`.
+    /// A merge group's id is never an L1 token's id (protocol.md section 9).
     function registerToken(uint16 tokenId, address addr, uint8 decimals, uint16 group) external onlyGovernor {
         Layout storage s = _layout();
-        if (tokenId == 0 || decimals > 18 || group == tokenId) revert InvalidConfig();
+        if (tokenId == 0 || decimals > 18 || group == tokenId || s.isGroup[tokenId]) revert InvalidConfig();
+        if (group != 0) {
+            if (s.tokens[group].registered) revert InvalidConfig();
+            s.isGroup[group] = true;
+        }
         if (s.tokens[tokenId].registered || s.tokenIds[addr] != 0) revert TokenAlreadyRegistered(tokenId);
         s.tokens[tokenId] = Token(addr, decimals, true, false, group, 0);
         s.tokenIds[addr] = tokenId;
@@ -269,6 +296,21 @@ contract ZkLink {
         Token storage t = _layout().tokens[tokenId];
         if (!t.registered) revert TokenNotRegistered(tokenId);
         t.paused = paused;
+    }
+
+    /// Sets the fee (wei) every deposit and full-exit request pays: it covers the operator's cost
+    /// of committing the priority operation (about 100,000 gas), so flooding the queue is not free.
+    function setPriorityFee(uint128 fee) external onlyGovernor {
+        _layout().priorityFee = fee;
+        emit PriorityFeeSet(fee);
+    }
+
+    /// Sends the collected priority fees to `to`.
+    function withdrawCollectedFees(address payable to) external onlyGovernor nonReentrant {
+        Layout storage s = _layout();
+        uint256 amount = s.collectedFees;
+        s.collectedFees = 0;
+        if (!_sendEth(to, amount, gasleft())) revert TransferFailed();
     }
 
     /// Replaces the light-oracle signer set; `threshold` of them must sign a sync hash.
@@ -289,22 +331,28 @@ contract ZkLink {
 
     // ---------------------------------------------------------------- deposits and priority requests
 
+    /// Deposits `msg.value − priorityFee` wei.
     function depositETH(bytes32 to, uint8 sub, uint16 l2Token) external payable notExodus nonReentrant {
         Layout storage s = _layout();
         uint16 l1Token = s.tokenIds[address(0)];
         if (l1Token == 0) revert TokenNotRegistered(0);
-        if (msg.value > type(uint104).max) revert LiquidityCapExceeded();
-        _deposit(l1Token, uint104(msg.value), to, sub, l2Token);
+        if (msg.value < s.priorityFee) revert WrongPriorityFee(s.priorityFee);
+        uint256 amount = msg.value - s.priorityFee;
+        s.collectedFees += s.priorityFee;
+        if (amount > type(uint104).max) revert LiquidityCapExceeded();
+        _deposit(l1Token, uint104(amount), to, sub, l2Token);
     }
 
     /// Deposits `amount` (L1 units) of the ERC-20 `token`; the credited amount is what the contract
-    /// actually received (fee-on-transfer tokens credit less).
+    /// actually received (fee-on-transfer tokens credit less). `msg.value` is the priority fee.
     function depositERC20(address token, uint104 amount, bytes32 to, uint8 sub, uint16 l2Token)
         external
+        payable
         notExodus
         nonReentrant
     {
         Layout storage s = _layout();
+        _takePriorityFee(s);
         uint16 l1Token = s.tokenIds[token];
         if (l1Token == 0 || token == address(0)) revert TokenNotRegistered(0);
         uint256 before = IERC20(token).balanceOf(address(this));
@@ -320,7 +368,9 @@ contract ZkLink {
         if (t.paused) revert TokenPaused(l1Token);
         _checkPair(t, l1Token, l2Token);
         if (sub > MAX_SUB_ACCOUNT_ID) revert InvalidSubAccount();
-        if (to == bytes32(0)) revert InvalidRecipient();
+        // Owners are EVM addresses: an account owned by anything else could never authorise a
+        // key, be paid a withdrawal or claim in exodus.
+        if (to == bytes32(0) || uint256(to) >> 160 != 0) revert InvalidRecipient();
         if (amount == 0) revert ZeroAmount();
         uint256 l2Amount = uint256(amount) * (10 ** (18 - uint256(t.decimals)));
         if (l2Amount + t.liquidity > MAX_LIQUIDITY) revert LiquidityCapExceeded();
@@ -334,8 +384,10 @@ contract ZkLink {
     /// Requests the exit of the caller's whole balance of (accountId, sub, l2Token) in `l1Token`.
     /// The request carries `l1Token`'s registered decimals: the op must repeat them (the block
     /// circuit rounds the amount down to that precision and cannot read the registry).
-    function requestFullExit(uint32 accountId, uint8 sub, uint16 l1Token, uint16 l2Token) external notExodus {
+    /// `msg.value` is the priority fee.
+    function requestFullExit(uint32 accountId, uint8 sub, uint16 l1Token, uint16 l2Token) external payable notExodus {
         Layout storage s = _layout();
+        _takePriorityFee(s);
         if (accountId > MAX_ACCOUNT_ID) revert InvalidAccount();
         if (sub > MAX_SUB_ACCOUNT_ID) revert InvalidSubAccount();
         Token storage t = s.tokens[l1Token];
@@ -353,6 +405,11 @@ contract ZkLink {
             bytes1(0)
         );
         _addPriorityRequest(OP_FULL_EXIT, pubdata);
+    }
+
+    function _takePriorityFee(Layout storage s) internal {
+        if (msg.value != s.priorityFee) revert WrongPriorityFee(s.priorityFee);
+        s.collectedFees += msg.value;
     }
 
     function _checkPair(Token storage t, uint16 l1Token, uint16 l2Token) internal view {
@@ -379,9 +436,14 @@ contract ZkLink {
         emit ExodusModeActivated();
     }
 
-    /// On-chain pre-authorisation of a ChangePubKey by the account's owner.
+    /// On-chain pre-authorisation of a ChangePubKey by the account's owner: the owner's account
+    /// may set `pubkeyHash` as its key at account nonce `nonce`. Facts are never removed (a new
+    /// fact for the same nonce adds an alternative), so a ChangePubKey the node accepted on the
+    /// strength of a confirmed fact always commits.
     function setAuthPubkeyHash(bytes20 pubkeyHash, uint32 nonce) external {
-        _layout().authFacts[msg.sender][nonce] = pubkeyHash;
+        if (pubkeyHash == bytes20(0)) revert InvalidConfig();
+        _layout().authFacts[msg.sender][nonce][pubkeyHash] = true;
+        emit AuthPubkeyHashSet(msg.sender, nonce, pubkeyHash);
     }
 
     // ---------------------------------------------------------------- commit
@@ -438,6 +500,11 @@ contract ZkLink {
             _processOnchainOps(s, b.onchainOps, b.changePubKeyWitnesses, cur);
         }
         if (cur.witnessIndex != b.changePubKeyWitnesses.length) revert MissingWitness();
+        // Chains without a contract have no on-chain ops: nobody would check their deposits'
+        // queue or their ChangePubKey authorisations (Poseidon never outputs 0).
+        for (uint256 c = s.chainCount; c < MAX_CHAINS; c++) {
+            if (b.onchainHashes[c] != bytes32(0)) revert OnchainOpsOfUnknownChain(uint8(c + 1));
+        }
 
         bytes32[4] memory hashes = b.onchainHashes;
         hashes[s.chainId - 1] = bytes32(cur.onchainHash);
@@ -583,7 +650,7 @@ contract ZkLink {
         if (!t.registered) revert TokenNotRegistered(l1Token);
         if (l2Token != l1Token && (t.group == 0 || t.group != l2Token)) revert InvalidTokenPair(l1Token, l2Token);
         if (amount % (10 ** (18 - uint256(t.decimals))) != 0) revert InvalidPubdata();
-        if (uint256(to) >> 160 != 0) revert InvalidRecipient();
+        if (to == bytes32(0) || uint256(to) >> 160 != 0) revert InvalidRecipient();
     }
 
     function _recordWithdrawal(OpsCursor memory cur, address to, uint16 l1Token, uint128 amount) internal pure {
@@ -597,7 +664,7 @@ contract ZkLink {
         address owner = address(bytes20(data[26:46]));
         uint32 nonce = uint32(bytes4(data[46:50]));
         if (witness.length == 0) {
-            if (pkh == bytes20(0) || s.authFacts[owner][nonce] != pkh) revert ChangePubKeyAuth();
+            if (!s.authFacts[owner][nonce][pkh]) revert ChangePubKeyAuth();
             return;
         }
         if (witness.length != 65) revert ChangePubKeyAuth();
@@ -628,6 +695,8 @@ contract ZkLink {
 
     // ---------------------------------------------------------------- execute and withdrawals
 
+    /// Executes blocks in order. All checks and counter updates happen before the first payout
+    /// (checks-effects-interactions); the function is also `nonReentrant`.
     function executeBlocks(ExecuteBlockInfo[] calldata blocks) external onlyValidator notExodus nonReentrant {
         Layout storage s = _layout();
         uint32 executed = s.totalBlocksExecuted;
@@ -638,7 +707,7 @@ contract ZkLink {
             if (b.blockNumber > s.totalBlocksProven) revert BlockNotProven();
             if (s.storedBlockHashes[b.blockNumber] != hashStoredBlockInfo(b)) revert StoredBlockMismatch();
             for (uint8 c = 1; c <= s.chainCount; c++) {
-                if (c != s.chainId && s.receivedSyncHashes[c][b.blockNumber] != b.syncHash) revert SyncHashMissing(c);
+                if (c != s.chainId && !s.receivedSyncHashes[c][b.syncHash]) revert SyncHashMissing(c);
             }
             bytes calldata w = blocks[i].withdrawals;
             if (w.length % 38 != 0) revert WithdrawalsMismatch();
@@ -647,6 +716,14 @@ contract ZkLink {
                 h = keccak256(abi.encodePacked(h, w[off:off + 38]));
             }
             if (h != b.withdrawalsHash) revert WithdrawalsMismatch();
+            firstRequest += b.priorityOperations;
+            executed = b.blockNumber;
+            emit BlockExecuted(executed);
+        }
+        s.totalBlocksExecuted = executed;
+        s.firstPriorityRequestId = firstRequest;
+        for (uint256 i = 0; i < blocks.length; i++) {
+            bytes calldata w = blocks[i].withdrawals;
             for (uint256 off = 0; off < w.length; off += 38) {
                 _payout(
                     s,
@@ -655,27 +732,21 @@ contract ZkLink {
                     uint128(bytes16(w[off + 22:off + 38]))
                 );
             }
-            firstRequest += b.priorityOperations;
-            executed = b.blockNumber;
-            emit BlockExecuted(executed);
         }
-        s.totalBlocksExecuted = executed;
-        s.firstPriorityRequestId = firstRequest;
     }
 
     /// Pays `amountL2` (L2 units) of `tokenId` to `to`, or credits a pending balance if the
-    /// transfer fails within the gas cap.
+    /// transfer fails within the gas cap. No return data is copied (a recipient returning
+    /// megabytes cannot make the caller's memory cost explode).
     function _payout(Layout storage s, address to, uint16 tokenId, uint128 amountL2) internal {
         Token storage t = s.tokens[tokenId];
         t.liquidity -= amountL2;
         uint128 amount = uint128(amountL2 / (10 ** (18 - uint256(t.decimals))));
         if (amount == 0) return;
-        bool ok;
-        if (t.addr == address(0)) {
-            (ok,) = to.call{value: amount, gas: WITHDRAWAL_GAS_LIMIT}("");
-        } else {
-            ok = _tryTransfer(t.addr, to, amount, WITHDRAWAL_GAS_LIMIT);
-        }
+        if (gasleft() < PAYOUT_GAS_RESERVE) revert InsufficientGas();
+        bool ok = t.addr == address(0)
+            ? _sendEth(to, amount, WITHDRAWAL_GAS_LIMIT)
+            : _tryTransfer(t.addr, to, amount, WITHDRAWAL_GAS_LIMIT);
         if (ok) {
             emit Withdrawal(to, tokenId, amount);
         } else {
@@ -691,19 +762,15 @@ contract ZkLink {
         if (amount == 0 || amount > balance) revert InsufficientPendingBalance();
         s.pendingBalances[owner][tokenId] = balance - amount;
         Token storage t = s.tokens[tokenId];
-        if (t.addr == address(0)) {
-            (bool ok,) = owner.call{value: amount}("");
-            if (!ok) revert TransferFailed();
-        } else {
-            if (!_tryTransfer(t.addr, owner, amount, gasleft())) revert TransferFailed();
-        }
+        bool ok = t.addr == address(0) ? _sendEth(owner, amount, gasleft()) : _tryTransfer(t.addr, owner, amount, gasleft());
+        if (!ok) revert TransferFailed();
         emit Withdrawal(owner, tokenId, amount);
     }
 
     // ---------------------------------------------------------------- revert
 
     /// Reverts committed, unexecuted blocks, newest first.
-    function revertBlocks(StoredBlockInfo[] calldata blocks) external onlyValidator notExodus {
+    function revertBlocks(StoredBlockInfo[] calldata blocks) external onlyValidator notExodus nonReentrant {
         Layout storage s = _layout();
         uint32 committed = s.totalBlocksCommitted;
         uint64 committedRequests = s.totalCommittedPriorityRequests;
@@ -736,14 +803,14 @@ contract ZkLink {
         return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
     }
 
-    /// Records chain `srcChain`'s sync hash for `blockNumber`, signed by at least the threshold of
+    /// Records chain `srcChain`'s sync hash of `blockNumber`, signed by at least the threshold of
     /// distinct registered oracle signers (signatures ordered by signer address, ascending).
     function receiveSyncHash(uint8 srcChain, uint32 blockNumber, bytes32 syncHash, bytes[] calldata signatures)
         external
     {
         Layout storage s = _layout();
         if (srcChain == 0 || srcChain > s.chainCount || srcChain == s.chainId) revert InvalidChain();
-        if (s.receivedSyncHashes[srcChain][blockNumber] != bytes32(0)) revert SyncHashAlreadyReceived();
+        if (s.receivedSyncHashes[srcChain][syncHash]) revert SyncHashAlreadyReceived();
         if (syncHash == bytes32(0)) revert InvalidSignature();
         if (signatures.length < s.oracleThreshold || s.oracleThreshold == 0) revert NotEnoughSignatures();
         bytes32 digest = syncHashDigest(srcChain, blockNumber, syncHash);
@@ -754,7 +821,7 @@ contract ZkLink {
             if (signer <= previous) revert SignersNotSorted();
             previous = signer;
         }
-        s.receivedSyncHashes[srcChain][blockNumber] = syncHash;
+        s.receivedSyncHashes[srcChain][syncHash] = true;
         emit SyncHashReceived(srcChain, blockNumber, syncHash);
     }
 
@@ -772,9 +839,21 @@ contract ZkLink {
         return _layout().validators[a];
     }
 
-    function chainInfo() external view returns (uint8 chainId, uint8 chainCount, bool dataAvailability) {
+    function chainInfo() external view returns (uint8 chainId, uint8 chainCount, uint8 dataAvailabilityChain) {
         Layout storage s = _layout();
-        return (s.chainId, s.chainCount, s.dataAvailability);
+        return (s.chainId, s.chainCount, s.dataAvailabilityChain);
+    }
+
+    function priorityFee() external view returns (uint128) {
+        return _layout().priorityFee;
+    }
+
+    function collectedFees() external view returns (uint256) {
+        return _layout().collectedFees;
+    }
+
+    function authFact(address owner, uint32 nonce, bytes20 pubkeyHash) external view returns (bool) {
+        return _layout().authFacts[owner][nonce][pubkeyHash];
     }
 
     function getToken(uint16 tokenId) external view returns (Token memory) {
@@ -803,8 +882,8 @@ contract ZkLink {
         return _layout().storedBlockHashes[blockNumber];
     }
 
-    function receivedSyncHash(uint8 srcChain, uint32 blockNumber) external view returns (bytes32) {
-        return _layout().receivedSyncHashes[srcChain][blockNumber];
+    function isSyncHashReceived(uint8 srcChain, bytes32 syncHash) external view returns (bool) {
+        return _layout().receivedSyncHashes[srcChain][syncHash];
     }
 
     function pendingBalance(address owner, uint16 tokenId) external view returns (uint128) {
@@ -818,8 +897,8 @@ contract ZkLink {
         bytes32 r = bytes32(sig[0:32]);
         bytes32 sv = bytes32(sig[32:64]);
         uint8 v = uint8(sig[64]);
-        if (v < 27) v += 27;
-        // Reject malleable (high-s) signatures.
+        // Only the canonical form (protocol.md section 12): v in {27, 28}, low s.
+        if (v != 27 && v != 28) return address(0);
         if (uint256(sv) > 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0) return address(0);
         return ecrecover(digest, v, r, sv);
     }
@@ -831,8 +910,24 @@ contract ZkLink {
         }
     }
 
-    function _tryTransfer(address token, address to, uint256 amount, uint256 gasLimit) internal returns (bool) {
-        (bool ok, bytes memory ret) = token.call{gas: gasLimit}(abi.encodeCall(IERC20.transfer, (to, amount)));
-        return ok && (ret.length == 0 || (ret.length == 32 && abi.decode(ret, (bool))));
+    /// Sends `amount` wei with at most `gasLimit` gas, copying no return data.
+    function _sendEth(address to, uint256 amount, uint256 gasLimit) internal returns (bool ok) {
+        assembly ("memory-safe") {
+            ok := call(gasLimit, to, amount, 0, 0, 0, 0)
+        }
+    }
+
+    /// ERC-20 `transfer` with at most `gasLimit` gas, copying at most 32 bytes of return data.
+    /// Succeeds if the call did not revert and returned either nothing (from a contract) or a
+    /// first word equal to 1; anything else (no code, `false`, a malformed return) is a failure,
+    /// never a revert.
+    function _tryTransfer(address token, address to, uint256 amount, uint256 gasLimit) internal returns (bool ok) {
+        bytes memory data = abi.encodeCall(IERC20.transfer, (to, amount));
+        assembly ("memory-safe") {
+            mstore(0, 0)
+            ok := call(gasLimit, token, 0, add(data, 32), mload(data), 0, 32)
+            let size := returndatasize()
+            ok := and(ok, or(and(iszero(size), gt(extcodesize(token), 0)), and(gt(size, 31), eq(mload(0), 1))))
+        }
     }
 }

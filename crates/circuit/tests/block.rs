@@ -35,7 +35,7 @@ fn genesis() -> (State, Vec<User>) {
     }
     s.set_matcher(4, true);
     s.seal_block(1_700_000_000);
-    s.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS });
+    s.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS, max_onchain_ops: CAPACITY });
     s.commit();
     (s, users)
 }
@@ -128,7 +128,7 @@ fn change_pubkey_and_self_transfer_block() {
     s.set_block_params(BlockParams::for_capacity(64));
     s.execute_priority(&deposit(2, 100, carol.address, ETH, ETH, ONE)).unwrap();
     s.seal_block(1_700_000_050);
-    s.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS });
+    s.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS, max_onchain_ops: CAPACITY });
     // ChangePubKey with a fee on chain 2, then a transfer to the sender's own sub-account 1.
     block_matches(
         &mut s,
@@ -291,7 +291,7 @@ fn with_exits() -> (State, Vec<User>) {
     )
     .unwrap();
     s.seal_block(1_700_000_050);
-    s.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS });
+    s.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS, max_onchain_ops: CAPACITY });
     s.commit();
     (s, u)
 }
@@ -472,7 +472,7 @@ fn with_keyless_target() -> (State, Vec<User>) {
     s.set_block_params(BlockParams::for_capacity(64));
     s.execute_priority(&deposit(1, 100, User::new(9).address, ETH, ETH, 2 * ONE)).unwrap();
     s.seal_block(1_700_000_050);
-    s.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS });
+    s.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS, max_onchain_ops: CAPACITY });
     s.commit();
     (s, u)
 }

@@ -45,7 +45,7 @@ async fn block_proof_verifies_in_zklink_prove_blocks() {
     // Chain 1 of two, with ZkLink verifying through the block verifier; the L2 genesis root is
     // the state machine's.
     let mut state = State::new(demo_registry(), User::new(999).address);
-    state.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS });
+    state.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: FEE_SLOTS, max_onchain_ops: CAPACITY });
     let genesis_root = state.root();
     let anvil = Anvil::spawn(31337).unwrap();
     let p = provider(&anvil, DEV_KEYS[0]).unwrap();
@@ -63,8 +63,9 @@ async fn block_proof_verifies_in_zklink_prove_blocks() {
         poseidon,
         chainId: 1,
         chainCount: 2,
-        dataAvailability: true,
+        dataAvailabilityChain: 1,
         priorityExpirationPeriod: 3 * 24 * 3600,
+        priorityFee: 0,
         genesisRoot: b256(&genesis_root),
     };
     let zklink = ZkLink::deploy(p.clone(), params).await.unwrap();

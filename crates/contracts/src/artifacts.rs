@@ -50,8 +50,17 @@ pub fn sources_hash() -> Result<String, ContractsError> {
 }
 
 /// The artifact names the crate binds to.
-pub const ARTIFACTS: [&str; 6] =
-    ["ZkLink", "PoseidonT6", "TestVerifier", "TestERC20", "RejectingReceiver", "ReentrantToken"];
+pub const ARTIFACTS: [&str; 9] = [
+    "ZkLink",
+    "PoseidonT6",
+    "TestVerifier",
+    "TestERC20",
+    "RejectingReceiver",
+    "ReentrantToken",
+    "ReturnBomb",
+    "ReentrantReceiver",
+    "MisbehavingToken",
+];
 
 /// Fails unless every artifact exists and records the current sources' hash.
 pub fn check_fresh() -> Result<(), ContractsError> {

@@ -99,13 +99,15 @@ struct Env {
     serial: u32,
 }
 
+/// Chain 1, alone (data availability), or as the hash-only chain of two (chain 2 has the data).
 fn config(evm_chain_id: u64, da: bool) -> ChainConfig {
     ChainConfig {
         evm_chain_id,
         l2_chain: 1,
-        chain_count: 1,
-        data_availability: da,
+        chain_count: if da { 1 } else { 2 },
+        data_availability_chain: if da { 1 } else { 2 },
         priority_expiration: 30 * 24 * 3600,
+        priority_fee: 0,
         genesis_root: B256::repeat_byte(0xaa),
     }
 }

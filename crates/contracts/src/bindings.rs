@@ -38,3 +38,21 @@ alloy::sol!(
     ReentrantToken,
     "../../contracts/out/ReentrantToken.json"
 );
+
+alloy::sol!(
+    #[sol(rpc)]
+    ReturnBomb,
+    "../../contracts/out/ReturnBomb.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    ReentrantReceiver,
+    "../../contracts/out/ReentrantReceiver.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    MisbehavingToken,
+    "../../contracts/out/MisbehavingToken.json"
+);

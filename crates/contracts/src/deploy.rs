@@ -56,9 +56,19 @@ pub struct ChainConfig {
     pub evm_chain_id: u64,
     pub l2_chain: u8,
     pub chain_count: u8,
-    pub data_availability: bool,
+    /// The L2 chain that receives the full pubdata.
+    pub data_availability_chain: u8,
     pub priority_expiration: u64,
+    /// Wei paid with every deposit and full-exit request.
+    pub priority_fee: u128,
     pub genesis_root: B256,
+}
+
+impl ChainConfig {
+    /// This chain receives the full pubdata.
+    pub fn data_availability(&self) -> bool {
+        self.l2_chain == self.data_availability_chain
+    }
 }
 
 /// One chain: its anvil, a provider signing as the governor (who is also a validator), and the
@@ -106,8 +116,9 @@ impl Chain {
             poseidon,
             chainId: config.l2_chain,
             chainCount: config.chain_count,
-            dataAvailability: config.data_availability,
+            dataAvailabilityChain: config.data_availability_chain,
             priorityExpirationPeriod: config.priority_expiration,
+            priorityFee: config.priority_fee,
             genesisRoot: config.genesis_root,
         };
         let zklink = ZkLink::deploy(provider.clone(), params).await?;
@@ -260,7 +271,7 @@ impl Chain {
         let mut stored = Vec::new();
         let mut last = prev.clone();
         for b in blocks {
-            infos.push(b.commit_info(chain, self.config.data_availability)?);
+            infos.push(b.commit_info(chain, self.config.data_availability())?);
             last = b.stored_info(&last, chain)?;
             stored.push(last.clone());
         }

@@ -62,6 +62,26 @@ pub fn eth_signature_bytes(sig: &EthSignature) -> [u8; 65] {
     sig.as_bytes()
 }
 
+/// Half the secp256k1 group order: a canonical signature's `s` is at most this.
+const SECP256K1_HALF_ORDER: alloy_primitives::U256 =
+    alloy_primitives::uint!(0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0_U256);
+
+/// Parses a signature in the canonical form every contract accepts (protocol.md section 12):
+/// exactly 65 bytes `r || s || v`, `s` at most half the group order, `v` in {27, 28}.
+pub fn parse_canonical_eth_signature(bytes: &[u8]) -> Result<EthSignature, KeyError> {
+    if bytes.len() != 65 {
+        return Err(KeyError::BadEthSignature(format!("{} bytes, expected 65", bytes.len())));
+    }
+    if bytes[64] != 27 && bytes[64] != 28 {
+        return Err(KeyError::BadEthSignature(format!("v = {}, expected 27 or 28", bytes[64])));
+    }
+    let sig = EthSignature::from_raw(bytes).map_err(|e| KeyError::BadEthSignature(e.to_string()))?;
+    if sig.s() > SECP256K1_HALF_ORDER {
+        return Err(KeyError::BadEthSignature("high s (not canonical)".into()));
+    }
+    Ok(sig)
+}
+
 /// Parses `r || s || v` (`v` in {0, 1, 27, 28}); a high `s` is normalised.
 pub fn parse_eth_signature(bytes: &[u8]) -> Result<EthSignature, KeyError> {
     let sig = EthSignature::from_raw(bytes).map_err(|e| KeyError::BadEthSignature(e.to_string()))?;
@@ -142,5 +162,27 @@ mod tests {
         let parsed = parse_eth_signature(&high.as_bytes()).unwrap();
         assert_eq!(parsed, sig);
         assert!(parse_eth_signature(&[0u8; 10]).is_err());
+    }
+
+    #[test]
+    fn canonical_form_is_strict() {
+        let k = anvil_key();
+        let sig = k.personal_sign(b"m");
+        let good = sig.as_bytes();
+        assert_eq!(parse_canonical_eth_signature(&good).unwrap(), sig);
+        let n = alloy_primitives::U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+            16,
+        )
+        .unwrap();
+        // The same signature with high s (and flipped v), and with v in {0, 1}: both recover the
+        // same signer, both are refused, as the contract refuses them.
+        let high = EthSignature::new(sig.r(), n - sig.s(), !sig.v()).as_bytes();
+        assert!(recover_personal_signer(b"m", &parse_eth_signature(&high).unwrap()).is_ok());
+        assert!(parse_canonical_eth_signature(&high).unwrap_err().to_string().contains("high s"));
+        let mut low_v = good;
+        low_v[64] -= 27;
+        assert!(parse_canonical_eth_signature(&low_v).unwrap_err().to_string().contains("v = "));
+        assert!(parse_canonical_eth_signature(&good[..64]).is_err());
     }
 }

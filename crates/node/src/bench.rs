@@ -13,7 +13,7 @@ use jsonrpsee::ws_client::WsClientBuilder;
 use rayon::prelude::*;
 use serde_json::Value;
 use zkl_state::testkit::{ETH, ONE, User, deposit};
-use zkl_types::{ChangePubKey, ChangePubKeyAuth, SignedTx, Tx};
+use zkl_types::SignedTx;
 
 use crate::config::NodeConfig;
 use crate::storage::BlockRecord;
@@ -58,6 +58,8 @@ pub async fn run(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<NodeBenchReport, String> {
     config.dev_priority_ops = true;
+    let admin_token = "bench".to_string();
+    config.admin = Some(crate::config::AdminConfig { tokens: vec![admin_token.clone()] });
     let node = crate::start(config).await.map_err(|e| e.to_string())?;
     let http = HttpClientBuilder::default()
         .max_concurrent_requests(4 * bench.senders as usize)
@@ -75,27 +77,11 @@ pub async fn run(
             .map_err(|e| e.to_string())?;
         ids.push(op["account"].as_u64().ok_or("deposit op without account")? as u32);
     }
-    let cpks: Vec<SignedTx> = users
-        .par_iter()
-        .zip(&ids)
-        .map(|(u, id)| {
-            let tx = ChangePubKey {
-                account: *id,
-                sub: 0,
-                chain: 1,
-                new_pubkey: u.pubkey,
-                fee_token: ETH,
-                fee: 0,
-                nonce: 0,
-                auth: ChangePubKeyAuth::Onchain,
-            };
-            Tx::ChangePubKey(tx).sign(&u.l2)
-        })
-        .collect();
+    let cpks: Vec<SignedTx> = users.par_iter().zip(&ids).map(|(u, id)| u.change_pubkey(*id, 0, 1, ETH, 0)).collect();
     for chunk in cpks.chunks(500) {
         let _: Value = http.request("zkl_sendBatch", rpc_params![chunk]).await.map_err(|e| e.to_string())?;
     }
-    let _: Value = http.request("zkl_sealBlock", rpc_params![]).await.map_err(|e| e.to_string())?;
+    let _: Value = http.request("zkl_sealBlock", rpc_params![&admin_token]).await.map_err(|e| e.to_string())?;
 
     progress("signing transfers");
     let n = users.len();

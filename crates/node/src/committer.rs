@@ -4,8 +4,11 @@
 //! [`Relayer`]) and executes it.
 //!
 //! The contract is the truth for what is done: every step starts from its counters
-//! (`blockCounters`, `receivedSyncHash`), and a call is simulated (`eth_estimateGas`) before it is
-//! sent, so a call the contract would refuse is never sent. At most one tx per chain is in flight.
+//! (`blockCounters`, `isSyncHashReceived`), and a call is simulated (`eth_estimateGas`) before it
+//! is sent, so a call the contract would refuse is never sent. A commit the contract refuses
+//! halts settlement ([`crate::settlement`]): the committer finds the refused block and op by
+//! simulating shorter commits, records the halt (the sequencer stops sealing), asks again every
+//! [`REFUSAL_RECHECK`], and reverts what the operator rewound ([`RevertPlan`]). At most one tx per chain is in flight.
 //! It is recorded in redb (nonce, fees, hashes) *before* it is sent; until it is
 //! `confirmations` deep, the committer sends nothing else, and after `tx_timeout_ms` it replaces
 //! it with the same nonce and fees raised by 25%. A restart resumes from that record: the same
@@ -13,20 +16,22 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy::consensus::TxEnvelope;
 use alloy::network::{Ethereum, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
-use zkl_contracts::bindings::ZkLink::{ExecuteBlockInfo, StoredBlockInfo};
+use zkl_contracts::bindings::ZkLink::{self, CommitBlockInfo, ExecuteBlockInfo, StoredBlockInfo};
 use zkl_contracts::deploy::L2Block;
 use zkl_contracts::ops;
 use zkl_types::{ChainId, ChangePubKeyAuth, Tx};
 
 use crate::l1::{ChainClient, L1Error, sleep_or_stop};
 use crate::relayer::Relayer;
-use crate::storage::Storage;
+use crate::sequencer::SequencerHandle;
+use crate::settlement::{HALT_KEY, Halt, RefusedOp, RevertPlan, revert_key};
+use crate::storage::{BlockRecord, Storage};
 
 /// Blocks per commit / prove / execute call.
 const MAX_BATCH: u32 = 8;
@@ -113,8 +118,15 @@ pub struct PendingTx {
 enum Action {
     Commit(Vec<u32>),
     Prove(Vec<u32>),
-    Relay { src: ChainId, block: u32, sync_hash: B256, sigs: Vec<Bytes> },
+    Relay {
+        src: ChainId,
+        block: u32,
+        sync_hash: B256,
+        sigs: Vec<Bytes>,
+    },
     Execute(u32),
+    /// Reverts committed blocks the node rewound (newest first).
+    Revert(Vec<StoredBlockInfo>),
 }
 
 impl Action {
@@ -124,12 +136,74 @@ impl Action {
             Action::Prove(b) => format!("prove {b:?}"),
             Action::Relay { src, block, .. } => format!("receiveSyncHash chain {src} block {block}"),
             Action::Execute(b) => format!("execute [{b}]"),
+            Action::Revert(b) => format!("revert {:?}", b.iter().map(|i| i.blockNumber).collect::<Vec<_>>()),
         }
     }
 }
 
+/// This chain's on-chain ops per commit transaction (each costs about 100,000 gas to commit).
+const MAX_ONCHAIN_OPS_PER_COMMIT: usize = 64;
+
+/// How often a chain that refused a block is asked again (a refusal can go away by itself, e.g.
+/// a timestamp ahead of the chain's clock).
+const REFUSAL_RECHECK: Duration = Duration::from_secs(10);
+
+/// The last error of a chain's committer, published under [`error_key`] for `zkl_l1Status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CommitterError {
+    pub action: String,
+    pub error: String,
+    pub at_ms: u64,
+}
+
+/// The `L1` table key of chain `chain`'s [`CommitterError`] (absent after a success).
+pub fn error_key(chain: ChainId) -> String {
+    format!("error/{chain}")
+}
+
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A contract's refusal, decoded: the error's name and arguments when it is one of ZkLink's.
+fn describe_refusal(e: &alloy::contract::Error) -> Option<String> {
+    use alloy::sol_types::SolInterface;
+    if let Some(data) = e.as_revert_data() {
+        return Some(match ZkLink::ZkLinkErrors::abi_decode(&data) {
+            Ok(decoded) => format!("{decoded:?}"),
+            Err(_) => format!("execution reverted: 0x{}", hex::encode(&data)),
+        });
+    }
+    match e {
+        // The node answered and refused (out of gas, a revert without data): not a transport
+        // failure.
+        alloy::contract::Error::TransportError(alloy::transports::RpcError::ErrorResp(p)) => {
+            Some(p.message.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// `block` with only the first `keep` on-chain ops of `chain` (the later ones become Noop chunks
+/// and their witnesses are left out).
+fn with_first_onchain_ops(block: &L2Block, chain: ChainId, keep: usize) -> Result<L2Block, String> {
+    let mut pubdata = Vec::with_capacity(block.pubdata.len());
+    let (mut seen, mut cpks) = (0, 0);
+    for op in ops::split_ops(&block.pubdata).map_err(|e| e.to_string())? {
+        if ops::is_onchain(op[0]) && op[1] == chain {
+            seen += 1;
+            if seen > keep {
+                pubdata.resize(pubdata.len() + op.len(), 0);
+                continue;
+            }
+            cpks += usize::from(op[0] == ops::OP_CHANGE_PUBKEY);
+        }
+        pubdata.extend_from_slice(op);
+    }
+    let mut out = block.clone();
+    out.pubdata = pubdata;
+    out.cpk_witnesses[usize::from(chain) - 1].truncate(cpks);
+    Ok(out)
 }
 
 pub struct Committer {
@@ -137,11 +211,15 @@ pub struct Committer {
     storage: Arc<Storage>,
     proofs: Arc<dyn ProofSource>,
     relayer: Arc<Relayer>,
+    sequencer: SequencerHandle,
     others: Vec<ChainId>,
     /// `stored[n]`: the stored info of block n on this chain (0 = genesis), computed locally.
     stored: Mutex<Vec<StoredBlockInfo>>,
-    proof_cache: Mutex<HashMap<u32, [U256; 8]>>,
+    /// Proofs by block, with the commitment they prove.
+    proof_cache: Mutex<HashMap<u32, (B256, [U256; 8])>>,
     published: Mutex<Option<L1Counters>>,
+    /// When this chain last re-checked a block it refused.
+    last_recheck: Mutex<Option<Instant>>,
 }
 
 fn parse_b256(text: &str) -> Result<B256, String> {
@@ -154,6 +232,7 @@ impl Committer {
         storage: Arc<Storage>,
         proofs: Arc<dyn ProofSource>,
         relayer: Arc<Relayer>,
+        sequencer: SequencerHandle,
         others: Vec<ChainId>,
         genesis_root: B256,
     ) -> Self {
@@ -171,10 +250,12 @@ impl Committer {
             storage,
             proofs,
             relayer,
+            sequencer,
             others,
             stored: Mutex::new(vec![genesis]),
             proof_cache: Mutex::new(HashMap::new()),
             published: Mutex::new(None),
+            last_recheck: Mutex::new(None),
         }
     }
 
@@ -195,13 +276,23 @@ impl Committer {
         Ok(self.storage.l1_get(&self.pending_key())?)
     }
 
-    /// Sealed block `number` as the contracts see it, with the ChangePubKey witnesses of its txs.
-    pub fn l2_block(&self, number: u32) -> Result<L2Block, L1Error> {
-        let r = self.storage.block(number)?.ok_or_else(|| self.inconsistent(format!("no sealed block {number}")))?;
-        let bad = |m: String| self.inconsistent(format!("block {number}: {m}"));
+    fn record(&self, number: u32) -> Result<BlockRecord, L1Error> {
+        self.storage.block(number)?.ok_or_else(|| self.inconsistent(format!("no sealed block {number}")))
+    }
+
+    /// A block record as the contracts see it (no ChangePubKey witnesses).
+    fn block_of(&self, r: &BlockRecord) -> Result<L2Block, L1Error> {
+        let bad = |m: String| self.inconsistent(format!("block {}: {m}", r.number));
         let pubdata = hex::decode(r.pubdata.trim_start_matches("0x")).map_err(|e| bad(e.to_string()))?;
         let new_root = parse_b256(&r.new_root).map_err(bad)?;
-        let mut block = L2Block::new(number, r.timestamp, new_root, pubdata);
+        Ok(L2Block::new(r.number, r.timestamp, new_root, pubdata))
+    }
+
+    /// Sealed block `number` as the contracts see it, with the ChangePubKey witnesses of its txs.
+    pub fn l2_block(&self, number: u32) -> Result<L2Block, L1Error> {
+        let r = self.record(number)?;
+        let bad = |m: String| self.inconsistent(format!("block {number}: {m}"));
+        let mut block = self.block_of(&r)?;
         for h in &r.tx_hashes {
             let hash: [u8; 32] = parse_b256(h).map_err(bad)?.0;
             let tx = self.storage.tx(&hash)?.ok_or_else(|| bad(format!("tx {h} missing")))?;
@@ -224,12 +315,19 @@ impl Committer {
         Ok(block)
     }
 
-    /// `stored[n]`, computing the missing ones from the sealed blocks.
+    /// `stored[n]`, computing the missing ones from the sealed blocks. A cached info whose block
+    /// the node has since rewound and sealed again is recomputed.
     fn stored_info(&self, n: u32) -> Result<StoredBlockInfo, L1Error> {
         let mut stored = self.stored.lock().unwrap_or_else(|p| p.into_inner());
+        if n > 0 && (n as usize) < stored.len() {
+            let now = parse_b256(&self.record(n)?.commitment).map_err(|e| self.inconsistent(e))?;
+            if stored[n as usize].commitment != now {
+                stored.truncate(n as usize);
+            }
+        }
         while stored.len() <= n as usize {
             let next = stored.len() as u32;
-            let block = self.l2_block(next)?;
+            let block = self.block_of(&self.record(next)?)?;
             let prev = stored[stored.len() - 1].clone();
             let info = block.stored_info(&prev, self.chain()).map_err(|e| self.inconsistent(e.to_string()))?;
             stored.push(info);
@@ -249,26 +347,97 @@ impl Committer {
 
     /// The proof of block `n`, `None` while the proof source has none yet.
     fn proof(&self, n: u32) -> Result<Option<[U256; 8]>, L1Error> {
-        if let Some(p) = self.proof_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&n) {
+        let commitment = self.stored_info(n)?.commitment;
+        if let Some((c, p)) = self.proof_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&n)
+            && *c == commitment
+        {
             return Ok(Some(*p));
         }
-        let info = self.stored_info(n)?;
-        let Some(p) = self.proofs.proof(n, info.commitment).map_err(L1Error::Proof)? else {
+        let Some(p) = self.proofs.proof(n, commitment).map_err(L1Error::Proof)? else {
             return Ok(None);
         };
-        self.proof_cache.lock().unwrap_or_else(|p| p.into_inner()).insert(n, p);
+        self.proof_cache.lock().unwrap_or_else(|p| p.into_inner()).insert(n, (commitment, p));
         Ok(Some(p))
+    }
+
+    /// The stored infos, newest first, of the blocks `plan.from_block..=committed` as this chain
+    /// committed them before the node rewound.
+    fn reverted_infos(&self, plan: &RevertPlan, committed: u32) -> Result<Vec<StoredBlockInfo>, L1Error> {
+        let mut prev = self.stored_info(plan.from_block - 1)?;
+        let mut out = Vec::new();
+        for r in plan.blocks.iter().take_while(|r| r.number <= committed) {
+            let info =
+                self.block_of(r)?.stored_info(&prev, self.chain()).map_err(|e| self.inconsistent(e.to_string()))?;
+            out.push(info.clone());
+            prev = info;
+        }
+        if out.last().map(|i| i.blockNumber) != Some(committed) {
+            return Err(self.inconsistent(format!(
+                "the contract has committed block {committed}, which the revert plan from block {} does not hold",
+                plan.from_block
+            )));
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The blocks to commit next from `first`: at most [`MAX_BATCH`], at most `last`, and at most
+    /// [`MAX_ONCHAIN_OPS_PER_COMMIT`] on-chain ops of this chain (at least one block).
+    fn commit_batch(&self, first: u32, last: u32) -> Result<Vec<u32>, L1Error> {
+        let mut blocks = Vec::new();
+        let mut onchain = 0;
+        for n in first..=last.min(first + MAX_BATCH - 1) {
+            let own = self.record(n)?.ops.iter().filter(|op| op.onchain_chain() == Some(self.chain())).count();
+            if !blocks.is_empty() && onchain + own > MAX_ONCHAIN_OPS_PER_COMMIT {
+                break;
+            }
+            onchain += own;
+            blocks.push(n);
+        }
+        Ok(blocks)
     }
 
     /// The next step, from the contract's counters; `None` if there is nothing to do yet.
     async fn next_action(&self) -> Result<Option<Action>, L1Error> {
+        let chain = self.chain();
+        let halt: Option<Halt> = self.storage.l1_get(HALT_KEY)?;
+        let plan: Option<RevertPlan> = self.storage.l1_get(&revert_key(chain))?;
         let z = &self.client.zklink;
         let c = z.blockCounters().call().await.map_err(|e| self.client.rpc(e))?;
         self.publish(L1Counters { committed: c.committed, proven: c.proven, executed: c.executed })?;
+        if let Some(plan) = plan {
+            if c.committed >= plan.from_block {
+                if c.executed >= plan.from_block {
+                    return Err(
+                        self.inconsistent(format!("block {} is executed here and cannot be reverted", plan.from_block))
+                    );
+                }
+                return Ok(Some(Action::Revert(self.reverted_infos(&plan, c.committed)?)));
+            }
+            self.storage.l1_put::<RevertPlan>(&revert_key(chain), None)?;
+            tracing::warn!(chain, from_block = plan.from_block, "reverted blocks are gone from this chain");
+        }
         let sealed = self.storage.last_block()?.unwrap_or(0);
         if c.committed < sealed {
-            let last = sealed.min(c.committed + MAX_BATCH);
-            return Ok(Some(Action::Commit((c.committed + 1..=last).collect())));
+            let first = c.committed + 1;
+            let last = match &halt {
+                // The refusing chain asks again now and then, one block at a time.
+                Some(h) if h.chain == chain && h.block == first => {
+                    let mut at = self.last_recheck.lock().unwrap_or_else(|p| p.into_inner());
+                    if at.is_some_and(|t| t.elapsed() < REFUSAL_RECHECK) {
+                        first - 1
+                    } else {
+                        *at = Some(Instant::now());
+                        first
+                    }
+                }
+                // Nothing from the halted block on is committed anywhere.
+                Some(h) => sealed.min(h.block.saturating_sub(1)),
+                None => sealed,
+            };
+            if last >= first {
+                return Ok(Some(Action::Commit(self.commit_batch(first, last)?)));
+            }
         }
         if c.proven < c.committed {
             // The blocks whose proofs are ready, in order (a missing proof ends the batch; while
@@ -288,30 +457,96 @@ impl Committer {
             let n = c.executed + 1;
             let own = self.stored_info(n)?.syncHash;
             for &src in &self.others {
-                let got = z.receivedSyncHash(src, n).call().await.map_err(|e| self.client.rpc(e))?;
-                if got == B256::ZERO {
-                    let (evm, contract) = (self.client.config.evm_chain_id, *z.address());
-                    return Ok(match self.relayer.collect(src, n, evm, contract).await? {
-                        Some((sync_hash, sigs)) => {
-                            if sync_hash != own {
-                                return Err(self.inconsistent(format!(
-                                    "block {n}: chain {src} committed sync hash {sync_hash}, this chain {own}"
-                                )));
-                            }
-                            Some(Action::Relay { src, block: n, sync_hash, sigs })
-                        }
-                        None => None,
-                    });
+                if z.isSyncHashReceived(src, own).call().await.map_err(|e| self.client.rpc(e))? {
+                    continue;
                 }
-                if got != own {
-                    return Err(
-                        self.inconsistent(format!("block {n}: received sync hash {got} from chain {src}, own {own}"))
-                    );
-                }
+                let (evm, contract) = (self.client.config.evm_chain_id, *z.address());
+                return Ok(match self.relayer.collect(src, n, evm, contract).await? {
+                    Some((sync_hash, _)) if sync_hash != own => {
+                        return Err(self.inconsistent(format!(
+                            "block {n}: chain {src} committed sync hash {sync_hash}, this chain {own}"
+                        )));
+                    }
+                    Some((sync_hash, sigs)) => Some(Action::Relay { src, block: n, sync_hash, sigs }),
+                    None => None,
+                });
             }
             return Ok(Some(Action::Execute(n)));
         }
         Ok(None)
+    }
+
+    /// The commit calldata of `blocks` after `prev`.
+    fn commit_infos(&self, blocks: &[L2Block]) -> Result<Vec<CommitBlockInfo>, L1Error> {
+        let da = self.client.config.data_availability;
+        blocks.iter().map(|b| b.commit_info(self.chain(), da).map_err(|e| self.inconsistent(e.to_string()))).collect()
+    }
+
+    /// Simulates committing `blocks` after `prev`: `Ok(None)` if the contract accepts, the
+    /// decoded refusal otherwise.
+    async fn simulate_commit(&self, prev: &StoredBlockInfo, blocks: &[L2Block]) -> Result<Option<String>, L1Error> {
+        let call = self.client.zklink.commitBlocks(prev.clone(), self.commit_infos(blocks)?).from(self.client.sender);
+        match call.estimate_gas().await {
+            Ok(_) => Ok(None),
+            Err(e) => describe_refusal(&e).map(Some).ok_or_else(|| self.client.rpc(e)),
+        }
+    }
+
+    /// This chain refused to commit `blocks`: finds the block and the op, and halts settlement.
+    async fn halt_on_refusal(&self, blocks: &[u32], error: String) -> Result<Halt, L1Error> {
+        let chain = self.chain();
+        let prev = self.stored_info(blocks[0] - 1)?;
+        let mut batch = Vec::new();
+        let mut refused = (blocks[blocks.len() - 1], error);
+        for &n in blocks {
+            batch.push(self.l2_block(n)?);
+            if let Some(e) = self.simulate_commit(&prev, &batch).await? {
+                refused = (n, e);
+                break;
+            }
+        }
+        let (n, error) = refused;
+        let block = batch.pop().unwrap_or(self.l2_block(n)?);
+        // The shortest prefix of the block's on-chain ops of this chain that is refused ends with
+        // the refused op (refusals are monotone in the prefix); none if even no op is refused.
+        let own = ops::onchain_ops_of(&block.pubdata, chain).map_err(|e| self.inconsistent(e.to_string()))?.len();
+        let (mut lo, mut hi) = (0, own + 1);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let prefix = with_first_onchain_ops(&block, chain, mid).map_err(|e| self.inconsistent(e))?;
+            let mut candidate = batch.clone();
+            candidate.push(prefix);
+            if self.simulate_commit(&prev, &candidate).await?.is_some() {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let record = self.record(n)?;
+        let op = (1..=own).contains(&lo).then(|| {
+            let index = record
+                .ops
+                .iter()
+                .enumerate()
+                .filter(|(_, op)| op.onchain_chain() == Some(chain))
+                .nth(lo - 1)
+                .map_or(0, |(i, _)| i);
+            let kind = serde_json::to_value(&record.ops[index])
+                .ok()
+                .and_then(|v| v["type"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            RefusedOp { index, kind, hash: record.op_hashes.get(index).cloned().unwrap_or_default() }
+        });
+        let old: Option<Halt> = self.storage.l1_get(HALT_KEY)?;
+        let since_ms = match &old {
+            Some(h) if h.chain == chain && h.block == n => h.since_ms,
+            _ => now_ms(),
+        };
+        let halt = Halt { block: n, chain, error, op, since_ms };
+        if old.as_ref().is_none_or(|h| h.block > n || (h.block == n && h.chain == chain)) {
+            self.sequencer.set_halt(Some(halt.clone())).await.map_err(L1Error::Sequencer)?;
+        }
+        Ok(halt)
     }
 
     /// Simulates `action` (a call the contract would refuse fails here) and signs it with `nonce`
@@ -325,11 +560,20 @@ impl Committer {
     ) -> Result<TxEnvelope, L1Error> {
         let z = &self.client.zklink;
         let from = self.client.sender;
+        let chain = self.chain();
         let fail = |e: &dyn std::fmt::Display| self.client.rpc(format!("{}: {e}", action.describe()));
         macro_rules! go {
             ($call:expr) => {{
                 let call = $call.from(from);
-                let gas = call.estimate_gas().await.map_err(|e| fail(&e))?;
+                let gas = match call.estimate_gas().await {
+                    Ok(gas) => gas,
+                    Err(e) => {
+                        return Err(match describe_refusal(&e) {
+                            Some(error) => L1Error::Refused { chain, action: action.describe(), error },
+                            None => fail(&e),
+                        });
+                    }
+                };
                 let mut req = call
                     .nonce(nonce)
                     .gas(gas + gas / 5)
@@ -343,12 +587,8 @@ impl Committer {
         match action {
             Action::Commit(blocks) => {
                 let prev = self.stored_info(blocks[0] - 1)?;
-                let mut infos = Vec::new();
-                for &n in blocks {
-                    let info = self.l2_block(n)?.commit_info(self.chain(), self.client.config.data_availability);
-                    infos.push(info.map_err(|e| self.inconsistent(e.to_string()))?);
-                }
-                go!(z.commitBlocks(prev, infos))
+                let blocks = blocks.iter().map(|&n| self.l2_block(n)).collect::<Result<Vec<_>, _>>()?;
+                go!(z.commitBlocks(prev, self.commit_infos(&blocks)?))
             }
             Action::Prove(blocks) => {
                 let mut infos = Vec::new();
@@ -369,6 +609,35 @@ impl Committer {
                 let w = Bytes::from(ops::pack_withdrawals(&ws));
                 go!(z.executeBlocks(vec![ExecuteBlockInfo { storedBlock: info, withdrawals: w }]))
             }
+            Action::Revert(infos) => go!(z.revertBlocks(infos.clone())),
+        }
+    }
+
+    /// Simulates and signs `action`. A refused commit halts settlement (the error says where);
+    /// a commit that passes again lifts this chain's halt.
+    async fn sign_checked(
+        &self,
+        action: &Action,
+        nonce: u64,
+        max_fee: u128,
+        priority_fee: u128,
+    ) -> Result<TxEnvelope, L1Error> {
+        match self.sign(action, nonce, max_fee, priority_fee).await {
+            Err(L1Error::Refused { error, .. }) if matches!(action, Action::Commit(_)) => {
+                let Action::Commit(blocks) = action else { unreachable!() };
+                let halt = self.halt_on_refusal(blocks, error).await?;
+                Err(L1Error::Halted(Box::new(halt)))
+            }
+            Ok(env) => {
+                if let Action::Commit(blocks) = action {
+                    let halt: Option<Halt> = self.storage.l1_get(HALT_KEY)?;
+                    if halt.is_some_and(|h| h.chain == self.chain() && blocks.contains(&h.block)) {
+                        self.sequencer.set_halt(None).await.map_err(L1Error::Sequencer)?;
+                    }
+                }
+                Ok(env)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -428,7 +697,7 @@ impl Committer {
             p.max_fee = max_fee.max(p.max_fee + p.max_fee / 4 + 1);
             p.priority_fee = priority_fee.max(p.priority_fee + p.priority_fee / 4 + 1).min(p.max_fee);
             p.action = action.describe();
-            let env = self.sign(&action, p.nonce, p.max_fee, p.priority_fee).await?;
+            let env = self.sign_checked(&action, p.nonce, p.max_fee, p.priority_fee).await?;
             let hash = self.record_and_broadcast(&mut p, env).await?;
             tracing::info!(chain = self.chain(), action = %p.action, tx = %hash, max_fee = p.max_fee, "replaced stuck tx");
             return Ok(Some(format!("replace {}", p.action)));
@@ -439,18 +708,40 @@ impl Committer {
         let (max_fee, priority_fee) = self.fees().await?;
         let mut p =
             PendingTx { action: action.describe(), nonce, max_fee, priority_fee, hashes: vec![], sent_at_ms: now_ms() };
-        let env = self.sign(&action, nonce, max_fee, priority_fee).await?;
+        let env = self.sign_checked(&action, nonce, max_fee, priority_fee).await?;
         let hash = self.record_and_broadcast(&mut p, env).await?;
         tracing::info!(chain = self.chain(), action = %p.action, tx = %hash, nonce, "sent");
         Ok(Some(p.action))
+    }
+
+    /// Publishes the outcome of a step for `zkl_l1Status` (the last error, cleared by a success).
+    fn report(&self, result: &Result<Option<String>, L1Error>) -> Result<(), L1Error> {
+        let key = error_key(self.chain());
+        match result {
+            Ok(Some(_)) => self.storage.l1_put::<CommitterError>(&key, None)?,
+            Ok(None) => {}
+            Err(e) => {
+                let (action, error) = match e {
+                    L1Error::Refused { action, error, .. } => (action.clone(), error.clone()),
+                    L1Error::Halted(h) => (format!("commit [{}]", h.block), h.to_string()),
+                    other => (String::new(), other.to_string()),
+                };
+                self.storage.l1_put(&key, Some(&CommitterError { action, error, at_ms: now_ms() }))?;
+            }
+        }
+        Ok(())
     }
 
     /// Runs until asked to stop; errors are logged and the step retried.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.client.config.poll_ms);
         loop {
-            if let Err(err) = self.tick().await {
+            let result = self.tick().await;
+            if let Err(err) = &result {
                 tracing::warn!(chain = self.chain(), %err, "committer");
+            }
+            if let Err(err) = self.report(&result) {
+                tracing::warn!(chain = self.chain(), %err, "committer status");
             }
             if sleep_or_stop(poll, &mut stop).await {
                 return;

@@ -98,6 +98,10 @@ pub struct NodeConfig {
     /// Serve Prometheus metrics (`GET /metrics`) on this address; off when absent.
     #[serde(default)]
     pub metrics_addr: Option<SocketAddr>,
+    /// Operator methods (`zkl_sealBlock`, `zkl_revertBlocks`): their bearer tokens; without this
+    /// section they are disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
     pub chains: Vec<ChainConfig>,
     pub tokens: Vec<TokenConfig>,
     /// Development only: accept priority operations over JSON-RPC (`zkl_devPriorityOp`) instead
@@ -167,6 +171,25 @@ impl std::fmt::Debug for OracleConfig {
     }
 }
 
+/// The `admin` section: bearer tokens of the operator methods.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub tokens: Vec<String>,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig").field("tokens", &self.tokens.len()).finish()
+    }
+}
+
+impl AdminConfig {
+    /// Whether `token` is one of the tokens (compared in full, so timing reveals no prefix).
+    pub fn allows(&self, token: &str) -> bool {
+        crate::provers::token_in(&self.tokens, token)
+    }
+}
+
 /// The `l1` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct L1Config {
@@ -185,7 +208,9 @@ fn default_tx_timeout_ms() -> u64 {
 }
 
 impl L1Config {
-    /// Checks what can be checked without a network.
+    /// Checks what can be checked without a network. Every chain of `chains` must be settled on
+    /// (a chain without a contract would check nobody's deposits or keys), and exactly one of
+    /// them receives the pubdata.
     pub fn validate(&self, chains: &[ChainConfig]) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let mut seen = std::collections::HashSet::new();
@@ -202,6 +227,15 @@ impl L1Config {
             if c.poll_ms == 0 || c.tx_timeout_ms == 0 {
                 return bad(format!("l1 chain {}: poll_ms and tx_timeout_ms must be positive", c.l2_chain));
             }
+        }
+        for c in chains {
+            if !self.chains.iter().any(|l| l.l2_chain == c.id) {
+                return bad(format!("chain {} has no l1 entry (every chain needs its contract)", c.id));
+            }
+        }
+        let da = self.chains.iter().filter(|c| c.data_availability).count();
+        if da != 1 {
+            return bad(format!("exactly one l1 chain must have data_availability (found {da})"));
         }
         let n = self.oracle.signer_keys.len();
         if self.oracle.threshold == 0 || self.oracle.threshold > n {
@@ -295,6 +329,7 @@ impl NodeConfig {
             max_queued_per_account: default_queue_limit(),
             fees: FeePolicy::default(),
             metrics_addr: None,
+            admin: None,
             provers: None,
             chains: vec![ChainConfig { id: 1, name: "chain-1".into() }, ChainConfig { id: 2, name: "chain-2".into() }],
             tokens: vec![
@@ -354,6 +389,12 @@ mod tests {
         let mut c = l1(2);
         c.chains[0].confirmations = 0;
         bad(c, "confirmations");
+        let mut c = l1(2);
+        c.chains.pop();
+        bad(c, "chain 2 has no l1 entry");
+        let mut c = l1(2);
+        c.chains[1].data_availability = true;
+        bad(c, "exactly one l1 chain must have data_availability (found 2)");
         // Keys never show in debug output.
         let debug = format!("{:?}", l1(2));
         assert!(!debug.contains(&"22".repeat(32)) && !debug.contains("0x33"), "{debug}");

@@ -25,6 +25,10 @@ pub const ORACLE_KEYS: [&str; 3] = [
 ];
 pub const ORACLE_THRESHOLD: usize = 2;
 
+/// The devnet contracts' priority fee: 0.0001 ETH per deposit or full-exit request (about what
+/// the operator pays to commit one on-chain op at 1 gwei).
+pub const DEVNET_PRIORITY_FEE: u128 = 100_000_000_000_000;
+
 /// Whole tokens of every test ERC-20 minted to each funded dev key.
 pub const TEST_TOKEN_MINT: u128 = 1_000_000;
 
@@ -47,6 +51,8 @@ pub struct DevnetOptions {
     pub verifier: Option<Vec<u8>>,
     /// Deploy and register a test ERC-20 for every configured non-ETH L1 token.
     pub test_tokens: bool,
+    /// Wei every deposit and full-exit request pays (the contracts' `priorityFee`).
+    pub priority_fee: u128,
 }
 
 /// Deploys one anvil per chain of `config.chains` (EVM chain id `evm_base + l2 chain id`), the
@@ -68,13 +74,15 @@ pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<
     let mut chains = Vec::new();
     let mut tokens = Vec::new();
     let mut l1 = Vec::new();
-    for (i, c) in config.chains.iter().enumerate() {
+    let da_chain = config.chains.first().map(|c| c.id).unwrap_or(1);
+    for c in &config.chains {
         let chain_config = ChainConfig {
             evm_chain_id: evm_base + u64::from(c.id),
             l2_chain: c.id,
             chain_count: count,
-            data_availability: i == 0,
+            data_availability_chain: da_chain,
             priority_expiration: 3 * 24 * 3600,
+            priority_fee: opts.priority_fee,
             genesis_root: root,
         };
         let anvil = Anvil::spawn(chain_config.evm_chain_id).map_err(err)?;
@@ -100,7 +108,7 @@ pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<
             rpc_url: chain.anvil.endpoint(),
             contract: chain.zklink.address().to_string(),
             confirmations,
-            data_availability: i == 0,
+            data_availability: c.id == da_chain,
             committer_key: DEV_KEYS[0].into(),
             start_block: 0,
             poll_ms: 200,

@@ -10,7 +10,7 @@ use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use zkl_contracts::bindings::ZkLink::{self, ZkLinkInstance};
 use zkl_contracts::deploy::signer;
-use zkl_types::ChainId;
+use zkl_types::{ChainId, TokenRegistry};
 
 use crate::committer::{Committer, ProofSource};
 use crate::config::{L1ChainConfig, NodeConfig};
@@ -32,6 +32,10 @@ pub enum L1Error {
     Sequencer(String),
     #[error("chain {chain}: {msg}")]
     Inconsistent { chain: ChainId, msg: String },
+    #[error("chain {chain} refuses {action}: {error}")]
+    Refused { chain: ChainId, action: String, error: String },
+    #[error("{0}")]
+    Halted(Box<crate::settlement::Halt>),
     #[error("proof source: {0}")]
     Proof(String),
 }
@@ -87,10 +91,68 @@ impl ChainClient {
     pub async fn head(&self) -> Result<u64, L1Error> {
         self.provider.get_block_number().await.map_err(|e| self.rpc(e))
     }
+
+    /// Checks that the contract is deployed for the node's configuration: its L2 chain id, the
+    /// number of chains, the data-availability chain, and every L1 token it registered known to
+    /// the node with the same decimals and merge group. A contract that disagrees would refuse
+    /// blocks the node seals, or accept deposits the node cannot credit.
+    pub async fn check_contract(
+        &self,
+        chain_count: u8,
+        data_availability_chain: ChainId,
+        registry: &TokenRegistry,
+    ) -> Result<(), L1Error> {
+        let chain = self.chain();
+        let bad = |msg: String| L1Error::Config(format!("chain {chain}: contract {}: {msg}", self.config.contract));
+        let info = self.zklink.chainInfo().call().await.map_err(|e| self.rpc(e))?;
+        let want = (chain, chain_count, data_availability_chain);
+        let got = (info.chainId, info.chainCount, info.dataAvailabilityChain);
+        if got != want {
+            return Err(bad(format!(
+                "deployed as (chain, chain count, data-availability chain) {got:?}, the node expects {want:?}"
+            )));
+        }
+        // Every token the contract registered must be one the node converts the same way: a
+        // deposit of a token the node does not know would stop its watcher.
+        let registered = self
+            .zklink
+            .TokenRegistered_filter()
+            .from_block(self.config.start_block)
+            .query()
+            .await
+            .map_err(|e| self.rpc(e))?;
+        for (ev, _) in registered {
+            let node = registry.l1_decimals(chain, ev.tokenId).ok();
+            let group = registry.token(ev.tokenId).ok().and_then(|t| t.group).unwrap_or(0);
+            if node != Some(ev.decimals) || group != ev.group {
+                return Err(bad(format!(
+                    "token {} is registered with {} decimals and group {}; the node has {} and group {group}",
+                    ev.tokenId,
+                    ev.decimals,
+                    ev.group,
+                    node.map_or("no such token on this chain".to_string(), |d| format!("{d} decimals")),
+                )));
+            }
+        }
+        for t in registry.tokens() {
+            if registry.l1_decimals(chain, t.id).is_ok()
+                && !self.zklink.getToken(t.id).call().await.map_err(|e| self.rpc(e))?.registered
+            {
+                tracing::warn!(
+                    chain,
+                    token = t.id,
+                    "token configured on the node but not registered in the contract (no deposits of it can happen)"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The running Layer-1 tasks; dropping it does not stop them, [`L1Tasks::stop`] does.
 pub struct L1Tasks {
+    /// A connection to every chain's contract.
+    pub clients: Vec<ChainClient>,
     stop: tokio::sync::watch::Sender<bool>,
     handles: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -131,8 +193,12 @@ pub async fn start(
     l1.validate(&config.chains).map_err(|e| L1Error::Config(e.to_string()))?;
     let registry = config.registry().map_err(|e| L1Error::Config(e.to_string()))?;
     let mut clients = Vec::new();
+    let chain_count = u8::try_from(l1.chains.len()).map_err(|_| L1Error::Config("too many chains".into()))?;
+    let da_chain = l1.chains.iter().find(|c| c.data_availability).map(|c| c.l2_chain).unwrap_or(0);
     for c in &l1.chains {
-        clients.push(ChainClient::connect(c).await?);
+        let client = ChainClient::connect(c).await?;
+        client.check_contract(chain_count, da_chain, &registry).await?;
+        clients.push(client);
     }
     // Each signer reads the source chains through its own connections.
     let mut signers = Vec::new();
@@ -160,9 +226,16 @@ pub async fn start(
         let watcher = Watcher::new(c.clone(), storage.clone(), sequencer.clone(), registry.clone());
         handles.push(tokio::spawn(watcher.run(rx.clone())));
         let others: Vec<ChainId> = clients.iter().map(|o| o.chain()).filter(|o| *o != c.chain()).collect();
-        let committer =
-            Committer::new(c.clone(), storage.clone(), proofs.clone(), relayer.clone(), others, genesis_root);
+        let committer = Committer::new(
+            c.clone(),
+            storage.clone(),
+            proofs.clone(),
+            relayer.clone(),
+            sequencer.clone(),
+            others,
+            genesis_root,
+        );
         handles.push(tokio::spawn(committer.run(rx.clone())));
     }
-    Ok(Some(L1Tasks { stop, handles }))
+    Ok(Some(L1Tasks { clients, stop, handles }))
 }

@@ -14,6 +14,7 @@ pub mod provers;
 pub mod relayer;
 pub mod rpc;
 pub mod sequencer;
+pub mod settlement;
 pub mod storage;
 pub mod watcher;
 pub mod worker;
@@ -150,6 +151,11 @@ async fn start_inner(
                 loop {
                     match events.recv().await {
                         Ok(sequencer::Event::Block(b)) => q.add(b.number),
+                        Ok(sequencer::Event::Rewind(from)) => {
+                            if let Err(err) = q.rewind(from) {
+                                tracing::error!(%err, "prover queue rewind failed");
+                            }
+                        }
                         Ok(_) => {}
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                             // Missed notifications: every stored block without a proof is a job.
@@ -167,27 +173,29 @@ async fn start_inner(
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = SequencerHandle { tx };
-    let ctx = rpc::Ctx {
-        config: config.clone(),
-        state: seq.state.clone(),
-        storage: storage.clone(),
-        sequencer: handle.clone(),
-        events: seq.events.clone(),
-        policy: seq.policy.clone(),
-        provers,
-    };
+    let (state, events, policy) = (seq.state.clone(), seq.events.clone(), seq.policy.clone());
     std::thread::Builder::new()
         .name("sequencer".into())
         .spawn(move || seq.run(rx))
         .map_err(|e| NodeError::Rpc(e.to_string()))?;
-    let module = rpc::module(ctx).map_err(|e| NodeError::Rpc(e.to_string()))?;
-    let server = Server::builder().build(config.rpc_addr).await.map_err(|e| NodeError::Rpc(e.to_string()))?;
-    let rpc_addr = server.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
     let l1 = match (&config.l1, proofs) {
         (Some(_), Some(proofs)) => l1::start(&config, storage.clone(), handle.clone(), proofs).await?,
         (Some(_), None) => return Err(l1::L1Error::Config("the l1 section needs a proof source".into()).into()),
         (None, _) => None,
     };
+    let ctx = rpc::Ctx {
+        config: config.clone(),
+        state,
+        storage: storage.clone(),
+        sequencer: handle.clone(),
+        events,
+        policy,
+        provers,
+        l1_clients: l1.as_ref().map(|t| t.clients.clone()).unwrap_or_default(),
+    };
+    let module = rpc::module(ctx).map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let server = Server::builder().build(config.rpc_addr).await.map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let rpc_addr = server.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
     let handle_rpc = server.start(module);
     let (metrics_addr, metrics_task) = match config.metrics_addr {
         Some(addr) => {

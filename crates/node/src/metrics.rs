@@ -27,6 +27,8 @@ pub struct Metrics {
     pub last_block: Gauge,
     pub queue_len: Gauge,
     pub accounts: Gauge,
+    /// 1 while settlement is halted (a chain refused a block; see docs/node-l1.md).
+    pub halted: Gauge,
     /// Seconds one durable group commit of the log takes.
     pub commit_seconds: Histogram,
     registry: Registry,
@@ -44,6 +46,7 @@ impl Metrics {
             last_block: Gauge::default(),
             queue_len: Gauge::default(),
             accounts: Gauge::default(),
+            halted: Gauge::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
             registry: Registry::default(),
         };
@@ -59,6 +62,7 @@ impl Metrics {
         registry.register("last_block", "Number of the last sealed block", m.last_block.clone());
         registry.register("queue_len", "Txs waiting in the future-nonce queue", m.queue_len.clone());
         registry.register("accounts", "Accounts in the state", m.accounts.clone());
+        registry.register("settlement_halted", "1 while a chain refuses a sealed block", m.halted.clone());
         registry.register("log_commit_seconds", "Durable group commit of the log", m.commit_seconds.clone());
         Arc::new(Metrics { registry, ..m })
     }

@@ -16,6 +16,15 @@ use serde_json::Value;
 
 use crate::storage::{BlockRecord, Storage, StorageError};
 
+/// Whether `token` is one of `tokens`. Every token is compared in full, so timing does not
+/// reveal a prefix.
+pub fn token_in(tokens: &[String], token: &str) -> bool {
+    tokens.iter().fold(false, |ok, t| {
+        let same = t.len() == token.len() && t.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        ok | same
+    })
+}
+
 /// Checks a proof (the prover's bytes, arkworks-compressed Groth16 for the block circuit) for a
 /// block. Injected by whoever starts the node, so the node does not depend on the circuit.
 pub trait ProofCheck: Send + Sync {
@@ -127,13 +136,16 @@ impl ProverQueue {
     }
 
     fn authorize(&self, token: &str) -> Result<(), ProverError> {
-        // Compare every configured token in full so timing does not reveal a prefix.
-        let ok = self.config.tokens.iter().fold(false, |ok, t| {
-            let same =
-                t.len() == token.len() && t.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-            ok | same
-        });
-        if ok { Ok(()) } else { Err(ProverError::Unauthorized) }
+        if token_in(&self.config.tokens, token) { Ok(()) } else { Err(ProverError::Unauthorized) }
+    }
+
+    /// Forgets the jobs and proofs of blocks `from` and later (they were rewound; the new blocks
+    /// arrive as new jobs). A proof checked against an old block is not stored afterwards.
+    pub fn rewind(&self, from: u32) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        inner.open.retain(|n, _| *n < from);
+        inner.jobs.retain(|_, n| *n < from);
+        self.storage.delete_proofs_from(from)
     }
 
     /// A newly sealed block becomes a job.
@@ -238,6 +250,9 @@ impl ProverQueue {
             .ok_or_else(|| ProverError::Unavailable(format!("block {number} is not stored")))?;
         self.check.check(&block, proof).map_err(|reason| ProverError::InvalidProof { block: number, reason })?;
         let mut inner = self.lock();
+        if inner.jobs.get(&job) != Some(&number) {
+            return Err(ProverError::UnknownJob(job)); // rewound meanwhile
+        }
         if !inner.open.contains_key(&number) {
             return Err(ProverError::AlreadyProven(number));
         }

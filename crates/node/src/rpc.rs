@@ -12,7 +12,8 @@ use zkl_types::{Address, ChainId, PriorityRequest, SignedTx, TokenId};
 
 use crate::config::NodeConfig;
 use crate::provers::{ProverError, ProverQueue};
-use crate::sequencer::{Event, Policy, SequencerHandle};
+use crate::sequencer::{Event, Policy, Rewind, SequencerHandle};
+use crate::settlement::{HALT_KEY, Halt, RevertPlan, RevertRequest, RewindReport};
 use crate::storage::{Storage, TxRecord, TxStatus};
 
 /// Error codes of the API.
@@ -25,7 +26,7 @@ pub mod codes {
     pub const NOT_FOUND: i32 = 2;
     /// The node cannot serve the request (storage, disabled feature).
     pub const UNAVAILABLE: i32 = 3;
-    /// A prover method was called without a valid token.
+    /// A prover or operator method was called without a valid token.
     pub const UNAUTHORIZED: i32 = 4;
 }
 
@@ -41,6 +42,57 @@ pub struct Ctx {
     pub events: tokio::sync::broadcast::Sender<Event>,
     pub policy: Policy,
     pub provers: Option<Arc<ProverQueue>>,
+    /// The settlement chains' contracts (empty without an `l1` section).
+    pub l1_clients: Vec<crate::l1::ChainClient>,
+}
+
+/// Checks an operator method's bearer token (`admin.tokens` in the configuration).
+fn admin(ctx: &Ctx, token: &str) -> Result<(), ErrorObjectOwned> {
+    match &ctx.config.admin {
+        None => Err(err(codes::UNAVAILABLE, "operator methods are disabled (the configuration has no admin section)")),
+        Some(a) if a.allows(token) => Ok(()),
+        Some(_) => Err(err(codes::UNAUTHORIZED, "unknown admin token")),
+    }
+}
+
+/// `zkl_revertBlocks`: rewinds the node to before the halted (or given) block, dropping the
+/// refused op (or the given hashes), and has every chain revert what it committed from there.
+async fn revert_blocks(ctx: &Ctx, req: RevertRequest) -> Result<RewindReport, ErrorObjectOwned> {
+    let unavailable = |e: &dyn std::fmt::Display| err(codes::UNAVAILABLE, e.to_string());
+    let halt: Option<Halt> = ctx.storage.l1_get(HALT_KEY).map_err(|e| unavailable(&e))?;
+    let from_block = req.from_block.or(halt.as_ref().map(|h| h.block)).ok_or_else(|| {
+        err(codes::INVALID_PARAMS, "settlement is not halted: name the first block to revert (from_block)")
+    })?;
+    let drop = match (&req.drop, &halt) {
+        (Some(hashes), _) => hashes.clone(),
+        (None, Some(h)) if h.block == from_block => h.op.iter().map(|op| op.hash.clone()).collect(),
+        (None, _) => vec![],
+    };
+    let drop = drop.iter().map(|h| parse_hash(h)).collect::<Result<_, _>>()?;
+    for c in &ctx.l1_clients {
+        let counters = c.zklink.blockCounters().call().await.map_err(|e| unavailable(&e))?;
+        if counters.executed >= from_block {
+            return Err(err(
+                codes::REJECTED,
+                format!("block {from_block} is executed on chain {}: executed blocks are final", c.chain()),
+            ));
+        }
+    }
+    let last = ctx.storage.last_block().map_err(|e| unavailable(&e))?.unwrap_or(0);
+    let mut blocks = Vec::new();
+    for n in from_block..=last {
+        blocks.extend(ctx.storage.block(n).map_err(|e| unavailable(&e))?);
+    }
+    let plan = RevertPlan { from_block, blocks };
+    let reason = match &halt {
+        Some(h) if h.block == from_block => {
+            format!("refused by chain {}'s contract ({}); dropped by the operator", h.chain, h.error)
+        }
+        _ => "dropped by the operator".to_string(),
+    };
+    let rewind =
+        Rewind { from_block, drop, reason, plans: ctx.l1_clients.iter().map(|c| (c.chain(), plan.clone())).collect() };
+    ctx.sequencer.rewind(rewind).await.map_err(|e| err(codes::REJECTED, e))
 }
 
 /// What `zkl_estimateFee` is asked about.
@@ -157,13 +209,28 @@ fn prover_methods(m: &mut RpcModule<Ctx>) -> Result<(), jsonrpsee::core::Registe
     Ok(())
 }
 
-/// Each settlement chain's counters as its committer last read them (`null` before the first read).
+/// Each settlement chain's counters as its committer last read them (`null` before the first
+/// read), its committer's last error, and the halt if this chain refused a block.
 fn l1_status(ctx: &Ctx) -> Value {
     let chains = ctx.config.l1.as_ref().map(|l1| l1.chains.as_slice()).unwrap_or_default();
+    let halt: Option<Halt> = ctx.storage.l1_get(HALT_KEY).ok().flatten();
     json!(
         chains
             .iter()
-            .map(|c| json!({"chain": c.l2_chain, "counters": counters_of(ctx, c.l2_chain)}))
+            .map(|c| {
+                let chain = c.l2_chain;
+                let last_error: Option<crate::committer::CommitterError> =
+                    ctx.storage.l1_get(&crate::committer::error_key(chain)).ok().flatten();
+                let reverting: Option<RevertPlan> =
+                    ctx.storage.l1_get(&crate::settlement::revert_key(chain)).ok().flatten();
+                json!({
+                    "chain": chain,
+                    "counters": counters_of(ctx, chain),
+                    "halt": halt.as_ref().filter(|h| h.chain == chain),
+                    "reverting_from": reverting.map(|p| p.from_block),
+                    "last_error": last_error,
+                })
+            })
             .collect::<Vec<_>>()
     )
 }
@@ -294,8 +361,17 @@ pub fn module(ctx: Ctx) -> Result<RpcModule<Ctx>, jsonrpsee::core::RegisterMetho
             None => Err(err(codes::NOT_FOUND, format!("no block {number}"))),
         }
     })?;
-    m.register_async_method("zkl_sealBlock", |_, ctx, _| async move {
+    m.register_async_method("zkl_sealBlock", |params, ctx, _| async move {
+        let (token,): (String,) = params.parse()?;
+        admin(&ctx, &token)?;
         Ok::<Value, ErrorObjectOwned>(json!(ctx.sequencer.seal().await))
+    })?;
+    m.register_async_method("zkl_revertBlocks", |params, ctx, _| async move {
+        let mut seq = params.sequence();
+        let token: String = seq.next()?;
+        let req: Option<RevertRequest> = seq.optional_next()?;
+        admin(&ctx, &token)?;
+        Ok::<Value, ErrorObjectOwned>(json!(revert_blocks(&ctx, req.unwrap_or_default()).await?))
     })?;
     m.register_async_method("zkl_devPriorityOp", |params, ctx, _| async move {
         if !ctx.config.dev_priority_ops {
@@ -322,7 +398,7 @@ pub fn module(ctx: Ctx) -> Result<RpcModule<Ctx>, jsonrpsee::core::RegisterMetho
                             return Ok(());
                         }
                     }
-                    Ok(Event::Tx(_)) => continue,
+                    Ok(Event::Tx(_) | Event::Rewind(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return Ok(()),
                 }

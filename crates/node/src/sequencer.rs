@@ -1,8 +1,12 @@
 //! The sequencer: one thread owns all writes. It takes txs in batches, checks their signatures in
 //! parallel, executes them into the block being built, seals blocks by size or time, and commits
 //! everything it accepted to the log in one durable write before it answers.
+//!
+//! While settlement is halted (a chain refused a block, see [`crate::settlement`]) it seals
+//! nothing and refuses new txs and priority requests with the halt's reason, until the operator
+//! rewinds ([`Request::Rewind`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,10 +16,11 @@ use tokio::sync::{broadcast, oneshot};
 use zkl_crypto::fr_to_hex;
 use zkl_state::{SealedBlock, State, TxError};
 use zkl_types::op::{chunks_of, code};
-use zkl_types::{AccountId, Nonce, PriorityRequest, SignedTx, Tx};
+use zkl_types::{AccountId, AuthFact, ChainId, Nonce, PriorityRequest, SignedTx, Tx};
 
 use crate::config::FeePolicy;
 use crate::metrics::Metrics;
+use crate::settlement::{HALT_KEY, Halt, RevertPlan, RewindReport, revert_key};
 use crate::storage::{Batch, BlockRecord, LogEntry, QueuedTx, Storage, StorageError, TxRecord, TxStatus};
 
 /// What the sequencer is asked to do.
@@ -28,6 +33,27 @@ pub enum Request {
     Seal(oneshot::Sender<Option<u32>>),
     /// The lowest serial id of chain `chain` not applied yet (0 if none was).
     NextSerial(zkl_types::ChainId, oneshot::Sender<u64>),
+    /// An on-chain ChangePubKey authorisation read from a chain; the reply says whether it was new.
+    AuthFact(AuthFact, oneshot::Sender<bool>),
+    /// Settlement halted (`Some`): stop sealing and refuse new work; the record is persisted.
+    /// `None` lifts the halt (the refusal went away by itself).
+    Halt(Option<Halt>, oneshot::Sender<()>),
+    /// The operator's way out of a halt (processed alone, after the work received with it).
+    Rewind(Rewind, oneshot::Sender<Result<RewindReport, String>>),
+}
+
+/// Rewind to the end of block `from_block − 1` and re-sequence everything after it except
+/// `drop`; the chains' committers revert the blocks they committed (`plans`).
+#[derive(Debug, Clone)]
+pub struct Rewind {
+    pub from_block: u32,
+    /// Hashes of txs (their signed hash) or priority requests (`keccak256(chain ‖ serial)`) to
+    /// leave out. Leaving out a priority request leaves out the later ones of its chain too,
+    /// and the chain's watcher reads them again from the contract.
+    pub drop: HashSet<[u8; 32]>,
+    /// Recorded as the dropped txs' rejection reason.
+    pub reason: String,
+    pub plans: Vec<(ChainId, RevertPlan)>,
 }
 
 /// Events published to subscribers.
@@ -36,6 +62,8 @@ pub enum Event {
     Block(Arc<BlockRecord>),
     /// A queued tx changed status (executed into the block being built, or rejected).
     Tx(Arc<TxRecord>),
+    /// Blocks from this number on were rewound (their records replaced or gone).
+    Rewind(u32),
 }
 
 /// Entry rules of the node that are policy, not protocol: minimum fees and the future-nonce
@@ -83,11 +111,15 @@ pub fn check_fee(policy: &FeePolicy, state: &State, tx: &Tx) -> Result<(), Strin
 
 pub struct Sequencer {
     pub state: Arc<RwLock<State>>,
+    /// The state before any log entry (rewinds replay from it).
+    genesis: State,
     pub storage: Arc<Storage>,
     pub events: broadcast::Sender<Event>,
     pub block_time: Duration,
     next_seq: u64,
     pending: Vec<([u8; 32], TxRecord)>,
+    /// Per op of the block being built, the hash of its tx or priority request.
+    pending_ops: Vec<[u8; 32]>,
     block_started: Option<Instant>,
     /// Future-nonce txs by (account, nonce).
     queue: BTreeMap<(AccountId, Nonce), ([u8; 32], SignedTx)>,
@@ -96,6 +128,10 @@ pub struct Sequencer {
     /// Per chain: one past the highest priority serial id applied (a request at or below the
     /// highest one is a duplicate and refused).
     next_serial: HashMap<zkl_types::ChainId, u64>,
+    /// Settlement halted: nothing is sealed and new work is refused.
+    halt: Option<Halt>,
+    /// Events to publish once the work that produced them is durable.
+    outbox: Vec<Event>,
 }
 
 /// Refuses a priority request whose serial id was already applied (or an older one).
@@ -116,7 +152,7 @@ fn hex32(h: &[u8; 32]) -> String {
 }
 
 /// The API's view of a sealed block.
-pub fn block_record(b: &SealedBlock, tx_hashes: Vec<String>) -> BlockRecord {
+pub fn block_record(b: &SealedBlock, tx_hashes: Vec<String>, op_hashes: Vec<String>) -> BlockRecord {
     BlockRecord {
         number: b.number,
         timestamp: b.timestamp,
@@ -127,6 +163,7 @@ pub fn block_record(b: &SealedBlock, tx_hashes: Vec<String>) -> BlockRecord {
         public_input: fr_to_hex(&b.public_input),
         tx_hashes,
         ops: b.ops.clone(),
+        op_hashes,
         pubdata: format!("0x{}", hex::encode(&b.pubdata)),
     }
 }
@@ -135,57 +172,78 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Replays `entries` onto `state`, keeping the priority serials applied per chain.
+fn replay<'a>(
+    state: &mut State,
+    next_serial: &mut HashMap<ChainId, u64>,
+    entries: impl IntoIterator<Item = (u64, &'a LogEntry)>,
+) -> Result<(), StorageError> {
+    for (seq, entry) in entries {
+        let fail = |e: &dyn std::fmt::Display| StorageError(format!("log entry {seq} no longer applies: {e}"));
+        if let LogEntry::Priority { request } = entry {
+            check_serial(next_serial, request).map_err(|e| fail(&e))?;
+            next_serial.insert(request.chain(), request.serial_id() + 1);
+        }
+        entry.apply(state).map_err(|e| fail(&e))?;
+    }
+    Ok(())
+}
+
 impl Sequencer {
     /// Rebuilds the state by replaying the log.
-    pub fn recover(mut state: State, storage: Arc<Storage>, block_time: Duration) -> Result<Self, StorageError> {
+    pub fn recover(genesis: State, storage: Arc<Storage>, block_time: Duration) -> Result<Self, StorageError> {
         let log = storage.log()?;
-        let mut pending = Vec::new();
-        let mut next_seq = 0;
+        let mut state = genesis.clone();
         let mut next_serial = HashMap::new();
-        for (seq, entry) in log {
-            next_seq = seq + 1;
-            match entry {
-                LogEntry::Tx { tx } => {
-                    state
-                        .execute_tx(&tx)
-                        .map_err(|e| StorageError(format!("log entry {seq} no longer applies: {e}")))?;
-                    pending.push((
-                        tx.hash(),
-                        TxRecord { hash: hex32(&tx.hash()), seq: Some(seq), status: TxStatus::Pending, tx },
-                    ));
-                }
-                LogEntry::Priority { request } => {
-                    check_serial(&next_serial, &request)
-                        .map_err(|e| StorageError(format!("log entry {seq} no longer applies: {e}")))?;
-                    next_serial.insert(request.chain(), request.serial_id() + 1);
-                    state
-                        .execute_priority(&request)
-                        .map_err(|e| StorageError(format!("log entry {seq} no longer applies: {e}")))?;
-                }
-                LogEntry::Seal { timestamp } => {
-                    state.seal_block(timestamp);
-                    pending.clear();
-                }
-            }
-        }
+        replay(&mut state, &mut next_serial, log.iter().map(|(seq, e)| (*seq, e)))?;
+        let next_seq = log.last().map_or(0, |(seq, _)| seq + 1);
+        // The txs of the block being built: those after the last seal.
+        let since_seal = log.iter().rev().take_while(|(_, e)| !matches!(e, LogEntry::Seal { .. }));
+        let since_seal: Vec<_> = since_seal.collect();
+        let pending_ops = since_seal
+            .iter()
+            .rev()
+            .filter_map(|(_, e)| match e {
+                LogEntry::Tx { tx } => Some(tx.hash()),
+                LogEntry::Priority { request } => Some(request.hash()),
+                _ => None,
+            })
+            .collect();
+        let mut pending: Vec<_> = since_seal
+            .into_iter()
+            .filter_map(|(seq, e)| match e {
+                LogEntry::Tx { tx } => Some((
+                    tx.hash(),
+                    TxRecord { hash: hex32(&tx.hash()), seq: Some(*seq), status: TxStatus::Pending, tx: tx.clone() },
+                )),
+                _ => None,
+            })
+            .collect();
+        pending.reverse();
+        let halt = storage.l1_get::<Halt>(HALT_KEY)?;
         let block_started = (!state.pending_ops().is_empty()).then(Instant::now);
         let (events, _) = broadcast::channel(1024);
         let queue = storage.queued()?.into_iter().map(|(hash, q)| ((q.account, q.nonce), (hash, q.tx))).collect();
         let metrics = Metrics::new();
+        metrics.halted.set(i64::from(halt.is_some()));
         metrics.last_block.set(i64::from(state.last_block()));
         metrics.accounts.set(i64::from(state.account_count()));
         Ok(Sequencer {
             state: Arc::new(RwLock::new(state)),
+            genesis,
             storage,
             events,
             block_time,
             next_seq,
             pending,
+            pending_ops,
             block_started,
             queue,
             policy: Policy::default(),
             metrics,
             next_serial,
+            halt,
+            outbox: Vec::new(),
         })
     }
 
@@ -200,9 +258,10 @@ impl Sequencer {
             hashes.push(record.hash.clone());
             batch.tx(&hash, &record);
         }
-        let record = block_record(&block, hashes);
+        let op_hashes = self.pending_ops.drain(..).map(|h| hex32(&h)).collect();
+        let record = block_record(&block, hashes, op_hashes);
         batch.block(&record);
-        let _ = self.events.send(Event::Block(Arc::new(record)));
+        self.outbox.push(Event::Block(Arc::new(record)));
         self.block_started = None;
         self.metrics.blocks_sealed.inc();
         self.metrics.last_block.set(i64::from(block.number));
@@ -219,7 +278,7 @@ impl Sequencer {
         state: &mut State,
     ) -> Result<[u8; 32], TxError> {
         let mut result = state.execute_verified(tx, keys);
-        if matches!(result, Err(TxError::BlockFull { .. }) | Err(TxError::TooManyFeeTokens(_))) {
+        if matches!(result, Err(ref e) if needs_new_block(e)) {
             self.seal(batch, state);
             result = state.execute_verified(tx, keys);
         }
@@ -231,6 +290,7 @@ impl Sequencer {
         let record = TxRecord { hash: hex32(&hash), seq: Some(seq), status: TxStatus::Pending, tx: tx.clone() };
         batch.tx(&hash, &record);
         self.pending.push((hash, record));
+        self.pending_ops.push(hash);
         self.block_started.get_or_insert_with(Instant::now);
         self.metrics.txs_accepted.inc();
         Ok(hash)
@@ -292,7 +352,7 @@ impl Sequencer {
                 }
             };
             if let Some(record) = record {
-                let _ = self.events.send(Event::Tx(Arc::new(record)));
+                self.outbox.push(Event::Tx(Arc::new(record)));
             }
         }
         self.metrics.queue_len.set(self.queue.len() as i64);
@@ -359,6 +419,176 @@ impl Sequencer {
             tracing::error!(%err, "cannot persist the queue sweep; stopping the sequencer");
             std::process::exit(3);
         }
+        self.publish();
+    }
+
+    /// Publishes the events of durable work.
+    fn publish(&mut self) {
+        for event in self.outbox.drain(..) {
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Applies a priority request into the block being built (sealing first if it does not fit)
+    /// and logs it.
+    fn execute_priority(
+        &mut self,
+        request: &PriorityRequest,
+        batch: &mut Batch,
+        state: &mut State,
+    ) -> Result<zkl_types::Op, String> {
+        check_serial(&self.next_serial, request)?;
+        let mut result = state.execute_priority(request);
+        if matches!(result, Err(ref e) if needs_new_block(e)) {
+            self.seal(batch, state);
+            result = state.execute_priority(request);
+        }
+        let op = result.map_err(|e| e.to_string())?;
+        self.next_serial.insert(request.chain(), request.serial_id() + 1);
+        self.pending_ops.push(request.hash());
+        batch.log(self.next_seq, &LogEntry::Priority { request: request.clone() });
+        self.next_seq += 1;
+        self.block_started.get_or_insert_with(Instant::now);
+        self.metrics.priority_ops.inc();
+        Ok(op)
+    }
+
+    /// Records an on-chain authorisation (logged once, before any tx that uses it).
+    fn add_auth_fact(&mut self, fact: AuthFact, batch: &mut Batch, state: &mut State) -> bool {
+        let new = state.add_auth_fact(fact);
+        if new {
+            batch.log(self.next_seq, &LogEntry::AuthFact { fact });
+            self.next_seq += 1;
+        }
+        new
+    }
+
+    fn reject(&mut self, batch: &mut Batch, hash: [u8; 32], tx: SignedTx, reason: String) {
+        self.metrics.txs_rejected.inc();
+        let record = TxRecord { hash: hex32(&hash), seq: None, status: TxStatus::Rejected { reason }, tx };
+        batch.tx(&hash, &record);
+        self.outbox.push(Event::Tx(Arc::new(record)));
+    }
+
+    /// Rewinds to the end of block `from_block − 1` and re-sequences what came after (see
+    /// [`Rewind`]), in one durable write. On error nothing changes.
+    fn rewind(&mut self, args: Rewind) -> Result<RewindReport, String> {
+        let last = self.state.read().unwrap_or_else(|p| p.into_inner()).last_block();
+        if args.from_block == 0 || args.from_block > last {
+            return Err(format!("block {} is not a sealed block (the last is {last})", args.from_block));
+        }
+        let log = self.storage.log().map_err(|e| e.to_string())?;
+        // The log up to the seal of block from_block − 1 stays; the rest is re-sequenced.
+        let mut seals = 0;
+        let cut = log
+            .iter()
+            .position(|(_, e)| {
+                if seals == args.from_block - 1 {
+                    return true;
+                }
+                seals += u32::from(matches!(e, LogEntry::Seal { .. }));
+                false
+            })
+            .unwrap_or(log.len());
+        let (kept, tail) = log.split_at(cut);
+        let cut_seq = tail.first().map_or(self.next_seq, |(seq, _)| *seq);
+        let mut state = self.genesis.clone();
+        let mut next_serial = HashMap::new();
+        replay(&mut state, &mut next_serial, kept.iter().map(|(seq, e)| (*seq, e))).map_err(|e| e.to_string())?;
+
+        // Dropped priority requests: that serial and every later one of the chain.
+        let mut dropped_from: HashMap<ChainId, u64> = HashMap::new();
+        for (_, e) in tail {
+            if let LogEntry::Priority { request } = e
+                && args.drop.contains(&request.hash())
+            {
+                let first = dropped_from.entry(request.chain()).or_insert(u64::MAX);
+                *first = (*first).min(request.serial_id());
+            }
+        }
+
+        let saved = (
+            self.next_seq,
+            std::mem::take(&mut self.pending),
+            std::mem::take(&mut self.pending_ops),
+            self.block_started.take(),
+            std::mem::replace(&mut self.next_serial, next_serial),
+            self.queue.clone(),
+        );
+        self.next_seq = cut_seq;
+        let mut batch = Batch::default();
+        batch.truncate(cut_seq, args.from_block);
+        for (chain, plan) in &args.plans {
+            batch.l1(&revert_key(*chain), Some(plan));
+        }
+        batch.l1::<Halt>(HALT_KEY, None);
+        for chain in dropped_from.keys() {
+            batch.l1::<()>(&crate::watcher::progress_key(*chain), None);
+        }
+        let mut report = RewindReport { from_block: args.from_block, ..RewindReport::default() };
+        let result = self.resequence(tail, &args, &dropped_from, &mut batch, &mut state, &mut report);
+        let result = result.and_then(|()| self.storage.commit(batch).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            (self.next_seq, self.pending, self.pending_ops, self.block_started, self.next_serial, self.queue) = saved;
+            self.outbox.clear();
+            return Err(format!("rewind to block {} failed, nothing changed: {e}", args.from_block));
+        }
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+        self.halt = None;
+        self.outbox.insert(0, Event::Rewind(args.from_block));
+        self.publish();
+        tracing::warn!(?report, "rewound and re-sequenced");
+        Ok(report)
+    }
+
+    fn resequence(
+        &mut self,
+        tail: &[(u64, LogEntry)],
+        args: &Rewind,
+        dropped_from: &HashMap<ChainId, u64>,
+        batch: &mut Batch,
+        state: &mut State,
+        report: &mut RewindReport,
+    ) -> Result<(), String> {
+        let mut signers = BTreeSet::new();
+        for (_, entry) in tail {
+            match entry {
+                LogEntry::Tx { tx } => {
+                    let hash = tx.hash();
+                    if args.drop.contains(&hash) {
+                        report.dropped.push(hex32(&hash));
+                        self.reject(batch, hash, tx.clone(), args.reason.clone());
+                        continue;
+                    }
+                    let result = state.verify_signatures(tx).and_then(|keys| self.execute_one(tx, &keys, batch, state));
+                    match result {
+                        Ok(_) => report.requeued += 1,
+                        Err(e) => {
+                            let reason = format!("no longer valid after block {} was reverted: {e}", args.from_block);
+                            report.rejected.push((hex32(&hash), reason.clone()));
+                            self.reject(batch, hash, tx.clone(), reason);
+                        }
+                    }
+                    signers.insert(tx.tx.signer());
+                }
+                LogEntry::Priority { request } => {
+                    if dropped_from.get(&request.chain()).is_some_and(|first| request.serial_id() >= *first) {
+                        report.dropped.push(hex32(&request.hash()));
+                        continue;
+                    }
+                    self.execute_priority(request, batch, state)?;
+                    report.priority += 1;
+                }
+                LogEntry::AuthFact { fact } => {
+                    self.add_auth_fact(*fact, batch, state);
+                }
+                LogEntry::Seal { .. } => {}
+            }
+        }
+        for account in signers {
+            self.drain_queue(account, batch, state);
+        }
+        Ok(())
     }
 
     /// Runs until every request sender is gone.
@@ -374,12 +604,18 @@ impl Sequencer {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            let mut work: Vec<Request> = first.into_iter().collect();
-            while work.len() < 512 {
-                match requests.try_recv() {
-                    Ok(r) => work.push(r),
-                    Err(_) => break,
+            let mut work: Vec<Request> = Vec::new();
+            let mut rewind = None;
+            let mut next = first;
+            while let Some(r) = next {
+                match r {
+                    Request::Rewind(args, reply) => {
+                        rewind = Some((args, reply));
+                        break;
+                    }
+                    r => work.push(r),
                 }
+                next = if work.len() < 512 { requests.try_recv().ok() } else { None };
             }
             let mut batch = Batch::default();
             let mut replies: Vec<Box<dyn FnOnce()>> = Vec::new();
@@ -389,31 +625,44 @@ impl Sequencer {
                 for req in work {
                     match req {
                         Request::Txs(txs, reply) => {
-                            let results = self.execute_txs(&txs, &mut batch, &mut state);
+                            let results = match &self.halt {
+                                Some(halt) => vec![Err(halt.to_string()); txs.len()],
+                                None => self.execute_txs(&txs, &mut batch, &mut state),
+                            };
                             replies.push(Box::new(move || {
                                 let _ = reply.send(results);
                             }));
                         }
                         Request::Priority(request, reply) => {
-                            let result = check_serial(&self.next_serial, &request).and_then(|()| {
-                                let mut result = state.execute_priority(&request);
-                                if matches!(result, Err(TxError::BlockFull { .. })) {
-                                    self.seal(&mut batch, &mut state);
-                                    result = state.execute_priority(&request);
-                                }
-                                result.map_err(|e| e.to_string())
-                            });
-                            if result.is_ok() {
-                                self.next_serial.insert(request.chain(), request.serial_id() + 1);
-                                batch.log(self.next_seq, &LogEntry::Priority { request });
-                                self.next_seq += 1;
-                                self.block_started.get_or_insert_with(Instant::now);
-                                self.metrics.priority_ops.inc();
-                            }
+                            let result = match &self.halt {
+                                Some(halt) => Err(halt.to_string()),
+                                None => self.execute_priority(&request, &mut batch, &mut state),
+                            };
                             replies.push(Box::new(move || {
                                 let _ = reply.send(result);
                             }));
                         }
+                        Request::AuthFact(fact, reply) => {
+                            let new = self.add_auth_fact(fact, &mut batch, &mut state);
+                            replies.push(Box::new(move || {
+                                let _ = reply.send(new);
+                            }));
+                        }
+                        Request::Halt(halt, reply) => {
+                            if halt != self.halt {
+                                match &halt {
+                                    Some(h) => tracing::error!(%h, "settlement halted"),
+                                    None => tracing::warn!("settlement resumed"),
+                                }
+                                batch.l1(HALT_KEY, halt.as_ref());
+                                self.metrics.halted.set(i64::from(halt.is_some()));
+                                self.halt = halt;
+                            }
+                            replies.push(Box::new(move || {
+                                let _ = reply.send(());
+                            }));
+                        }
+                        Request::Rewind(..) => unreachable!("rewinds are taken out above"),
                         Request::NextSerial(chain, reply) => {
                             let next = self.next_serial.get(&chain).copied().unwrap_or(0);
                             replies.push(Box::new(move || {
@@ -421,14 +670,17 @@ impl Sequencer {
                             }));
                         }
                         Request::Seal(reply) => {
-                            let sealed = (!state.pending_ops().is_empty()).then(|| self.seal(&mut batch, &mut state));
+                            let sealed = (self.halt.is_none() && !state.pending_ops().is_empty())
+                                .then(|| self.seal(&mut batch, &mut state));
                             replies.push(Box::new(move || {
                                 let _ = reply.send(sealed);
                             }));
                         }
                     }
                 }
-                if self.block_started.is_some_and(|t| t.elapsed() >= self.block_time) && !state.pending_ops().is_empty()
+                if self.halt.is_none()
+                    && self.block_started.is_some_and(|t| t.elapsed() >= self.block_time)
+                    && !state.pending_ops().is_empty()
                 {
                     self.seal(&mut batch, &mut state);
                 }
@@ -440,11 +692,20 @@ impl Sequencer {
                 std::process::exit(3);
             }
             self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+            self.publish();
             for reply in replies {
                 reply();
             }
+            if let Some((args, reply)) = rewind {
+                let _ = reply.send(self.rewind(args));
+            }
         }
     }
+}
+
+/// The block being built has no room for the op: seal it and try again in a new one.
+fn needs_new_block(e: &TxError) -> bool {
+    matches!(e, TxError::BlockFull { .. } | TxError::TooManyFeeTokens(_) | TxError::TooManyOnchainOps(_))
 }
 
 /// Handle used by the API to reach the sequencer.
@@ -480,5 +741,26 @@ impl SequencerHandle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Request::Seal(reply)).ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// Hands an on-chain authorisation to the sequencer; true if it was new.
+    pub async fn auth_fact(&self, fact: AuthFact) -> Result<bool, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request::AuthFact(fact, reply)).map_err(|_| "sequencer stopped".to_string())?;
+        rx.await.map_err(|_| "sequencer stopped".to_string())
+    }
+
+    /// Sets (or lifts, with `None`) the settlement halt.
+    pub async fn set_halt(&self, halt: Option<Halt>) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request::Halt(halt, reply)).map_err(|_| "sequencer stopped".to_string())?;
+        rx.await.map_err(|_| "sequencer stopped".to_string())
+    }
+
+    /// Rewinds and re-sequences (see [`Rewind`]).
+    pub async fn rewind(&self, args: Rewind) -> Result<RewindReport, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request::Rewind(args, reply)).map_err(|_| "sequencer stopped".to_string())?;
+        rx.await.map_err(|_| "sequencer stopped".to_string())?
     }
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use zkl_types::{PriorityRequest, SignedTx};
+use zkl_state::{SealedBlock, State, TxError};
+use zkl_types::{AuthFact, Op, PriorityRequest, SignedTx};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
@@ -22,9 +23,43 @@ const QUEUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queue");
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LogEntry {
-    Tx { tx: SignedTx },
-    Priority { request: PriorityRequest },
-    Seal { timestamp: u64 },
+    Tx {
+        tx: SignedTx,
+    },
+    Priority {
+        request: PriorityRequest,
+    },
+    Seal {
+        timestamp: u64,
+    },
+    /// An on-chain ChangePubKey authorisation read from a chain (before the txs that use it).
+    AuthFact {
+        fact: AuthFact,
+    },
+}
+
+/// What applying one log entry did.
+pub enum Applied {
+    Tx(Op),
+    Priority(Op),
+    Sealed(SealedBlock),
+    Fact,
+}
+
+impl LogEntry {
+    /// Applies the entry to `state`: the one replay of the log, shared by the sequencer's
+    /// recovery and rewind and by the prover's witness builder.
+    pub fn apply(&self, state: &mut State) -> Result<Applied, TxError> {
+        Ok(match self {
+            LogEntry::Tx { tx } => Applied::Tx(state.execute_tx(tx)?),
+            LogEntry::Priority { request } => Applied::Priority(state.execute_priority(request)?),
+            LogEntry::Seal { timestamp } => Applied::Sealed(state.seal_block(*timestamp)),
+            LogEntry::AuthFact { fact } => {
+                state.add_auth_fact(*fact);
+                Applied::Fact
+            }
+        })
+    }
 }
 
 /// Where a tx stands.
@@ -65,6 +100,10 @@ pub struct BlockRecord {
     pub public_input: String,
     pub tx_hashes: Vec<String>,
     pub ops: Vec<zkl_types::Op>,
+    /// Per op, the hash of the tx or the priority request (`keccak256(chain ‖ serial)`) it came
+    /// from.
+    #[serde(default)]
+    pub op_hashes: Vec<String>,
     pub pubdata: String,
 }
 
@@ -88,6 +127,9 @@ fn e<E: std::fmt::Display>(err: E) -> StorageError {
 /// Writes buffered for one group commit.
 #[derive(Default)]
 pub struct Batch {
+    /// Applied first: removes log entries from `.0` on, and blocks and proofs from `.1` on.
+    truncate: Option<(u64, u32)>,
+    l1: Vec<(String, Option<Vec<u8>>)>,
     log: Vec<(u64, Vec<u8>)>,
     txs: Vec<(Vec<u8>, Vec<u8>)>,
     blocks: Vec<(u32, Vec<u8>)>,
@@ -111,8 +153,22 @@ impl Batch {
     pub fn dequeue(&mut self, hash: &[u8; 32]) {
         self.queue.push((hash.to_vec(), None));
     }
+    /// Removes the log from entry `seq` on and the blocks and proofs from `block` on (before the
+    /// batch's other writes).
+    pub fn truncate(&mut self, seq: u64, block: u32) {
+        self.truncate = Some((seq, block));
+    }
+    /// Sets (or with `None` removes) a Layer-1 table value in the same commit.
+    pub fn l1<T: Serialize>(&mut self, key: &str, value: Option<&T>) {
+        self.l1.push((key.to_string(), value.map(|v| serde_json::to_vec(v).expect("serialisable"))));
+    }
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty() && self.txs.is_empty() && self.blocks.is_empty() && self.queue.is_empty()
+        self.truncate.is_none()
+            && self.l1.is_empty()
+            && self.log.is_empty()
+            && self.txs.is_empty()
+            && self.blocks.is_empty()
+            && self.queue.is_empty()
     }
 }
 
@@ -144,6 +200,19 @@ impl Storage {
         let w = self.db.begin_write().map_err(e)?;
         {
             let mut log = w.open_table(LOG).map_err(e)?;
+            let mut blocks = w.open_table(BLOCKS).map_err(e)?;
+            if let Some((seq, block)) = batch.truncate {
+                log.retain_in(seq.., |_, _| false).map_err(e)?;
+                blocks.retain_in(block.., |_, _| false).map_err(e)?;
+                w.open_table(PROOFS).map_err(e)?.retain_in(block.., |_, _| false).map_err(e)?;
+            }
+            let mut l1 = w.open_table(L1).map_err(e)?;
+            for (k, v) in &batch.l1 {
+                match v {
+                    Some(v) => l1.insert(k.as_str(), v.as_slice()).map_err(e)?,
+                    None => l1.remove(k.as_str()).map_err(e)?,
+                };
+            }
             for (k, v) in &batch.log {
                 log.insert(*k, v.as_slice()).map_err(e)?;
             }
@@ -151,7 +220,6 @@ impl Storage {
             for (k, v) in &batch.txs {
                 txs.insert(k.as_slice(), v.as_slice()).map_err(e)?;
             }
-            let mut blocks = w.open_table(BLOCKS).map_err(e)?;
             for (k, v) in &batch.blocks {
                 blocks.insert(*k, v.as_slice()).map_err(e)?;
             }
@@ -203,6 +271,13 @@ impl Storage {
             Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(e)?)),
             None => Ok(None),
         }
+    }
+
+    /// Removes the stored proofs of blocks `from` and later.
+    pub fn delete_proofs_from(&self, from: u32) -> Result<(), StorageError> {
+        let w = self.db.begin_write().map_err(e)?;
+        w.open_table(PROOFS).map_err(e)?.retain_in(from.., |_, _| false).map_err(e)?;
+        w.commit().map_err(e)
     }
 
     /// Stores the proof of block `number` durably.

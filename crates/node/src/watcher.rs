@@ -1,5 +1,7 @@
 //! The watcher of one chain: reads the `ZkLink` contract's `NewPriorityRequest` events once they
-//! are `confirmations` blocks deep and hands them to the sequencer in serial order.
+//! are `confirmations` blocks deep and hands them to the sequencer in serial order, and its
+//! `AuthPubkeyHashSet` events (on-chain ChangePubKey authorisations), which the sequencer records
+//! before any tx may use them.
 //!
 //! Progress: the sequencer's log is the truth for which serial ids were applied (it refuses a
 //! serial id it already applied, and the watcher asks it for the next one); the watcher persists
@@ -11,7 +13,7 @@
 use std::time::Duration;
 
 use zkl_contracts::ops::{OP_DEPOSIT, OP_FULL_EXIT};
-use zkl_types::{Address, PriorityRequest, TokenRegistry};
+use zkl_types::{Address, AuthFact, PriorityRequest, TokenRegistry};
 
 use crate::l1::{ChainClient, L1Error, sleep_or_stop};
 use crate::sequencer::SequencerHandle;
@@ -32,6 +34,11 @@ pub struct Watcher {
     storage: Arc<Storage>,
     sequencer: SequencerHandle,
     registry: TokenRegistry,
+}
+
+/// The `L1` table key of chain `chain`'s watcher progress (removed to rescan from the start).
+pub fn progress_key(chain: zkl_types::ChainId) -> String {
+    format!("watcher/{chain}")
 }
 
 fn u16_at(b: &[u8], i: usize) -> u16 {
@@ -112,7 +119,7 @@ impl Watcher {
     }
 
     fn key(&self) -> String {
-        format!("watcher/{}", self.client.chain())
+        progress_key(self.client.chain())
     }
 
     /// Scans the next confirmed range once; returns how many requests it handed to the
@@ -138,6 +145,27 @@ impl Watcher {
             .await
             .map_err(|e| self.client.rpc(e))?;
         logs.sort_by_key(|(_, l)| (l.block_number, l.log_index));
+        // Authorisations first: a ChangePubKey may only use a fact the node has recorded.
+        let facts = self
+            .client
+            .zklink
+            .AuthPubkeyHashSet_filter()
+            .from_block(from)
+            .to_block(to)
+            .query()
+            .await
+            .map_err(|e| self.client.rpc(e))?;
+        for (ev, _) in facts {
+            let fact = AuthFact {
+                chain,
+                owner: Address::from_evm(ev.owner.0.0),
+                nonce: ev.nonce,
+                pubkey_hash: zkl_crypto::PubKeyHash(ev.pubkeyHash.0),
+            };
+            if self.sequencer.auth_fact(fact).await.map_err(L1Error::Sequencer)? {
+                tracing::info!(chain, owner = %fact.owner, nonce = fact.nonce, "on-chain ChangePubKey authorisation");
+            }
+        }
         let mut next = self.sequencer.next_serial(chain).await.map_err(L1Error::Sequencer)?;
         let mut handed = 0;
         for (ev, _) in logs {

@@ -24,8 +24,11 @@ fn config(dir: &std::path::Path, fees: FeePolicy) -> NodeConfig {
     c.max_queued_per_account = 3;
     c.fees = fees;
     c.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    c.admin = Some(zkl_node::config::AdminConfig { tokens: vec![ADMIN.into()] });
     c
 }
+
+const ADMIN: &str = "operator";
 
 async fn start(config: NodeConfig) -> (Node, HttpClient) {
     let node = zkl_node::start(config).await.expect("node starts");
@@ -49,7 +52,7 @@ async fn net(dir: &std::path::Path, fees: FeePolicy) -> Net {
         let _: Value = http.request("zkl_sendTx", rpc_params![cpk]).await.unwrap();
         users.push((u, id));
     }
-    let _: Value = http.request("zkl_sealBlock", rpc_params![]).await.unwrap();
+    let _: Value = http.request("zkl_sealBlock", rpc_params![ADMIN]).await.unwrap();
     Net { node, http, users }
 }
 
@@ -111,7 +114,7 @@ async fn future_nonces_wait_in_the_queue_and_run_in_order() {
         assert_eq!(status(&n.http, h).await["status"], "pending", "{h}");
     }
     assert_eq!(balance(&n.http, *a_id, ETH).await, before - 3 * ONE);
-    let block: Value = n.http.request("zkl_sealBlock", rpc_params![]).await.unwrap();
+    let block: Value = n.http.request("zkl_sealBlock", rpc_params![ADMIN]).await.unwrap();
     let record: Value = n.http.request("zkl_block", rpc_params![block]).await.unwrap();
     assert_eq!(record["tx_hashes"], json!([h1, h2, h3]));
 }
@@ -231,7 +234,7 @@ async fn pending_priority_ops_status_subscription_and_metrics() {
     let _: Value =
         n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 1)]).await.unwrap();
     assert_eq!(sub.next().await.unwrap().unwrap()["status"], "pending");
-    let block: Value = n.http.request("zkl_sealBlock", rpc_params![]).await.unwrap();
+    let block: Value = n.http.request("zkl_sealBlock", rpc_params![ADMIN]).await.unwrap();
     let included = sub.next().await.unwrap().unwrap();
     assert_eq!(included["status"], "included");
     assert_eq!(included["block"], block);

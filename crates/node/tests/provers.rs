@@ -61,6 +61,7 @@ fn config(dir: &std::path::Path, timeout_ms: u64) -> NodeConfig {
     c.dev_priority_ops = true;
     c.block_time_ms = 60_000;
     c.provers = Some(ProverConfig { tokens: vec!["other".into(), TOKEN.into()], heartbeat_timeout_ms: timeout_ms });
+    c.admin = Some(zkl_node::config::AdminConfig { tokens: vec!["operator".into()] });
     c
 }
 
@@ -77,7 +78,7 @@ async fn seal_blocks(http: &HttpClient, serials: std::ops::Range<u64>) {
         let u = User::new(100 + i);
         let _: Value =
             http.request("zkl_devPriorityOp", rpc_params![deposit(1, i, u.address, ETH, ETH, ONE)]).await.unwrap();
-        let _: Value = http.request("zkl_sealBlock", rpc_params![]).await.unwrap();
+        let _: Value = http.request("zkl_sealBlock", rpc_params!["operator"]).await.unwrap();
     }
 }
 

@@ -20,7 +20,7 @@ use zkl_circuit::block::{BlockCircuit, BlockWitness};
 use zkl_circuit::groth16::{KeyCache, Keys};
 use zkl_circuit::wire;
 use zkl_node::provers::{Job, JobPayload, ProofCheck};
-use zkl_node::storage::{BlockRecord, LogEntry, Storage};
+use zkl_node::storage::{Applied, BlockRecord, LogEntry, Storage};
 use zkl_node::worker::BlockProver;
 use zkl_state::{BlockParams, State};
 
@@ -127,8 +127,9 @@ struct Replica {
 }
 
 /// Builds each job's witness by replaying the node's log on a replica of the state (the same
-/// state machine, so the witness is exactly the sealed block's). Blocks are usually asked for in
-/// order; asking for an earlier block than the replica has passed rebuilds it from genesis.
+/// state machine and the same replay, [`LogEntry::apply`], so the witness is exactly the sealed
+/// block's). Blocks are usually asked for in order; asking for an earlier block than the replica
+/// has passed, or after the node rewound blocks the replica had applied, rebuilds it from genesis.
 pub struct WitnessPayload {
     genesis: State,
     replica: Mutex<Option<Replica>>,
@@ -143,8 +144,19 @@ impl WitnessPayload {
     /// The witness of block `number`, from the log in `storage`.
     pub fn witness(&self, storage: &Storage, number: u32) -> Result<BlockWitness, String> {
         let mut guard = self.replica.lock().unwrap_or_else(|p| p.into_inner());
-        let mut r = match guard.take() {
-            Some(r) if r.state.last_block() < number => r,
+        // The replica's last block must still be the stored one (the node may have rewound).
+        let current = |r: &mut Replica| {
+            let last = r.state.last_block();
+            last == 0
+                || storage
+                    .block(last)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|b| b.new_root == zkl_crypto::fr_to_hex(&r.state.root()))
+        };
+        let reusable = guard.take().filter(|r| r.state.last_block() < number);
+        let mut r = match reusable.map(|mut r| (current(&mut r), r)) {
+            Some((true, r)) => r,
             _ => Replica { state: self.genesis.clone(), next_seq: 0 },
         };
         let fail = |seq: u64, e: &dyn std::fmt::Display| format!("replaying log entry {seq}: {e}");
@@ -154,21 +166,21 @@ impl WitnessPayload {
             if pre.is_none() && r.state.last_block() + 1 == number && !matches!(entry, LogEntry::Seal { .. }) {
                 pre = Some(r.state.clone());
             }
-            match entry {
-                LogEntry::Tx { tx } => {
-                    r.state.execute_tx(&tx).map_err(|e| fail(seq, &e))?;
-                    if pre.is_some() {
+            match entry.apply(&mut r.state).map_err(|e| fail(seq, &e))? {
+                Applied::Tx(_) => {
+                    if pre.is_some()
+                        && let LogEntry::Tx { tx } = entry
+                    {
                         txs.push(Some(tx));
                     }
                 }
-                LogEntry::Priority { request } => {
-                    r.state.execute_priority(&request).map_err(|e| fail(seq, &e))?;
+                Applied::Priority(_) => {
                     if pre.is_some() {
                         txs.push(None);
                     }
                 }
-                LogEntry::Seal { timestamp } => {
-                    let sealed = r.state.seal_block(timestamp);
+                Applied::Fact => {}
+                Applied::Sealed(sealed) => {
                     r.next_seq = seq + 1;
                     if sealed.number == number {
                         let pre = pre.ok_or_else(|| format!("block {number} holds no ops"))?;

@@ -24,6 +24,7 @@ async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
     config.block_capacity = 4;
     config.block_time_ms = 60_000;
     config.provers = Some(ProverConfig { tokens: vec!["t".into()], heartbeat_timeout_ms: 60_000 });
+    config.admin = Some(zkl_node::config::AdminConfig { tokens: vec!["operator".into()] });
 
     let keys = Arc::new(KeyRing::new(false));
     let check = Arc::new(CircuitCheck { keys: keys.clone() });
@@ -44,11 +45,11 @@ async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
     let a_id = op["account"].as_u64().unwrap() as u32;
     let _: Value =
         http.request("zkl_devPriorityOp", rpc_params![deposit(2, 0, b.address, ETH, ETH, ONE)]).await.unwrap();
-    let _: Value = http.request("zkl_sealBlock", rpc_params![]).await.unwrap();
+    let _: Value = http.request("zkl_sealBlock", rpc_params!["operator"]).await.unwrap();
     let _: Value = http.request("zkl_sendTx", rpc_params![a.change_pubkey(a_id, 0, 1, ETH, 0)]).await.unwrap();
     let _: Value =
         http.request("zkl_sendTx", rpc_params![a.transfer(a_id, b.address, ETH, ONE, ONE / 1000, 1)]).await.unwrap();
-    let _: Value = http.request("zkl_sealBlock", rpc_params![]).await.unwrap();
+    let _: Value = http.request("zkl_sealBlock", rpc_params!["operator"]).await.unwrap();
 
     let (stop, rx) = tokio::sync::watch::channel(false);
     let worker = WorkerConfig {

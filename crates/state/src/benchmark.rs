@@ -152,7 +152,7 @@ pub fn run(config: &BenchConfig, progress: &dyn Fn(&str)) -> BenchReport {
     let user = |rng: &mut Rng| 3 + rng.below(config.accounts - 1);
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let capacity = (config.block_size as usize) * 2;
-    state.set_block_params(BlockParams { capacity, max_fee_tokens: 16 });
+    state.set_block_params(BlockParams { capacity, max_fee_tokens: 16, max_onchain_ops: capacity });
 
     // Transfers: random distinct sender/receiver, each sender's nonces in order.
     progress("signing transfers");

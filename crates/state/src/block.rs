@@ -16,12 +16,19 @@ pub struct BlockParams {
     pub capacity: usize,
     /// Distinct fee tokens a block can collect (the circuit's fee slots).
     pub max_fee_tokens: usize,
+    /// On-chain operations per block (node policy, not proven): each costs its chain about
+    /// 100,000 gas to commit, so this keeps every block committable within an L1 block's gas.
+    pub max_onchain_ops: usize,
 }
 
+/// The default [`BlockParams::max_onchain_ops`]: about 6.4M gas of commit per block and chain.
+pub const MAX_ONCHAIN_OPS_PER_BLOCK: usize = 64;
+
 impl BlockParams {
-    /// The documented default for a capacity: a quarter of the chunks, at least 2.
+    /// The documented default for a capacity: a quarter of the chunks, at least 2, as fee
+    /// slots, and at most [`MAX_ONCHAIN_OPS_PER_BLOCK`] on-chain ops.
     pub fn for_capacity(capacity: usize) -> Self {
-        BlockParams { capacity, max_fee_tokens: (capacity / 4).max(2) }
+        BlockParams { capacity, max_fee_tokens: (capacity / 4).max(2), max_onchain_ops: MAX_ONCHAIN_OPS_PER_BLOCK }
     }
 }
 
@@ -32,6 +39,7 @@ pub(crate) struct PendingBlock {
     pub params: BlockParams,
     pub ops: Vec<Op>,
     pub chunks: usize,
+    pub onchain_ops: usize,
     pub old_root: Fr,
 }
 
@@ -55,7 +63,14 @@ impl State {
         if self.block.is_none() {
             let old_root = self.commit();
             let number = self.last_block + 1;
-            self.block = Some(PendingBlock { number, params: self.block_params, ops: Vec::new(), chunks: 0, old_root });
+            self.block = Some(PendingBlock {
+                number,
+                params: self.block_params,
+                ops: Vec::new(),
+                chunks: 0,
+                onchain_ops: 0,
+                old_root,
+            });
         }
         self.block.as_mut().expect("just set")
     }
@@ -93,12 +108,16 @@ impl State {
         if collecting + new_fee_tokens > b.params.max_fee_tokens.min(max_fee_tokens) {
             return Err(TxError::TooManyFeeTokens(collecting));
         }
+        if op.onchain_chain().is_some() && b.onchain_ops >= b.params.max_onchain_ops {
+            return Err(TxError::TooManyOnchainOps(b.onchain_ops));
+        }
         Ok(())
     }
 
     pub(crate) fn record_op(&mut self, op: Op) {
         let b = self.pending();
         b.chunks += op.chunks();
+        b.onchain_ops += usize::from(op.onchain_chain().is_some());
         b.ops.push(op);
     }
 

@@ -1,7 +1,7 @@
 //! Typed rejections. A rejected transaction or operation changes nothing.
 
 use zkl_crypto::SignatureError;
-use zkl_types::{AccountId, AmountError, ChainId, SubAccountId, TokenError, TokenId};
+use zkl_types::{AccountId, Address, AmountError, ChainId, SubAccountId, TokenError, TokenId};
 
 /// Why a transaction or operation was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +68,14 @@ pub enum TxError {
     FeeRatio(u8),
     #[error("Ethereum authorisation does not recover to the account owner")]
     BadEthAuth,
+    #[error("Ethereum authorisation is not in canonical form: {0}")]
+    EthSignatureForm(String),
+    #[error(
+        "no on-chain authorisation: the owner has not called setAuthPubkeyHash(new pubkey hash, nonce {nonce}) on chain {chain} (or it is not confirmed yet)"
+    )]
+    NoAuthFact { chain: ChainId, nonce: u32 },
+    #[error("address {0} is not an EVM address (the top 12 bytes must be zero)")]
+    NotEvmAddress(Address),
     #[error("full exit amount {claimed} differs from the computed {computed}")]
     FullExitAmount { claimed: u128, computed: u128 },
     #[error("full exit L1 decimals {claimed} differ from the registered {registered}")]
@@ -78,4 +86,6 @@ pub enum TxError {
     BlockFull { needed: usize, free: usize },
     #[error("block already collects fees in {0} tokens (the limit)")]
     TooManyFeeTokens(usize),
+    #[error("block already holds {0} on-chain operations (the limit)")]
+    TooManyOnchainOps(usize),
 }

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 use zkl_crypto::PublicKey;
-use zkl_crypto::keys::{parse_eth_signature, recover_personal_signer};
+use zkl_crypto::keys::{parse_canonical_eth_signature, recover_personal_signer};
 use zkl_types::op::*;
 use zkl_types::*;
 
@@ -71,6 +71,15 @@ impl State {
         Ok(VerifiedKeys(keys))
     }
 
+    /// Every address a tx names must be a (non-zero) EVM address: the contracts pay only EVM
+    /// addresses and only an EVM owner can authorise a key or claim in exodus.
+    fn check_evm_address(address: &Address) -> Result<(), TxError> {
+        if *address == Address::ZERO {
+            return Err(TxError::ZeroAddress);
+        }
+        address.to_evm().map(|_| ()).ok_or(TxError::NotEvmAddress(*address))
+    }
+
     fn check_nonce(&self, account: AccountId, nonce: Nonce) -> Result<(), TxError> {
         let a = self.account(account).ok_or(TxError::UnknownAccount(account))?;
         if a.nonce != nonce {
@@ -94,9 +103,7 @@ impl State {
         Ok(match &stx.tx {
             Tx::Transfer(t) => {
                 self.check_nonce(t.account, t.nonce)?;
-                if t.to == Address::ZERO {
-                    return Err(TxError::ZeroAddress);
-                }
+                Self::check_evm_address(&t.to)?;
                 match self.account_by_owner(&t.to) {
                     Some(to) => Op::Transfer(TransferOp {
                         from: t.account,
@@ -121,9 +128,7 @@ impl State {
             }
             Tx::Withdraw(t) => {
                 self.check_nonce(t.account, t.nonce)?;
-                if t.to == Address::ZERO {
-                    return Err(TxError::ZeroAddress);
-                }
+                Self::check_evm_address(&t.to)?;
                 Op::Withdraw(WithdrawOp {
                     chain: t.chain,
                     account: t.account,
@@ -140,12 +145,23 @@ impl State {
                 let a = self.account(t.account).ok_or(TxError::UnknownAccount(t.account))?;
                 let owner = a.owner.to_evm().ok_or(TxError::BadEthAuth)?;
                 let pkh = t.new_pubkey.pubkey_hash();
-                if let ChangePubKeyAuth::EthSignature(sig) = &t.auth {
-                    let msg = change_pubkey_eth_message(&pkh, t.nonce, t.account, t.chain);
-                    let sig = parse_eth_signature(sig).map_err(|_| TxError::BadEthAuth)?;
-                    let signer = recover_personal_signer(&msg, &sig).map_err(|_| TxError::BadEthAuth)?;
-                    if signer.0.0 != owner {
-                        return Err(TxError::BadEthAuth);
+                // Exactly what chain `t.chain`'s contract checks at commit.
+                self.registry.check_chain(t.chain)?;
+                match &t.auth {
+                    ChangePubKeyAuth::EthSignature(sig) => {
+                        let msg = change_pubkey_eth_message(&pkh, t.nonce, t.account, t.chain);
+                        let sig =
+                            parse_canonical_eth_signature(sig).map_err(|e| TxError::EthSignatureForm(e.to_string()))?;
+                        let signer = recover_personal_signer(&msg, &sig).map_err(|_| TxError::BadEthAuth)?;
+                        if signer.0.0 != owner {
+                            return Err(TxError::BadEthAuth);
+                        }
+                    }
+                    ChangePubKeyAuth::Onchain => {
+                        let fact = AuthFact { chain: t.chain, owner: a.owner, nonce: t.nonce, pubkey_hash: pkh };
+                        if !self.has_auth_fact(&fact) {
+                            return Err(TxError::NoAuthFact { chain: t.chain, nonce: t.nonce });
+                        }
                     }
                 }
                 Op::ChangePubKey(ChangePubKeyOp {
@@ -162,6 +178,7 @@ impl State {
             Tx::ForcedExit(t) => {
                 self.check_nonce(t.initiator, t.nonce)?;
                 let target = self.account(t.target).ok_or(TxError::UnknownAccount(t.target))?;
+                Self::check_evm_address(&target.owner)?;
                 Op::ForcedExit(ForcedExitOp {
                     chain: t.chain,
                     initiator: t.initiator,

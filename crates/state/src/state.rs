@@ -80,6 +80,9 @@ pub struct State {
     /// Fees collected in the current block, credited to account 0 when it is sealed.
     pub(crate) pending_fees: BTreeMap<TokenId, u128>,
     pub(crate) matchers: BTreeSet<AccountId>,
+    /// On-chain ChangePubKey authorisations the node has read from the chains (not part of the
+    /// state tree: each contract checks its own at commit).
+    pub(crate) auth_facts: BTreeSet<AuthFact>,
     journal: Vec<Write>,
     pub(crate) block: Option<crate::block::PendingBlock>,
     pub(crate) block_params: crate::block::BlockParams,
@@ -97,6 +100,7 @@ impl State {
             tree: QuadTree::new(ACCOUNT_TREE_DEPTH, empty_account_tree()),
             pending_fees: BTreeMap::new(),
             matchers: BTreeSet::new(),
+            auth_facts: BTreeSet::new(),
             journal: Vec::new(),
             block: None,
             block_params: crate::block::BlockParams::for_capacity(64),
@@ -126,6 +130,15 @@ impl State {
 
     pub fn is_matcher(&self, account: AccountId) -> bool {
         self.matchers.contains(&account)
+    }
+
+    /// Records an on-chain ChangePubKey authorisation; false if it was already known.
+    pub fn add_auth_fact(&mut self, fact: AuthFact) -> bool {
+        self.auth_facts.insert(fact)
+    }
+
+    pub fn has_auth_fact(&self, fact: &AuthFact) -> bool {
+        self.auth_facts.contains(fact)
     }
 
     /// Number of accounts (the next new account gets this id).

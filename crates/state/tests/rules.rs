@@ -111,6 +111,13 @@ fn transfer_rejections() {
     assert_rejected!(w, w.state.execute_tx(&to_self), TxError::SelfTransfer);
     let to_zero = u0.transfer(a, Address::ZERO, ETH, 1, 0, 1);
     assert_rejected!(w, w.state.execute_tx(&to_zero), TxError::ZeroAddress);
+    // Addresses that are not EVM addresses: no contract could pay them or let them authorise
+    // a key, so no account may be created for them.
+    let mut non_evm = [0u8; 32];
+    non_evm[0] = 1;
+    non_evm[31] = 7;
+    let to_non_evm = u0.transfer(a, Address(non_evm), ETH, 1, 0, 1);
+    assert_rejected!(w, w.state.execute_tx(&to_non_evm), TxError::NotEvmAddress(_));
     let mut bad_sub = u0.transfer(a, to, ETH, 1, 0, 1);
     if let Tx::Transfer(t) = &mut bad_sub.tx {
         t.to_sub = 40;
@@ -189,6 +196,26 @@ fn withdraw_any_chain_any_merged_token_capped_by_liquidity() {
     assert_rejected!(w, rej(&mut w, t), TxError::InsufficientBalance { .. });
     let t = u0.withdraw(a, 2, USDC, USDC, ONE, 0, 9);
     assert_rejected!(w, rej(&mut w, t), TxError::BadNonce { .. });
+    // The recipient must be a non-zero EVM address (the contract refuses anything else at commit).
+    let to = |w: &mut World, to: Address| {
+        let tx = Withdraw {
+            account: a,
+            sub: 0,
+            chain: 2,
+            l2_token: USDC,
+            l1_token: USDC,
+            amount: ONE,
+            fee: 0,
+            to,
+            nonce: 3,
+        };
+        let tx = Tx::Withdraw(tx).sign(&u0.l2);
+        w.state.execute_tx(&tx)
+    };
+    let mut non_evm = [0u8; 32];
+    non_evm[11] = 1;
+    assert_rejected!(w, to(&mut w, Address(non_evm)), TxError::NotEvmAddress(_));
+    assert_rejected!(w, to(&mut w, Address::ZERO), TxError::ZeroAddress);
 }
 
 #[test]
@@ -269,17 +296,64 @@ fn change_pubkey_needs_owner_authorisation() {
     assert_rejected!(w, w.state.execute_tx(&tx), TxError::BadNonce { .. });
     let tx = u0.change_pubkey(a, 0, 1, ETH, 2 * ONE);
     assert_rejected!(w, w.state.execute_tx(&tx), TxError::InsufficientBalance { .. });
-    // The valid one, with a fee; the on-chain variant needs no Ethereum signature here.
+    // Only the canonical signature form the contracts accept: the same owner signature with a
+    // high s, or with v in {0, 1}, recovers to the owner but is refused.
+    let with_auth = |f: &dyn Fn(&mut [u8; 65])| {
+        let mut tx = u0.change_pubkey(a, 0, 1, ETH, 0);
+        if let Tx::ChangePubKey(t) = &mut tx.tx
+            && let ChangePubKeyAuth::EthSignature(sig) = &mut t.auth
+        {
+            f(sig);
+        }
+        tx.tx.sign(&u0.l2)
+    };
+    let low_v = with_auth(&|sig| sig[64] -= 27);
+    assert_rejected!(w, w.state.execute_tx(&low_v), TxError::EthSignatureForm(_));
+    let high_s = with_auth(&|sig| {
+        let n = alloy_primitives::U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+            16,
+        )
+        .unwrap();
+        let s = alloy_primitives::U256::from_be_slice(&sig[32..64]);
+        sig[32..64].copy_from_slice(&(n - s).to_be_bytes::<32>());
+        sig[64] ^= 1; // 27 <-> 28
+    });
+    assert_rejected!(w, w.state.execute_tx(&high_s), TxError::EthSignatureForm(_));
+    // A chain the node does not know.
+    let mut tx = u0.change_pubkey(a, 0, 3, ETH, 0);
+    if let Tx::ChangePubKey(t) = &mut tx.tx {
+        t.chain = 3;
+    }
+    let tx = tx.tx.sign(&u0.l2);
+    assert_rejected!(w, w.state.execute_tx(&tx), TxError::Token(TokenError::UnknownChain(3)));
+    // The valid one, with a fee.
     let tx = u0.change_pubkey(a, 0, 1, ETH, 1_000);
     w.state.execute_tx(&tx).unwrap();
     let acc = w.state.account(a).unwrap();
     assert_eq!(acc.pubkey_hash, u0.pubkey.pubkey_hash());
     assert_eq!(acc.nonce, 1);
+    // On-chain authorisation: refused until the node has read the owner's fact for exactly
+    // this chain, owner, nonce and key.
     let mut onchain = u1.change_pubkey(a, 1, 1, ETH, 0);
     if let Tx::ChangePubKey(t) = &mut onchain.tx {
         t.auth = ChangePubKeyAuth::Onchain;
     }
     let onchain = onchain.tx.sign(&u1.l2);
+    assert_rejected!(w, w.state.execute_tx(&onchain), TxError::NoAuthFact { chain: 1, nonce: 1 });
+    let owner = u0.address;
+    let fact = AuthFact { chain: 1, owner, nonce: 1, pubkey_hash: u1.pubkey.pubkey_hash() };
+    for wrong in [
+        AuthFact { chain: 2, ..fact },
+        AuthFact { nonce: 2, ..fact },
+        AuthFact { owner: u1.address, ..fact },
+        AuthFact { pubkey_hash: u0.pubkey.pubkey_hash(), ..fact },
+    ] {
+        assert!(w.state.add_auth_fact(wrong));
+        assert_rejected!(w, w.state.execute_tx(&onchain), TxError::NoAuthFact { .. });
+    }
+    assert!(w.state.add_auth_fact(fact));
+    assert!(!w.state.add_auth_fact(fact), "a fact is recorded once");
     w.state.execute_tx(&onchain).unwrap();
     assert_eq!(w.state.account(a).unwrap().pubkey_hash, u1.pubkey.pubkey_hash());
 }
@@ -311,6 +385,15 @@ fn forced_exit_only_for_keyless_targets() {
     assert_rejected!(w, w.state.execute_tx(&keyed), TxError::TargetHasKey(_));
     let no_liquidity = fe(&w, t, 1, 2);
     assert_rejected!(w, w.state.execute_tx(&no_liquidity), TxError::InsufficientLiquidity { .. });
+    // A target owned by a non-EVM address (only an old contract could have credited it): the
+    // contract would refuse to pay it, so the node refuses the forced exit.
+    let mut non_evm = [0u8; 32];
+    non_evm[3] = 9;
+    w.serial += 1;
+    w.state.execute_priority(&deposit(1, w.serial, Address(non_evm), ETH, ETH, ONE)).unwrap();
+    let foreign = w.state.account_by_owner(&Address(non_evm)).unwrap();
+    let to_foreign = fe(&w, foreign, 1, 1);
+    assert_rejected!(w, w.state.execute_tx(&to_foreign), TxError::NotEvmAddress(_));
     let ok = fe(&w, t, 1, 1);
     let op = w.state.execute_tx(&ok).unwrap();
     assert!(matches!(op, Op::ForcedExit(ForcedExitOp { amount, .. }) if amount == 3 * ONE));
@@ -423,7 +506,7 @@ fn blocks_respect_capacity_and_fee_token_limit() {
     let u0 = w.users[0].clone();
     let to = w.users[1].address;
     w.state.seal_block(1);
-    w.state.set_block_params(BlockParams { capacity: 2, max_fee_tokens: 1 });
+    w.state.set_block_params(BlockParams { capacity: 2, max_fee_tokens: 1, max_onchain_ops: 2 });
     w.state.execute_tx(&u0.transfer(a, to, ETH, 1, 10, 1)).unwrap();
     // A second fee token does not fit the block's fee slots.
     let usdc = u0.transfer(a, to, USDC, 1, 10, 2);
@@ -436,4 +519,23 @@ fn blocks_respect_capacity_and_fee_token_limit() {
     assert_eq!(block.pubdata.len(), 2 * CHUNK_BYTES);
     assert_eq!(Op::decode_block(&block.pubdata).unwrap(), block.ops);
     w.state.execute_tx(&third).unwrap();
+}
+
+#[test]
+fn blocks_limit_onchain_ops() {
+    let mut w = World::funded(2);
+    let a = w.id(0);
+    let u0 = w.users[0].clone();
+    w.state.seal_block(1);
+    w.state.set_block_params(BlockParams { capacity: 64, max_fee_tokens: 4, max_onchain_ops: 1 });
+    w.deposit(1, 1, ETH, ETH, ONE).unwrap();
+    w.serial += 1;
+    let second = deposit(1, w.serial, w.users[1].address, ETH, ETH, ONE);
+    assert_rejected!(w, w.state.execute_priority(&second), TxError::TooManyOnchainOps(1));
+    let withdraw = u0.withdraw(a, 1, ETH, ETH, ONE, 0, 1);
+    assert_rejected!(w, w.state.execute_tx(&withdraw), TxError::TooManyOnchainOps(1));
+    // Ops that are not on-chain still fit.
+    w.state.execute_tx(&u0.transfer(a, w.users[1].address, ETH, 1, 0, 1)).unwrap();
+    w.state.seal_block(2);
+    w.state.execute_priority(&second).unwrap();
 }

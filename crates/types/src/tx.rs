@@ -267,6 +267,19 @@ pub fn change_pubkey_eth_message(
     w.bytes.try_into().expect("29 bytes")
 }
 
+/// An on-chain pre-authorisation of a ChangePubKey: `owner` called `setAuthPubkeyHash(pubkey_hash,
+/// nonce)` on chain `chain`'s contract (read by the node once confirmed). It lets the account
+/// owned by `owner` set a key with that hash at account nonce `nonce` with `auth: "onchain"`.
+/// Contracts never remove a fact, so one the node has seen stays valid until it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct AuthFact {
+    pub chain: ChainId,
+    pub owner: Address,
+    pub nonce: Nonce,
+    #[serde(with = "crate::serde_impls::pkh_hex")]
+    pub pubkey_hash: zkl_crypto::PubKeyHash,
+}
+
 /// A priority request read from a chain's contract.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

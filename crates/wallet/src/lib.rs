@@ -178,8 +178,8 @@ impl Wallet {
 
     /// Deposits on Layer-1 chain `chain`: `amount` (a decimal in the L1 token's units) of L1
     /// token `l1_token`, credited to this wallet's sub-account `sub` in L2 token `l2_token`.
-    /// ERC-20s are approved first. Returns the deposit's L1 tx hash; the node credits it after
-    /// its confirmations.
+    /// ERC-20s are approved first. The contract's priority fee (`priorityFee()`, wei) is paid on
+    /// top. Returns the deposit's L1 tx hash; the node credits it after its confirmations.
     pub async fn deposit(
         &self,
         chain: ChainId,
@@ -195,23 +195,50 @@ impl Wallet {
             return Err(WalletError::Input("the amount must be positive".into()));
         }
         let to = B256::from(self.address.0);
+        let fee = U256::from(zklink.priorityFee().call().await.map_err(|e| l1_err(chain, &e))?);
         if token.addr == EvmAddress::ZERO {
-            mined(chain, zklink.depositETH(to, sub, l2_token).value(U256::from(units))).await
+            mined(chain, zklink.depositETH(to, sub, l2_token).value(U256::from(units) + fee)).await
         } else {
             let amount = alloy::primitives::Uint::<104, 2>::try_from(units)
                 .map_err(|_| WalletError::Input("the amount does not fit 104 bits".into()))?;
             let erc20 = TestERC20::new(token.addr, zklink.provider().clone());
             mined(chain, erc20.approve(*zklink.address(), U256::from(units))).await?;
-            mined(chain, zklink.depositERC20(token.addr, amount, to, sub, l2_token)).await
+            mined(chain, zklink.depositERC20(token.addr, amount, to, sub, l2_token).value(fee)).await
         }
+    }
+
+    /// Authorises this wallet's L2 key on Layer 1 (`setAuthPubkeyHash` on chain `chain` for the
+    /// account's current nonce), for a ChangePubKey with on-chain authorisation. Returns the L1 tx
+    /// hash; the node accepts the ChangePubKey once it has read the fact (after the chain's
+    /// confirmations).
+    pub async fn authorize_pubkey_onchain(&self, chain: ChainId) -> Result<String, WalletError> {
+        let (_, nonce) = self.id_and_nonce().await?;
+        let zklink = self.zklink(chain).await?;
+        let pkh = alloy::primitives::FixedBytes::<20>(self.pubkey.pubkey_hash().0);
+        mined(chain, zklink.setAuthPubkeyHash(pkh, nonce)).await
     }
 
     /// Sets this wallet's L2 key, authorised by an Ethereum signature.
     pub async fn change_pubkey(&self, chain: ChainId, fee_token: TokenId, fee: u128) -> Result<String, WalletError> {
+        self.change_pubkey_with(chain, fee_token, fee, false).await
+    }
+
+    /// Sets this wallet's L2 key, authorised by an Ethereum signature or, with `onchain`, by a
+    /// fact set with [`Wallet::authorize_pubkey_onchain`].
+    pub async fn change_pubkey_with(
+        &self,
+        chain: ChainId,
+        fee_token: TokenId,
+        fee: u128,
+        onchain: bool,
+    ) -> Result<String, WalletError> {
         let (account, nonce) = self.id_and_nonce().await?;
-        let pkh = self.pubkey.pubkey_hash();
-        let msg = change_pubkey_eth_message(&pkh, nonce, account, chain);
-        let auth = ChangePubKeyAuth::EthSignature(eth_signature_bytes(&self.eth.personal_sign(&msg)));
+        let auth = if onchain {
+            ChangePubKeyAuth::Onchain
+        } else {
+            let msg = change_pubkey_eth_message(&self.pubkey.pubkey_hash(), nonce, account, chain);
+            ChangePubKeyAuth::EthSignature(eth_signature_bytes(&self.eth.personal_sign(&msg)))
+        };
         let tx = ChangePubKey { account, sub: 0, chain, new_pubkey: self.pubkey, fee_token, fee, nonce, auth };
         self.send(&Tx::ChangePubKey(tx).sign(&self.l2)).await
     }

@@ -108,7 +108,15 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             (Some(code), services, Some(token))
         };
         eprintln!("==> {} anvil chains with the contracts", config.chains.len());
-        let opts = DevnetOptions { evm_base: 31_000, confirmations: a.confirmations, verifier, test_tokens: true };
+        let admin_token = hex::encode(rand::random::<[u8; 16]>());
+        config.admin = Some(zkl_node::config::AdminConfig { tokens: vec![admin_token.clone()] });
+        let opts = DevnetOptions {
+            evm_base: 31_000,
+            confirmations: a.confirmations,
+            verifier,
+            test_tokens: true,
+            priority_fee: zkl_node::devnet::DEVNET_PRIORITY_FEE,
+        };
         let devnet = zkl_node::devnet::deploy_with(config, opts).await.map_err(failed("devnet"))?;
         let mut node = zkl_node::start_with(devnet.config.clone(), services).await.map_err(failed("node"))?;
         let rpc = format!("http://{}", node.rpc_addr);
@@ -147,7 +155,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
                     "evm_chain_id": c.anvil.chain_id(),
                     "rpc": c.anvil.endpoint(),
                     "zklink": c.zklink.address().to_string(),
-                    "data_availability": c.config.data_availability,
+                    "data_availability": c.config.data_availability(),
                     "erc20": tokens,
                 })
             })
@@ -164,6 +172,8 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
                 "erc20_minted_per_key": TEST_TOKEN_MINT,
                 "matcher": { "key": DEV_KEYS[3], "account": MATCHER_ACCOUNT },
                 "eth_token": zkl_contracts::deploy::ETH_TOKEN_ID,
+                "priority_fee_wei": zkl_node::devnet::DEVNET_PRIORITY_FEE.to_string(),
+                "admin_token": admin_token,
                 "proofs": if token.is_some() { "block circuit (zkl prover worker)" } else { "test verifier" },
             })
         );

@@ -59,7 +59,8 @@ pub enum WalletCommand {
         #[arg(long, default_value_t = 0)]
         sub: u8,
     },
-    /// Set the account's L2 key (authorised by an Ethereum signature)
+    /// Set the account's L2 key (authorised by an Ethereum signature, or with --onchain by a
+    /// fact set with authorize-pubkey)
     ChangePubkey {
         #[arg(long, default_value_t = 1)]
         chain: u8,
@@ -67,6 +68,14 @@ pub enum WalletCommand {
         fee_token: u16,
         #[arg(long, default_value = "0", value_parser = amount)]
         fee: u128,
+        /// Use the on-chain authorisation (setAuthPubkeyHash on --chain) instead of a signature
+        #[arg(long)]
+        onchain: bool,
+    },
+    /// Authorise the wallet's L2 key on Layer 1 (setAuthPubkeyHash for the account's nonce)
+    AuthorizePubkey {
+        #[arg(long, default_value_t = 1)]
+        chain: u8,
     },
     /// Transfer to an address (creates its account if needed)
     Transfer {
@@ -197,8 +206,13 @@ pub fn run_wallet(a: WalletArgs) -> Result<ExitCode, Failure> {
                 println!("{}", json!({ "l1_tx_hash": hash }));
                 Ok(ExitCode::SUCCESS)
             }
-            WalletCommand::ChangePubkey { chain, fee_token, fee } => {
-                print_hash(w.change_pubkey(chain, fee_token, fee).await.map_err(fail)?)
+            WalletCommand::ChangePubkey { chain, fee_token, fee, onchain } => {
+                print_hash(w.change_pubkey_with(chain, fee_token, fee, onchain).await.map_err(fail)?)
+            }
+            WalletCommand::AuthorizePubkey { chain } => {
+                let hash = w.authorize_pubkey_onchain(chain).await.map_err(fail)?;
+                println!("{}", json!({ "l1_tx_hash": hash }));
+                Ok(ExitCode::SUCCESS)
             }
             WalletCommand::Transfer { to, token, amount, fee, from_sub, to_sub } => {
                 print_hash(w.transfer(from_sub, to, to_sub, token, amount, fee).await.map_err(fail)?)

@@ -61,6 +61,7 @@ async fn kill_nine_never_loses_an_acknowledged_tx() {
     config.dev_priority_ops = true;
     config.block_capacity = 8;
     config.block_time_ms = 50;
+    config.admin = Some(zkl_node::config::AdminConfig { tokens: vec!["operator".into()] });
     let config_path = dir.path().join("node.json");
     std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
 
@@ -155,7 +156,7 @@ async fn kill_nine_never_loses_an_acknowledged_tx() {
 
 /// Every tx the node holds: the pending block is sealed, then every block's txs are read back.
 async fn collect_known(c: &HttpClient) -> Vec<SignedTx> {
-    let _: Value = c.request("zkl_sealBlock", rpc_params![]).await.unwrap();
+    let _: Value = c.request("zkl_sealBlock", rpc_params!["operator"]).await.unwrap();
     let root: Value = c.request("zkl_stateRoot", rpc_params![]).await.unwrap();
     let last = root["block"].as_u64().unwrap() as u32;
     let mut out = Vec::new();

@@ -17,7 +17,7 @@ impl World {
     pub fn new(n: usize) -> Self {
         let fee_owner = User::new(999).address;
         let mut state = State::new(demo_registry(), fee_owner);
-        state.set_block_params(BlockParams { capacity: 1 << 16, max_fee_tokens: 16 });
+        state.set_block_params(BlockParams { capacity: 1 << 16, max_fee_tokens: 16, max_onchain_ops: 1 << 16 });
         let users: Vec<User> = (0..n as u64).map(User::new).collect();
         World { state, users, ids: Vec::new(), serial: 0 }
     }
