@@ -2,77 +2,16 @@
 //! that must fail. Pubdata is built by hand with `zkl_contracts::ops` (protocol.md §11).
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
-use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
 use alloy::signers::SignerSync;
 use zkl_contracts::anvil::DEV_KEYS;
-use zkl_contracts::bindings::ZkLink::{StoredBlockInfo, ZkLinkErrors};
+use zkl_contracts::bindings::ZkLink::ZkLinkErrors;
 use zkl_contracts::bindings::{ReentrantToken, RejectingReceiver, TestERC20};
-use zkl_contracts::deploy::{Chain, ChainConfig, ETH_TOKEN_ID, L2Block, send, signer};
+use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, L2Block, send, signer};
 use zkl_contracts::ops::{self, owner32, pack_amount, pack_fee};
 
-const ORACLE_KEYS: [&str; 3] = [
-    "0x1111111111111111111111111111111111111111111111111111111111111111",
-    "0x2222222222222222222222222222222222222222222222222222222222222222",
-    "0x3333333333333333333333333333333333333333333333333333333333333333",
-];
-const ETH: u128 = 1_000_000_000_000_000_000;
-const EXPIRATION: u64 = 3 * 24 * 3600;
-const CAPACITY: usize = 64;
-
-fn root(n: u8) -> B256 {
-    B256::repeat_byte(n)
-}
-
-fn config(evm_chain_id: u64, l2_chain: u8, da: bool) -> ChainConfig {
-    ChainConfig {
-        evm_chain_id,
-        l2_chain,
-        chain_count: 2,
-        data_availability_chain: if da { l2_chain } else { 3 - l2_chain },
-        priority_expiration: EXPIRATION,
-        priority_fee: 0,
-        genesis_root: root(0xaa),
-    }
-}
-
-async fn two_chains() -> (Chain, Chain) {
-    let a = Chain::deploy(config(1001, 1, true)).await.unwrap();
-    let b = Chain::deploy(config(1002, 2, false)).await.unwrap();
-    let oracles: Vec<Address> = ORACLE_KEYS.iter().map(|k| signer(k).unwrap().address()).collect();
-    for c in [&a, &b] {
-        send(c.zklink.setOracleSigners(oracles.clone(), 2)).await.unwrap();
-    }
-    (a, b)
-}
-
-/// Asserts that `call` reverts with the ZkLink error named `name`.
-macro_rules! assert_revert {
-    ($call:expr, $name:expr) => {{
-        let err = $call.call().await.expect_err(concat!("expected revert ", $name));
-        let decoded = err.as_decoded_interface_error::<ZkLinkErrors>();
-        let text = format!("{decoded:?}");
-        assert!(text.starts_with(concat!("Some(", $name)), "expected {}, got {text} ({err})", $name);
-    }};
-}
-
-fn user() -> Address {
-    signer(DEV_KEYS[1]).unwrap().address()
-}
-
-async fn deposit_eth(c: &Chain, amount: u128, l2_token: u16) {
-    let z = c.zklink_as(DEV_KEYS[1]).unwrap();
-    send(z.depositETH(owner32(user()).into(), 0, l2_token).value(U256::from(amount))).await.unwrap();
-}
-
-async fn balance(c: &Chain, a: Address) -> U256 {
-    c.provider.get_balance(a).await.unwrap()
-}
-
-async fn relay_sync_hash(to: &Chain, from: &Chain, block: &StoredBlockInfo) {
-    let sigs = to.sign_sync_hash(&ORACLE_KEYS[..2], from.config.l2_chain, block.blockNumber, block.syncHash).unwrap();
-    send(to.zklink.receiveSyncHash(from.config.l2_chain, block.blockNumber, block.syncHash, sigs)).await.unwrap();
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn two_chain_happy_path() {
@@ -205,11 +144,6 @@ async fn two_chain_happy_path() {
     send(a.zklink.withdrawPendingBalance(who, ETH_TOKEN_ID, ETH / 2)).await.unwrap();
     assert_eq!(balance(&a, who).await, U256::from(ETH / 2));
     assert_revert!(a.zklink.withdrawPendingBalance(who, ETH_TOKEN_ID, ETH / 2), "InsufficientPendingBalance");
-}
-
-/// Commits one block with `block_ops` on a single-chain deployment and returns it.
-fn single(evm: u64) -> ChainConfig {
-    ChainConfig { chain_count: 1, ..config(evm, 1, true) }
 }
 
 #[tokio::test]

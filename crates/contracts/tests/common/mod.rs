@@ -1,0 +1,96 @@
+//! Deployments and helpers shared by the contract tests.
+#![allow(dead_code)]
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use zkl_contracts::anvil::DEV_KEYS;
+use zkl_contracts::bindings::ZkLink::StoredBlockInfo;
+use zkl_contracts::deploy::{Chain, ChainConfig, send, signer};
+use zkl_contracts::ops::owner32;
+
+pub const ORACLE_KEYS: [&str; 3] = [
+    "0x1111111111111111111111111111111111111111111111111111111111111111",
+    "0x2222222222222222222222222222222222222222222222222222222222222222",
+    "0x3333333333333333333333333333333333333333333333333333333333333333",
+];
+pub const ETH: u128 = 1_000_000_000_000_000_000;
+pub const EXPIRATION: u64 = 3 * 24 * 3600;
+pub const CAPACITY: usize = 64;
+
+pub fn root(n: u8) -> B256 {
+    B256::repeat_byte(n)
+}
+
+pub fn config(evm_chain_id: u64, l2_chain: u8, da: bool) -> ChainConfig {
+    ChainConfig {
+        evm_chain_id,
+        l2_chain,
+        chain_count: 2,
+        data_availability_chain: if da { l2_chain } else { 3 - l2_chain },
+        priority_expiration: EXPIRATION,
+        priority_fee: 0,
+        genesis_root: root(0xaa),
+    }
+}
+
+pub async fn two_chains() -> (Chain, Chain) {
+    let a = Chain::deploy(config(1001, 1, true)).await.unwrap();
+    let b = Chain::deploy(config(1002, 2, false)).await.unwrap();
+    let oracles: Vec<Address> = ORACLE_KEYS.iter().map(|k| signer(k).unwrap().address()).collect();
+    for c in [&a, &b] {
+        send(c.zklink.setOracleSigners(oracles.clone(), 2)).await.unwrap();
+    }
+    (a, b)
+}
+
+/// Asserts that `call` reverts with the ZkLink error named `name`.
+#[macro_export]
+macro_rules! assert_revert {
+    ($call:expr, $name:expr) => {{
+        let err = $call.call().await.expect_err(concat!("expected revert ", $name));
+        let decoded = err.as_decoded_interface_error::<zkl_contracts::bindings::ZkLink::ZkLinkErrors>();
+        let text = format!("{decoded:?}");
+        assert!(text.starts_with(concat!("Some(", $name)), "expected {}, got {text} ({err})", $name);
+    }};
+}
+
+pub fn user() -> Address {
+    signer(DEV_KEYS[1]).unwrap().address()
+}
+
+pub async fn deposit_eth(c: &Chain, amount: u128, l2_token: u16) {
+    let z = c.zklink_as(DEV_KEYS[1]).unwrap();
+    send(z.depositETH(owner32(user()).into(), 0, l2_token).value(U256::from(amount))).await.unwrap();
+}
+
+pub async fn balance(c: &Chain, a: Address) -> U256 {
+    c.provider.get_balance(a).await.unwrap()
+}
+
+pub async fn relay_sync_hash(to: &Chain, from: &Chain, block: &StoredBlockInfo) {
+    let sigs = to.sign_sync_hash(&ORACLE_KEYS[..2], from.config.l2_chain, block.blockNumber, block.syncHash).unwrap();
+    send(to.zklink.receiveSyncHash(from.config.l2_chain, block.blockNumber, block.syncHash, sigs)).await.unwrap();
+}
+
+/// One chain alone (chain 1 of 1, data availability).
+pub fn single(evm: u64) -> ChainConfig {
+    ChainConfig { chain_count: 1, ..config(evm, 1, true) }
+}
+
+/// Commits, proves (test verifier) and executes `blocks` on a single-chain deployment `c`, after
+/// `prev`; returns the stored infos and the execute receipt's gas.
+pub async fn settle_single(
+    c: &Chain,
+    prev: &StoredBlockInfo,
+    blocks: &[zkl_contracts::deploy::L2Block],
+) -> (Vec<StoredBlockInfo>, u64) {
+    let pk = zkl_contracts::verifier::test_circuit::proving_key().unwrap();
+    let (stored, _) = c.commit(prev, blocks).await.unwrap();
+    c.prove(&pk, &stored).await.unwrap();
+    let mut infos = Vec::new();
+    for (b, s) in blocks.iter().zip(&stored) {
+        infos.push((s.clone(), zkl_contracts::ops::pack_withdrawals(&b.withdrawals(c.config.l2_chain).unwrap())));
+    }
+    let receipt = c.execute(&infos).await.unwrap();
+    (stored, receipt.gas_used)
+}
