@@ -109,7 +109,7 @@ impl Wallet {
         self.client.request("zkl_account", rpc_params![self.address.to_string()]).await.map_err(node_err)
     }
 
-    async fn id_and_nonce(&self) -> Result<(AccountId, Nonce), WalletError> {
+    pub async fn id_and_nonce(&self) -> Result<(AccountId, Nonce), WalletError> {
         let a = self.account().await?;
         let id = a["id"].as_u64().ok_or_else(|| WalletError::Node("account without id".into()))? as AccountId;
         let nonce = a["nonce"].as_u64().ok_or_else(|| WalletError::Node("account without nonce".into()))? as Nonce;
