@@ -406,3 +406,39 @@ mod tests {
         }
     }
 }
+
+/// The node's operator methods (`admin.tokens` of the node's configuration), and its settlement
+/// status.
+pub struct Admin {
+    token: String,
+    client: HttpClient,
+}
+
+impl Admin {
+    pub fn new(node_url: &str, token: &str) -> Result<Self, WalletError> {
+        let client =
+            HttpClientBuilder::default().build(node_url).map_err(|e| WalletError::Input(format!("--node: {e}")))?;
+        Ok(Admin { token: token.to_string(), client })
+    }
+
+    /// Each settlement chain's counters, last error and halt (`zkl_l1Status`).
+    pub async fn l1_status(&self) -> Result<Value, WalletError> {
+        self.client.request("zkl_l1Status", rpc_params![]).await.map_err(node_err)
+    }
+
+    /// Seals the block being built; its number, or null if it was empty.
+    pub async fn seal(&self) -> Result<Value, WalletError> {
+        self.client.request("zkl_sealBlock", rpc_params![&self.token]).await.map_err(node_err)
+    }
+
+    /// Reverts the halted block (or `from_block` and later) on every chain and re-sequences
+    /// every tx of the reverted blocks except the refused op (or the `drop` hashes).
+    pub async fn revert_blocks(
+        &self,
+        from_block: Option<u32>,
+        drop: Option<Vec<String>>,
+    ) -> Result<Value, WalletError> {
+        let request = serde_json::json!({ "from_block": from_block, "drop": drop });
+        self.client.request("zkl_revertBlocks", rpc_params![&self.token, request]).await.map_err(node_err)
+    }
+}

@@ -2,6 +2,7 @@
 //! crate, and prints the result. Bad input exits with code 2 and a one-line error naming the
 //! argument; a failed check (an invalid signature) exits with code 1.
 
+mod admin_cmd;
 mod args;
 mod bench_cmd;
 mod bench_gas;
@@ -62,6 +63,8 @@ enum Command {
     /// Benchmarks (`zkl bench state`, …)
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
+    /// Operator methods of a node (`--token` or ZKL_ADMIN_TOKEN): status, seal, revert-blocks
+    Admin(admin_cmd::AdminArgs),
 }
 
 /// How a command ended, besides success.
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         Command::Wallet(a) => wallet_cmd::run_wallet(a),
         Command::Prover(a) => prover_cmd::run_prover(a),
         Command::Matcher(c) => wallet_cmd::run_matcher(c),
+        Command::Admin(a) => admin_cmd::run_admin(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,241 @@
+//! Liveness when a chain refuses a sealed block anyway: the committer halts settlement and says
+//! which block, op and error; the operator's `zkl_revertBlocks` reverts the block on every chain,
+//! drops the refused op and re-sequences the other txs, and settlement resumes with no valid tx
+//! lost.
+//!
+//! The refusal is produced the way it happens in practice: the node read an on-chain
+//! ChangePubKey authorisation one block deep (confirmations = 1), then the chain reorganised it
+//! away (anvil snapshot / revert), so the contract no longer holds the fact when the block comes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy::providers::ext::AnvilApi;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::HttpClientBuilder;
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+use zkl_contracts::anvil::DEV_KEYS;
+use zkl_contracts::deploy::Chain;
+use zkl_node::committer::{ProofSource, TestCircuitProofSource};
+use zkl_node::settlement::{HALT_KEY, Halt};
+use zkl_node::{Node, NodeConfig};
+use zkl_wallet::{Admin, Wallet};
+
+const ADMIN: &str = "operator";
+const ETH: u16 = 1;
+
+fn wallet(node: &Node, key: &str) -> Wallet {
+    let bytes: [u8; 32] = hex::decode(key.trim_start_matches("0x")).unwrap().try_into().unwrap();
+    Wallet::new(&bytes, &format!("http://{}", node.rpc_addr)).unwrap()
+}
+
+async fn wait_for<F: AsyncFn() -> bool>(what: &str, f: F) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn executed_everywhere(chains: &[Chain], block: u32) -> bool {
+    for c in chains {
+        if c.zklink.blockCounters().call().await.unwrap().executed < block {
+            return false;
+        }
+    }
+    true
+}
+
+struct Env {
+    node: Node,
+    chains: Vec<Chain>,
+    admin: Admin,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Two chains (confirmations 1, test verifier) and a node whose blocks the test seals.
+async fn setup(evm_base: u64) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::demo(dir.path().join("db"));
+    config.block_time_ms = 60_000; // blocks are sealed by the test
+    config.admin = Some(zkl_node::config::AdminConfig { tokens: vec![ADMIN.into()] });
+    let devnet = zkl_node::devnet::deploy(config, evm_base, 1).await.unwrap();
+    let mut config = devnet.config;
+    for c in &mut config.l1.as_mut().unwrap().chains {
+        c.poll_ms = 100;
+        c.tx_timeout_ms = 2_000;
+    }
+    let proofs: Arc<dyn ProofSource> = Arc::new(TestCircuitProofSource::new().unwrap());
+    let node = zkl_node::start_with_proofs(config, Some(proofs)).await.unwrap();
+    let url = format!("http://{}", node.rpc_addr);
+    let admin = Admin::new(&url, ADMIN).unwrap();
+    Env { node, chains: devnet.chains, admin, url, _dir: dir }
+}
+
+impl Env {
+    async fn stop(mut self) {
+        if let Some(l1) = self.node.l1.take() {
+            l1.stop().await;
+        }
+        let _ = self.node.handle.stop();
+    }
+
+    async fn halt(&self) -> Halt {
+        wait_for("the halt", async || self.node.storage.l1_get::<Halt>(HALT_KEY).unwrap().is_some()).await;
+        self.node.storage.l1_get(HALT_KEY).unwrap().unwrap()
+    }
+
+    async fn seal(&self) -> u32 {
+        self.admin.seal().await.unwrap().as_u64().unwrap() as u32
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_block_halts_settlement_until_the_operator_reverts_it() {
+    let env = setup(34_000).await;
+    let (node, chains, admin, url) = (&env.node, &env.chains, &env.admin, &env.url);
+    let (a, b) = (wallet(node, DEV_KEYS[1]), wallet(node, DEV_KEYS[2]));
+
+    // Both have ETH; A has its key. Everything so far is settled on both chains.
+    a.deposit(1, ETH, ETH, "1", 0).await.unwrap();
+    b.deposit(1, ETH, ETH, "1", 0).await.unwrap();
+    wait_for("the deposits credited", async || a.account().await.is_ok() && b.account().await.is_ok()).await;
+    a.change_pubkey(1, ETH, 0).await.unwrap();
+    admin.seal().await.unwrap();
+    let settled = node.storage.last_block().unwrap().unwrap();
+    wait_for("block 1 executed on both chains", async || executed_everywhere(chains, settled).await).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // the committers' last txs confirmed
+
+    // B authorises its key on chain 1; the node reads the fact (one block deep) and accepts B's
+    // ChangePubKey; A sends a valid transfer. Then chain 1 drops the fact in a reorganisation.
+    let snapshot = chains[0].provider.anvil_snapshot().await.unwrap();
+    b.authorize_pubkey_onchain(1).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let cpk = loop {
+        match b.change_pubkey_with(1, ETH, 0, true).await {
+            Ok(hash) => break hash,
+            Err(e) if Instant::now() < deadline && e.to_string().contains("no on-chain authorisation") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("ChangePubKey refused: {e}"),
+        }
+    };
+    let transfer = a.transfer(0, b.address, 0, ETH, 100_000_000_000_000_000, 0).await.unwrap();
+    assert!(chains[0].provider.anvil_revert(snapshot).await.unwrap());
+    let refused_block = env.seal().await;
+
+    // Chain 1 refuses it: settlement halts, naming the block, the op and the contract's error.
+    let halt = env.halt().await;
+    assert_eq!((halt.chain, halt.block), (1, refused_block));
+    assert!(halt.error.contains("ChangePubKeyAuth"), "{}", halt.error);
+    let op = halt.op.clone().expect("the refused op is located");
+    assert_eq!((op.kind.as_str(), op.hash.as_str()), ("change_pub_key", cpk.as_str()));
+    let status = admin.l1_status().await.unwrap();
+    assert_eq!(status[0]["halt"]["block"], refused_block);
+    assert_eq!(status[0]["halt"]["op"]["hash"], cpk.as_str());
+    assert!(status[1]["halt"].is_null());
+    // Nothing new is accepted meanwhile, with the reason.
+    let refused = a.transfer(0, b.address, 0, ETH, 1, 0).await.unwrap_err().to_string();
+    assert!(refused.contains("settlement is halted") && refused.contains("ChangePubKeyAuth"), "{refused}");
+    assert_eq!(admin.seal().await.unwrap(), Value::Null);
+    // Operator methods need the admin token.
+    let http = HttpClientBuilder::default().build(url).unwrap();
+    let denied = http.request::<Value, _>("zkl_revertBlocks", rpc_params!["guess"]).await.unwrap_err();
+    assert!(denied.to_string().contains("unknown admin token"), "{denied}");
+    let denied = http.request::<Value, _>("zkl_sealBlock", rpc_params![]).await.unwrap_err();
+    assert!(denied.to_string().contains("nvalid params"), "{denied}");
+
+    // Chain 2 took the block (its contract has nothing to refuse in it) unless the halt came
+    // first; either way it must end up with the re-sequenced block.
+    let chain2_took_it = chains[1].zklink.blockCounters().call().await.unwrap().committed >= refused_block;
+    eprintln!("chain 2 committed the refused block before the halt: {chain2_took_it}");
+
+    // The operator reverts: B's ChangePubKey is dropped, A's transfer re-sequenced.
+    let report = admin.revert_blocks(None, None).await.unwrap();
+    assert_eq!(report["from_block"], refused_block);
+    assert_eq!(report["dropped"], serde_json::json!([cpk]));
+    assert_eq!(report["requeued"], 1);
+    assert!(node.storage.l1_get::<Halt>(HALT_KEY).unwrap().is_none());
+    let resealed = env.seal().await;
+    assert_eq!(resealed, refused_block);
+    wait_for("the new block executed on both chains", async || executed_everywhere(chains, resealed).await).await;
+
+    let reverts = chains[1].zklink.BlocksRevert_filter().from_block(0).query().await.unwrap();
+    if chain2_took_it {
+        assert_eq!(reverts.len(), 1, "chain 2 reverts what it had committed");
+    }
+
+    // Nothing acknowledged is lost: the transfer settled, the ChangePubKey is rejected with why.
+    let t = a.tx_status(&transfer).await.unwrap();
+    assert_eq!(t["status"], "included");
+    assert_eq!(t["block"], resealed);
+    let c = b.tx_status(&cpk).await.unwrap();
+    assert_eq!(c["status"], "rejected");
+    assert!(c["reason"].as_str().unwrap().contains("refused by chain 1"), "{c}");
+    let acc = b.account().await.unwrap();
+    assert_eq!(acc["pubkey_hash"], format!("0x{}", "00".repeat(20)));
+    assert_eq!(acc["balances"][0]["amount"], "1100000000000000000");
+    let status = admin.l1_status().await.unwrap();
+    assert!(status[0]["halt"].is_null() && status[0]["reverting_from"].is_null(), "{status}");
+    // Settlement goes on.
+    a.transfer(0, b.address, 0, ETH, 1, 0).await.unwrap();
+    let next = env.seal().await;
+    wait_for("the next block executed on both chains", async || executed_everywhere(chains, next).await).await;
+    env.stop().await;
+}
+
+/// A deposit the node credited one block deep, then reorganised away: chain 1's queue no longer
+/// has it, so the block is refused. The operator's revert drops the deposit (and its chain's
+/// later requests), the watcher reads the chain's queue again, and what the chain really holds
+/// is credited; a transfer to the depositor that depended on the lost deposit is re-sequenced
+/// into what is valid now (it creates the account instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorganised_deposit_is_dropped_and_the_chain_read_again() {
+    let env = setup(35_000).await;
+    let (node, chains, admin) = (&env.node, &env.chains, &env.admin);
+    let (a, b) = (wallet(node, DEV_KEYS[1]), wallet(node, DEV_KEYS[2]));
+    a.deposit(1, ETH, ETH, "1", 0).await.unwrap();
+    wait_for("A's deposit credited", async || a.account().await.is_ok()).await;
+    a.change_pubkey(1, ETH, 0).await.unwrap();
+    let settled = env.seal().await;
+    wait_for("block 1 executed on both chains", async || executed_everywhere(chains, settled).await).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let snapshot = chains[0].provider.anvil_snapshot().await.unwrap();
+    b.deposit(1, ETH, ETH, "2", 0).await.unwrap();
+    wait_for("B's deposit credited", async || b.account().await.is_ok()).await;
+    let transfer = a.transfer(0, b.address, 0, ETH, 100_000_000_000_000_000, 0).await.unwrap();
+    assert!(chains[0].provider.anvil_revert(snapshot).await.unwrap());
+    let refused_block = env.seal().await;
+    let halt = env.halt().await;
+    assert_eq!((halt.chain, halt.block), (1, refused_block));
+    assert!(halt.error.contains("PriorityQueueExhausted"), "{}", halt.error);
+    let op = halt.op.clone().expect("the refused op is located");
+    let serial0 = zkl_types::PriorityRequest::FullExit {
+        chain: 1,
+        serial_id: 1,
+        account: 0,
+        sub: 0,
+        owner: zkl_types::Address::ZERO,
+        l1_token: 0,
+        l2_token: 0,
+    };
+    assert_eq!(op.kind, "deposit");
+    assert_eq!(op.hash, format!("0x{}", hex::encode(serial0.hash())), "chain 1's request 1");
+
+    let report = admin.revert_blocks(None, None).await.unwrap();
+    assert_eq!(report["dropped"], serde_json::json!([op.hash]));
+    assert_eq!(report["requeued"], 1);
+    // The chain really holds a different request 1 now: a deposit of 3 ETH by B.
+    b.deposit(1, ETH, ETH, "3", 0).await.unwrap();
+    wait_for("B's new deposit credited", async || {
+        b.account().await.is_ok_and(|acc| acc["balances"][0]["amount"] == "3100000000000000000")
+    })
+    .await;
+    let last = env.seal().await;
+    wait_for("every block executed on both chains", async || executed_everywhere(chains, last).await).await;
+    assert_eq!(a.tx_status(&transfer).await.unwrap()["status"], "included");
+    env.stop().await;
+}
