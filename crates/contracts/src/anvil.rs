@@ -85,6 +85,11 @@ impl Anvil {
         self.port
     }
 
+    /// The anvil process id (fault tests stop and continue it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn chain_id(&self) -> u64 {
         self.chain_id
     }
