@@ -331,16 +331,19 @@ pub fn module(ctx: Ctx) -> Result<RpcModule<Ctx>, jsonrpsee::core::RegisterMetho
     m.register_method("zkl_txStatus", |params: Params, ctx, _| -> Result<Value, ErrorObjectOwned> {
         let (hash,): (String,) = params.parse()?;
         let h = parse_hash(&hash)?;
-        match ctx.storage.tx(&h).map_err(|e| err(codes::UNAVAILABLE, e.to_string()))? {
-            Some(r) => {
-                let mut v = json!(r);
-                if let Some(block) = v["block"].as_u64() {
-                    v["l1"] = settlement_of(ctx, block);
-                }
-                Ok(v)
-            }
-            None => Err(err(codes::NOT_FOUND, format!("unknown tx {hash}"))),
+        let unavailable = |e: crate::storage::StorageError| err(codes::UNAVAILABLE, e.to_string());
+        // An L2 tx, or else a priority request (by `keccak256(chain ‖ serial)`).
+        let mut v = match ctx.storage.tx(&h).map_err(unavailable)? {
+            Some(r) => json!(r),
+            None => match ctx.storage.priority(&h).map_err(unavailable)? {
+                Some(r) => json!(r),
+                None => return Err(err(codes::NOT_FOUND, format!("unknown tx or priority request {hash}"))),
+            },
+        };
+        if let Some(block) = v["block"].as_u64() {
+            v["l1"] = settlement_of(ctx, block);
         }
+        Ok(v)
     })?;
     m.register_method("zkl_l1Status", |_, ctx, _| -> Result<Value, ErrorObjectOwned> { Ok(l1_status(ctx)) })?;
     m.register_method("zkl_estimateFee", |params: Params, ctx, _| -> Result<Value, ErrorObjectOwned> {

@@ -21,7 +21,9 @@ use zkl_types::{AccountId, AuthFact, ChainId, Nonce, PriorityRequest, SignedTx, 
 use crate::config::FeePolicy;
 use crate::metrics::Metrics;
 use crate::settlement::{HALT_KEY, Halt, RevertPlan, RewindReport, revert_key};
-use crate::storage::{Batch, BlockRecord, LogEntry, QueuedTx, Storage, StorageError, TxRecord, TxStatus};
+use crate::storage::{
+    Batch, BlockRecord, LogEntry, PriorityRecord, QueuedTx, Storage, StorageError, TxRecord, TxStatus,
+};
 
 /// What the sequencer is asked to do.
 pub enum Request {
@@ -120,6 +122,8 @@ pub struct Sequencer {
     pending: Vec<([u8; 32], TxRecord)>,
     /// Per op of the block being built, the hash of its tx or priority request.
     pending_ops: Vec<[u8; 32]>,
+    /// The priority requests of the block being built.
+    pending_priority: Vec<([u8; 32], PriorityRecord)>,
     block_started: Option<Instant>,
     /// Future-nonce txs by (account, nonce).
     queue: BTreeMap<(AccountId, Nonce), ([u8; 32], SignedTx)>,
@@ -210,7 +214,7 @@ impl Sequencer {
             })
             .collect();
         let mut pending: Vec<_> = since_seal
-            .into_iter()
+            .iter()
             .filter_map(|(seq, e)| match e {
                 LogEntry::Tx { tx } => Some((
                     tx.hash(),
@@ -220,6 +224,14 @@ impl Sequencer {
             })
             .collect();
         pending.reverse();
+        let mut pending_priority = Vec::new();
+        for (_, e) in since_seal.iter().rev() {
+            if let LogEntry::Priority { request } = e
+                && let Some(r) = storage.priority(&request.hash())?
+            {
+                pending_priority.push((request.hash(), r));
+            }
+        }
         let halt = storage.l1_get::<Halt>(HALT_KEY)?;
         let block_started = (!state.pending_ops().is_empty()).then(Instant::now);
         let (events, _) = broadcast::channel(1024);
@@ -237,6 +249,7 @@ impl Sequencer {
             next_seq,
             pending,
             pending_ops,
+            pending_priority,
             block_started,
             queue,
             policy: Policy::default(),
@@ -257,6 +270,10 @@ impl Sequencer {
             record.status = TxStatus::Included { block: block.number };
             hashes.push(record.hash.clone());
             batch.tx(&hash, &record);
+        }
+        for (hash, mut record) in self.pending_priority.drain(..) {
+            record.status = TxStatus::Included { block: block.number };
+            batch.priority(&hash, &record);
         }
         let op_hashes = self.pending_ops.drain(..).map(|h| hex32(&h)).collect();
         let record = block_record(&block, hashes, op_hashes);
@@ -445,7 +462,11 @@ impl Sequencer {
         }
         let op = result.map_err(|e| e.to_string())?;
         self.next_serial.insert(request.chain(), request.serial_id() + 1);
-        self.pending_ops.push(request.hash());
+        let hash = request.hash();
+        let record = PriorityRecord { hash: hex32(&hash), status: TxStatus::Pending, request: request.clone(), op };
+        batch.priority(&hash, &record);
+        self.pending_priority.push((hash, record));
+        self.pending_ops.push(hash);
         batch.log(self.next_seq, &LogEntry::Priority { request: request.clone() });
         self.next_seq += 1;
         self.block_started.get_or_insert_with(Instant::now);
@@ -511,6 +532,7 @@ impl Sequencer {
             self.next_seq,
             std::mem::take(&mut self.pending),
             std::mem::take(&mut self.pending_ops),
+            std::mem::take(&mut self.pending_priority),
             self.block_started.take(),
             std::mem::replace(&mut self.next_serial, next_serial),
             self.queue.clone(),
@@ -529,7 +551,15 @@ impl Sequencer {
         let result = self.resequence(tail, &args, &dropped_from, &mut batch, &mut state, &mut report);
         let result = result.and_then(|()| self.storage.commit(batch).map_err(|e| e.to_string()));
         if let Err(e) = result {
-            (self.next_seq, self.pending, self.pending_ops, self.block_started, self.next_serial, self.queue) = saved;
+            (
+                self.next_seq,
+                self.pending,
+                self.pending_ops,
+                self.pending_priority,
+                self.block_started,
+                self.next_serial,
+                self.queue,
+            ) = saved;
             self.outbox.clear();
             return Err(format!("rewind to block {} failed, nothing changed: {e}", args.from_block));
         }
@@ -573,7 +603,17 @@ impl Sequencer {
                 }
                 LogEntry::Priority { request } => {
                     if dropped_from.get(&request.chain()).is_some_and(|first| request.serial_id() >= *first) {
-                        report.dropped.push(hex32(&request.hash()));
+                        let hash = request.hash();
+                        report.dropped.push(hex32(&hash));
+                        if let Ok(Some(mut record)) = self.storage.priority(&hash) {
+                            let reason = format!(
+                                "{}; the chain's queue from serial {} is read again",
+                                args.reason,
+                                dropped_from[&request.chain()]
+                            );
+                            record.status = TxStatus::Rejected { reason };
+                            batch.priority(&hash, &record);
+                        }
                         continue;
                     }
                     self.execute_priority(request, batch, state)?;

@@ -18,6 +18,8 @@ const L1: TableDefinition<&str, &[u8]> = TableDefinition::new("l1");
 const PROOFS: TableDefinition<u32, &[u8]> = TableDefinition::new("proofs");
 /// Txs accepted with a nonce ahead of their account's, waiting for the gap to close.
 const QUEUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queue");
+/// Priority requests by their hash `keccak256(chain ‖ serial)`.
+const PRIORITY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("priority");
 
 /// One entry of the log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -88,6 +90,19 @@ pub struct TxRecord {
     pub tx: SignedTx,
 }
 
+/// Where a priority request stands: `pending` (applied into the block being built), `included`
+/// (in sealed block `block`) or `rejected` (the operator left it out after a refusal, e.g. a
+/// deposit that a reorganisation removed from its chain; the chain's queue is read again).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PriorityRecord {
+    pub hash: String,
+    #[serde(flatten)]
+    pub status: TxStatus,
+    pub request: PriorityRequest,
+    /// The op it became (a deposit's account id, a full exit's amount).
+    pub op: Op,
+}
+
 /// A sealed block as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BlockRecord {
@@ -135,6 +150,7 @@ pub struct Batch {
     blocks: Vec<(u32, Vec<u8>)>,
     /// Queue insertions (`Some`) and removals (`None`), in order.
     queue: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    priority: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Batch {
@@ -146,6 +162,9 @@ impl Batch {
     }
     pub fn block(&mut self, record: &BlockRecord) {
         self.blocks.push((record.number, serde_json::to_vec(record).expect("serialisable")));
+    }
+    pub fn priority(&mut self, hash: &[u8; 32], record: &PriorityRecord) {
+        self.priority.push((hash.to_vec(), serde_json::to_vec(record).expect("serialisable")));
     }
     pub fn enqueue(&mut self, hash: &[u8; 32], q: &QueuedTx) {
         self.queue.push((hash.to_vec(), Some(serde_json::to_vec(q).expect("serialisable"))));
@@ -169,6 +188,7 @@ impl Batch {
             && self.txs.is_empty()
             && self.blocks.is_empty()
             && self.queue.is_empty()
+            && self.priority.is_empty()
     }
 }
 
@@ -187,6 +207,7 @@ impl Storage {
         w.open_table(BLOCKS).map_err(e)?;
         w.open_table(L1).map_err(e)?;
         w.open_table(QUEUE).map_err(e)?;
+        w.open_table(PRIORITY).map_err(e)?;
         w.open_table(PROOFS).map_err(e)?;
         w.commit().map_err(e)?;
         Ok(Storage { db })
@@ -222,6 +243,10 @@ impl Storage {
             }
             for (k, v) in &batch.blocks {
                 blocks.insert(*k, v.as_slice()).map_err(e)?;
+            }
+            let mut priority = w.open_table(PRIORITY).map_err(e)?;
+            for (k, v) in &batch.priority {
+                priority.insert(k.as_slice(), v.as_slice()).map_err(e)?;
             }
             let mut queue = w.open_table(QUEUE).map_err(e)?;
             for (k, v) in &batch.queue {
@@ -262,6 +287,16 @@ impl Storage {
             out.push((hash, serde_json::from_slice(v.value()).map_err(e)?));
         }
         Ok(out)
+    }
+
+    /// A priority request's record by its hash `keccak256(chain ‖ serial)`.
+    pub fn priority(&self, hash: &[u8; 32]) -> Result<Option<PriorityRecord>, StorageError> {
+        let r = self.db.begin_read().map_err(e)?;
+        let t = r.open_table(PRIORITY).map_err(e)?;
+        match t.get(hash.as_slice()).map_err(e)? {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(e)?)),
+            None => Ok(None),
+        }
     }
 
     pub fn tx(&self, hash: &[u8; 32]) -> Result<Option<TxRecord>, StorageError> {

@@ -228,6 +228,11 @@ async fn a_reorganised_deposit_is_dropped_and_the_chain_read_again() {
     let report = admin.revert_blocks(None, None).await.unwrap();
     assert_eq!(report["dropped"], serde_json::json!([op.hash]));
     assert_eq!(report["requeued"], 1);
+    // The request is looked up by its hash like a tx: rejected, with why.
+    let dropped = b.tx_status(&op.hash).await.unwrap();
+    assert_eq!(dropped["status"], "rejected", "{dropped}");
+    assert!(dropped["reason"].as_str().unwrap().contains("read again"), "{dropped}");
+    assert_eq!(dropped["request"]["l1_amount"], "2000000000000000000");
     // The chain really holds a different request 1 now: a deposit of 3 ETH by B.
     b.deposit(1, ETH, ETH, "3", 0).await.unwrap();
     wait_for("B's new deposit credited", async || {
@@ -237,5 +242,14 @@ async fn a_reorganised_deposit_is_dropped_and_the_chain_read_again() {
     let last = env.seal().await;
     wait_for("every block executed on both chains", async || executed_everywhere(chains, last).await).await;
     assert_eq!(a.tx_status(&transfer).await.unwrap()["status"], "included");
+    let request = b.tx_status(&op.hash).await.unwrap();
+    assert_eq!(
+        (&request["status"], &request["request"]["l1_amount"]),
+        (&"included".into(), &"3000000000000000000".into())
+    );
+    wait_for("the request reported executed on both chains", async || {
+        b.tx_status(&op.hash).await.unwrap()["l1"] == serde_json::json!({"1": "executed", "2": "executed"})
+    })
+    .await;
     env.stop().await;
 }

@@ -96,6 +96,9 @@ async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad first line {line:?}: {e}"));
     assert_eq!(v["proofs"], "block circuit (zkl prover worker)");
     let rpc = v["rpc"].as_str().unwrap().to_string();
+    // Every deposit pays the contracts' priority fee on top (wei).
+    let fee = U256::from(v["priority_fee_wei"].as_str().unwrap().parse::<u128>().unwrap());
+    assert!(fee > U256::ZERO);
     let node = HttpClientBuilder::default().build(&rpc).unwrap();
     let keys: Vec<String> = serde_json::from_value(v["funded_keys"].clone()).unwrap();
     let (key_a, key_b) = (keys[0].as_str(), keys[1].as_str());
@@ -168,9 +171,10 @@ async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
     // L1, to the wei. A: −1,000 USDC on chain 1, +0.999 ETH on chain 2 (A sent nothing there).
     assert_eq!(usdc_of(c1, a_evm).await, a_usdc1 - U256::from(1000 * USDC_L1));
     assert_eq!(eth_of(c2, a_evm).await, a_eth2 + U256::from(a_eth));
-    // B: +999.5 USDC on chain 1; −1 ETH and the deposit's gas on chain 2.
+    // B: +999.5 USDC on chain 1; −1 ETH, the priority fee and the deposit's gas on chain 2.
     assert_eq!(usdc_of(c1, b_evm).await, b_usdc1 + U256::from(999_500_000u128));
-    assert_eq!(eth_of(c2, b_evm).await, b_eth2 - U256::from(ETH) - gas_paid(&c2.provider, &b_deposit).await);
+    let b_paid = U256::from(ETH) + fee + gas_paid(&c2.provider, &b_deposit).await;
+    assert_eq!(eth_of(c2, b_evm).await, b_eth2 - b_paid);
     // The contracts keep the fees (0.5 USDC on chain 1, 0.001 ETH on chain 2) as liquidity, with
     // the matcher's 0.1 ETH deposit on chain 1.
     let usdc1 = c1.zklink.getToken(USDC_ID).call().await.unwrap();
@@ -178,7 +182,10 @@ async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
     assert_eq!(usdc_of(c1, *c1.zklink.address()).await, U256::from(USDC_L1 / 2));
     let eth2 = c2.zklink.getToken(ETH_ID).call().await.unwrap();
     assert_eq!(eth2.liquidity, ETH / 1000);
-    assert_eq!(eth_of(c2, *c2.zklink.address()).await, U256::from(ETH / 1000));
+    // Chain 2's contract also holds B's priority fee, collected for the governor.
+    assert_eq!(eth_of(c2, *c2.zklink.address()).await, U256::from(ETH / 1000) + fee);
+    assert_eq!(c2.zklink.collectedFees().call().await.unwrap(), fee);
+    assert_eq!(c1.zklink.collectedFees().call().await.unwrap(), fee * U256::from(2u64)); // A's and the matcher's
     assert_eq!(c1.zklink.getToken(ETH_ID).call().await.unwrap().liquidity, ETH / 10);
     assert_eq!(c2.zklink.getToken(USDC_ID).call().await.unwrap().liquidity, 0);
     // Nothing was left pending: the payouts went straight to A and B.
