@@ -213,4 +213,43 @@ mod tests {
         f[13..45].fill(0xff);
         assert_eq!(decode(&f), Err(WireError::Field));
     }
+
+    use proptest::prelude::*;
+
+    fn sample() -> Vec<u8> {
+        let mut w = BlockWitness::blank(2, 2);
+        w.pubdata = (0..40).collect();
+        encode(&w)
+    }
+
+    // Fuzzing (`PROPTEST_CASES=1000000 cargo test --release -p zkl-circuit --lib wire` for a long
+    // run): arbitrary bytes and mutations of a valid encoding never panic, and whatever decodes
+    // encodes back to the same bytes (one encoding per witness).
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(w) = decode(&bytes) {
+                prop_assert_eq!(encode(&w), bytes);
+            }
+        }
+
+        #[test]
+        fn mutated_witnesses_decode_canonically_or_fail(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+            truncate in any::<bool>(),
+        ) {
+            let mut bytes = sample();
+            for (at, v) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = v;
+            }
+            if truncate {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+            if let Ok(w) = decode(&bytes) {
+                prop_assert_eq!(encode(&w), bytes);
+            }
+        }
+    }
 }

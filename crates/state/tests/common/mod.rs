@@ -5,6 +5,7 @@ use zkl_state::testkit::*;
 use zkl_state::{BlockParams, State, TxError};
 use zkl_types::*;
 
+#[derive(Clone)]
 pub struct World {
     pub state: State,
     pub users: Vec<User>,
