@@ -68,7 +68,18 @@ impl Anvil {
                     break;
                 }
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Ok(Self { child, port, chain_id });
+                    // The port was free when we picked it, but another anvil may have taken it
+                    // first (ours then exits): only ours answers with our chain id.
+                    match served_chain_id(port) {
+                        Some(id) if id == chain_id && matches!(child.try_wait(), Ok(None)) => {
+                            return Ok(Self { child, port, chain_id });
+                        }
+                        Some(_) => {
+                            last_err = format!("port {port} is served by another process");
+                            break;
+                        }
+                        None => {}
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -97,6 +108,23 @@ impl Anvil {
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+}
+
+/// `eth_chainId` of the JSON-RPC server on `port`, if it answers one (a plain HTTP/1.1 request).
+fn served_chain_id(port: u16) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let hex = response.split("\"result\":\"0x").nth(1)?.split('"').next()?;
+    u64::from_str_radix(hex, 16).ok()
 }
 
 impl Drop for Anvil {
