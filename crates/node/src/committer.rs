@@ -531,7 +531,7 @@ impl Committer {
                 .filter(|(_, op)| op.onchain_chain() == Some(chain))
                 .nth(lo - 1)
                 .map_or(0, |(i, _)| i);
-            let kind = serde_json::to_value(&record.ops[index])
+            let kind = serde_json::to_value(record.ops[index])
                 .ok()
                 .and_then(|v| v["type"].as_str().map(str::to_string))
                 .unwrap_or_default();

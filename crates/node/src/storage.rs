@@ -44,7 +44,7 @@ pub enum LogEntry {
 pub enum Applied {
     Tx(Op),
     Priority(Op),
-    Sealed(SealedBlock),
+    Sealed(Box<SealedBlock>),
     Fact,
 }
 
@@ -55,7 +55,7 @@ impl LogEntry {
         Ok(match self {
             LogEntry::Tx { tx } => Applied::Tx(state.execute_tx(tx)?),
             LogEntry::Priority { request } => Applied::Priority(state.execute_priority(request)?),
-            LogEntry::Seal { timestamp } => Applied::Sealed(state.seal_block(*timestamp)),
+            LogEntry::Seal { timestamp } => Applied::Sealed(Box::new(state.seal_block(*timestamp))),
             LogEntry::AuthFact { fact } => {
                 state.add_auth_fact(*fact);
                 Applied::Fact

@@ -373,40 +373,6 @@ fn mul_div_wide(base: u128, price: u128) -> (u8, Option<u128>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn amounts() {
-        assert_eq!(parse_amount("1.5", 18).unwrap(), 15 * 10u128.pow(17));
-        assert_eq!(parse_amount("1000", 6).unwrap(), 1_000_000_000);
-        assert_eq!(parse_amount(".25", 2).unwrap(), 25);
-        assert!(parse_amount("1.1234567", 6).is_err());
-        assert!(parse_amount("-1", 18).is_err());
-        assert!(parse_amount("", 18).is_err());
-        assert!(parse_amount("1e5", 18).is_err());
-        assert!(parse_amount("340282366920938463463374607431768211456", 0).is_err());
-        assert_eq!(format_amount(15 * 10u128.pow(17)), "1.5");
-        assert_eq!(format_amount(7 * 10u128.pow(18)), "7");
-    }
-
-    #[test]
-    fn quote_of_fill() {
-        assert_eq!(mul_div_wide(ONE_TEST / 2, 1000 * ONE_TEST), (0, Some(500 * ONE_TEST)));
-        assert_eq!(mul_div_wide(1, 1), (0, None));
-    }
-    const ONE_TEST: u128 = 1_000_000_000_000_000_000;
-
-    proptest! {
-        #[test]
-        fn format_parse_roundtrip(v in any::<u128>()) {
-            prop_assert_eq!(parse_amount(&format_amount(v), 18).unwrap(), v);
-        }
-    }
-}
-
 /// The node's operator methods (`admin.tokens` of the node's configuration), and its settlement
 /// status.
 pub struct Admin {
@@ -440,5 +406,39 @@ impl Admin {
     ) -> Result<Value, WalletError> {
         let request = serde_json::json!({ "from_block": from_block, "drop": drop });
         self.client.request("zkl_revertBlocks", rpc_params![&self.token, request]).await.map_err(node_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_amount("1.5", 18).unwrap(), 15 * 10u128.pow(17));
+        assert_eq!(parse_amount("1000", 6).unwrap(), 1_000_000_000);
+        assert_eq!(parse_amount(".25", 2).unwrap(), 25);
+        assert!(parse_amount("1.1234567", 6).is_err());
+        assert!(parse_amount("-1", 18).is_err());
+        assert!(parse_amount("", 18).is_err());
+        assert!(parse_amount("1e5", 18).is_err());
+        assert!(parse_amount("340282366920938463463374607431768211456", 0).is_err());
+        assert_eq!(format_amount(15 * 10u128.pow(17)), "1.5");
+        assert_eq!(format_amount(7 * 10u128.pow(18)), "7");
+    }
+
+    #[test]
+    fn quote_of_fill() {
+        assert_eq!(mul_div_wide(ONE_TEST / 2, 1000 * ONE_TEST), (0, Some(500 * ONE_TEST)));
+        assert_eq!(mul_div_wide(1, 1), (0, None));
+    }
+    const ONE_TEST: u128 = 1_000_000_000_000_000_000;
+
+    proptest! {
+        #[test]
+        fn format_parse_roundtrip(v in any::<u128>()) {
+            prop_assert_eq!(parse_amount(&format_amount(v), 18).unwrap(), v);
+        }
     }
 }
