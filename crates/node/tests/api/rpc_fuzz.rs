@@ -2,7 +2,7 @@
 //! and with mutations of valid ones, gets an answer (a result or an error object) and the node
 //! stays up; no request panics or hangs the node.
 //!
-//! A long run: `PROPTEST_CASES=1000000 cargo test --release -p zkl-node --test rpc_fuzz`.
+//! A long run: `PROPTEST_CASES=1000000 cargo test --release -p zkl-node --test api rpc_fuzz`.
 
 use std::time::Duration;
 

@@ -1,0 +1,7 @@
+//! The node against anvil chains with the ZkLink contracts (one test binary: they share the
+//! build). `flow`: deposits, settlement on both chains, restarts; `parity`: every block the node
+//! seals commits on every chain; `settlement`: halts and the operator's revert.
+
+mod flow;
+mod parity;
+mod settlement;
