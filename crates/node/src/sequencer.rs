@@ -201,35 +201,31 @@ impl Sequencer {
         let mut next_serial = HashMap::new();
         replay(&mut state, &mut next_serial, log.iter().map(|(seq, e)| (*seq, e)))?;
         let next_seq = log.last().map_or(0, |(seq, _)| seq + 1);
-        // The txs of the block being built: those after the last seal.
-        let since_seal = log.iter().rev().take_while(|(_, e)| !matches!(e, LogEntry::Seal { .. }));
-        let since_seal: Vec<_> = since_seal.collect();
-        let pending_ops = since_seal
-            .iter()
-            .rev()
-            .filter_map(|(_, e)| match e {
-                LogEntry::Tx { tx } => Some(tx.hash()),
-                LogEntry::Priority { request } => Some(request.hash()),
-                _ => None,
-            })
-            .collect();
-        let mut pending: Vec<_> = since_seal
-            .iter()
-            .filter_map(|(seq, e)| match e {
-                LogEntry::Tx { tx } => Some((
-                    tx.hash(),
-                    TxRecord { hash: hex32(&tx.hash()), seq: Some(*seq), status: TxStatus::Pending, tx: tx.clone() },
-                )),
-                _ => None,
-            })
-            .collect();
-        pending.reverse();
-        let mut pending_priority = Vec::new();
-        for (_, e) in since_seal.iter().rev() {
-            if let LogEntry::Priority { request } = e
-                && let Some(r) = storage.priority(&request.hash())?
-            {
-                pending_priority.push((request.hash(), r));
+        // The block being built: the entries after the last seal, oldest first.
+        let mut since_seal: Vec<_> =
+            log.iter().rev().take_while(|(_, e)| !matches!(e, LogEntry::Seal { .. })).collect();
+        since_seal.reverse();
+        let (mut pending, mut pending_ops, mut pending_priority) = (Vec::new(), Vec::new(), Vec::new());
+        for (seq, e) in since_seal {
+            match e {
+                LogEntry::Tx { tx } => {
+                    let record = TxRecord {
+                        hash: hex32(&tx.hash()),
+                        seq: Some(*seq),
+                        status: TxStatus::Pending,
+                        tx: tx.clone(),
+                    };
+                    pending.push((tx.hash(), record));
+                    pending_ops.push(tx.hash());
+                }
+                LogEntry::Priority { request } => {
+                    let hash = request.hash();
+                    pending_ops.push(hash);
+                    if let Some(r) = storage.priority(&hash)? {
+                        pending_priority.push((hash, r));
+                    }
+                }
+                LogEntry::AuthFact { .. } | LogEntry::Seal { .. } => {}
             }
         }
         let halt = storage.l1_get::<Halt>(HALT_KEY)?;

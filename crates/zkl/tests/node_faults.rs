@@ -2,15 +2,13 @@
 //! flight (the restarted node replaces it with the same nonce: committed once, nothing lost), and
 //! a chain that stops answering (SIGSTOP on its anvil) and comes back (caught up with).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
 use jsonrpsee::core::client::ClientT;
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
 use serde_json::Value;
 use zkl_contracts::anvil::DEV_KEYS;
@@ -18,36 +16,11 @@ use zkl_contracts::deploy::Chain;
 use zkl_node::NodeConfig;
 use zkl_wallet::Wallet;
 
+mod common;
+use common::{NodeProc, start};
+
 const ADMIN: &str = "operator";
 const ETH: u16 = 1;
-
-struct NodeProc {
-    child: Child,
-    rpc: String,
-    client: HttpClient,
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(config_path: &std::path::Path) -> NodeProc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zkl"))
-        .args(["node", "--config", config_path.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn zkl node");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("node prints its address");
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad first line {line:?}: {e}"));
-    let rpc = v["rpc"].as_str().unwrap().to_string();
-    let client = HttpClientBuilder::default().build(&rpc).unwrap();
-    NodeProc { child, rpc, client }
-}
 
 fn wallet(node: &NodeProc, key: &str) -> Wallet {
     Wallet::new(&hex::decode(&key[2..]).unwrap().try_into().unwrap(), &node.rpc).unwrap()

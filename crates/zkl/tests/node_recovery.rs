@@ -3,43 +3,18 @@
 //! from the txs the node holds.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use jsonrpsee::core::client::ClientT;
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::http_client::HttpClient;
 use jsonrpsee::rpc_params;
 use serde_json::Value;
 use zkl_node::NodeConfig;
 use zkl_state::testkit::{ETH, ONE, User, deposit};
 use zkl_types::{SignedTx, Tx};
 
-struct NodeProc {
-    child: Child,
-    client: HttpClient,
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(config_path: &std::path::Path) -> NodeProc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zkl"))
-        .args(["node", "--config", config_path.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn zkl node");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("node prints its address");
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad first line {line:?}: {e}"));
-    let client = HttpClientBuilder::default().build(v["rpc"].as_str().unwrap()).unwrap();
-    NodeProc { child, client }
-}
+mod common;
+use common::start;
 
 async fn eth_balance(c: &HttpClient, who: &User) -> (u32, u128) {
     let acc: Value = c.request("zkl_account", rpc_params![who.address.to_string()]).await.unwrap();

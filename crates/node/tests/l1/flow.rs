@@ -3,8 +3,7 @@
 //! (test-circuit proofs), relayed by 2-of-3 oracle signers and executed on both chains, and the
 //! committer resumes after a restart without sending a second commit.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
@@ -12,9 +11,11 @@ use alloy::providers::{DynProvider, Provider};
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, send, signer};
 use zkl_contracts::ops::owner32;
-use zkl_node::committer::{PendingTx, ProofSource, TestCircuitProofSource};
-use zkl_node::{Node, NodeConfig, l1, start_with_proofs};
+use zkl_node::committer::PendingTx;
+use zkl_node::{NodeConfig, l1, start_with_proofs};
 use zkl_wallet::Wallet;
+
+use crate::common::{proofs, wait_for, wallet};
 
 const ETH: u128 = 1_000_000_000_000_000_000;
 
@@ -42,15 +43,6 @@ async fn setup(confirmations: u64, block_time_ms: u64) -> Env {
     Env { a, b, config, _dir: dir }
 }
 
-fn proofs() -> Arc<dyn ProofSource> {
-    Arc::new(TestCircuitProofSource::new().unwrap())
-}
-
-fn wallet(node: &Node, key: &str) -> Wallet {
-    let bytes: [u8; 32] = hex::decode(key.trim_start_matches("0x")).unwrap().try_into().unwrap();
-    Wallet::new(&bytes, &format!("http://{}", node.rpc_addr)).unwrap()
-}
-
 /// The wallet's L2 balance of ETH in sub-account 0 (0 if it has no account).
 async fn l2_eth(w: &Wallet) -> u128 {
     let Ok(a) = w.account().await else { return 0 };
@@ -61,14 +53,6 @@ async fn l2_eth(w: &Wallet) -> u128 {
         .find(|b| b["sub"] == 0 && b["token"] == 1)
         .map(|b| b["amount"].as_str().unwrap().parse().unwrap())
         .unwrap_or(0)
-}
-
-async fn wait_for<F: AsyncFn() -> bool>(what: &str, timeout: Duration, f: F) {
-    let deadline = Instant::now() + timeout;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn deposit(c: &Chain, key: &str, amount: u128) {

@@ -2,6 +2,7 @@
 //! build). `flow`: deposits, settlement on both chains, restarts; `parity`: every block the node
 //! seals commits on every chain; `settlement`: halts and the operator's revert.
 
+mod common;
 mod flow;
 mod parity;
 mod settlement;

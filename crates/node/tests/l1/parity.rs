@@ -16,8 +16,7 @@
 //! chains and node, so later ones meet a richer state); `ZKL_PARITY_ACTIONS` (default 24) their
 //! length.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
 use jsonrpsee::core::client::ClientT;
@@ -28,14 +27,14 @@ use proptest::test_runner::{Config, TestRunner};
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::deploy::{Chain, send};
 use zkl_crypto::keys::eth_signature_bytes;
-use zkl_node::committer::{ProofSource, TestCircuitProofSource};
 use zkl_node::devnet::{DEVNET_PRIORITY_FEE, DevnetOptions};
 use zkl_node::settlement::{HALT_KEY, Halt};
 use zkl_node::{Node, NodeConfig};
 use zkl_types::*;
 use zkl_wallet::Wallet;
 
-const ADMIN: &str = "operator";
+use crate::common::{ADMIN, executed_everywhere, start_on_devnet, wait_for};
+
 const ETH: TokenId = 1;
 const USDC: TokenId = 2;
 
@@ -139,7 +138,6 @@ async fn setup() -> Env {
     let mut config = NodeConfig::demo(dir.path().join("db"));
     config.block_capacity = 16;
     config.block_time_ms = 300;
-    config.admin = Some(zkl_node::config::AdminConfig { tokens: vec![ADMIN.into()] });
     let opts = DevnetOptions {
         evm_base: 33_000,
         confirmations: 1,
@@ -147,27 +145,20 @@ async fn setup() -> Env {
         priority_fee: DEVNET_PRIORITY_FEE,
         ..DevnetOptions::default()
     };
-    let devnet = zkl_node::devnet::deploy_with(config, opts).await.unwrap();
-    let mut config = devnet.config;
-    for c in &mut config.l1.as_mut().unwrap().chains {
-        c.poll_ms = 100;
-        c.tx_timeout_ms = 2_000;
-    }
-    let proofs: Arc<dyn ProofSource> = Arc::new(TestCircuitProofSource::new().unwrap());
-    let node = zkl_node::start_with_proofs(config, Some(proofs)).await.unwrap();
+    let (node, chains) = start_on_devnet(config, opts, 2_000).await;
     let url = format!("http://{}", node.rpc_addr);
     let users = DEV_KEYS[1..]
         .iter()
         .map(|k| Wallet::new(&hex::decode(&k[2..]).unwrap().try_into().unwrap(), &url).unwrap())
         .collect::<Vec<_>>();
     let http = HttpClientBuilder::default().build(&url).unwrap();
-    let env = Env { chains: devnet.chains, node, users, http, _dir: dir };
+    let env = Env { chains, node, users, http, _dir: dir };
     // Everyone has ETH on chain 1 and USDC on chain 2; users 0 and 1 set their keys.
     for u in &env.users {
         u.deposit(1, ETH, ETH, "0.5", 0).await.unwrap();
         u.deposit(2, USDC, USDC, "500", 0).await.unwrap();
     }
-    wait_for("the deposits credited", async || {
+    wait_for("the deposits credited", TIMEOUT, async || {
         let mut all = true;
         for u in &env.users {
             all &= u.account().await.is_ok_and(|a| a["balances"].as_array().is_some_and(|b| b.len() == 2));
@@ -180,13 +171,7 @@ async fn setup() -> Env {
     env
 }
 
-async fn wait_for<F: AsyncFn() -> bool>(what: &str, f: F) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `sig` with s replaced by n − s (and v flipped): the same signer, not canonical.
 fn high_s(mut sig: [u8; 65]) -> [u8; 65] {
@@ -302,14 +287,10 @@ async fn run(env: &Env, a: &Action) -> bool {
 async fn settle(env: &Env) {
     let _: serde_json::Value = env.http.request("zkl_sealBlock", rpc_params![ADMIN]).await.unwrap();
     let last = env.node.storage.last_block().unwrap().unwrap_or(0);
-    wait_for(&format!("every block up to {last} executed on both chains"), async || {
+    wait_for(&format!("every block up to {last} executed on both chains"), TIMEOUT, async || {
         let halt: Option<Halt> = env.node.storage.l1_get(HALT_KEY).unwrap();
         assert!(halt.is_none(), "a contract refused a block the node sealed: {}", halt.unwrap());
-        let mut done = true;
-        for c in &env.chains {
-            done &= c.zklink.blockCounters().call().await.unwrap().executed >= last;
-        }
-        done
+        executed_everywhere(&env.chains, last).await
     })
     .await;
 }

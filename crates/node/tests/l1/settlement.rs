@@ -7,7 +7,6 @@
 //! ChangePubKey authorisation one block deep (confirmations = 1), then the chain reorganised it
 //! away (anvil snapshot / revert), so the contract no longer holds the fact when the block comes.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::providers::ext::AnvilApi;
@@ -17,35 +16,15 @@ use jsonrpsee::rpc_params;
 use serde_json::Value;
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::deploy::Chain;
-use zkl_node::committer::{ProofSource, TestCircuitProofSource};
+use zkl_node::devnet::DevnetOptions;
 use zkl_node::settlement::{HALT_KEY, Halt};
 use zkl_node::{Node, NodeConfig};
-use zkl_wallet::{Admin, Wallet};
+use zkl_wallet::Admin;
 
-const ADMIN: &str = "operator";
+use crate::common::{ADMIN, executed_everywhere, start_on_devnet, wait_for, wallet};
+
 const ETH: u16 = 1;
-
-fn wallet(node: &Node, key: &str) -> Wallet {
-    let bytes: [u8; 32] = hex::decode(key.trim_start_matches("0x")).unwrap().try_into().unwrap();
-    Wallet::new(&bytes, &format!("http://{}", node.rpc_addr)).unwrap()
-}
-
-async fn wait_for<F: AsyncFn() -> bool>(what: &str, f: F) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn executed_everywhere(chains: &[Chain], block: u32) -> bool {
-    for c in chains {
-        if c.zklink.blockCounters().call().await.unwrap().executed < block {
-            return false;
-        }
-    }
-    true
-}
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Env {
     node: Node,
@@ -60,18 +39,11 @@ async fn setup(evm_base: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig::demo(dir.path().join("db"));
     config.block_time_ms = 60_000; // blocks are sealed by the test
-    config.admin = Some(zkl_node::config::AdminConfig { tokens: vec![ADMIN.into()] });
-    let devnet = zkl_node::devnet::deploy(config, evm_base, 1).await.unwrap();
-    let mut config = devnet.config;
-    for c in &mut config.l1.as_mut().unwrap().chains {
-        c.poll_ms = 100;
-        c.tx_timeout_ms = 2_000;
-    }
-    let proofs: Arc<dyn ProofSource> = Arc::new(TestCircuitProofSource::new().unwrap());
-    let node = zkl_node::start_with_proofs(config, Some(proofs)).await.unwrap();
+    let opts = DevnetOptions { evm_base, confirmations: 1, ..DevnetOptions::default() };
+    let (node, chains) = start_on_devnet(config, opts, 2_000).await;
     let url = format!("http://{}", node.rpc_addr);
     let admin = Admin::new(&url, ADMIN).unwrap();
-    Env { node, chains: devnet.chains, admin, url, _dir: dir }
+    Env { node, chains, admin, url, _dir: dir }
 }
 
 impl Env {
@@ -83,7 +55,7 @@ impl Env {
     }
 
     async fn halt(&self) -> Halt {
-        wait_for("the halt", async || self.node.storage.l1_get::<Halt>(HALT_KEY).unwrap().is_some()).await;
+        wait_for("the halt", TIMEOUT, async || self.node.storage.l1_get::<Halt>(HALT_KEY).unwrap().is_some()).await;
         self.node.storage.l1_get(HALT_KEY).unwrap().unwrap()
     }
 
@@ -101,11 +73,11 @@ async fn a_refused_block_halts_settlement_until_the_operator_reverts_it() {
     // Both have ETH; A has its key. Everything so far is settled on both chains.
     a.deposit(1, ETH, ETH, "1", 0).await.unwrap();
     b.deposit(1, ETH, ETH, "1", 0).await.unwrap();
-    wait_for("the deposits credited", async || a.account().await.is_ok() && b.account().await.is_ok()).await;
+    wait_for("the deposits credited", TIMEOUT, async || a.account().await.is_ok() && b.account().await.is_ok()).await;
     a.change_pubkey(1, ETH, 0).await.unwrap();
     admin.seal().await.unwrap();
     let settled = node.storage.last_block().unwrap().unwrap();
-    wait_for("block 1 executed on both chains", async || executed_everywhere(chains, settled).await).await;
+    wait_for("block 1 executed on both chains", TIMEOUT, async || executed_everywhere(chains, settled).await).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // the committers' last txs confirmed
 
     // B authorises its key on chain 1; the node reads the fact (one block deep) and accepts B's
@@ -160,7 +132,8 @@ async fn a_refused_block_halts_settlement_until_the_operator_reverts_it() {
     assert!(node.storage.l1_get::<Halt>(HALT_KEY).unwrap().is_none());
     let resealed = env.seal().await;
     assert_eq!(resealed, refused_block);
-    wait_for("the new block executed on both chains", async || executed_everywhere(chains, resealed).await).await;
+    wait_for("the new block executed on both chains", TIMEOUT, async || executed_everywhere(chains, resealed).await)
+        .await;
 
     let reverts = chains[1].zklink.BlocksRevert_filter().from_block(0).query().await.unwrap();
     if chain2_took_it {
@@ -182,7 +155,7 @@ async fn a_refused_block_halts_settlement_until_the_operator_reverts_it() {
     // Settlement goes on.
     a.transfer(0, b.address, 0, ETH, 1, 0).await.unwrap();
     let next = env.seal().await;
-    wait_for("the next block executed on both chains", async || executed_everywhere(chains, next).await).await;
+    wait_for("the next block executed on both chains", TIMEOUT, async || executed_everywhere(chains, next).await).await;
     env.stop().await;
 }
 
@@ -197,15 +170,15 @@ async fn a_reorganised_deposit_is_dropped_and_the_chain_read_again() {
     let (node, chains, admin) = (&env.node, &env.chains, &env.admin);
     let (a, b) = (wallet(node, DEV_KEYS[1]), wallet(node, DEV_KEYS[2]));
     a.deposit(1, ETH, ETH, "1", 0).await.unwrap();
-    wait_for("A's deposit credited", async || a.account().await.is_ok()).await;
+    wait_for("A's deposit credited", TIMEOUT, async || a.account().await.is_ok()).await;
     a.change_pubkey(1, ETH, 0).await.unwrap();
     let settled = env.seal().await;
-    wait_for("block 1 executed on both chains", async || executed_everywhere(chains, settled).await).await;
+    wait_for("block 1 executed on both chains", TIMEOUT, async || executed_everywhere(chains, settled).await).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let snapshot = chains[0].provider.anvil_snapshot().await.unwrap();
     b.deposit(1, ETH, ETH, "2", 0).await.unwrap();
-    wait_for("B's deposit credited", async || b.account().await.is_ok()).await;
+    wait_for("B's deposit credited", TIMEOUT, async || b.account().await.is_ok()).await;
     let transfer = a.transfer(0, b.address, 0, ETH, 100_000_000_000_000_000, 0).await.unwrap();
     assert!(chains[0].provider.anvil_revert(snapshot).await.unwrap());
     let refused_block = env.seal().await;
@@ -235,19 +208,19 @@ async fn a_reorganised_deposit_is_dropped_and_the_chain_read_again() {
     assert_eq!(dropped["request"]["l1_amount"], "2000000000000000000");
     // The chain really holds a different request 1 now: a deposit of 3 ETH by B.
     b.deposit(1, ETH, ETH, "3", 0).await.unwrap();
-    wait_for("B's new deposit credited", async || {
+    wait_for("B's new deposit credited", TIMEOUT, async || {
         b.account().await.is_ok_and(|acc| acc["balances"][0]["amount"] == "3100000000000000000")
     })
     .await;
     let last = env.seal().await;
-    wait_for("every block executed on both chains", async || executed_everywhere(chains, last).await).await;
+    wait_for("every block executed on both chains", TIMEOUT, async || executed_everywhere(chains, last).await).await;
     assert_eq!(a.tx_status(&transfer).await.unwrap()["status"], "included");
     let request = b.tx_status(&op.hash).await.unwrap();
     assert_eq!(
         (&request["status"], &request["request"]["l1_amount"]),
         (&"included".into(), &"3000000000000000000".into())
     );
-    wait_for("the request reported executed on both chains", async || {
+    wait_for("the request reported executed on both chains", TIMEOUT, async || {
         b.tx_status(&op.hash).await.unwrap()["l1"] == serde_json::json!({"1": "executed", "2": "executed"})
     })
     .await;
