@@ -497,16 +497,20 @@ impl Committer {
         let chain = self.chain();
         let prev = self.stored_info(blocks[0] - 1)?;
         let mut batch = Vec::new();
-        let mut refused = (blocks[blocks.len() - 1], error);
+        let mut refused = None;
         for &n in blocks {
             batch.push(self.l2_block(n)?);
             if let Some(e) = self.simulate_commit(&prev, &batch).await? {
-                refused = (n, e);
+                refused = Some((n, e));
                 break;
             }
         }
-        let (n, error) = refused;
-        let block = batch.pop().unwrap_or(self.l2_block(n)?);
+        // A refusal that does not reproduce (the chain moved on meanwhile) halts nothing; the
+        // next step simulates again.
+        let (Some((n, error)), Some(block)) = (refused, batch.pop()) else {
+            let action = format!("commit {blocks:?}");
+            return Err(L1Error::Refused { chain, action, error: format!("{error} (did not reproduce)") });
+        };
         // The shortest prefix of the block's on-chain ops of this chain that is refused ends with
         // the refused op (refusals are monotone in the prefix); none if even no op is refused.
         let own = ops::onchain_ops_of(&block.pubdata, chain).map_err(|e| self.inconsistent(e.to_string()))?.len();

@@ -561,6 +561,7 @@ impl Sequencer {
         }
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
         self.halt = None;
+        self.metrics.halted.set(0);
         self.outbox.insert(0, Event::Rewind(args.from_block));
         self.publish();
         tracing::warn!(?report, "rewound and re-sequenced");
