@@ -51,6 +51,7 @@ use zkl_types::block::{
     BlockCommitment, BlockError, commitment as commitment_hash, onchain_hashes, pubdata_for_block, pubdata_hash,
     public_input,
 };
+use zkl_types::layout::{self, Field as PubdataField, OpLayout};
 use zkl_types::op::{Op, code};
 use zkl_types::{Address, SignedTx, Tx, balance_index};
 
@@ -65,17 +66,34 @@ use crate::{BoolVar, Fr, FrVar, SynthesisError, poseidon, sha256};
 /// Chunks an op's fields may span (ForcedExit has 4).
 const WINDOW_CHUNKS: usize = 4;
 /// Op codes with a flag in the chunk gadget, with their chunk counts.
-pub const SUPPORTED_OPS: [(u8, usize); 9] = [
-    (code::NOOP, 1),
-    (code::DEPOSIT, 3),
-    (code::TRANSFER_TO_NEW, 3),
-    (code::WITHDRAW, 3),
-    (code::TRANSFER, 1),
-    (code::CHANGE_PUBKEY, 3),
-    (code::FORCED_EXIT, 4),
-    (code::ORDER_MATCHING, 2),
-    (code::FULL_EXIT, 3),
-];
+pub const SUPPORTED_OPS: [(u8, usize); 9] = {
+    use zkl_types::layout::*;
+    const fn entry(l: OpLayout) -> (u8, usize) {
+        (l.code, l.chunks)
+    }
+    [
+        entry(NOOP),
+        entry(deposit::LAYOUT),
+        entry(transfer_to_new::LAYOUT),
+        entry(withdraw::LAYOUT),
+        entry(transfer::LAYOUT),
+        entry(change_pubkey::LAYOUT),
+        entry(forced_exit::LAYOUT),
+        entry(order_matching::LAYOUT),
+        entry(full_exit::LAYOUT),
+    ]
+};
+
+// The on-chain ops the gadget reads with one set of chain / account / sub-account reads.
+const _: () = {
+    use zkl_types::layout::*;
+    assert!(withdraw::ACCOUNT.offset == deposit::ACCOUNT.offset && withdraw::SUB.offset == deposit::SUB.offset);
+    assert!(
+        change_pubkey::ACCOUNT.offset == deposit::ACCOUNT.offset && change_pubkey::SUB.offset == deposit::SUB.offset
+    );
+    assert!(full_exit::ACCOUNT.offset == deposit::ACCOUNT.offset && full_exit::SUB.offset == deposit::SUB.offset);
+    assert!(forced_exit::CHAIN.offset == CHAIN.offset);
+};
 
 fn pow2(k: u64) -> Fr {
     Fr::from(2u64).pow([k])
@@ -194,7 +212,7 @@ pub enum BlockWitnessError {
     #[error("the replayed block ends at a root other than the sealed block's")]
     NewRoot,
     #[error("amount not packable: {0}")]
-    Packing(#[from] zkl_types::AmountError),
+    Encode(#[from] zkl_types::OpEncodeError),
 }
 
 /// A public key and a signature `(R8x, R8y, S)`.
@@ -707,7 +725,7 @@ impl BlockWitness {
     ) -> Result<Self, BlockWitnessError> {
         let pubdata = pubdata_for_block(ops, capacity).map_err(|e| match e {
             BlockError::Capacity { needed, capacity } => BlockWitnessError::Capacity { capacity, got: needed },
-            BlockError::Amount(a) => BlockWitnessError::Packing(a),
+            BlockError::Encode(e) => BlockWitnessError::Encode(e),
         })?;
         let mut st = pre.clone();
         if !st.pending_fees().is_empty() {
@@ -851,13 +869,10 @@ impl BlockWitness {
         let mut i = 0;
         while i * CHUNK_BYTES < self.pubdata.len() {
             let at = i * CHUNK_BYTES;
-            let code = self.pubdata[at];
-            let n = zkl_types::op::chunks_of(code).unwrap_or(1);
-            let onchain = matches!(
-                code,
-                code::DEPOSIT | code::WITHDRAW | code::FULL_EXIT | code::CHANGE_PUBKEY | code::FORCED_EXIT
-            );
-            let chain = usize::from(self.pubdata.get(at + 1).copied().unwrap_or(0));
+            let l = layout::of(self.pubdata[at]);
+            let n = l.map_or(1, |l| l.chunks);
+            let onchain = l.is_some_and(|l| l.onchain);
+            let chain = usize::from(self.pubdata.get(at + layout::CHAIN.offset).copied().unwrap_or(0));
             if onchain && (1..=MAX_CHAINS).contains(&chain) {
                 let end = (at + n * CHUNK_BYTES).min(self.pubdata.len());
                 out[chain - 1] = zkl_types::block::onchain_hash_step(out[chain - 1], &self.pubdata[at..end]);
@@ -1167,6 +1182,15 @@ impl Window<'_> {
     fn num(&self, start: usize, len: usize) -> Result<FrVar, SynthesisError> {
         Ok(from_bits_le(&self.bits(start, len)?))
     }
+    /// A field of the layout table.
+    fn field(&self, f: PubdataField) -> Result<FrVar, SynthesisError> {
+        self.num(f.offset, f.len)
+    }
+    /// The high and low 16 bytes of a 32-byte address field.
+    fn address(&self, f: PubdataField) -> Result<(FrVar, FrVar), SynthesisError> {
+        debug_assert_eq!(f.len, 32);
+        Ok((self.num(f.offset, 16)?, self.num(f.offset + 16, 16)?))
+    }
     /// The number of set bits in bytes `[start, start + len)` (zero iff all are zero).
     fn popcount(&self, start: usize, len: usize) -> Result<FrVar, SynthesisError> {
         Ok(self.bits(start, len)?.into_iter().fold(FrVar::zero(), |acc, b| acc + FrVar::from(b)))
@@ -1193,7 +1217,7 @@ fn chunk_gadget(
     // Op start and flags.
     let is_start = bs.remaining.is_eq(&FrVar::zero())?;
     let start = FrVar::from(is_start.clone());
-    let opcode = window.num(0, 1)?;
+    let opcode = window.field(PubdataField::OP)?;
     let opcode_value = opcode.value().ok();
     let start_value = is_start.value().ok();
     let flags: Vec<FrVar> = SUPPORTED_OPS
@@ -1223,82 +1247,115 @@ fn chunk_gadget(
     let om_b = BoolVar::new_witness(cs.clone(), || om.value().map(|v| v == Fr::ONE))?;
     FrVar::from(om_b.clone()).enforce_equal(&om)?;
 
-    // Padding and sub-account ranges per op.
-    let pad = |f: &FrVar, start: usize, end: usize| cond_zero(f, &window.popcount(start, end - start)?);
-    pad(&f_noop, 1, 20)?;
-    pad(&f_tr, 18, 20)?;
-    pad(&f_ttn, 50, 60)?;
-    pad(&f_dep, 58, 60)?;
-    pad(&f_cpk, 54, 60)?;
-    pad(&f_fe, 66, 80)?;
-    pad(&f_om, 39, 40)?;
-    pad(&f_fx, 59, 60)?;
-    // OrderMatching byte 8 = taker_sub · 2 + maker_is_sell.
-    let om_b8 = window.bits(8, 1)?;
-    let prev_b8 = prev.bits(8, 1)?;
-    cond_zero(&f_om, &(window.sub_high(7)? + FrVar::from(om_b8[6].clone()) + FrVar::from(om_b8[7].clone())))?;
-    cond_zero(&f_fe, &(window.sub_high(5)? + window.sub_high(9)?))?;
-    cond_zero(&f_tr, &(window.sub_high(7)? + window.sub_high(8)?))?;
-    cond_zero(&f_ttn, &(window.sub_high(4)? + window.sub_high(8)?))?;
-    cond_zero(&f_dep, &window.sub_high(5)?)?;
-    cond_zero(&f_wd, &window.sub_high(5)?)?;
-    cond_zero(&f_cpk, &window.sub_high(5)?)?;
-    cond_zero(&f_fx, &window.sub_high(5)?)?;
+    // Padding (the bytes after an op's last field) and sub-account ranges per op.
+    let pad = |f: &FrVar, l: OpLayout| {
+        let used = l.fields.last().map_or(PubdataField::OP.end(), |f| f.end());
+        cond_zero(f, &window.popcount(used, l.bytes() - used)?)
+    };
+    pad(&f_noop, layout::NOOP)?;
+    pad(&f_tr, layout::transfer::LAYOUT)?;
+    pad(&f_ttn, layout::transfer_to_new::LAYOUT)?;
+    pad(&f_dep, layout::deposit::LAYOUT)?;
+    pad(&f_cpk, layout::change_pubkey::LAYOUT)?;
+    pad(&f_fe, layout::forced_exit::LAYOUT)?;
+    pad(&f_om, layout::order_matching::LAYOUT)?;
+    pad(&f_fx, layout::full_exit::LAYOUT)?;
+    use layout::{change_pubkey as cpk_l, deposit as dep_l, forced_exit as fe_l, full_exit as fx_l};
+    use layout::{order_matching as om_l, transfer as tr_l, transfer_to_new as ttn_l, withdraw as wd_l};
+    // OrderMatching: taker_sub · 2 + maker_is_sell in one byte.
+    let om_b8 = window.bits(om_l::TAKER_SUB_SELL.offset, 1)?;
+    let prev_b8 = prev.bits(om_l::TAKER_SUB_SELL.offset, 1)?;
+    let om_flags_high = FrVar::from(om_b8[6].clone()) + FrVar::from(om_b8[7].clone());
+    cond_zero(&f_om, &(window.sub_high(om_l::MAKER_SUB.offset)? + om_flags_high))?;
+    cond_zero(&f_fe, &(window.sub_high(fe_l::INITIATOR_SUB.offset)? + window.sub_high(fe_l::TARGET_SUB.offset)?))?;
+    cond_zero(&f_tr, &(window.sub_high(tr_l::FROM_SUB.offset)? + window.sub_high(tr_l::TO_SUB.offset)?))?;
+    cond_zero(&f_ttn, &(window.sub_high(ttn_l::FROM_SUB.offset)? + window.sub_high(ttn_l::TO_SUB.offset)?))?;
+    // Deposit, Withdraw, ChangePubKey and FullExit share chain, account and sub (checked above).
+    let sub_high = window.sub_high(dep_l::SUB.offset)?;
+    for f in [&f_dep, &f_wd, &f_cpk, &f_fx] {
+        cond_zero(f, &sub_high)?;
+    }
 
-    // Fields.
-    let tr = (window.num(1, 3)?, window.num(4, 3)?, window.num(7, 1)?, window.num(8, 1)?, window.num(9, 2)?);
-    let ttn = (window.num(1, 3)?, window.num(4, 1)?, window.num(5, 3)?, window.num(8, 1)?, window.num(9, 2)?);
-    let ttn_owner = (window.num(18, 16)?, window.num(34, 16)?);
-    // Deposit, Withdraw and ChangePubKey share chain 1, account 2..5, sub 5.
-    let (chain, account, sub) = (window.num(1, 1)?, window.num(2, 3)?, window.num(5, 1)?);
-    let dep = (window.num(6, 2)?, window.num(8, 2)?, window.num(10, 16)?, window.num(26, 16)?, window.num(42, 16)?);
-    let wd = (window.num(6, 2)?, window.num(8, 2)?, window.num(10, 16)?, window.num(28, 16)?, window.num(44, 16)?);
-    let cpk_pkh = window.num(6, 20)?;
-    let cpk_owner = (window.num(26, 4)?, window.num(30, 16)?);
-    let cpk_nonce = window.num(46, 4)?;
-    let cpk_fee_token = window.num(50, 2)?;
-    // ForcedExit: initiator 2..5, initiator_sub 5, target 6..9, target_sub 9, l2_token 10..12,
-    // l1_token 12..14, fee_token 14..16, fee 16..18, amount 18..34, target_owner 34..66.
-    let fe = (window.num(2, 3)?, window.num(5, 1)?, window.num(6, 3)?, window.num(9, 1)?, window.num(10, 2)?);
-    let (fe_l1, fe_fee_token, fe_amount) = (window.num(12, 2)?, window.num(14, 2)?, window.num(18, 16)?);
-    let fe_owner = (window.num(34, 16)?, window.num(50, 16)?);
-    // OrderMatching, for this chunk's trader (maker: from this chunk, taker: from the previous):
-    // maker 1..4, taker 4..7, maker_sub 7, taker_sub·2 + maker_is_sell 8, maker_slot 9..11,
-    // taker_slot 11..13, base 13..15, quote 15..17, base_fill 17..22, quote_fill 22..27,
-    // maker_fee_bps 27, taker_fee_bps 28, maker_order_amount 29..34, taker_order_amount 34..39.
+    // Fields, from the layout table.
+    let tr = (
+        window.field(tr_l::FROM)?,
+        window.field(tr_l::TO)?,
+        window.field(tr_l::FROM_SUB)?,
+        window.field(tr_l::TO_SUB)?,
+        window.field(tr_l::TOKEN)?,
+    );
+    let ttn = (
+        window.field(ttn_l::FROM)?,
+        window.field(ttn_l::FROM_SUB)?,
+        window.field(ttn_l::TO)?,
+        window.field(ttn_l::TO_SUB)?,
+        window.field(ttn_l::TOKEN)?,
+    );
+    let ttn_owner = window.address(ttn_l::TO_OWNER)?;
+    let (chain, account, sub) = (window.field(dep_l::CHAIN)?, window.field(dep_l::ACCOUNT)?, window.field(dep_l::SUB)?);
+    let dep_owner = window.address(dep_l::OWNER)?;
+    let dep = (
+        window.field(dep_l::L1_TOKEN)?,
+        window.field(dep_l::L2_TOKEN)?,
+        window.field(dep_l::AMOUNT)?,
+        dep_owner.0,
+        dep_owner.1,
+    );
+    let wd_to = window.address(wd_l::TO)?;
+    let wd =
+        (window.field(wd_l::L2_TOKEN)?, window.field(wd_l::L1_TOKEN)?, window.field(wd_l::AMOUNT)?, wd_to.0, wd_to.1);
+    let cpk_pkh = window.field(cpk_l::NEW_PUBKEY_HASH)?;
+    // The 20-byte owner as the high (its first 4 bytes) and low 16 bytes of a padded address.
+    let cpk_owner = (window.num(cpk_l::OWNER.offset, 4)?, window.num(cpk_l::OWNER.offset + 4, 16)?);
+    let cpk_nonce = window.field(cpk_l::NONCE)?;
+    let cpk_fee_token = window.field(cpk_l::FEE_TOKEN)?;
+    let fe = (
+        window.field(fe_l::INITIATOR)?,
+        window.field(fe_l::INITIATOR_SUB)?,
+        window.field(fe_l::TARGET)?,
+        window.field(fe_l::TARGET_SUB)?,
+        window.field(fe_l::L2_TOKEN)?,
+    );
+    let (fe_l1, fe_fee_token, fe_amount) =
+        (window.field(fe_l::L1_TOKEN)?, window.field(fe_l::FEE_TOKEN)?, window.field(fe_l::AMOUNT)?);
+    let fe_owner = window.address(fe_l::TARGET_OWNER)?;
+    // OrderMatching, for this chunk's trader: the maker's fields from this chunk, the taker's from
+    // the previous one (the op's first chunk).
     let sel = |a: FrVar, b: FrVar| -> FrVar { &f_om * a + &g_om * b };
-    let om_account = sel(window.num(1, 3)?, prev.num(4, 3)?);
-    let om_sub = sel(window.num(7, 1)?, from_bits_le(&prev_b8[1..]));
-    let om_slot = sel(window.num(9, 2)?, prev.num(11, 2)?);
-    let om_base = sel(window.num(13, 2)?, prev.num(13, 2)?);
-    let om_quote = sel(window.num(15, 2)?, prev.num(15, 2)?);
-    let om_bps = sel(window.num(27, 1)?, prev.num(28, 1)?);
+    let om_account = sel(window.field(om_l::MAKER)?, prev.field(om_l::TAKER)?);
+    let om_sub = sel(window.field(om_l::MAKER_SUB)?, from_bits_le(&prev_b8[1..]));
+    let om_slot = sel(window.field(om_l::MAKER_SLOT)?, prev.field(om_l::TAKER_SLOT)?);
+    let om_base = sel(window.field(om_l::BASE)?, prev.field(om_l::BASE)?);
+    let om_quote = sel(window.field(om_l::QUOTE)?, prev.field(om_l::QUOTE)?);
+    let om_bps = sel(window.field(om_l::MAKER_FEE_BPS)?, prev.field(om_l::TAKER_FEE_BPS)?);
     // This trader sells (the taker is on the maker's other side).
     let om_sell = sel(FrVar::from(om_b8[0].clone()), FrVar::one() - FrVar::from(prev_b8[0].clone()));
     let other_bps = FrVar::new_witness(cs.clone(), || Ok(Fr::from(w.order.other_fee_bps)))?;
     to_bits_le(&other_bps, 8)?;
     let price = FrVar::new_witness(cs.clone(), || Ok(Fr::from(w.order.price)))?;
     let price_bits = to_bits_le(&price, 128)?;
-    // FullExit (chain, account, sub as Deposit): owner 6..38, l1_token 38..40, l2_token 40..42,
-    // amount 42..58, l1_decimals 58.
-    let fx_owner = (window.num(6, 16)?, window.num(22, 16)?);
-    let (fx_l1, fx_l2, fx_dec) = (window.num(38, 2)?, window.num(40, 2)?, window.num(58, 1)?);
-    let fx_amount = &f_fx * window.num(42, 16)?;
+    // FullExit (chain, account, sub as Deposit).
+    let fx_owner = window.address(fx_l::OWNER)?;
+    let (fx_l1, fx_l2, fx_dec) =
+        (window.field(fx_l::L1_TOKEN)?, window.field(fx_l::L2_TOKEN)?, window.field(fx_l::L1_DECIMALS)?);
+    let fx_amount = &f_fx * window.field(fx_l::AMOUNT)?;
     // The liquidity debit of a ForcedExit that started in the previous chunk.
-    let (g_chain, g_l1, g_amount) = (prev.num(1, 1)?, prev.num(12, 2)?, prev.num(18, 16)?);
+    let (g_chain, g_l1, g_amount) = (prev.field(fe_l::CHAIN)?, prev.field(fe_l::L1_TOKEN)?, prev.field(fe_l::AMOUNT)?);
 
     // Amounts and fees (packed values selected, then unpacked once).
-    let packed_amount =
-        &f_tr * window.num(11, 5)? + &f_ttn * window.num(11, 5)? + sel(window.num(17, 5)?, prev.num(17, 5)?);
+    let packed_amount = &f_tr * window.field(tr_l::AMOUNT)?
+        + &f_ttn * window.field(ttn_l::AMOUNT)?
+        + sel(window.field(om_l::BASE_FILL)?, prev.field(om_l::BASE_FILL)?);
     let amount_packed = unpack_amount(&packed_amount)?;
     let base_fill = &om * &amount_packed;
-    let quote_fill = unpack_amount(&sel(window.num(22, 5)?, prev.num(22, 5)?))?;
-    let order_amount = unpack_amount(&sel(window.num(29, 5)?, prev.num(34, 5)?))?;
-    let packed_fee = &f_tr * window.num(16, 2)?
-        + &f_ttn * window.num(16, 2)?
-        + &f_wd * window.num(26, 2)?
-        + &f_cpk * window.num(52, 2)?
-        + &f_fe * window.num(16, 2)?;
+    let quote_fill = unpack_amount(&sel(window.field(om_l::QUOTE_FILL)?, prev.field(om_l::QUOTE_FILL)?))?;
+    let order_amount =
+        unpack_amount(&sel(window.field(om_l::MAKER_ORDER_AMOUNT)?, prev.field(om_l::TAKER_ORDER_AMOUNT)?))?;
+    let packed_fee = &f_tr * window.field(tr_l::FEE)?
+        + &f_ttn * window.field(ttn_l::FEE)?
+        + &f_wd * window.field(wd_l::FEE)?
+        + &f_cpk * window.field(cpk_l::FEE)?
+        + &f_fe * window.field(fe_l::FEE)?;
     let fee = unpack_fee(&packed_fee)?;
     let amount = &amount_packed + &f_dep * &dep.2 + &f_wd * &wd.2;
     let fee_token = &f_tr * &tr.4 + &f_ttn * &ttn.4 + &f_wd * &wd.0 + &f_cpk * &cpk_fee_token + &f_fe * &fe_fee_token;
@@ -1558,7 +1615,8 @@ fn chunk_gadget(
         .collect::<Result<_, SynthesisError>>()?;
     sum(chain_sel.iter().cloned()).enforce_equal(&onchain)?;
     let h = sum(chain_sel.iter().zip(&bs.onchain).map(|(s, h)| s * h));
-    let words = [window.num(0, 20)?, window.num(20, 20)?, window.num(40, 20)?, &f_fe * window.num(60, 20)?];
+    let word = |i: usize| window.num(i * CHUNK_BYTES, CHUNK_BYTES);
+    let words = [word(0)?, word(1)?, word(2)?, &f_fe * word(3)?];
     let next = poseidon::hash(&[h, words[0].clone(), words[1].clone(), words[2].clone(), words[3].clone()])?;
     for (s, hk) in chain_sel.iter().zip(bs.onchain.iter_mut()) {
         *hk = &*hk + s * (&next - &*hk);

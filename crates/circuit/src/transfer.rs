@@ -41,10 +41,9 @@ use crate::eddsa::{self, SignatureVar};
 use crate::merkle::{self, ACCOUNT_TREE_DEPTH, BALANCE_TREE_DEPTH, QuadPath};
 use crate::{BoolVar, Fr, FrVar, SynthesisError, poseidon};
 
-/// Bytes of a pubdata chunk.
-pub const CHUNK_BYTES: usize = 20;
+pub use zkl_types::layout::CHUNK_BYTES;
 /// Op code of Transfer.
-pub const TRANSFER_CODE: u8 = 4;
+pub const TRANSFER_CODE: u8 = zkl_types::op::code::TRANSFER;
 
 /// An account leaf's fields (protocol.md section 10).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -117,7 +116,7 @@ pub enum WitnessError {
     #[error("the op witness does not have the writes of a Transfer")]
     UnexpectedWrites,
     #[error("amount or fee is not packable: {0}")]
-    Packing(#[from] zkl_types::AmountError),
+    Encode(#[from] zkl_types::OpEncodeError),
 }
 
 /// `b`'s siblings after the leaf of `a` was replaced by `a_new_leaf` (same tree).
@@ -372,21 +371,23 @@ pub fn synthesize_transfer(
     if chunk_bits.len() != 8 * CHUNK_BYTES {
         return Err(SynthesisError::Unsatisfiable);
     }
-    // Bits of bytes [start, start + len) of the chunk, little-endian.
-    let field = |start: usize, len: usize| &chunk_bits[(CHUNK_BYTES - start - len) * 8..(CHUNK_BYTES - start) * 8];
+    // Bits of a field of the chunk (zkl_types::layout), little-endian.
+    let field = |f: zkl_types::layout::Field| &chunk_bits[(CHUNK_BYTES - f.end()) * 8..(CHUNK_BYTES - f.offset) * 8];
+    use zkl_types::layout::{Field, transfer as tr};
     let zero_bits = |bits: &[BoolVar]| -> Result<(), SynthesisError> {
         bits.iter().fold(FrVar::zero(), |acc, b| acc + FrVar::from(b.clone())).enforce_equal(&FrVar::zero())
     };
     // 1. Decode.
-    from_bits_le(field(0, 1)).enforce_equal(&FrVar::constant(Fr::from(TRANSFER_CODE)))?;
-    let (from_bits, to_bits) = (field(1, 3), field(4, 3));
-    let (from_sub_bits, to_sub_bits) = (field(7, 1), field(8, 1));
+    from_bits_le(field(Field::OP)).enforce_equal(&FrVar::constant(Fr::from(TRANSFER_CODE)))?;
+    let (from_bits, to_bits) = (field(tr::FROM), field(tr::TO));
+    let (from_sub_bits, to_sub_bits) = (field(tr::FROM_SUB), field(tr::TO_SUB));
     zero_bits(&from_sub_bits[5..])?;
     zero_bits(&to_sub_bits[5..])?;
-    let token_bits = field(9, 2);
-    let amount = unpack_bits(field(11, 5))?;
-    let fee = unpack_bits(field(16, 2))?;
-    zero_bits(field(18, 2))?;
+    let token_bits = field(tr::TOKEN);
+    let amount = unpack_bits(field(tr::AMOUNT))?;
+    let fee = unpack_bits(field(tr::FEE))?;
+    let padding = Field { name: "padding", offset: tr::FEE.end(), len: CHUNK_BYTES - tr::FEE.end() };
+    zero_bits(field(padding))?;
     let (from, to) = (from_bits_le(from_bits), from_bits_le(to_bits));
     let (from_sub, to_sub, token) = (from_bits_le(from_sub_bits), from_bits_le(to_sub_bits), from_bits_le(token_bits));
     to.enforce_not_equal(&FrVar::constant(Fr::from(zkl_types::GLOBAL_ACCOUNT)))?;

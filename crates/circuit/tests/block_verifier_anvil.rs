@@ -16,8 +16,9 @@ use zkl_circuit::block::{BlockCircuit, BlockWitness};
 use zkl_circuit::groth16::KeyCache;
 use zkl_contracts::anvil::{Anvil, DEV_KEYS};
 use zkl_contracts::bindings::{PoseidonT6, TestVerifier, ZkLink};
+use zkl_contracts::block::{genesis_info, public_input};
 use zkl_contracts::deploy::{ETH_TOKEN_ID, L2Block, provider, send, signer};
-use zkl_contracts::{ops, verifier};
+use zkl_contracts::verifier;
 use zkl_state::testkit::{ETH, ONE, User, demo_registry, deposit};
 use zkl_state::{BlockParams, State};
 use zkl_types::Address;
@@ -84,18 +85,11 @@ async fn block_proof_verifies_in_zklink_prove_blocks() {
     let block = state.seal_block(now);
 
     // Commit it, prove it with the block circuit, and prove it on chain.
-    let l2 = L2Block::new(block.number, block.timestamp, b256(&block.commitment.new_root), block.pubdata.clone());
-    let genesis = ZkLink::StoredBlockInfo {
-        blockNumber: 0,
-        priorityOperations: 0,
-        timestamp: 0,
-        stateRoot: b256(&genesis_root),
-        commitment: B256::ZERO,
-        syncHash: B256::ZERO,
-        withdrawalsHash: B256::ZERO,
-    };
+    let l2 = L2Block::new(block.number, block.timestamp, b256(&block.commitment.new_root), block.ops.clone(), CAPACITY);
+    let genesis = genesis_info(b256(&genesis_root));
     let stored = l2.stored_info(&genesis, 1).unwrap();
-    assert_eq!(ops::public_input(stored.commitment), ops::public_input(B256::from(block.commitment_hash)));
+    assert_eq!(stored.commitment, B256::from(block.commitment_hash));
+    assert_eq!(public_input(stored.commitment), block.public_input);
     send(zklink.commitBlocks(genesis, vec![l2.commit_info(1, true).unwrap()])).await.unwrap();
 
     let w = BlockWitness::build(&pre, &block, &[None], FEE_SLOTS).unwrap();

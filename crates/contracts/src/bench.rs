@@ -19,19 +19,21 @@ use serde::Serialize;
 use crate::ContractsError;
 use crate::anvil::{Anvil, DEV_KEYS};
 use crate::bindings::ZkLink::StoredBlockInfo;
+use zkl_types::op::{code, *};
+use zkl_types::{Address as L2Address, change_pubkey_eth_message};
+
 use crate::deploy::{Chain, ChainConfig, ETH_TOKEN_ID, L2Block, send, signer};
-use crate::ops::{self, owner32, pack_amount, pack_fee};
 
 /// Op types the benchmark measures, with their op codes.
 pub const OP_TYPES: [(&str, u8); 8] = [
-    ("transfer", ops::OP_TRANSFER),
-    ("transfer_to_new", ops::OP_TRANSFER_TO_NEW),
-    ("order_matching", ops::OP_ORDER_MATCHING),
-    ("withdraw", ops::OP_WITHDRAW),
-    ("deposit", ops::OP_DEPOSIT),
-    ("full_exit", ops::OP_FULL_EXIT),
-    ("change_pubkey", ops::OP_CHANGE_PUBKEY),
-    ("forced_exit", ops::OP_FORCED_EXIT),
+    ("transfer", code::TRANSFER),
+    ("transfer_to_new", code::TRANSFER_TO_NEW),
+    ("order_matching", code::ORDER_MATCHING),
+    ("withdraw", code::WITHDRAW),
+    ("deposit", code::DEPOSIT),
+    ("full_exit", code::FULL_EXIT),
+    ("change_pubkey", code::CHANGE_PUBKEY),
+    ("forced_exit", code::FORCED_EXIT),
 ];
 
 /// Benchmark settings.
@@ -120,10 +122,10 @@ const DEPOSIT_WEI: u128 = 1_000_000_000_000_000; // 0.001 ETH per deposit
 const WITHDRAW_WEI: u128 = 1_000_000_000_000; // 0.000001 ETH per withdrawal
 
 /// The ops of one benchmark block, and the L1 requests they need first.
-async fn make_ops(env: &mut Env, op: u8, n: usize) -> Result<(Vec<Vec<u8>>, Vec<Bytes>), ContractsError> {
+async fn make_ops(env: &mut Env, op: u8, n: usize) -> Result<(Vec<Op>, Vec<Bytes>), ContractsError> {
     let user = signer(user_key())?;
-    let owner = owner32(user.address());
-    let fee = pack_fee(123, 1);
+    let owner = L2Address::from_evm(user.address().into_array());
+    let fee = 1_230; // packed as 123 · 10^1
     let mut out = Vec::with_capacity(n);
     let mut witnesses = Vec::new();
     for _ in 0..n {
@@ -131,70 +133,113 @@ async fn make_ops(env: &mut Env, op: u8, n: usize) -> Result<(Vec<Vec<u8>>, Vec<
         let s = env.serial;
         let a = 1000 + s;
         let recipient = Address::from_word(alloy::primitives::keccak256(s.to_be_bytes()));
+        let to = L2Address::from_evm(recipient.into_array());
         let o = match op {
-            ops::OP_TRANSFER => ops::transfer(a, a + 1, 1, 2, 17, pack_amount(123_456_789 + u64::from(s), 9), fee),
-            ops::OP_TRANSFER_TO_NEW => ops::transfer_to_new(
-                a,
-                1,
-                a + 7,
-                2,
-                17,
-                pack_amount(987_654 + u64::from(s), 11),
+            code::TRANSFER => Op::Transfer(TransferOp {
+                from: a,
+                to: a + 1,
+                from_sub: 1,
+                to_sub: 2,
+                token: 17,
+                amount: u128::from(123_456_789 + s) * 10u128.pow(9),
                 fee,
-                owner32(recipient),
-            ),
-            ops::OP_ORDER_MATCHING => ops::order_matching(
-                a,
-                a + 1,
-                1,
-                3,
-                (s % 60000) as u16 + 1,
-                (s % 50000) as u16 + 2,
-                17,
-                18,
-                pack_amount(1_234_567 + u64::from(s), 12),
-                pack_amount(7_654_321 + u64::from(s), 13),
-                5,
-                10,
-                pack_amount(2_234_567, 14),
-                pack_amount(3_234_567, 14),
-            ),
-            ops::OP_WITHDRAW => {
-                ops::withdraw(1, a, 1, ETH_TOKEN_ID, ETH_TOKEN_ID, WITHDRAW_WEI, fee, owner32(recipient))
-            }
-            ops::OP_FORCED_EXIT => ops::forced_exit(
-                1,
-                a,
-                1,
-                a + 3,
-                2,
-                ETH_TOKEN_ID,
-                ETH_TOKEN_ID,
-                ETH_TOKEN_ID,
+            }),
+            code::TRANSFER_TO_NEW => Op::TransferToNew(TransferToNewOp {
+                from: a,
+                from_sub: 1,
+                to: a + 7,
+                to_sub: 2,
+                token: 17,
+                amount: u128::from(987_654 + s) * 10u128.pow(11),
                 fee,
-                WITHDRAW_WEI,
-                owner32(recipient),
-            ),
-            ops::OP_CHANGE_PUBKEY => {
-                let pkh: [u8; 20] = recipient.into_array();
-                let msg = ops::change_pubkey_message(pkh, s, a, 1);
+                to_owner: to,
+            }),
+            code::ORDER_MATCHING => Op::OrderMatching(OrderMatchingOp {
+                maker: a,
+                taker: a + 1,
+                maker_sub: 1,
+                taker_sub: 1,
+                maker_is_sell: true,
+                maker_slot: (s % 60000) as u16 + 1,
+                taker_slot: (s % 50000) as u16 + 2,
+                base: 17,
+                quote: 18,
+                base_fill: u128::from(1_234_567 + s) * 10u128.pow(12),
+                quote_fill: u128::from(7_654_321 + s) * 10u128.pow(13),
+                maker_fee_bps: 5,
+                taker_fee_bps: 10,
+                maker_order_amount: 2_234_567 * 10u128.pow(14),
+                taker_order_amount: 3_234_567 * 10u128.pow(14),
+            }),
+            code::WITHDRAW => Op::Withdraw(WithdrawOp {
+                chain: 1,
+                account: a,
+                sub: 1,
+                l2_token: ETH_TOKEN_ID,
+                l1_token: ETH_TOKEN_ID,
+                amount: WITHDRAW_WEI,
+                fee,
+                to,
+            }),
+            code::FORCED_EXIT => Op::ForcedExit(ForcedExitOp {
+                chain: 1,
+                initiator: a,
+                initiator_sub: 1,
+                target: a + 3,
+                target_sub: 2,
+                l2_token: ETH_TOKEN_ID,
+                l1_token: ETH_TOKEN_ID,
+                fee_token: ETH_TOKEN_ID,
+                fee,
+                amount: WITHDRAW_WEI,
+                target_owner: to,
+            }),
+            code::CHANGE_PUBKEY => {
+                let pkh = zkl_crypto::PubKeyHash(recipient.into_array());
+                let msg = change_pubkey_eth_message(&pkh, s, a, 1);
                 let sig = user.sign_message_sync(&msg).map_err(|e| ContractsError::Rpc(e.to_string()))?;
                 witnesses.push(Bytes::from(sig.as_bytes().to_vec()));
-                ops::change_pubkey(1, a, 1, pkh, user.address(), s, ETH_TOKEN_ID, fee)
+                Op::ChangePubKey(ChangePubKeyOp {
+                    chain: 1,
+                    account: a,
+                    sub: 1,
+                    new_pubkey_hash: pkh,
+                    owner: user.address().into_array(),
+                    nonce: s,
+                    fee_token: ETH_TOKEN_ID,
+                    fee,
+                })
             }
-            ops::OP_DEPOSIT => {
+            code::DEPOSIT => {
                 for c in [&env.da, &env.non_da] {
                     let z = c.zklink_as(user_key())?;
-                    send(z.depositETH(owner.into(), 1, ETH_TOKEN_ID).value(U256::from(DEPOSIT_WEI))).await?;
+                    send(z.depositETH(owner.0.into(), 1, ETH_TOKEN_ID).value(U256::from(DEPOSIT_WEI))).await?;
                 }
-                ops::deposit(1, a, 1, ETH_TOKEN_ID, ETH_TOKEN_ID, DEPOSIT_WEI, owner)
+                Op::Deposit(DepositOp {
+                    chain: 1,
+                    account: a,
+                    sub: 1,
+                    l1_token: ETH_TOKEN_ID,
+                    l2_token: ETH_TOKEN_ID,
+                    amount: DEPOSIT_WEI,
+                    owner,
+                })
             }
-            ops::OP_FULL_EXIT => {
+            code::FULL_EXIT => {
                 for c in [&env.da, &env.non_da] {
                     let z = c.zklink_as(user_key())?;
                     send(z.requestFullExit(a, 1, ETH_TOKEN_ID, ETH_TOKEN_ID)).await?;
                 }
-                ops::full_exit_with_decimals(1, a, 1, owner, ETH_TOKEN_ID, ETH_TOKEN_ID, WITHDRAW_WEI, 18)
+                Op::FullExit(FullExitOp {
+                    chain: 1,
+                    account: a,
+                    sub: 1,
+                    owner,
+                    l1_token: ETH_TOKEN_ID,
+                    l2_token: ETH_TOKEN_ID,
+                    amount: WITHDRAW_WEI,
+                    l1_decimals: 18,
+                })
             }
             other => return Err(ContractsError::Encoding(format!("op {other} not benchmarked"))),
         };
@@ -214,11 +259,10 @@ async fn calldata_of(chain: &Chain, receipt: &TransactionReceipt) -> Result<Vec<
 }
 
 async fn run_block(env: &mut Env, op: u8, capacity: usize) -> Result<BlockGas, ContractsError> {
-    let chunks = ops::op_chunks(op).ok_or_else(|| ContractsError::Encoding(format!("op {op}")))?;
+    let chunks = chunks_of(op).ok_or_else(|| ContractsError::Encoding(format!("op {op}")))?;
     let n = capacity / chunks;
     let (block_ops, witnesses) = make_ops(env, op, n).await?;
-    let pubdata = ops::pad_block(&block_ops, capacity)?;
-    let mut block = L2Block::new(env.next_block, 1, B256::from(U256::from(env.next_block)), pubdata);
+    let mut block = L2Block::new(env.next_block, 1, B256::from(U256::from(env.next_block)), block_ops, capacity);
     block.cpk_witnesses[0] = witnesses;
     env.next_block += 1;
 
@@ -226,8 +270,7 @@ async fn run_block(env: &mut Env, op: u8, capacity: usize) -> Result<BlockGas, C
     let input = calldata_of(&env.da, &commit).await?;
     let (stored_non_da, commit_non_da) = env.non_da.commit(&env.last_non_da, std::slice::from_ref(&block)).await?;
     let prove = env.da.prove(&env.pk, &stored).await?;
-    let withdrawals = ops::pack_withdrawals(&block.withdrawals(1)?);
-    let execute = env.da.execute(&[(stored[0].clone(), withdrawals)]).await?;
+    let execute = env.da.execute(&[(stored[0].clone(), block.packed_withdrawals(1).to_vec())]).await?;
     env.last_da = stored[0].clone();
     env.last_non_da = stored_non_da[0].clone();
     Ok(BlockGas {
@@ -264,7 +307,7 @@ pub async fn run_gas_bench(cfg: &GasBenchConfig) -> Result<GasReport, ContractsE
     };
     // Deposits first: they also fund the liquidity the withdrawals draw on.
     let mut order: Vec<(&str, u8)> = OP_TYPES.to_vec();
-    order.sort_by_key(|(_, op)| *op != ops::OP_DEPOSIT);
+    order.sort_by_key(|(_, op)| *op != code::DEPOSIT);
     let mut report = BTreeMap::new();
     let mut capacities = cfg.capacities.clone();
     capacities.sort_unstable();
@@ -272,7 +315,7 @@ pub async fn run_gas_bench(cfg: &GasBenchConfig) -> Result<GasReport, ContractsE
         if !cfg.only.is_empty() && !cfg.only.iter().any(|o| o == name) {
             continue;
         }
-        if matches!(op, ops::OP_WITHDRAW | ops::OP_FORCED_EXIT | ops::OP_FULL_EXIT) {
+        if matches!(op, code::WITHDRAW | code::FORCED_EXIT | code::FULL_EXIT) {
             // Withdrawals need liquidity: fund it with a deposit consumed by a one-op block.
             fund(&mut env).await?;
         }
@@ -282,11 +325,11 @@ pub async fn run_gas_bench(cfg: &GasBenchConfig) -> Result<GasReport, ContractsE
         }
         let Some(last) = blocks.last() else { continue };
         let n = last.ops.max(1) as u64;
-        let chunks = ops::op_chunks(op).unwrap_or(1);
+        let chunks = chunks_of(op).unwrap_or(1);
         report.insert(
             name.to_string(),
             OpGas {
-                pubdata_bytes: chunks * ops::CHUNK_BYTES,
+                pubdata_bytes: chunks * CHUNK_BYTES,
                 commit_gas_per_op: last.commit_gas / n,
                 commit_gas_per_op_non_da: last.commit_gas_non_da / n,
                 total_gas_per_op: (last.commit_gas + last.prove_gas + last.execute_gas) / n,
@@ -300,14 +343,22 @@ pub async fn run_gas_bench(cfg: &GasBenchConfig) -> Result<GasReport, ContractsE
 /// Deposits 10 ETH on both chains and commits/proves/executes the one-deposit block consuming it.
 async fn fund(env: &mut Env) -> Result<(), ContractsError> {
     let user = signer(user_key())?;
-    let owner = owner32(user.address());
+    let owner = L2Address::from_evm(user.address().into_array());
     let amount: u128 = 10_000_000_000_000_000_000;
     for c in [&env.da, &env.non_da] {
         let z = c.zklink_as(user_key())?;
-        send(z.depositETH(owner.into(), 0, ETH_TOKEN_ID).value(U256::from(amount))).await?;
+        send(z.depositETH(owner.0.into(), 0, ETH_TOKEN_ID).value(U256::from(amount))).await?;
     }
-    let op = ops::deposit(1, 2, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, amount, owner);
-    let block = L2Block::new(env.next_block, 1, B256::from(U256::from(env.next_block)), ops::pad_block(&[op], 4)?);
+    let op = Op::Deposit(DepositOp {
+        chain: 1,
+        account: 2,
+        sub: 0,
+        l1_token: ETH_TOKEN_ID,
+        l2_token: ETH_TOKEN_ID,
+        amount,
+        owner,
+    });
+    let block = L2Block::new(env.next_block, 1, B256::from(U256::from(env.next_block)), vec![op], 4);
     env.next_block += 1;
     let (stored, _) = env.da.commit(&env.last_da, std::slice::from_ref(&block)).await?;
     let (stored_non_da, _) = env.non_da.commit(&env.last_non_da, std::slice::from_ref(&block)).await?;

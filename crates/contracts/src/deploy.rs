@@ -1,25 +1,20 @@
-//! Deploys the contracts on an anvil and wraps one chain's deployment, plus the block helpers the
-//! tests and the gas benchmark share.
+//! Deploys the contracts on an anvil and wraps one chain's deployment for the tests and the gas
+//! benchmark (commit, prove with the test verifier, execute, oracle signatures).
 
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
-use alloy::signers::local::PrivateKeySigner;
 
 use crate::ContractsError;
 use crate::anvil::{Anvil, DEV_KEYS};
 use crate::bindings::ZkLink::{self, CommitBlockInfo, StoredBlockInfo, ZkLinkInstance};
 use crate::bindings::{PoseidonT6, TestVerifier};
-use crate::ops;
+pub use crate::block::{L2Block, signer};
+use crate::block::{genesis_info, public_input, sync_hash_digest};
 
 /// Token id under which every test deployment registers ETH (18 decimals).
 pub const ETH_TOKEN_ID: u16 = 1;
-
-/// A signer from a hex private key.
-pub fn signer(key: &str) -> Result<PrivateKeySigner, ContractsError> {
-    key.parse().map_err(|e| ContractsError::Rpc(format!("bad key: {e}")))
-}
 
 /// An HTTP provider for `anvil` that signs with `key`.
 pub fn provider(anvil: &Anvil, key: &str) -> Result<DynProvider, ContractsError> {
@@ -152,88 +147,7 @@ impl Chain {
 
     /// The genesis stored block.
     pub fn genesis(&self) -> StoredBlockInfo {
-        StoredBlockInfo {
-            blockNumber: 0,
-            priorityOperations: 0,
-            timestamp: 0,
-            stateRoot: self.config.genesis_root,
-            commitment: B256::ZERO,
-            syncHash: B256::ZERO,
-            withdrawalsHash: B256::ZERO,
-        }
-    }
-}
-
-/// A Layer-2 block as every chain sees it: the full pubdata, plus the ChangePubKey witnesses each
-/// chain needs.
-#[derive(Clone, Debug)]
-pub struct L2Block {
-    pub number: u32,
-    pub timestamp: u64,
-    pub new_root: B256,
-    pub pubdata: Vec<u8>,
-    /// `cpk_witnesses[c - 1]`: witnesses of chain `c`'s ChangePubKey ops, in order.
-    pub cpk_witnesses: [Vec<Bytes>; ops::MAX_CHAINS],
-}
-
-impl L2Block {
-    pub fn new(number: u32, timestamp: u64, new_root: B256, pubdata: Vec<u8>) -> Self {
-        Self { number, timestamp, new_root, pubdata, cpk_witnesses: Default::default() }
-    }
-
-    pub fn onchain_hashes(&self) -> Result<[B256; ops::MAX_CHAINS], ContractsError> {
-        let mut out = [B256::ZERO; ops::MAX_CHAINS];
-        for (i, h) in out.iter_mut().enumerate() {
-            *h = ops::onchain_hash(ops::onchain_ops_of(&self.pubdata, i as u8 + 1)?);
-        }
-        Ok(out)
-    }
-
-    pub fn commitment(&self, old_root: B256) -> Result<B256, ContractsError> {
-        Ok(ops::commitment(
-            self.number,
-            self.timestamp,
-            old_root,
-            self.new_root,
-            ops::sha256(&self.pubdata),
-            &self.onchain_hashes()?,
-        ))
-    }
-
-    /// The `CommitBlockInfo` for chain `chain` (full pubdata if it is the DA chain).
-    pub fn commit_info(&self, chain: u8, data_availability: bool) -> Result<CommitBlockInfo, ContractsError> {
-        let own: Vec<u8> = ops::onchain_ops_of(&self.pubdata, chain)?.concat();
-        Ok(CommitBlockInfo {
-            blockNumber: self.number,
-            timestamp: self.timestamp,
-            newStateRoot: self.new_root,
-            pubdata: if data_availability { Bytes::from(self.pubdata.clone()) } else { Bytes::new() },
-            pubdataHash: if data_availability { B256::ZERO } else { ops::sha256(&self.pubdata) },
-            onchainOps: if data_availability { Bytes::new() } else { Bytes::from(own) },
-            changePubKeyWitnesses: self.cpk_witnesses[chain as usize - 1].clone(),
-            onchainHashes: self.onchain_hashes()?,
-        })
-    }
-
-    /// The withdrawals chain `chain` records for this block.
-    pub fn withdrawals(&self, chain: u8) -> Result<Vec<ops::Withdrawal>, ContractsError> {
-        Ok(ops::withdrawals_of(ops::onchain_ops_of(&self.pubdata, chain)?))
-    }
-
-    /// The stored block info chain `chain` records when this block is committed after `prev`.
-    pub fn stored_info(&self, prev: &StoredBlockInfo, chain: u8) -> Result<StoredBlockInfo, ContractsError> {
-        let commitment = self.commitment(prev.stateRoot)?;
-        let own = ops::onchain_ops_of(&self.pubdata, chain)?;
-        let priority = own.iter().filter(|op| op[0] == ops::OP_DEPOSIT || op[0] == ops::OP_FULL_EXIT).count();
-        Ok(StoredBlockInfo {
-            blockNumber: self.number,
-            priorityOperations: priority as u64,
-            timestamp: self.timestamp,
-            stateRoot: self.new_root,
-            commitment,
-            syncHash: ops::next_sync_hash(prev.syncHash, commitment),
-            withdrawalsHash: ops::withdrawals_hash(&self.withdrawals(chain)?),
-        })
+        genesis_info(self.config.genesis_root)
     }
 }
 
@@ -242,8 +156,7 @@ pub fn test_proof(
     pk: &ark_groth16::ProvingKey<ark_bn254::Bn254>,
     block: &StoredBlockInfo,
 ) -> Result<[U256; 8], ContractsError> {
-    let proof =
-        crate::verifier::test_circuit::prove(pk, ops::public_input(block.commitment), u64::from(block.blockNumber))?;
+    let proof = crate::verifier::test_circuit::prove(pk, public_input(block.commitment), u64::from(block.blockNumber))?;
     Ok(crate::verifier::encode_proof(&proof))
 }
 
@@ -324,26 +237,4 @@ impl Chain {
         sigs.sort_by_key(|(a, _)| *a);
         Ok(sigs.into_iter().map(|(_, s)| s).collect())
     }
-}
-
-/// EIP-712 digest of `SyncHash(uint8 srcChain,uint32 blockNumber,bytes32 syncHash)` in the domain
-/// `{name: "ZkLink", version: "1", chainId, verifyingContract}`.
-pub fn sync_hash_digest(
-    evm_chain_id: u64,
-    contract: Address,
-    src_chain: u8,
-    block_number: u32,
-    sync_hash: B256,
-) -> B256 {
-    use alloy::primitives::keccak256;
-    use alloy::sol_types::SolValue;
-    let domain_type = keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
-    let domain =
-        keccak256((domain_type, keccak256("ZkLink"), keccak256("1"), U256::from(evm_chain_id), contract).abi_encode());
-    let type_hash = keccak256("SyncHash(uint8 srcChain,uint32 blockNumber,bytes32 syncHash)");
-    let struct_hash = keccak256((type_hash, U256::from(src_chain), U256::from(block_number), sync_hash).abi_encode());
-    let mut buf = vec![0x19, 0x01];
-    buf.extend(domain.as_slice());
-    buf.extend(struct_hash.as_slice());
-    keccak256(&buf)
 }

@@ -4,10 +4,11 @@
 //!   their freshness is checked;
 //! - [`bindings`]: alloy `sol!` bindings generated from those artifacts;
 //! - [`anvil`]: a harness that runs anvil on a free 127.0.0.1 port and kills it on drop;
+//! - [`block`]: a block as the contracts see it (commit and execute calldata, stored infos) from
+//!   its typed ops, and the light oracle's digest;
 //! - [`deploy`]: deploys the contracts and wraps a deployment for tests and benchmarks;
-//! - [`ops`]: interim encoders of the protocol.md §11 op layouts and §13 commitment (to be replaced
-//!   by the types crate);
-//! - [`poseidon_sol`] and [`verifier`]: generators of `PoseidonT6.sol` and Groth16 verifiers;
+//! - [`layout_sol`], [`poseidon_sol`] and [`verifier`]: generators of `Layout.sol` (the op layout
+//!   table), `PoseidonT6.sol` and Groth16 verifiers;
 //! - [`solc`]: compiles generated Solidity (the block circuit's verifier) with solc-js at run time;
 //! - [`bench`]: the gas benchmark behind `zkl bench gas`.
 
@@ -15,8 +16,9 @@ pub mod anvil;
 pub mod artifacts;
 pub mod bench;
 pub mod bindings;
+pub mod block;
 pub mod deploy;
-pub mod ops;
+pub mod layout_sol;
 pub mod poseidon_sol;
 pub mod solc;
 pub mod verifier;

@@ -8,13 +8,12 @@ use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::bindings::ZkLink::{self, ZkLinkErrors};
 use zkl_contracts::bindings::{MisbehavingToken, PoseidonT6, ReentrantReceiver, ReturnBomb, TestERC20, TestVerifier};
 use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, L2Block, send, signer};
-use zkl_contracts::ops::{self, owner32, pack_fee};
 
 mod common;
 use common::*;
 
-fn no_fee() -> [u8; 2] {
-    pack_fee(0, 0)
+fn no_fee() -> u128 {
+    0
 }
 
 /// Asserts that committing `block` after `prev` on `c` reverts with `name`.
@@ -36,11 +35,11 @@ async fn on_chain_ops_of_unconnected_chains_are_refused() {
     for phantom in [3u8, 4] {
         for op in [
             // 1,000 ETH credited to the attacker's account 5 "from chain 3".
-            ops::deposit(phantom, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 1_000 * ETH, owner32(attacker)),
+            deposit(phantom, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 1_000 * ETH, owner32(attacker)),
             // The victim's account 6 gets the attacker's key "authorised on chain 3".
-            ops::change_pubkey(phantom, 6, 0, [0x66; 20], victim, 0, ETH_TOKEN_ID, no_fee()),
+            change_pubkey(phantom, 6, 0, [0x66; 20], victim, 0, ETH_TOKEN_ID, no_fee()),
         ] {
-            let block = L2Block::new(1, 1, root(1), ops::pad_block(&[op], CAPACITY).unwrap());
+            let block = L2Block::new(1, 1, root(1), [op].to_vec(), CAPACITY);
             let name = format!("OnchainOpsOfUnknownChain({phantom})");
             let (infos, _) = a.prepare_commit(&a.genesis(), std::slice::from_ref(&block)).unwrap();
             for (c, infos) in
@@ -59,10 +58,10 @@ async fn on_chain_ops_of_unconnected_chains_are_refused() {
     }
     // The same ops for the connected chains are checked as usual (here: no such deposit queued,
     // no authorisation) and an empty block commits.
-    let queued = ops::deposit(2, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(attacker));
-    let block = L2Block::new(1, 1, root(1), ops::pad_block(&[queued], CAPACITY).unwrap());
+    let queued = deposit(2, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(attacker));
+    let block = L2Block::new(1, 1, root(1), [queued].to_vec(), CAPACITY);
     assert_commit_refused(&b, &block, "PriorityQueueExhausted").await;
-    let empty = L2Block::new(1, 1, root(1), ops::pad_block(&[], CAPACITY).unwrap());
+    let empty = L2Block::new(1, 1, root(1), vec![], CAPACITY);
     a.commit(&a.genesis(), std::slice::from_ref(&empty)).await.unwrap();
     b.commit(&b.genesis(), &[empty]).await.unwrap();
 }
@@ -76,9 +75,9 @@ async fn a_return_bomb_cannot_block_execution() {
     deposit_eth(&a, ETH, ETH_TOKEN_ID).await;
     let bomb = ReturnBomb::deploy(a.provider.clone(), U256::from(190_000u64)).await.unwrap();
     let to = owner32(*bomb.address());
-    let mut block_ops = vec![ops::deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(user()))];
-    block_ops.extend((0..20).map(|_| ops::withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 1, no_fee(), to)));
-    let block = L2Block::new(1, 1, root(1), ops::pad_block(&block_ops, CAPACITY).unwrap());
+    let mut block_ops = vec![deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(user()))];
+    block_ops.extend((0..20).map(|_| withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 1, no_fee(), to)));
+    let block = L2Block::new(1, 1, root(1), block_ops.to_vec(), CAPACITY);
     let (_, gas) = settle_single(&a, &a.genesis(), &[block]).await;
     assert!(gas < 5_000_000, "execute used {gas} gas");
     assert_eq!(balance(&a, *bomb.address()).await, U256::from(20u64));
@@ -117,11 +116,10 @@ async fn misbehaving_tokens_fail_payouts_but_never_execution() {
         block_number += 1;
         let mut block_ops = vec![];
         if block_number == 1 {
-            block_ops.push(ops::deposit(1, 3, 0, 7, 7, 100, owner32(user())));
+            block_ops.push(deposit(1, 3, 0, 7, 7, 100, owner32(user())));
         }
-        block_ops.push(ops::withdraw(1, 3, 0, 7, 7, 1, no_fee(), owner32(recipient)));
-        let block =
-            L2Block::new(block_number, 1, root(block_number as u8), ops::pad_block(&block_ops, CAPACITY).unwrap());
+        block_ops.push(withdraw(1, 3, 0, 7, 7, 1, no_fee(), owner32(recipient)));
+        let block = L2Block::new(block_number, 1, root(block_number as u8), block_ops.to_vec(), CAPACITY);
         let (stored, _) = settle_single(&a, &prev, &[block]).await;
         prev = stored[0].clone();
         if paid {
@@ -144,7 +142,7 @@ async fn change_pubkey_signatures_must_be_canonical() {
     let a = Chain::deploy(single(4003)).await.unwrap();
     let owner = signer(DEV_KEYS[2]).unwrap();
     let pkh = [7u8; 20];
-    let sig = owner.sign_message_sync(&ops::change_pubkey_message(pkh, 0, 4, 1)).unwrap();
+    let sig = owner.sign_message_sync(&change_pubkey_message(pkh, 0, 4, 1)).unwrap();
     let good = sig.as_bytes();
     let n = U256::from_str_radix("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141", 16).unwrap();
     let mut high_s = good;
@@ -152,13 +150,13 @@ async fn change_pubkey_signatures_must_be_canonical() {
     high_s[64] = if good[64] == 27 { 28 } else { 27 };
     let mut low_v = good;
     low_v[64] -= 27;
-    let cpk = ops::change_pubkey(1, 4, 0, pkh, owner.address(), 0, ETH_TOKEN_ID, no_fee());
+    let cpk = change_pubkey(1, 4, 0, pkh, owner.address(), 0, ETH_TOKEN_ID, no_fee());
     for bad in [high_s, low_v] {
-        let mut block = L2Block::new(1, 1, root(1), ops::pad_block(std::slice::from_ref(&cpk), CAPACITY).unwrap());
+        let mut block = L2Block::new(1, 1, root(1), (std::slice::from_ref(&cpk)).to_vec(), CAPACITY);
         block.cpk_witnesses[0] = vec![Bytes::from(bad.to_vec())];
         assert_commit_refused(&a, &block, "ChangePubKeyAuth").await;
     }
-    let mut block = L2Block::new(1, 1, root(1), ops::pad_block(&[cpk], CAPACITY).unwrap());
+    let mut block = L2Block::new(1, 1, root(1), [cpk].to_vec(), CAPACITY);
     block.cpk_witnesses[0] = vec![Bytes::from(good.to_vec())];
     a.commit(&a.genesis(), &[block]).await.unwrap();
 }
@@ -183,15 +181,15 @@ async fn auth_facts_cannot_be_withdrawn() {
     assert_revert!(z.setAuthPubkeyHash([0u8; 20].into(), 0), "InvalidConfig");
     // Another owner's fact, or another nonce's, authorises nothing.
     for other in [
-        ops::change_pubkey(1, 5, 0, pkh1, user(), 0, ETH_TOKEN_ID, no_fee()),
-        ops::change_pubkey(1, 4, 0, pkh1, owner.address(), 1, ETH_TOKEN_ID, no_fee()),
+        change_pubkey(1, 5, 0, pkh1, user(), 0, ETH_TOKEN_ID, no_fee()),
+        change_pubkey(1, 4, 0, pkh1, owner.address(), 1, ETH_TOKEN_ID, no_fee()),
     ] {
-        let mut block = L2Block::new(1, 1, root(1), ops::pad_block(&[other], CAPACITY).unwrap());
+        let mut block = L2Block::new(1, 1, root(1), [other].to_vec(), CAPACITY);
         block.cpk_witnesses[0] = vec![Bytes::new()];
         assert_commit_refused(&a, &block, "ChangePubKeyAuth").await;
     }
-    let cpk = ops::change_pubkey(1, 4, 0, pkh1, owner.address(), 0, ETH_TOKEN_ID, no_fee());
-    let mut block = L2Block::new(1, 1, root(1), ops::pad_block(&[cpk], CAPACITY).unwrap());
+    let cpk = change_pubkey(1, 4, 0, pkh1, owner.address(), 0, ETH_TOKEN_ID, no_fee());
+    let mut block = L2Block::new(1, 1, root(1), [cpk].to_vec(), CAPACITY);
     block.cpk_witnesses[0] = vec![Bytes::new()];
     a.commit(&a.genesis(), &[block]).await.unwrap();
 }
@@ -203,14 +201,14 @@ async fn auth_facts_cannot_be_withdrawn() {
 async fn sync_hashes_survive_revert_and_recommit() {
     let (a, b) = two_chains().await;
     let pk = zkl_contracts::verifier::test_circuit::proving_key().unwrap();
-    let first = L2Block::new(1, 1, root(1), ops::pad_block(&[], CAPACITY).unwrap());
+    let first = L2Block::new(1, 1, root(1), vec![], CAPACITY);
     let (sa, _) = a.commit(&a.genesis(), std::slice::from_ref(&first)).await.unwrap();
     let (sb, _) = b.commit(&b.genesis(), std::slice::from_ref(&first)).await.unwrap();
     relay_sync_hash(&a, &b, &sb[0]).await;
     relay_sync_hash(&b, &a, &sa[0]).await;
     send(a.zklink.revertBlocks(sa.clone())).await.unwrap();
     send(b.zklink.revertBlocks(sb.clone())).await.unwrap();
-    let second = L2Block::new(1, 2, root(2), ops::pad_block(&[], CAPACITY).unwrap());
+    let second = L2Block::new(1, 2, root(2), vec![], CAPACITY);
     let (sa2, _) = a.commit(&a.genesis(), std::slice::from_ref(&second)).await.unwrap();
     let (sb2, _) = b.commit(&b.genesis(), std::slice::from_ref(&second)).await.unwrap();
     assert_ne!(sa2[0].syncHash, sa[0].syncHash);
@@ -242,8 +240,8 @@ async fn priority_requests_pay_the_priority_fee() {
     assert_revert!(z.depositERC20(*token.address(), alloy::primitives::Uint::from(1u64), to, 0, 2), "WrongPriorityFee");
     // Paid: the deposit credits what is left after the fee.
     send(z.depositETH(to, 0, ETH_TOKEN_ID).value(U256::from(fee + 5))).await.unwrap();
-    let dep = ops::deposit(1, 0, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 5, owner32(user()));
-    assert_eq!(a.zklink.priorityRequest(0).call().await.unwrap().hashedPubdata, keccak256(&dep));
+    let dep = deposit(1, 0, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 5, owner32(user()));
+    assert_eq!(a.zklink.priorityRequest(0).call().await.unwrap().hashedPubdata, keccak256(dep.pubdata().unwrap()));
     send(z.requestFullExit(3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID).value(U256::from(fee))).await.unwrap();
     assert_eq!(a.zklink.collectedFees().call().await.unwrap(), U256::from(2 * fee));
     assert_revert!(z.withdrawCollectedFees(user()), "NotGovernor");
@@ -273,17 +271,15 @@ async fn execute_cannot_be_reentered() {
     deposit_eth(&a, ETH, ETH_TOKEN_ID).await;
     let receiver = ReentrantReceiver::deploy(a.provider.clone()).await.unwrap();
     send(a.zklink.setValidator(*receiver.address(), true)).await.unwrap();
-    let block_ops = vec![
-        ops::deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(user())),
-        ops::withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 2, no_fee(), owner32(*receiver.address())),
-    ];
-    let block = L2Block::new(1, 1, root(1), ops::pad_block(&block_ops, CAPACITY).unwrap());
+    let block_ops = [deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(user())),
+        withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 2, no_fee(), owner32(*receiver.address()))];
+    let block = L2Block::new(1, 1, root(1), block_ops.to_vec(), CAPACITY);
     let pk = zkl_contracts::verifier::test_circuit::proving_key().unwrap();
     let (stored, _) = a.commit(&a.genesis(), std::slice::from_ref(&block)).await.unwrap();
     a.prove(&pk, &stored).await.unwrap();
     let reenter = a.zklink.revertBlocks(stored.clone()).calldata().clone();
     send(receiver.arm(*a.zklink.address(), reenter)).await.unwrap();
-    let w = ops::pack_withdrawals(&block.withdrawals(1).unwrap());
+    let w = block.packed_withdrawals(1).to_vec();
     a.execute(&[(stored[0].clone(), w)]).await.unwrap();
     assert!(receiver.entered().call().await.unwrap());
     assert!(!receiver.reentered().call().await.unwrap(), "revertBlocks succeeded inside executeBlocks");
@@ -342,10 +338,8 @@ async fn owners_and_recipients_are_evm_addresses() {
     wide[0] = 1;
     assert_revert!(z.depositETH(wide.into(), 0, ETH_TOKEN_ID).value(U256::from(1u64)), "InvalidRecipient");
     deposit_eth(&a, ETH, ETH_TOKEN_ID).await;
-    let block_ops = vec![
-        ops::deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(user())),
-        ops::withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, no_fee(), [0u8; 32]),
-    ];
-    let block = L2Block::new(1, 1, root(1), ops::pad_block(&block_ops, CAPACITY).unwrap());
+    let block_ops = [deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(user())),
+        withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, no_fee(), [0u8; 32])];
+    let block = L2Block::new(1, 1, root(1), block_ops.to_vec(), CAPACITY);
     assert_commit_refused(&a, &block, "InvalidRecipient").await;
 }

@@ -26,6 +26,11 @@ fn generated_solidity_is_committed() {
         poseidon == poseidon_sol::poseidon_t6_solidity(),
         "PoseidonT6.sol is stale: cargo run -p zkl-contracts --example gen_sol"
     );
+    let layout = std::fs::read_to_string(src.join("Layout.sol")).unwrap();
+    assert!(
+        layout == zkl_contracts::layout_sol::layout_solidity(),
+        "Layout.sol is stale: cargo run -p zkl-contracts --example gen_sol"
+    );
     let tv = std::fs::read_to_string(src.join("test/TestVerifier.sol")).unwrap();
     assert!(
         tv == verifier::test_verifier_solidity().unwrap(),

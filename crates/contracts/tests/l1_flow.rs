@@ -8,7 +8,6 @@ use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::bindings::ZkLink::ZkLinkErrors;
 use zkl_contracts::bindings::{ReentrantToken, RejectingReceiver, TestERC20};
 use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, L2Block, send, signer};
-use zkl_contracts::ops::{self, owner32, pack_amount, pack_fee};
 
 mod common;
 use common::*;
@@ -44,53 +43,54 @@ async fn two_chain_happy_path() {
     send(zb_user.requestFullExit(7, 0, ETH_TOKEN_ID, ETH_TOKEN_ID)).await.unwrap();
 
     // The recorded request hashes are those of the §11 layouts (account / amount zero).
-    let dep_a = ops::deposit(1, 0, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 5 * ETH, owner32(user()));
-    assert_eq!(a.zklink.priorityRequest(0).call().await.unwrap().hashedPubdata, keccak256(&dep_a));
+    let dep_a = deposit(1, 0, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 5 * ETH, owner32(user()));
+    assert_eq!(a.zklink.priorityRequest(0).call().await.unwrap().hashedPubdata, keccak256(dep_a.pubdata().unwrap()));
     // Fee-on-transfer: 990 USDT arrived, credited as 990e6 · 10^12 L2 units.
     let usdt_l2 = 990_000_000u128 * 1_000_000_000_000;
-    let dep_usdt = ops::deposit(2, 0, 1, 2, 10, usdt_l2, owner32(user()));
-    assert_eq!(b.zklink.priorityRequest(1).call().await.unwrap().hashedPubdata, keccak256(&dep_usdt));
+    let dep_usdt = deposit(2, 0, 1, 2, 10, usdt_l2, owner32(user()));
+    assert_eq!(b.zklink.priorityRequest(1).call().await.unwrap().hashedPubdata, keccak256(dep_usdt.pubdata().unwrap()));
     assert_eq!(b.zklink.getToken(2).call().await.unwrap().liquidity, usdt_l2);
 
     // ChangePubKey authorisations: ECDSA witness on A, on-chain pre-authorisation on B.
     let pkh_a = [0x11u8; 20];
     let pkh_b = [0x22u8; 20];
-    let sig = cpk_owner.sign_message_sync(&ops::change_pubkey_message(pkh_a, 0, 9, 1)).unwrap();
+    let sig = cpk_owner.sign_message_sync(&change_pubkey_message(pkh_a, 0, 9, 1)).unwrap();
     let zb_owner = b.zklink_as(DEV_KEYS[2]).unwrap();
     send(zb_owner.setAuthPubkeyHash(pkh_b.into(), 1)).await.unwrap();
 
     let receiver = RejectingReceiver::deploy(a.provider.clone()).await.unwrap();
-    let fee = pack_fee(1, 0);
+    let fee = fee(1, 0);
     let block_ops = vec![
-        ops::deposit(1, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 5 * ETH, owner32(user())),
-        ops::transfer(5, 6, 0, 0, ETH_TOKEN_ID, pack_amount(1, 17), fee),
-        ops::deposit(2, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 3 * ETH, owner32(user())),
-        ops::deposit(2, 5, 1, 2, 10, usdt_l2, owner32(user())),
-        ops::order_matching(
-            5,
-            6,
-            0,
-            1,
-            1,
-            2,
-            1,
-            10,
-            pack_amount(1, 18),
-            pack_amount(3, 21),
-            5,
-            10,
-            pack_amount(2, 18),
-            pack_amount(1, 18),
-        ),
-        ops::withdraw(1, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, fee, owner32(recipient)),
-        ops::withdraw(1, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 2, fee, owner32(*receiver.address())),
-        ops::forced_exit(2, 5, 0, 6, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH_TOKEN_ID, fee, ETH / 2, owner32(forced_target)),
-        ops::change_pubkey(1, 9, 0, pkh_a, cpk_owner.address(), 0, ETH_TOKEN_ID, fee),
-        ops::change_pubkey(2, 9, 0, pkh_b, cpk_owner.address(), 1, ETH_TOKEN_ID, fee),
-        ops::full_exit_with_decimals(2, 7, 0, owner32(user()), ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 4, 18),
-        ops::transfer_to_new(5, 0, 10, 0, ETH_TOKEN_ID, pack_amount(1, 16), fee, owner32(recipient)),
+        deposit(1, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 5 * ETH, owner32(user())),
+        transfer(5, 6, 0, 0, ETH_TOKEN_ID, amount(1, 17), fee),
+        deposit(2, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 3 * ETH, owner32(user())),
+        deposit(2, 5, 1, 2, 10, usdt_l2, owner32(user())),
+        Op::OrderMatching(OrderMatchingOp {
+            maker: 5,
+            taker: 6,
+            maker_sub: 0,
+            taker_sub: 0,
+            maker_is_sell: true,
+            maker_slot: 1,
+            taker_slot: 2,
+            base: 1,
+            quote: 10,
+            base_fill: amount(1, 18),
+            quote_fill: amount(3, 21),
+            maker_fee_bps: 5,
+            taker_fee_bps: 10,
+            maker_order_amount: amount(2, 18),
+            taker_order_amount: amount(1, 18),
+        }),
+        withdraw(1, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, fee, owner32(recipient)),
+        withdraw(1, 5, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 2, fee, owner32(*receiver.address())),
+        forced_exit(2, 5, 0, 6, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH_TOKEN_ID, fee, ETH / 2, owner32(forced_target)),
+        change_pubkey(1, 9, 0, pkh_a, cpk_owner.address(), 0, ETH_TOKEN_ID, fee),
+        change_pubkey(2, 9, 0, pkh_b, cpk_owner.address(), 1, ETH_TOKEN_ID, fee),
+        full_exit(2, 7, 0, owner32(user()), ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 4, 18),
+        transfer_to_new(5, 0, 10, 0, ETH_TOKEN_ID, amount(1, 16), fee, owner32(recipient)),
     ];
-    let mut block = L2Block::new(1, 1, root(0xbb), ops::pad_block(&block_ops, CAPACITY).unwrap());
+    let mut block = L2Block::new(1, 1, root(0xbb), block_ops.to_vec(), CAPACITY);
     block.cpk_witnesses[0] = vec![Bytes::from(sig.as_bytes().to_vec())];
     block.cpk_witnesses[1] = vec![Bytes::new()];
 
@@ -116,8 +116,8 @@ async fn two_chain_happy_path() {
     b.prove(&pk, std::slice::from_ref(sb)).await.unwrap();
 
     // Executing before the other chain's sync hash arrived fails.
-    let wa = ops::pack_withdrawals(&block.withdrawals(1).unwrap());
-    let wb = ops::pack_withdrawals(&block.withdrawals(2).unwrap());
+    let wa = block.packed_withdrawals(1).to_vec();
+    let wb = block.packed_withdrawals(2).to_vec();
     assert_revert!(a.zklink.executeBlocks(a.execute_infos(&[(sa.clone(), wa.clone())])), "SyncHashMissing");
 
     // The oracle relays each chain's sync hash to the other (EIP-712 digest matches the contract's).
@@ -150,8 +150,8 @@ async fn two_chain_happy_path() {
 async fn commit_attacks_fail() {
     let a = Chain::deploy(single(2001)).await.unwrap();
     deposit_eth(&a, 2 * ETH, ETH_TOKEN_ID).await;
-    let good = vec![ops::deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 2 * ETH, owner32(user()))];
-    let block = L2Block::new(1, 1, root(1), ops::pad_block(&good, CAPACITY).unwrap());
+    let good = [deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 2 * ETH, owner32(user()))];
+    let block = L2Block::new(1, 1, root(1), good.to_vec(), CAPACITY);
     let (infos, _) = a.prepare_commit(&a.genesis(), std::slice::from_ref(&block)).unwrap();
 
     // Not a validator.
@@ -160,17 +160,17 @@ async fn commit_attacks_fail() {
 
     // Deposit that does not match the queue (amount, owner, token, sub changed).
     for bad_op in [
-        ops::deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 3 * ETH, owner32(user())),
-        ops::deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 2 * ETH, owner32(Address::repeat_byte(9))),
-        ops::deposit(1, 3, 1, ETH_TOKEN_ID, ETH_TOKEN_ID, 2 * ETH, owner32(user())),
+        deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 3 * ETH, owner32(user())),
+        deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, 2 * ETH, owner32(Address::repeat_byte(9))),
+        deposit(1, 3, 1, ETH_TOKEN_ID, ETH_TOKEN_ID, 2 * ETH, owner32(user())),
     ] {
-        let bad = L2Block::new(1, 1, root(1), ops::pad_block(&[bad_op], CAPACITY).unwrap());
+        let bad = L2Block::new(1, 1, root(1), [bad_op].to_vec(), CAPACITY);
         let (bad_infos, _) = a.prepare_commit(&a.genesis(), &[bad]).unwrap();
         assert_revert!(a.zklink.commitBlocks(a.genesis(), bad_infos), "PriorityOpMismatch");
     }
     // More deposits than requested.
-    let two = vec![good[0].clone(), good[0].clone()];
-    let bad = L2Block::new(1, 1, root(1), ops::pad_block(&two, CAPACITY).unwrap());
+    let two = [good[0], good[0]];
+    let bad = L2Block::new(1, 1, root(1), two.to_vec(), CAPACITY);
     let (bad_infos, _) = a.prepare_commit(&a.genesis(), &[bad]).unwrap();
     assert_revert!(a.zklink.commitBlocks(a.genesis(), bad_infos), "PriorityQueueExhausted");
     // Wrong previous block.
@@ -180,23 +180,23 @@ async fn commit_attacks_fail() {
     // ChangePubKey with a signature by someone else, and without any authorisation.
     let owner = signer(DEV_KEYS[2]).unwrap();
     let pkh = [7u8; 20];
-    let forged = signer(DEV_KEYS[3]).unwrap().sign_message_sync(&ops::change_pubkey_message(pkh, 0, 4, 1)).unwrap();
-    let cpk = ops::change_pubkey(1, 4, 0, pkh, owner.address(), 0, ETH_TOKEN_ID, pack_fee(0, 0));
+    let forged = signer(DEV_KEYS[3]).unwrap().sign_message_sync(&change_pubkey_message(pkh, 0, 4, 1)).unwrap();
+    let cpk = change_pubkey(1, 4, 0, pkh, owner.address(), 0, ETH_TOKEN_ID, fee(0, 0));
     for witness in [Bytes::from(forged.as_bytes().to_vec()), Bytes::new()] {
-        let mut bad = L2Block::new(1, 1, root(1), ops::pad_block(&[good[0].clone(), cpk.clone()], CAPACITY).unwrap());
+        let mut bad = L2Block::new(1, 1, root(1), [good[0], cpk].to_vec(), CAPACITY);
         bad.cpk_witnesses[0] = vec![witness];
         let (bad_infos, _) = a.prepare_commit(&a.genesis(), &[bad]).unwrap();
         assert_revert!(a.zklink.commitBlocks(a.genesis(), bad_infos), "ChangePubKeyAuth");
     }
     // Unknown op code in the pubdata.
-    let mut junk = ops::pad_block(&good, CAPACITY).unwrap();
+    let mut junk = block.pubdata().unwrap();
     junk[60] = 9;
     let mut bad_infos = infos.clone();
     bad_infos[0].pubdata = junk.into();
     assert_revert!(a.zklink.commitBlocks(a.genesis(), bad_infos), "UnknownOp");
     // A 3-chunk op starting in the last chunk runs past the end of the pubdata.
-    let mut overrun = ops::pad_block(&good, CAPACITY).unwrap();
-    overrun[(CAPACITY - 1) * ops::CHUNK_BYTES] = ops::OP_TRANSFER_TO_NEW;
+    let mut overrun = block.pubdata().unwrap();
+    overrun[(CAPACITY - 1) * CHUNK_BYTES] = code::TRANSFER_TO_NEW;
     let mut bad_infos = infos.clone();
     bad_infos[0].pubdata = overrun.into();
     assert_revert!(a.zklink.commitBlocks(a.genesis(), bad_infos), "InvalidPubdata");
@@ -209,13 +209,13 @@ async fn commit_attacks_fail() {
     let mut wide = to;
     wide[0] = 1;
     for (bad_op, error) in [
-        (ops::withdraw(1, 3, 0, 9, 9, ETH, pack_fee(0, 0), to), "TokenNotRegistered"),
-        (ops::withdraw(1, 3, 0, 100, ETH_TOKEN_ID, ETH, pack_fee(0, 0), to), "InvalidTokenPair"),
-        (ops::withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, pack_fee(0, 0), wide), "InvalidRecipient"),
-        (ops::withdraw(1, 3, 0, 5, 5, ETH + 1, pack_fee(0, 0), to), "InvalidPubdata"),
-        (ops::forced_exit(1, 3, 0, 4, 0, 100, ETH_TOKEN_ID, ETH_TOKEN_ID, pack_fee(0, 0), ETH, to), "InvalidTokenPair"),
+        (withdraw(1, 3, 0, 9, 9, ETH, fee(0, 0), to), "TokenNotRegistered"),
+        (withdraw(1, 3, 0, 100, ETH_TOKEN_ID, ETH, fee(0, 0), to), "InvalidTokenPair"),
+        (withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, fee(0, 0), wide), "InvalidRecipient"),
+        (withdraw(1, 3, 0, 5, 5, ETH + 1, fee(0, 0), to), "InvalidPubdata"),
+        (forced_exit(1, 3, 0, 4, 0, 100, ETH_TOKEN_ID, ETH_TOKEN_ID, fee(0, 0), ETH, to), "InvalidTokenPair"),
     ] {
-        let bad = L2Block::new(1, 1, root(1), ops::pad_block(&[good[0].clone(), bad_op], CAPACITY).unwrap());
+        let bad = L2Block::new(1, 1, root(1), [good[0], bad_op].to_vec(), CAPACITY);
         let (bad_infos, _) = a.prepare_commit(&a.genesis(), &[bad]).unwrap();
         let err = a.zklink.commitBlocks(a.genesis(), bad_infos).call().await.expect_err(error);
         let text = format!("{:?}", err.as_decoded_interface_error::<ZkLinkErrors>());
@@ -246,7 +246,8 @@ async fn commit_attacks_fail() {
     assert_revert!(a.zklink.proveBlocks(vec![other.clone()], vec![wrong_input]), "StoredBlockMismatch");
     a.prove(&pk, &stored).await.unwrap();
     // Withdrawals that were not recorded.
-    let fake = ops::pack_withdrawals(&[ops::Withdrawal { to: user(), l1_token: ETH_TOKEN_ID, amount: ETH }]);
+    let fake =
+        zkl_types::block::Withdrawal { to: user().into_array(), l1_token: ETH_TOKEN_ID, amount: ETH }.packed().to_vec();
     assert_revert!(a.zklink.executeBlocks(a.execute_infos(&[(stored[0].clone(), fake)])), "WithdrawalsMismatch");
     a.execute(&[(stored[0].clone(), vec![])]).await.unwrap();
     // Executed blocks cannot be reverted.
@@ -348,7 +349,7 @@ async fn exodus_mode_after_expired_request() {
     send(z.activateExodusMode()).await.unwrap();
     assert!(a.zklink.exodusMode().call().await.unwrap());
     // Commits, deposits and new requests are refused from now on.
-    let block = L2Block::new(1, 1, root(1), ops::pad_block(&[], CAPACITY).unwrap());
+    let block = L2Block::new(1, 1, root(1), vec![], CAPACITY);
     let (infos, _) = a.prepare_commit(&a.genesis(), &[block]).unwrap();
     assert_revert!(a.zklink.commitBlocks(a.genesis(), infos), "ExodusMode");
     assert_revert!(z.depositETH(owner32(user()).into(), 0, ETH_TOKEN_ID).value(U256::from(1u64)), "ExodusMode");

@@ -23,9 +23,8 @@ use alloy::network::{Ethereum, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use zkl_contracts::bindings::ZkLink::{self, CommitBlockInfo, ExecuteBlockInfo, StoredBlockInfo};
-use zkl_contracts::deploy::L2Block;
-use zkl_contracts::ops;
-use zkl_types::{ChainId, ChangePubKeyAuth, Tx};
+use zkl_contracts::block::{L2Block, public_input};
+use zkl_types::{ChainId, ChangePubKeyAuth, Op, Tx};
 
 use crate::l1::{ChainClient, L1Error, sleep_or_stop};
 use crate::relayer::Relayer;
@@ -77,7 +76,7 @@ impl TestCircuitProofSource {
 
 impl ProofSource for TestCircuitProofSource {
     fn proof(&self, block: u32, commitment: B256) -> Result<Option<[U256; 8]>, String> {
-        let proof = zkl_contracts::verifier::test_circuit::prove(&self.pk, ops::public_input(commitment), block.into())
+        let proof = zkl_contracts::verifier::test_circuit::prove(&self.pk, public_input(commitment), block.into())
             .map_err(|e| e.to_string())?;
         Ok(Some(zkl_contracts::verifier::encode_proof(&proof)))
     }
@@ -186,24 +185,24 @@ fn describe_refusal(e: &alloy::contract::Error) -> Option<String> {
 
 /// `block` with only the first `keep` on-chain ops of `chain` (the later ones become Noop chunks
 /// and their witnesses are left out).
-fn with_first_onchain_ops(block: &L2Block, chain: ChainId, keep: usize) -> Result<L2Block, String> {
-    let mut pubdata = Vec::with_capacity(block.pubdata.len());
+fn with_first_onchain_ops(block: &L2Block, chain: ChainId, keep: usize) -> L2Block {
     let (mut seen, mut cpks) = (0, 0);
-    for op in ops::split_ops(&block.pubdata).map_err(|e| e.to_string())? {
-        if ops::is_onchain(op[0]) && op[1] == chain {
+    let mut ops = Vec::with_capacity(block.ops.len());
+    for op in &block.ops {
+        if op.onchain_chain() == Some(chain) {
             seen += 1;
             if seen > keep {
-                pubdata.resize(pubdata.len() + op.len(), 0);
+                ops.extend(std::iter::repeat_n(Op::Noop, op.chunks()));
                 continue;
             }
-            cpks += usize::from(op[0] == ops::OP_CHANGE_PUBKEY);
+            cpks += usize::from(matches!(op, Op::ChangePubKey(_)));
         }
-        pubdata.extend_from_slice(op);
+        ops.push(*op);
     }
     let mut out = block.clone();
-    out.pubdata = pubdata;
+    out.ops = ops;
     out.cpk_witnesses[usize::from(chain) - 1].truncate(cpks);
-    Ok(out)
+    out
 }
 
 pub struct Committer {
@@ -282,10 +281,8 @@ impl Committer {
 
     /// A block record as the contracts see it (no ChangePubKey witnesses).
     fn block_of(&self, r: &BlockRecord) -> Result<L2Block, L1Error> {
-        let bad = |m: String| self.inconsistent(format!("block {}: {m}", r.number));
-        let pubdata = hex::decode(r.pubdata.trim_start_matches("0x")).map_err(|e| bad(e.to_string()))?;
-        let new_root = parse_b256(&r.new_root).map_err(bad)?;
-        Ok(L2Block::new(r.number, r.timestamp, new_root, pubdata))
+        let new_root = parse_b256(&r.new_root).map_err(|m| self.inconsistent(format!("block {}: {m}", r.number)))?;
+        Ok(L2Block::new(r.number, r.timestamp, new_root, r.ops.clone(), r.capacity))
     }
 
     /// Sealed block `number` as the contracts see it, with the ChangePubKey witnesses of its txs.
@@ -306,11 +303,6 @@ impl Committer {
                     ChangePubKeyAuth::Onchain => Bytes::new(),
                 });
             }
-        }
-        let old_root = parse_b256(&r.old_root).map_err(bad)?;
-        let commitment = block.commitment(old_root).map_err(|e| bad(e.to_string()))?;
-        if commitment != parse_b256(&r.commitment).map_err(bad)? {
-            return Err(bad("the contracts' commitment differs from the node's".into()));
         }
         Ok(block)
     }
@@ -513,11 +505,11 @@ impl Committer {
         };
         // The shortest prefix of the block's on-chain ops of this chain that is refused ends with
         // the refused op (refusals are monotone in the prefix); none if even no op is refused.
-        let own = ops::onchain_ops_of(&block.pubdata, chain).map_err(|e| self.inconsistent(e.to_string()))?.len();
+        let own = block.onchain_ops(chain).count();
         let (mut lo, mut hi) = (0, own + 1);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let prefix = with_first_onchain_ops(&block, chain, mid).map_err(|e| self.inconsistent(e))?;
+            let prefix = with_first_onchain_ops(&block, chain, mid);
             let mut candidate = batch.clone();
             candidate.push(prefix);
             if self.simulate_commit(&prev, &candidate).await?.is_some() {
@@ -609,8 +601,7 @@ impl Committer {
             Action::Execute(n) => {
                 let info = self.stored_info(*n)?;
                 let block = self.l2_block(*n)?;
-                let ws = block.withdrawals(self.chain()).map_err(|e| self.inconsistent(e.to_string()))?;
-                let w = Bytes::from(ops::pack_withdrawals(&ws));
+                let w = block.packed_withdrawals(self.chain());
                 go!(z.executeBlocks(vec![ExecuteBlockInfo { storedBlock: info, withdrawals: w }]))
             }
             Action::Revert(infos) => go!(z.revertBlocks(infos.clone())),

@@ -9,7 +9,7 @@ use alloy::network::EthereumWallet;
 use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use zkl_contracts::bindings::ZkLink::{self, ZkLinkInstance};
-use zkl_contracts::deploy::signer;
+use zkl_contracts::block::signer;
 use zkl_types::{ChainId, TokenRegistry};
 
 use crate::committer::{Committer, ProofSource};

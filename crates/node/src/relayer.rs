@@ -14,7 +14,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use zkl_contracts::bindings::ZkLink;
-use zkl_contracts::deploy::{signer, sync_hash_digest};
+use zkl_contracts::block::{signer, sync_hash_digest};
 use zkl_types::ChainId;
 
 use crate::l1::L1Error;

@@ -12,8 +12,7 @@
 
 use std::time::Duration;
 
-use zkl_contracts::ops::{OP_DEPOSIT, OP_FULL_EXIT};
-use zkl_types::{Address, AuthFact, PriorityRequest, TokenRegistry};
+use zkl_types::{Address, AuthFact, Op, PriorityRequest, TokenRegistry};
 
 use crate::l1::{ChainClient, L1Error, sleep_or_stop};
 use crate::sequencer::SequencerHandle;
@@ -41,14 +40,11 @@ pub fn progress_key(chain: zkl_types::ChainId) -> String {
     format!("watcher/{chain}")
 }
 
-fn u16_at(b: &[u8], i: usize) -> u16 {
-    u16::from_be_bytes([b[i], b[i + 1]])
-}
-
-/// The priority request a `NewPriorityRequest` event of chain `chain` describes (the contract's
-/// pubdata layout, protocol.md §11, with the account of a deposit and the amount of a full exit
-/// zero). The deposit's amount is converted back to the L1 token's units with the node's token
-/// registry, which must agree with the contract (checked: the conversion must be exact).
+/// The priority request a `NewPriorityRequest` event of chain `chain` describes: the op's
+/// pubdata (protocol.md §11, read with the one layout table) with the account of a deposit and
+/// the amount of a full exit zero. The deposit's amount is converted back to the L1 token's units
+/// with the node's token registry, which must agree with the contract (checked: the conversion
+/// must be exact, and a full exit's decimals byte must be the registry's).
 pub fn parse_request(
     registry: &TokenRegistry,
     chain: u8,
@@ -56,55 +52,53 @@ pub fn parse_request(
     op_type: u8,
     pubdata: &[u8],
 ) -> Result<PriorityRequest, String> {
-    if pubdata.len() != 60 || pubdata[0] != op_type || pubdata[1] != chain {
-        return Err(format!("serial {serial_id}: malformed pubdata for op {op_type} of chain {chain}"));
+    let malformed =
+        |why: String| format!("serial {serial_id}: malformed pubdata for op {op_type} of chain {chain}: {why}");
+    let (op, len) = Op::decode(pubdata).map_err(|e| malformed(e.to_string()))?;
+    if len != pubdata.len() || op.code() != op_type || op.onchain_chain() != Some(chain) {
+        return Err(malformed("not one op of that type and chain".into()));
     }
-    match op_type {
-        OP_DEPOSIT => {
-            let (l1_token, l2_token) = (u16_at(pubdata, 6), u16_at(pubdata, 8));
-            let mut amount = [0u8; 16];
-            amount.copy_from_slice(&pubdata[10..26]);
-            let l2_amount = u128::from_be_bytes(amount);
-            let mut owner = [0u8; 32];
-            owner.copy_from_slice(&pubdata[26..58]);
+    match op {
+        Op::Deposit(d) if d.account != 0 => Err(malformed("a deposit's account is not zero".into())),
+        Op::FullExit(f) if f.amount != 0 => Err(malformed("a full exit's amount is not zero".into())),
+        Op::Deposit(d) => {
             let l1_amount =
-                registry.to_l1(chain, l1_token, l2_amount).map_err(|e| format!("serial {serial_id}: {e}"))?;
-            if registry.to_l2(chain, l1_token, l1_amount).ok() != Some(l2_amount) {
-                return Err(format!("serial {serial_id}: token {l1_token} decimals differ between node and contract"));
+                registry.to_l1(chain, d.l1_token, d.amount).map_err(|e| format!("serial {serial_id}: {e}"))?;
+            if registry.to_l2(chain, d.l1_token, l1_amount).ok() != Some(d.amount) {
+                return Err(format!(
+                    "serial {serial_id}: token {} decimals differ between node and contract",
+                    d.l1_token
+                ));
             }
             Ok(PriorityRequest::Deposit {
                 chain,
                 serial_id,
-                sub: pubdata[5],
-                l1_token,
-                l2_token,
+                sub: d.sub,
+                l1_token: d.l1_token,
+                l2_token: d.l2_token,
                 l1_amount,
-                owner: Address(owner),
+                owner: d.owner,
             })
         }
-        OP_FULL_EXIT => {
-            let l1_token = u16_at(pubdata, 38);
-            let ours = registry.l1_decimals(chain, l1_token).map_err(|e| format!("serial {serial_id}: {e}"))?;
-            if pubdata[58] != ours {
+        Op::FullExit(f) => {
+            let ours = registry.l1_decimals(chain, f.l1_token).map_err(|e| format!("serial {serial_id}: {e}"))?;
+            if f.l1_decimals != ours {
                 return Err(format!(
-                    "serial {serial_id}: token {l1_token} has {ours} decimals on the node, {} on the contract",
-                    pubdata[58]
+                    "serial {serial_id}: token {} has {ours} decimals on the node, {} on the contract",
+                    f.l1_token, f.l1_decimals
                 ));
             }
-            let account = u32::from_be_bytes([0, pubdata[2], pubdata[3], pubdata[4]]);
-            let mut owner = [0u8; 32];
-            owner.copy_from_slice(&pubdata[6..38]);
             Ok(PriorityRequest::FullExit {
                 chain,
                 serial_id,
-                account,
-                sub: pubdata[5],
-                owner: Address(owner),
-                l1_token,
-                l2_token: u16_at(pubdata, 40),
+                account: f.account,
+                sub: f.sub,
+                owner: f.owner,
+                l1_token: f.l1_token,
+                l2_token: f.l2_token,
             })
         }
-        other => Err(format!("serial {serial_id}: unknown priority op type {other}")),
+        other => Err(format!("serial {serial_id}: unknown priority op type {}", other.code())),
     }
 }
 
@@ -212,23 +206,47 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zkl_contracts::ops;
+    use zkl_types::op::{DepositOp, FullExitOp, code};
 
     fn registry() -> TokenRegistry {
         crate::NodeConfig::demo("/nonexistent".into()).registry().unwrap_or_default()
     }
 
-    /// The pubdata the contract emits: the §11 layout with the deposit's account zero.
+    /// The pubdata the contract emits for a deposit: the §11 layout with the account zero.
     fn deposit_pubdata(chain: u8, token: u16, l2_amount: u128, owner: [u8; 32]) -> Vec<u8> {
-        ops::deposit(chain, 0, 3, token, token, l2_amount, owner)
+        let op = DepositOp {
+            chain,
+            account: 0,
+            sub: 3,
+            l1_token: token,
+            l2_token: token,
+            amount: l2_amount,
+            owner: Address(owner),
+        };
+        Op::Deposit(op).pubdata().unwrap()
+    }
+
+    /// The pubdata the contract emits for a full exit: the amount zero.
+    fn full_exit_pubdata(chain: u8, account: u32, owner: [u8; 32], token: u16, l1_decimals: u8) -> Vec<u8> {
+        let op = FullExitOp {
+            chain,
+            account,
+            sub: 1,
+            owner: Address(owner),
+            l1_token: token,
+            l2_token: token,
+            amount: 0,
+            l1_decimals,
+        };
+        Op::FullExit(op).pubdata().unwrap()
     }
 
     #[test]
     fn parses_the_contracts_events() {
         let r = registry();
-        let owner = ops::owner32(alloy::primitives::Address::repeat_byte(7));
+        let owner = Address::from_evm([7; 20]).0;
         // USDC (token 2) has 6 decimals: 1.5 USDC is 1.5e18 L2 units, 1_500_000 L1 units.
-        let req = parse_request(&r, 1, 4, OP_DEPOSIT, &deposit_pubdata(1, 2, 1_500_000 * 10u128.pow(12), owner));
+        let req = parse_request(&r, 1, 4, code::DEPOSIT, &deposit_pubdata(1, 2, 1_500_000 * 10u128.pow(12), owner));
         assert_eq!(
             req,
             Ok(PriorityRequest::Deposit {
@@ -241,9 +259,9 @@ mod tests {
                 owner: Address(owner)
             })
         );
-        let exit = ops::full_exit_with_decimals(2, 77, 1, owner, 1, 1, 0, 18);
+        let exit = full_exit_pubdata(2, 77, owner, 1, 18);
         assert_eq!(
-            parse_request(&r, 2, 9, OP_FULL_EXIT, &exit),
+            parse_request(&r, 2, 9, code::FULL_EXIT, &exit),
             Ok(PriorityRequest::FullExit {
                 chain: 2,
                 serial_id: 9,
@@ -261,35 +279,38 @@ mod tests {
         let r = registry();
         let owner = [1u8; 32];
         let good = deposit_pubdata(1, 2, 10u128.pow(18), owner);
-        // Wrong chain byte, wrong op type, truncated, unknown op.
-        assert!(parse_request(&r, 2, 0, OP_DEPOSIT, &good).is_err());
-        assert!(parse_request(&r, 1, 0, OP_FULL_EXIT, &good).is_err());
-        assert!(parse_request(&r, 1, 0, OP_DEPOSIT, &good[..59]).is_err());
+        // Wrong chain byte, wrong op type, truncated, unknown op, a non-zero account.
+        assert!(parse_request(&r, 2, 0, code::DEPOSIT, &good).is_err());
+        assert!(parse_request(&r, 1, 0, code::FULL_EXIT, &good).is_err());
+        assert!(parse_request(&r, 1, 0, code::DEPOSIT, &good[..59]).is_err());
         let mut unknown = good.clone();
         unknown[0] = 9;
         assert!(parse_request(&r, 1, 0, 9, &unknown).is_err());
+        let mut with_account = good.clone();
+        with_account[zkl_types::layout::deposit::ACCOUNT.offset] = 1;
+        assert!(parse_request(&r, 1, 0, code::DEPOSIT, &with_account).is_err());
         // An amount that is not a whole number of the node's L1 units: the node's decimals differ
         // from the contract's.
         let odd = deposit_pubdata(1, 2, 10u128.pow(18) + 1, owner);
-        assert!(parse_request(&r, 1, 0, OP_DEPOSIT, &odd).is_err());
+        assert!(parse_request(&r, 1, 0, code::DEPOSIT, &odd).is_err());
         // A token the node does not know on that chain (USDT, token 3, is on chain 2 only).
-        assert!(parse_request(&r, 1, 0, OP_DEPOSIT, &deposit_pubdata(1, 3, 10u128.pow(18), owner)).is_err());
+        assert!(parse_request(&r, 1, 0, code::DEPOSIT, &deposit_pubdata(1, 3, 10u128.pow(18), owner)).is_err());
         // A full exit whose decimals byte differs from the node's registry (ETH has 18), or of a
         // token the node does not have on that chain.
-        let exit = ops::full_exit_with_decimals(2, 77, 1, owner, 1, 1, 0, 6);
+        let exit = full_exit_pubdata(2, 77, owner, 1, 6);
         assert_eq!(
-            parse_request(&r, 2, 9, OP_FULL_EXIT, &exit),
+            parse_request(&r, 2, 9, code::FULL_EXIT, &exit),
             Err("serial 9: token 1 has 18 decimals on the node, 6 on the contract".into())
         );
-        let exit = ops::full_exit_with_decimals(1, 77, 1, owner, 3, 3, 0, 6);
-        assert!(parse_request(&r, 1, 9, OP_FULL_EXIT, &exit).is_err());
+        let exit = full_exit_pubdata(1, 77, owner, 3, 6);
+        assert!(parse_request(&r, 1, 9, code::FULL_EXIT, &exit).is_err());
     }
 
     use proptest::prelude::*;
 
     // Fuzzing the event parser (`PROPTEST_CASES=1000000 cargo test --release -p zkl-node --lib
     // watcher` for a long run): arbitrary event bytes and mutations of real ones never panic;
-    // whatever parses is a request of the event's chain and serial whose layout re-encodes to the
+    // whatever parses is a request of the event's chain and serial that re-encodes to exactly the
     // event's bytes.
     proptest! {
         #[test]
@@ -306,36 +327,24 @@ mod tests {
             exit in any::<bool>(),
             edits in proptest::collection::vec((0..60usize, any::<u8>()), 1..4),
         ) {
-            let owner = ops::owner32(alloy::primitives::Address::repeat_byte(7));
-            let mut bytes = if exit {
-                ops::full_exit_with_decimals(1, 77, 1, owner, 1, 1, 0, 18)
-            } else {
-                deposit_pubdata(1, 2, 10u128.pow(18), owner)
-            };
+            let owner = Address::from_evm([7; 20]).0;
+            let mut bytes = if exit { full_exit_pubdata(1, 77, owner, 1, 18) } else { deposit_pubdata(1, 2, 10u128.pow(18), owner) };
             for (i, v) in edits {
                 bytes[i] = v;
             }
-            let op_type = bytes[0];
-            if let Ok(req) = parse_request(&registry(), 1, 5, op_type, &bytes) {
+            if let Ok(req) = parse_request(&registry(), 1, 5, bytes[0], &bytes) {
                 prop_assert_eq!((req.chain(), req.serial_id()), (1, 5));
                 let back = match req {
                     PriorityRequest::Deposit { sub, l1_token, l2_token, l1_amount, owner, .. } => {
-                        let l2 = registry().to_l2(1, l1_token, l1_amount).unwrap();
-                        ops::deposit(1, 0, sub, l1_token, l2_token, l2, owner.0)
+                        let amount = registry().to_l2(1, l1_token, l1_amount).unwrap();
+                        Op::Deposit(DepositOp { chain: 1, account: 0, sub, l1_token, l2_token, amount, owner })
                     }
                     PriorityRequest::FullExit { account, sub, owner, l1_token, l2_token, .. } => {
-                        let d = registry().l1_decimals(1, l1_token).unwrap();
-                        ops::full_exit_with_decimals(1, account, sub, owner.0, l1_token, l2_token, 0, d)
+                        let l1_decimals = registry().l1_decimals(1, l1_token).unwrap();
+                        Op::FullExit(FullExitOp { chain: 1, account, sub, owner, l1_token, l2_token, amount: 0, l1_decimals })
                     }
                 };
-                // The parser ignores the bytes the contract always writes as zero (a deposit's
-                // account and the padding, a full exit's amount and padding).
-                let significant = |b: &[u8]| -> Vec<u8> {
-                    let mut b = b.to_vec();
-                    if op_type == OP_DEPOSIT { b[2..5].fill(0); b[58..].fill(0) } else { b[42..58].fill(0); b[59..].fill(0) }
-                    b
-                };
-                prop_assert_eq!(significant(&back), significant(&bytes));
+                prop_assert_eq!(back.pubdata().unwrap(), bytes);
             }
         }
     }

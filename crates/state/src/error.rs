@@ -1,13 +1,15 @@
 //! Typed rejections. A rejected transaction or operation changes nothing.
 
 use zkl_crypto::SignatureError;
-use zkl_types::{AccountId, Address, AmountError, ChainId, SubAccountId, TokenError, TokenId};
+use zkl_types::{AccountId, Address, AmountError, ChainId, OpEncodeError, SubAccountId, TokenError, TokenId};
 
 /// Why a transaction or operation was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
     #[error("account {0} does not exist")]
     UnknownAccount(AccountId),
+    #[error("{field} = {value} does not fit its {bytes}-byte pubdata field")]
+    FieldWidth { field: &'static str, value: u128, bytes: usize },
     #[error("account {0} is the global asset account and cannot send, receive or sign")]
     GlobalAccount(AccountId),
     #[error("sub-account {0} is out of range (0..=31)")]
@@ -88,4 +90,13 @@ pub enum TxError {
     TooManyFeeTokens(usize),
     #[error("block already holds {0} on-chain operations (the limit)")]
     TooManyOnchainOps(usize),
+}
+
+impl From<OpEncodeError> for TxError {
+    fn from(e: OpEncodeError) -> Self {
+        match e {
+            OpEncodeError::Amount(a) => TxError::Amount(a),
+            OpEncodeError::FieldWidth { field, value, bytes } => TxError::FieldWidth { field, value, bytes },
+        }
+    }
 }

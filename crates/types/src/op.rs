@@ -1,4 +1,5 @@
-//! Operations and their pubdata (protocol.md section 11).
+//! Operations and their pubdata (protocol.md section 11), written and read through the one
+//! layout table, [`crate::layout`].
 //!
 //! An operation is what a block records: everything needed to apply it to the state is in its
 //! pubdata, so the exodus tool can rebuild the state from Layer-1 data alone.
@@ -6,34 +7,70 @@
 use zkl_crypto::PubKeyHash;
 
 use crate::amount::{AmountError, pack_amount, pack_fee, unpack_amount, unpack_fee};
-use crate::codec::{Reader, Truncated, Writer};
+use crate::codec::Truncated;
 use crate::ids::*;
+use crate::layout::{self, Field, OpLayout};
 
-/// Bytes per pubdata chunk.
-pub const CHUNK_BYTES: usize = 20;
+pub use crate::layout::CHUNK_BYTES;
 
-/// Operation codes.
+/// Operation codes (from [`crate::layout`]).
 pub mod code {
-    pub const NOOP: u8 = 0;
-    pub const DEPOSIT: u8 = 1;
-    pub const TRANSFER_TO_NEW: u8 = 2;
-    pub const WITHDRAW: u8 = 3;
-    pub const TRANSFER: u8 = 4;
-    pub const FULL_EXIT: u8 = 5;
-    pub const CHANGE_PUBKEY: u8 = 6;
-    pub const FORCED_EXIT: u8 = 7;
-    pub const ORDER_MATCHING: u8 = 8;
+    use crate::layout::*;
+    pub const NOOP: u8 = super::layout::NOOP.code;
+    pub const DEPOSIT: u8 = deposit::LAYOUT.code;
+    pub const TRANSFER_TO_NEW: u8 = transfer_to_new::LAYOUT.code;
+    pub const WITHDRAW: u8 = withdraw::LAYOUT.code;
+    pub const TRANSFER: u8 = transfer::LAYOUT.code;
+    pub const FULL_EXIT: u8 = full_exit::LAYOUT.code;
+    pub const CHANGE_PUBKEY: u8 = change_pubkey::LAYOUT.code;
+    pub const FORCED_EXIT: u8 = forced_exit::LAYOUT.code;
+    pub const ORDER_MATCHING: u8 = order_matching::LAYOUT.code;
 }
 
 /// Chunks used by an op code, or None for an unknown code.
 pub fn chunks_of(op_code: u8) -> Option<usize> {
-    Some(match op_code {
-        code::NOOP | code::TRANSFER => 1,
-        code::ORDER_MATCHING => 2,
-        code::DEPOSIT | code::TRANSFER_TO_NEW | code::WITHDRAW | code::FULL_EXIT | code::CHANGE_PUBKEY => 3,
-        code::FORCED_EXIT => 4,
-        _ => return None,
-    })
+    layout::of(op_code).map(|l| l.chunks)
+}
+
+/// An op's pubdata being written field by field; the first value too wide for its field is
+/// remembered and returned by [`Out::finish`].
+struct Out {
+    bytes: Vec<u8>,
+    error: Option<OpEncodeError>,
+}
+
+impl Out {
+    fn new(l: &OpLayout) -> Self {
+        let mut bytes = vec![0u8; l.bytes()];
+        bytes[0] = l.code;
+        Out { bytes, error: None }
+    }
+    /// `v` big-endian in the field's width.
+    fn uint(&mut self, f: Field, v: impl Into<u128>) -> &mut Self {
+        let v: u128 = v.into();
+        if f.len < 16 && v >> (8 * f.len) != 0 {
+            self.error.get_or_insert(OpEncodeError::FieldWidth { field: f.name, value: v, bytes: f.len });
+        } else {
+            self.bytes[f.range()].copy_from_slice(&v.to_be_bytes()[16 - f.len..]);
+        }
+        self
+    }
+    fn bytes(&mut self, f: Field, v: &[u8]) -> &mut Self {
+        self.bytes[f.range()].copy_from_slice(v);
+        self
+    }
+    fn finish(self) -> Result<Vec<u8>, OpEncodeError> {
+        self.error.map_or(Ok(self.bytes), Err)
+    }
+}
+
+/// The big-endian integer of a field (at most 16 bytes) of a complete op.
+fn uint(data: &[u8], f: Field) -> u128 {
+    data[f.range()].iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b))
+}
+
+fn bytes<const N: usize>(data: &[u8], f: Field) -> [u8; N] {
+    data[f.range()].try_into().expect("field width")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -175,6 +212,15 @@ pub enum Op {
     OrderMatching(OrderMatchingOp),
 }
 
+/// An op that cannot be written as pubdata.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpEncodeError {
+    #[error(transparent)]
+    Amount(#[from] AmountError),
+    #[error("{field} = {value} does not fit its {bytes}-byte pubdata field")]
+    FieldWidth { field: &'static str, value: u128, bytes: usize },
+}
+
 /// Malformed pubdata.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpDecodeError {
@@ -209,21 +255,11 @@ impl Op {
 
     /// A short name (used in benchmarks and logs).
     pub fn name(&self) -> &'static str {
-        match self {
-            Op::Noop => "noop",
-            Op::Deposit(_) => "deposit",
-            Op::TransferToNew(_) => "transfer_to_new",
-            Op::Withdraw(_) => "withdraw",
-            Op::Transfer(_) => "transfer",
-            Op::FullExit(_) => "full_exit",
-            Op::ChangePubKey(_) => "change_pubkey",
-            Op::ForcedExit(_) => "forced_exit",
-            Op::OrderMatching(_) => "order_matching",
-        }
+        self.layout().name
     }
 
     pub fn chunks(&self) -> usize {
-        chunks_of(self.code()).expect("every variant has a code")
+        self.layout().chunks
     }
 
     /// The chain whose contract must see this op (section 11), if it is an on-chain op.
@@ -243,52 +279,69 @@ impl Op {
         matches!(self, Op::Deposit(_) | Op::FullExit(_))
     }
 
+    /// The op's layout.
+    pub fn layout(&self) -> &'static OpLayout {
+        layout::of(self.code()).expect("every variant has a layout")
+    }
+
     /// The op's pubdata: `chunks() * 20` bytes. Fails only if an amount or fee is not packable.
-    pub fn pubdata(&self) -> Result<Vec<u8>, AmountError> {
-        let mut w = Writer::new();
-        w.u8(self.code());
+    pub fn pubdata(&self) -> Result<Vec<u8>, OpEncodeError> {
+        use layout::*;
+        let mut w = Out::new(self.layout());
         match self {
             Op::Noop => {}
             Op::Deposit(o) => {
-                w.u8(o.chain).u24(o.account).u8(o.sub).u16(o.l1_token).u16(o.l2_token).u128(o.amount).raw(&o.owner.0);
+                use deposit::*;
+                w.uint(CHAIN, o.chain).uint(ACCOUNT, o.account).uint(SUB, o.sub).uint(L1_TOKEN, o.l1_token);
+                w.uint(L2_TOKEN, o.l2_token).uint(AMOUNT, o.amount).bytes(OWNER, &o.owner.0);
             }
             Op::TransferToNew(o) => {
-                w.u24(o.from).u8(o.from_sub).u24(o.to).u8(o.to_sub).u16(o.token);
-                w.u40(pack_amount(o.amount)?).u16(pack_fee(o.fee)?).raw(&o.to_owner.0);
+                use transfer_to_new::*;
+                w.uint(FROM, o.from).uint(FROM_SUB, o.from_sub).uint(TO, o.to).uint(TO_SUB, o.to_sub);
+                w.uint(TOKEN, o.token).uint(AMOUNT, pack_amount(o.amount)?).uint(FEE, pack_fee(o.fee)?);
+                w.bytes(TO_OWNER, &o.to_owner.0);
             }
             Op::Withdraw(o) => {
-                w.u8(o.chain).u24(o.account).u8(o.sub).u16(o.l2_token).u16(o.l1_token).u128(o.amount);
-                w.u16(pack_fee(o.fee)?).raw(&o.to.0);
+                use withdraw::*;
+                w.uint(CHAIN, o.chain).uint(ACCOUNT, o.account).uint(SUB, o.sub).uint(L2_TOKEN, o.l2_token);
+                w.uint(L1_TOKEN, o.l1_token).uint(AMOUNT, o.amount).uint(FEE, pack_fee(o.fee)?).bytes(TO, &o.to.0);
             }
             Op::Transfer(o) => {
-                w.u24(o.from).u24(o.to).u8(o.from_sub).u8(o.to_sub).u16(o.token);
-                w.u40(pack_amount(o.amount)?).u16(pack_fee(o.fee)?);
+                use transfer::*;
+                w.uint(FROM, o.from).uint(TO, o.to).uint(FROM_SUB, o.from_sub).uint(TO_SUB, o.to_sub);
+                w.uint(TOKEN, o.token).uint(AMOUNT, pack_amount(o.amount)?).uint(FEE, pack_fee(o.fee)?);
             }
             Op::FullExit(o) => {
-                w.u8(o.chain).u24(o.account).u8(o.sub).raw(&o.owner.0).u16(o.l1_token).u16(o.l2_token).u128(o.amount);
-                w.u8(o.l1_decimals);
+                use full_exit::*;
+                w.uint(CHAIN, o.chain).uint(ACCOUNT, o.account).uint(SUB, o.sub).bytes(OWNER, &o.owner.0);
+                w.uint(L1_TOKEN, o.l1_token).uint(L2_TOKEN, o.l2_token).uint(AMOUNT, o.amount);
+                w.uint(L1_DECIMALS, o.l1_decimals);
             }
             Op::ChangePubKey(o) => {
-                w.u8(o.chain).u24(o.account).u8(o.sub).raw(&o.new_pubkey_hash.0).raw(&o.owner).u32(o.nonce);
-                w.u16(o.fee_token).u16(pack_fee(o.fee)?);
+                use change_pubkey::*;
+                w.uint(CHAIN, o.chain).uint(ACCOUNT, o.account).uint(SUB, o.sub);
+                w.bytes(NEW_PUBKEY_HASH, &o.new_pubkey_hash.0).bytes(OWNER, &o.owner).uint(NONCE, o.nonce);
+                w.uint(FEE_TOKEN, o.fee_token).uint(FEE, pack_fee(o.fee)?);
             }
             Op::ForcedExit(o) => {
-                w.u8(o.chain).u24(o.initiator).u8(o.initiator_sub).u24(o.target).u8(o.target_sub);
-                w.u16(o.l2_token).u16(o.l1_token).u16(o.fee_token).u16(pack_fee(o.fee)?).u128(o.amount);
-                w.raw(&o.target_owner.0);
+                use forced_exit::*;
+                w.uint(CHAIN, o.chain).uint(INITIATOR, o.initiator).uint(INITIATOR_SUB, o.initiator_sub);
+                w.uint(TARGET, o.target).uint(TARGET_SUB, o.target_sub).uint(L2_TOKEN, o.l2_token);
+                w.uint(L1_TOKEN, o.l1_token).uint(FEE_TOKEN, o.fee_token).uint(FEE, pack_fee(o.fee)?);
+                w.uint(AMOUNT, o.amount).bytes(TARGET_OWNER, &o.target_owner.0);
             }
             Op::OrderMatching(o) => {
-                w.u24(o.maker).u24(o.taker).u8(o.maker_sub).u8((o.taker_sub << 1) | u8::from(o.maker_is_sell));
-                w.u16(o.maker_slot).u16(o.taker_slot).u16(o.base).u16(o.quote);
-                w.u40(pack_amount(o.base_fill)?).u40(pack_amount(o.quote_fill)?);
-                w.u8(o.maker_fee_bps).u8(o.taker_fee_bps);
-                w.u40(pack_amount(o.maker_order_amount)?).u40(pack_amount(o.taker_order_amount)?);
+                use order_matching::*;
+                w.uint(MAKER, o.maker).uint(TAKER, o.taker).uint(MAKER_SUB, o.maker_sub);
+                w.uint(TAKER_SUB_SELL, (o.taker_sub << 1) | u8::from(o.maker_is_sell));
+                w.uint(MAKER_SLOT, o.maker_slot).uint(TAKER_SLOT, o.taker_slot).uint(BASE, o.base);
+                w.uint(QUOTE, o.quote).uint(BASE_FILL, pack_amount(o.base_fill)?);
+                w.uint(QUOTE_FILL, pack_amount(o.quote_fill)?).uint(MAKER_FEE_BPS, o.maker_fee_bps);
+                w.uint(TAKER_FEE_BPS, o.taker_fee_bps).uint(MAKER_ORDER_AMOUNT, pack_amount(o.maker_order_amount)?);
+                w.uint(TAKER_ORDER_AMOUNT, pack_amount(o.taker_order_amount)?);
             }
         }
-        debug_assert!(w.bytes.len() <= self.chunks() * CHUNK_BYTES);
-        let mut out = w.bytes;
-        out.resize(self.chunks() * CHUNK_BYTES, 0);
-        Ok(out)
+        w.finish()
     }
 
     /// Decodes one op at the start of `bytes`; returns it and the number of bytes it used.
@@ -297,115 +350,144 @@ impl Op {
     }
 
     fn decode_at(all: &[u8], at: usize) -> Result<(Op, usize), OpDecodeError> {
-        let bytes = &all[at..];
-        let op_code = *bytes.first().ok_or(Truncated)?;
-        let len = chunks_of(op_code).ok_or(OpDecodeError::UnknownCode(op_code, at))? * CHUNK_BYTES;
-        let data = bytes.get(..len).ok_or(Truncated)?;
-        let mut r = Reader::new(data);
-        r.u8()?;
-        let sub = |v: u8| if v <= MAX_SUB_ACCOUNT_ID { Ok(v) } else { Err(OpDecodeError::Field(at, "sub-account")) };
+        use layout::*;
+        let rest = &all[at..];
+        let op_code = *rest.first().ok_or(Truncated)?;
+        let l = layout::of(op_code).ok_or(OpDecodeError::UnknownCode(op_code, at))?;
+        let d = rest.get(..l.bytes()).ok_or(Truncated)?;
+        let sub = |f: Field| {
+            let v = uint(d, f) as u8;
+            if v <= MAX_SUB_ACCOUNT_ID { Ok(v) } else { Err(OpDecodeError::Field(at, "sub-account")) }
+        };
+        let (u8_, u16_, u32_) = (|f| uint(d, f) as u8, |f| uint(d, f) as u16, |f| uint(d, f) as u32);
+        let amount = |f| unpack_amount(uint(d, f) as u64);
+        let fee = |f| unpack_fee(uint(d, f) as u16);
         let op = match op_code {
             code::NOOP => Op::Noop,
-            code::DEPOSIT => Op::Deposit(DepositOp {
-                chain: r.u8()?,
-                account: r.u24()?,
-                sub: sub(r.u8()?)?,
-                l1_token: r.u16()?,
-                l2_token: r.u16()?,
-                amount: r.u128()?,
-                owner: Address(r.array()?),
-            }),
-            code::TRANSFER_TO_NEW => Op::TransferToNew(TransferToNewOp {
-                from: r.u24()?,
-                from_sub: sub(r.u8()?)?,
-                to: r.u24()?,
-                to_sub: sub(r.u8()?)?,
-                token: r.u16()?,
-                amount: unpack_amount(r.u40()?)?,
-                fee: unpack_fee(r.u16()?)?,
-                to_owner: Address(r.array()?),
-            }),
-            code::WITHDRAW => Op::Withdraw(WithdrawOp {
-                chain: r.u8()?,
-                account: r.u24()?,
-                sub: sub(r.u8()?)?,
-                l2_token: r.u16()?,
-                l1_token: r.u16()?,
-                amount: r.u128()?,
-                fee: unpack_fee(r.u16()?)?,
-                to: Address(r.array()?),
-            }),
-            code::TRANSFER => Op::Transfer(TransferOp {
-                from: r.u24()?,
-                to: r.u24()?,
-                from_sub: sub(r.u8()?)?,
-                to_sub: sub(r.u8()?)?,
-                token: r.u16()?,
-                amount: unpack_amount(r.u40()?)?,
-                fee: unpack_fee(r.u16()?)?,
-            }),
-            code::FULL_EXIT => Op::FullExit(FullExitOp {
-                chain: r.u8()?,
-                account: r.u24()?,
-                sub: sub(r.u8()?)?,
-                owner: Address(r.array()?),
-                l1_token: r.u16()?,
-                l2_token: r.u16()?,
-                amount: r.u128()?,
-                l1_decimals: r.u8()?,
-            }),
-            code::CHANGE_PUBKEY => Op::ChangePubKey(ChangePubKeyOp {
-                chain: r.u8()?,
-                account: r.u24()?,
-                sub: sub(r.u8()?)?,
-                new_pubkey_hash: PubKeyHash(r.array()?),
-                owner: r.array()?,
-                nonce: r.u32()?,
-                fee_token: r.u16()?,
-                fee: unpack_fee(r.u16()?)?,
-            }),
-            code::FORCED_EXIT => Op::ForcedExit(ForcedExitOp {
-                chain: r.u8()?,
-                initiator: r.u24()?,
-                initiator_sub: sub(r.u8()?)?,
-                target: r.u24()?,
-                target_sub: sub(r.u8()?)?,
-                l2_token: r.u16()?,
-                l1_token: r.u16()?,
-                fee_token: r.u16()?,
-                fee: unpack_fee(r.u16()?)?,
-                amount: r.u128()?,
-                target_owner: Address(r.array()?),
-            }),
+            code::DEPOSIT => {
+                use deposit::*;
+                Op::Deposit(DepositOp {
+                    chain: u8_(CHAIN),
+                    account: u32_(ACCOUNT),
+                    sub: sub(SUB)?,
+                    l1_token: u16_(L1_TOKEN),
+                    l2_token: u16_(L2_TOKEN),
+                    amount: uint(d, AMOUNT),
+                    owner: Address(bytes(d, OWNER)),
+                })
+            }
+            code::TRANSFER_TO_NEW => {
+                use transfer_to_new::*;
+                Op::TransferToNew(TransferToNewOp {
+                    from: u32_(FROM),
+                    from_sub: sub(FROM_SUB)?,
+                    to: u32_(TO),
+                    to_sub: sub(TO_SUB)?,
+                    token: u16_(TOKEN),
+                    amount: amount(AMOUNT)?,
+                    fee: fee(FEE)?,
+                    to_owner: Address(bytes(d, TO_OWNER)),
+                })
+            }
+            code::WITHDRAW => {
+                use withdraw::*;
+                Op::Withdraw(WithdrawOp {
+                    chain: u8_(CHAIN),
+                    account: u32_(ACCOUNT),
+                    sub: sub(SUB)?,
+                    l2_token: u16_(L2_TOKEN),
+                    l1_token: u16_(L1_TOKEN),
+                    amount: uint(d, AMOUNT),
+                    fee: fee(FEE)?,
+                    to: Address(bytes(d, TO)),
+                })
+            }
+            code::TRANSFER => {
+                use transfer::*;
+                Op::Transfer(TransferOp {
+                    from: u32_(FROM),
+                    to: u32_(TO),
+                    from_sub: sub(FROM_SUB)?,
+                    to_sub: sub(TO_SUB)?,
+                    token: u16_(TOKEN),
+                    amount: amount(AMOUNT)?,
+                    fee: fee(FEE)?,
+                })
+            }
+            code::FULL_EXIT => {
+                use full_exit::*;
+                Op::FullExit(FullExitOp {
+                    chain: u8_(CHAIN),
+                    account: u32_(ACCOUNT),
+                    sub: sub(SUB)?,
+                    owner: Address(bytes(d, OWNER)),
+                    l1_token: u16_(L1_TOKEN),
+                    l2_token: u16_(L2_TOKEN),
+                    amount: uint(d, AMOUNT),
+                    l1_decimals: u8_(L1_DECIMALS),
+                })
+            }
+            code::CHANGE_PUBKEY => {
+                use change_pubkey::*;
+                Op::ChangePubKey(ChangePubKeyOp {
+                    chain: u8_(CHAIN),
+                    account: u32_(ACCOUNT),
+                    sub: sub(SUB)?,
+                    new_pubkey_hash: PubKeyHash(bytes(d, NEW_PUBKEY_HASH)),
+                    owner: bytes(d, OWNER),
+                    nonce: u32_(NONCE),
+                    fee_token: u16_(FEE_TOKEN),
+                    fee: fee(FEE)?,
+                })
+            }
+            code::FORCED_EXIT => {
+                use forced_exit::*;
+                Op::ForcedExit(ForcedExitOp {
+                    chain: u8_(CHAIN),
+                    initiator: u32_(INITIATOR),
+                    initiator_sub: sub(INITIATOR_SUB)?,
+                    target: u32_(TARGET),
+                    target_sub: sub(TARGET_SUB)?,
+                    l2_token: u16_(L2_TOKEN),
+                    l1_token: u16_(L1_TOKEN),
+                    fee_token: u16_(FEE_TOKEN),
+                    fee: fee(FEE)?,
+                    amount: uint(d, AMOUNT),
+                    target_owner: Address(bytes(d, TARGET_OWNER)),
+                })
+            }
             code::ORDER_MATCHING => {
-                let maker = r.u24()?;
-                let taker = r.u24()?;
-                let maker_sub = sub(r.u8()?)?;
-                let flags = r.u8()?;
+                use order_matching::*;
+                let flags = u8_(TAKER_SUB_SELL);
+                let taker_sub = flags >> 1;
+                if taker_sub > MAX_SUB_ACCOUNT_ID {
+                    return Err(OpDecodeError::Field(at, "sub-account"));
+                }
                 Op::OrderMatching(OrderMatchingOp {
-                    maker,
-                    taker,
-                    maker_sub,
-                    taker_sub: sub(flags >> 1)?,
+                    maker: u32_(MAKER),
+                    taker: u32_(TAKER),
+                    maker_sub: sub(MAKER_SUB)?,
+                    taker_sub,
                     maker_is_sell: flags & 1 == 1,
-                    maker_slot: r.u16()?,
-                    taker_slot: r.u16()?,
-                    base: r.u16()?,
-                    quote: r.u16()?,
-                    base_fill: unpack_amount(r.u40()?)?,
-                    quote_fill: unpack_amount(r.u40()?)?,
-                    maker_fee_bps: r.u8()?,
-                    taker_fee_bps: r.u8()?,
-                    maker_order_amount: unpack_amount(r.u40()?)?,
-                    taker_order_amount: unpack_amount(r.u40()?)?,
+                    maker_slot: u16_(MAKER_SLOT),
+                    taker_slot: u16_(TAKER_SLOT),
+                    base: u16_(BASE),
+                    quote: u16_(QUOTE),
+                    base_fill: amount(BASE_FILL)?,
+                    quote_fill: amount(QUOTE_FILL)?,
+                    maker_fee_bps: u8_(MAKER_FEE_BPS),
+                    taker_fee_bps: u8_(TAKER_FEE_BPS),
+                    maker_order_amount: amount(MAKER_ORDER_AMOUNT)?,
+                    taker_order_amount: amount(TAKER_ORDER_AMOUNT)?,
                 })
             }
             other => return Err(OpDecodeError::UnknownCode(other, at)),
         };
-        if data[r.position()..].iter().any(|b| *b != 0) {
+        let used = l.fields.last().map_or(1, |f| f.end());
+        if d[used..].iter().any(|b| *b != 0) {
             return Err(OpDecodeError::Padding(at));
         }
-        Ok((op, len))
+        Ok((op, l.bytes()))
     }
 
     /// Decodes a block's pubdata into its ops, dropping Noop padding.

@@ -214,6 +214,9 @@ fn malformed_pubdata_is_rejected() {
     let big =
         Op::Transfer(TransferOp { from: 2, to: 3, from_sub: 0, to_sub: 0, token: 1, amount: (1 << 35) + 1, fee: 0 });
     assert!(big.pubdata().is_err());
+    // Values wider than their field cannot be encoded (no silent truncation to another account).
+    let wide = Op::Transfer(TransferOp { from: 1 << 24, to: 3, from_sub: 0, to_sub: 0, token: 1, amount: 1, fee: 0 });
+    assert_eq!(wide.pubdata(), Err(OpEncodeError::FieldWidth { field: "FROM", value: 1 << 24, bytes: 3 }));
 }
 
 #[test]

@@ -6,7 +6,6 @@ use alloy::providers::Provider;
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::bindings::ZkLink::StoredBlockInfo;
 use zkl_contracts::deploy::{Chain, ChainConfig, send, signer};
-use zkl_contracts::ops::owner32;
 
 pub const ORACLE_KEYS: [&str; 3] = [
     "0x1111111111111111111111111111111111111111111111111111111111111111",
@@ -89,8 +88,134 @@ pub async fn settle_single(
     c.prove(&pk, &stored).await.unwrap();
     let mut infos = Vec::new();
     for (b, s) in blocks.iter().zip(&stored) {
-        infos.push((s.clone(), zkl_contracts::ops::pack_withdrawals(&b.withdrawals(c.config.l2_chain).unwrap())));
+        infos.push((s.clone(), b.packed_withdrawals(c.config.l2_chain).to_vec()));
     }
     let receipt = c.execute(&infos).await.unwrap();
     (stored, receipt.gas_used)
+}
+
+// Typed ops for the tests' blocks (the contracts see their `zkl_types` encoding). Amounts and
+// fees are plain L2 units; `amount(m, e)` / `fee(m, e)` = m · 10^e.
+
+use zkl_types::Address as L2Address;
+pub use zkl_types::op::*;
+
+pub fn amount(m: u128, e: u32) -> u128 {
+    m * 10u128.pow(e)
+}
+
+pub fn fee(m: u128, e: u32) -> u128 {
+    m * 10u128.pow(e)
+}
+
+/// An EVM address as the 32-byte owner field (left-padded).
+pub fn owner32(a: Address) -> [u8; 32] {
+    L2Address::from_evm(a.into_array()).0
+}
+
+pub fn deposit(chain: u8, account: u32, sub: u8, l1_token: u16, l2_token: u16, amount: u128, owner: [u8; 32]) -> Op {
+    Op::Deposit(DepositOp { chain, account, sub, l1_token, l2_token, amount, owner: L2Address(owner) })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn withdraw(
+    chain: u8,
+    account: u32,
+    sub: u8,
+    l2_token: u16,
+    l1_token: u16,
+    amount: u128,
+    fee: u128,
+    to: [u8; 32],
+) -> Op {
+    Op::Withdraw(WithdrawOp { chain, account, sub, l2_token, l1_token, amount, fee, to: L2Address(to) })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn full_exit(
+    chain: u8,
+    account: u32,
+    sub: u8,
+    owner: [u8; 32],
+    l1_token: u16,
+    l2_token: u16,
+    amount: u128,
+    l1_decimals: u8,
+) -> Op {
+    Op::FullExit(FullExitOp { chain, account, sub, owner: L2Address(owner), l1_token, l2_token, amount, l1_decimals })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn change_pubkey(
+    chain: u8,
+    account: u32,
+    sub: u8,
+    new_pubkey_hash: [u8; 20],
+    owner: Address,
+    nonce: u32,
+    fee_token: u16,
+    fee: u128,
+) -> Op {
+    Op::ChangePubKey(ChangePubKeyOp {
+        chain,
+        account,
+        sub,
+        new_pubkey_hash: zkl_crypto::PubKeyHash(new_pubkey_hash),
+        owner: owner.into_array(),
+        nonce,
+        fee_token,
+        fee,
+    })
+}
+
+/// The 29 bytes the owner `personal_sign`s to authorise a ChangePubKey (protocol.md section 11).
+pub fn change_pubkey_message(new_pubkey_hash: [u8; 20], nonce: u32, account: u32, chain: u8) -> [u8; 29] {
+    zkl_types::change_pubkey_eth_message(&zkl_crypto::PubKeyHash(new_pubkey_hash), nonce, account, chain)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn forced_exit(
+    chain: u8,
+    initiator: u32,
+    initiator_sub: u8,
+    target: u32,
+    target_sub: u8,
+    l2_token: u16,
+    l1_token: u16,
+    fee_token: u16,
+    fee: u128,
+    amount: u128,
+    target_owner: [u8; 32],
+) -> Op {
+    Op::ForcedExit(ForcedExitOp {
+        chain,
+        initiator,
+        initiator_sub,
+        target,
+        target_sub,
+        l2_token,
+        l1_token,
+        fee_token,
+        fee,
+        amount,
+        target_owner: L2Address(target_owner),
+    })
+}
+
+pub fn transfer(from: u32, to: u32, from_sub: u8, to_sub: u8, token: u16, amount: u128, fee: u128) -> Op {
+    Op::Transfer(TransferOp { from, to, from_sub, to_sub, token, amount, fee })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn transfer_to_new(
+    from: u32,
+    from_sub: u8,
+    to: u32,
+    to_sub: u8,
+    token: u16,
+    amount: u128,
+    fee: u128,
+    to_owner: [u8; 32],
+) -> Op {
+    Op::TransferToNew(TransferToNewOp { from, from_sub, to, to_sub, token, amount, fee, to_owner: L2Address(to_owner) })
 }

@@ -10,7 +10,6 @@ use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider};
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, send, signer};
-use zkl_contracts::ops::owner32;
 use zkl_node::committer::PendingTx;
 use zkl_node::{NodeConfig, l1, start_with_proofs};
 use zkl_wallet::Wallet;
@@ -58,7 +57,12 @@ async fn l2_eth(w: &Wallet) -> u128 {
 async fn deposit(c: &Chain, key: &str, amount: u128) {
     let owner = signer(key).unwrap().address();
     let z = c.zklink_as(key).unwrap();
-    send(z.depositETH(owner32(owner).into(), 0, ETH_TOKEN_ID).value(U256::from(amount))).await.unwrap();
+    send(
+        z.depositETH(alloy::primitives::B256::left_padding_from(owner.as_slice()), 0, ETH_TOKEN_ID)
+            .value(U256::from(amount)),
+    )
+    .await
+    .unwrap();
 }
 
 async fn mine(p: &DynProvider, blocks: u64) {
