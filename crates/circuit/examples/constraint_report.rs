@@ -166,10 +166,7 @@ fn main() -> Result<(), SynthesisError> {
     // Per op kind (zkl_circuit::block::constraints_per_op: chunks x (gadget + pubdata share)).
     let gadget = totals.last().map(|(_, c)| c.chunks.iter().max().copied().unwrap_or(0)).unwrap_or(0);
     for (name, n) in constraints_per_op(8, 2)? {
-        let chunks = SUPPORTED_OPS
-            .iter()
-            .find(|(code, _)| zkl_types::op::chunks_of(*code).is_some() && op_name(*code) == Some(name))
-            .map_or(0, |(_, c)| *c);
+        let chunks = SUPPORTED_OPS.iter().find(|(code, _)| op_name(*code) == Some(name)).map_or(0, |(_, c)| *c);
         println!("  {name:<16} {chunks} chunk(s): {n:>8} (gadget only {:>8})", chunks * gadget);
     }
     Ok(())

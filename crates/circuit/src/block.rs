@@ -1665,22 +1665,9 @@ impl BlockCost {
     }
 }
 
-/// Names of the op kinds, as `zkl_types::Op::name` gives them, by op code.
-const OP_NAMES: [(u8, &str); 9] = [
-    (code::TRANSFER, "transfer"),
-    (code::TRANSFER_TO_NEW, "transfer_to_new"),
-    (code::DEPOSIT, "deposit"),
-    (code::WITHDRAW, "withdraw"),
-    (code::CHANGE_PUBKEY, "change_pubkey"),
-    (code::FORCED_EXIT, "forced_exit"),
-    (code::FULL_EXIT, "full_exit"),
-    (code::ORDER_MATCHING, "order_matching"),
-    (code::NOOP, "noop"),
-];
-
-/// The name of an op code (`zkl_types::Op::name`), for the op codes the circuit knows.
+/// The name of an op code the circuit supports (`zkl_types::Op::name`).
 pub fn op_name(op_code: u8) -> Option<&'static str> {
-    OP_NAMES.iter().find(|(c, _)| *c == op_code).map(|(_, n)| *n)
+    SUPPORTED_OPS.iter().find(|(c, _)| *c == op_code).and_then(|(c, _)| zkl_types::layout::of(*c)).map(|l| l.name)
 }
 
 /// The constraints of the pubdata bytes and their SHA-256 for `bytes` bytes.
@@ -1707,13 +1694,7 @@ pub fn constraints_per_op(capacity: usize, fee_slots: usize) -> Result<Vec<(&'st
     let gadget = cost.chunks.iter().copied().max().unwrap_or(0);
     let bytes = capacity * CHUNK_BYTES;
     let share = pubdata_cost(bytes + MORE * CHUNK_BYTES)?.saturating_sub(pubdata_cost(bytes)?) / MORE;
-    Ok(OP_NAMES
-        .iter()
-        .filter_map(|(code, name)| {
-            let (_, chunks) = SUPPORTED_OPS.iter().find(|(c, _)| c == code)?;
-            Some((*name, chunks * (gadget + share)))
-        })
-        .collect())
+    Ok(SUPPORTED_OPS.iter().filter_map(|(code, chunks)| Some((op_name(*code)?, chunks * (gadget + share)))).collect())
 }
 
 /// The block circuit; `marks` receives the constraint count before each chunk, before each fee

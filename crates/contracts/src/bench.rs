@@ -24,24 +24,17 @@ use zkl_types::{Address as L2Address, change_pubkey_eth_message};
 
 use crate::deploy::{Chain, ChainConfig, ETH_TOKEN_ID, L2Block, send, signer};
 
-/// Op types the benchmark measures, with their op codes.
-pub const OP_TYPES: [(&str, u8); 8] = [
-    ("transfer", code::TRANSFER),
-    ("transfer_to_new", code::TRANSFER_TO_NEW),
-    ("order_matching", code::ORDER_MATCHING),
-    ("withdraw", code::WITHDRAW),
-    ("deposit", code::DEPOSIT),
-    ("full_exit", code::FULL_EXIT),
-    ("change_pubkey", code::CHANGE_PUBKEY),
-    ("forced_exit", code::FORCED_EXIT),
-];
+/// Op types the benchmark measures (every op but Noop), with their op codes.
+pub fn op_types() -> impl Iterator<Item = (&'static str, u8)> {
+    zkl_types::layout::OPS.iter().filter(|l| l.code != code::NOOP).map(|l| (l.name, l.code))
+}
 
 /// Benchmark settings.
 #[derive(Clone, Debug)]
 pub struct GasBenchConfig {
     /// Block capacities in chunks; the per-op figures come from the largest.
     pub capacities: Vec<usize>,
-    /// Op types to measure (names of [`OP_TYPES`]); empty = all.
+    /// Op types to measure (names of [`op_types`]); empty = all.
     pub only: Vec<String>,
     /// Extra anvil arguments (e.g. `--hardfork cancun`).
     pub anvil_args: Vec<String>,
@@ -306,7 +299,7 @@ pub async fn run_gas_bench(cfg: &GasBenchConfig) -> Result<GasReport, ContractsE
         serial: 0,
     };
     // Deposits first: they also fund the liquidity the withdrawals draw on.
-    let mut order: Vec<(&str, u8)> = OP_TYPES.to_vec();
+    let mut order: Vec<(&str, u8)> = op_types().collect();
     order.sort_by_key(|(_, op)| *op != code::DEPOSIT);
     let mut report = BTreeMap::new();
     let mut capacities = cfg.capacities.clone();

@@ -271,8 +271,10 @@ async fn execute_cannot_be_reentered() {
     deposit_eth(&a, ETH, ETH_TOKEN_ID).await;
     let receiver = ReentrantReceiver::deploy(a.provider.clone()).await.unwrap();
     send(a.zklink.setValidator(*receiver.address(), true)).await.unwrap();
-    let block_ops = [deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(user())),
-        withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 2, no_fee(), owner32(*receiver.address()))];
+    let block_ops = [
+        deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(user())),
+        withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH / 2, no_fee(), owner32(*receiver.address())),
+    ];
     let block = L2Block::new(1, 1, root(1), block_ops.to_vec(), CAPACITY);
     let pk = zkl_contracts::verifier::test_circuit::proving_key().unwrap();
     let (stored, _) = a.commit(&a.genesis(), std::slice::from_ref(&block)).await.unwrap();
@@ -338,8 +340,10 @@ async fn owners_and_recipients_are_evm_addresses() {
     wide[0] = 1;
     assert_revert!(z.depositETH(wide.into(), 0, ETH_TOKEN_ID).value(U256::from(1u64)), "InvalidRecipient");
     deposit_eth(&a, ETH, ETH_TOKEN_ID).await;
-    let block_ops = [deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(user())),
-        withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, no_fee(), [0u8; 32])];
+    let block_ops = [
+        deposit(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, owner32(user())),
+        withdraw(1, 3, 0, ETH_TOKEN_ID, ETH_TOKEN_ID, ETH, no_fee(), [0u8; 32]),
+    ];
     let block = L2Block::new(1, 1, root(1), block_ops.to_vec(), CAPACITY);
     assert_commit_refused(&a, &block, "InvalidRecipient").await;
 }

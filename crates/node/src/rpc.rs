@@ -7,8 +7,8 @@ use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde_json::{Value, json};
 use zkl_crypto::fr_to_hex;
 use zkl_state::State;
-use zkl_types::op::{chunks_of, code};
-use zkl_types::{Address, ChainId, PriorityRequest, SignedTx, TokenId};
+use zkl_types::op::chunks_of;
+use zkl_types::{Address, ChainId, PriorityRequest, SignedTx, TokenId, TxKind};
 
 use crate::config::NodeConfig;
 use crate::provers::{ProverError, ProverQueue};
@@ -110,24 +110,19 @@ pub struct FeeQuery {
 
 fn estimate_fee(ctx: &Ctx, q: &FeeQuery) -> Result<Value, ErrorObjectOwned> {
     let state = ctx.state.read().unwrap_or_else(|p| p.into_inner());
-    let op = match q.kind.as_str() {
-        "transfer" => match q.to {
-            Some(to) if state.account_by_owner(&to).is_none() => code::TRANSFER_TO_NEW,
-            _ => code::TRANSFER,
-        },
-        "withdraw" => code::WITHDRAW,
-        "change_pubkey" => code::CHANGE_PUBKEY,
-        "forced_exit" => code::FORCED_EXIT,
-        "order_matching" => {
+    let kind = match TxKind::from_name(&q.kind) {
+        Some(TxKind::OrderMatching) => {
             return Err(err(codes::INVALID_PARAMS, "an order matching pays the fee ratios its orders carry"));
         }
-        other => {
+        Some(kind) => kind,
+        None => {
             return Err(err(
                 codes::INVALID_PARAMS,
-                format!("unknown kind {other:?} (transfer, withdraw, change_pubkey, forced_exit)"),
+                format!("unknown kind {:?} (transfer, withdraw, change_pubkey, forced_exit)", q.kind),
             ));
         }
     };
+    let op = state.op_code_of(kind, q.to.as_ref());
     let chunks = chunks_of(op).expect("known op code");
     let fee = ctx.policy.fees.min_fee(q.token, chunks).map_err(|e| err(codes::INVALID_PARAMS, e))?.unwrap_or(0);
     Ok(json!({"kind": q.kind, "token": q.token, "chunks": chunks, "fee": fee.to_string()}))

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use tokio::sync::{broadcast, oneshot};
 use zkl_crypto::fr_to_hex;
 use zkl_state::{SealedBlock, State, TxError};
-use zkl_types::op::{chunks_of, code};
+use zkl_types::op::chunks_of;
 use zkl_types::{AccountId, AuthFact, ChainId, Nonce, PriorityRequest, SignedTx, Tx};
 
 use crate::config::FeePolicy;
@@ -88,15 +88,7 @@ impl Default for Policy {
 /// The chunks `tx` will occupy in the state `state` (a transfer to an unknown address creates
 /// the account: three chunks).
 pub fn tx_chunks(state: &State, tx: &Tx) -> usize {
-    let op = match tx {
-        Tx::Transfer(t) if state.account_by_owner(&t.to).is_none() => code::TRANSFER_TO_NEW,
-        Tx::Transfer(_) => code::TRANSFER,
-        Tx::Withdraw(_) => code::WITHDRAW,
-        Tx::ChangePubKey(_) => code::CHANGE_PUBKEY,
-        Tx::ForcedExit(_) => code::FORCED_EXIT,
-        Tx::OrderMatching(_) => code::ORDER_MATCHING,
-    };
-    chunks_of(op).expect("known op code")
+    chunks_of(state.op_code_of(tx.kind(), tx.recipient())).expect("known op code")
 }
 
 /// Checks `tx`'s fee against the policy in state `state`.

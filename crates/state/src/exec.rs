@@ -302,6 +302,11 @@ impl State {
         })
     }
 
+    /// The op code a tx of `kind` paying to `recipient` becomes in this state.
+    pub fn op_code_of(&self, kind: TxKind, recipient: Option<&Address>) -> u8 {
+        kind.op_code(recipient.is_none_or(|to| self.account_by_owner(to).is_some()))
+    }
+
     /// Converts and applies a priority request. On error nothing changes.
     pub fn execute_priority(&mut self, req: &PriorityRequest) -> Result<Op, TxError> {
         let op = self.priority_to_op(req)?;

@@ -136,6 +136,45 @@ pub enum Tx {
     OrderMatching(Box<OrderMatching>),
 }
 
+/// The kinds of signed transactions, and the op each becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxKind {
+    Transfer,
+    Withdraw,
+    ChangePubKey,
+    ForcedExit,
+    OrderMatching,
+}
+
+impl TxKind {
+    pub const ALL: [TxKind; 5] =
+        [TxKind::Transfer, TxKind::Withdraw, TxKind::ChangePubKey, TxKind::ForcedExit, TxKind::OrderMatching];
+
+    /// The op code a tx of this kind becomes. A transfer to an address that owns no account
+    /// creates one: it becomes a TransferToNew.
+    pub fn op_code(self, recipient_has_account: bool) -> u8 {
+        use crate::op::code;
+        match self {
+            TxKind::Transfer if recipient_has_account => code::TRANSFER,
+            TxKind::Transfer => code::TRANSFER_TO_NEW,
+            TxKind::Withdraw => code::WITHDRAW,
+            TxKind::ChangePubKey => code::CHANGE_PUBKEY,
+            TxKind::ForcedExit => code::FORCED_EXIT,
+            TxKind::OrderMatching => code::ORDER_MATCHING,
+        }
+    }
+
+    /// Its name: the name of the op it becomes (a transfer: "transfer").
+    pub fn name(self) -> &'static str {
+        crate::layout::of(self.op_code(true)).expect("tx kinds become known ops").name
+    }
+
+    /// The kind named `name` ([`TxKind::name`]).
+    pub fn from_name(name: &str) -> Option<TxKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
 /// A transaction with the EdDSA signature of its signer (the new key for ChangePubKey, the
 /// matcher for OrderMatching).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -225,14 +264,27 @@ impl Tx {
         }
     }
 
-    /// A short name.
-    pub fn name(&self) -> &'static str {
+    /// Its kind.
+    pub fn kind(&self) -> TxKind {
         match self {
-            Tx::Transfer(_) => "transfer",
-            Tx::Withdraw(_) => "withdraw",
-            Tx::ChangePubKey(_) => "change_pubkey",
-            Tx::ForcedExit(_) => "forced_exit",
-            Tx::OrderMatching(_) => "order_matching",
+            Tx::Transfer(_) => TxKind::Transfer,
+            Tx::Withdraw(_) => TxKind::Withdraw,
+            Tx::ChangePubKey(_) => TxKind::ChangePubKey,
+            Tx::ForcedExit(_) => TxKind::ForcedExit,
+            Tx::OrderMatching(_) => TxKind::OrderMatching,
+        }
+    }
+
+    /// A short name ([`TxKind::name`]).
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The address a transfer pays to (it decides whether the transfer creates an account).
+    pub fn recipient(&self) -> Option<&Address> {
+        match self {
+            Tx::Transfer(t) => Some(&t.to),
+            _ => None,
         }
     }
 

@@ -239,3 +239,16 @@ fn transfer_pubdata_layout() {
     expected.extend_from_slice(&[0, 0]);
     assert_eq!(bytes, expected);
 }
+
+#[test]
+fn tx_kinds_name_the_ops_they_become() {
+    for kind in TxKind::ALL {
+        assert_eq!(TxKind::from_name(kind.name()), Some(kind));
+        let op = kind.op_code(true);
+        assert_eq!(zkl_types::layout::of(op).map(|l| l.name), Some(kind.name()));
+    }
+    assert_eq!(TxKind::Transfer.op_code(false), code::TRANSFER_TO_NEW);
+    assert_eq!(TxKind::Withdraw.op_code(false), code::WITHDRAW);
+    assert_eq!(TxKind::from_name("deposit"), None);
+    assert_eq!(TxKind::from_name("transfer_to_new"), None);
+}

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use zkl_contracts::bench::{GasBenchConfig, OP_TYPES, report_json, report_table, run_gas_bench};
+use zkl_contracts::bench::{GasBenchConfig, op_types, report_json, report_table, run_gas_bench};
 
 use crate::Failure;
 
@@ -31,7 +31,7 @@ pub fn run(a: GasArgs) -> Result<ExitCode, Failure> {
     if let Some(bad) = capacities.iter().find(|c| !(4..=16384).contains(*c)) {
         return Err(Failure::Usage(format!("--capacities: {bad} is outside 4..=16384 chunks")));
     }
-    if let Some(bad) = ops.iter().find(|o| !OP_TYPES.iter().any(|(n, _)| n == o)) {
+    if let Some(bad) = ops.iter().find(|o| !op_types().any(|(n, _)| n == o.as_str())) {
         return Err(Failure::Usage(format!("--ops: unknown op type '{bad}'")));
     }
     let mut cfg = GasBenchConfig { capacities, only: ops, anvil_args: Vec::new() };
