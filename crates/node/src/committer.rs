@@ -23,7 +23,7 @@ use alloy::network::{Ethereum, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use zkl_contracts::bindings::ZkLink::{self, CommitBlockInfo, ExecuteBlockInfo, StoredBlockInfo};
-use zkl_contracts::block::{L2Block, public_input};
+use zkl_contracts::block::{L2Block, genesis_info, public_input};
 use zkl_types::{ChainId, ChangePubKeyAuth, Op, Tx};
 
 use crate::l1::{ChainClient, L1Error, sleep_or_stop};
@@ -235,15 +235,7 @@ impl Committer {
         others: Vec<ChainId>,
         genesis_root: B256,
     ) -> Self {
-        let genesis = StoredBlockInfo {
-            blockNumber: 0,
-            priorityOperations: 0,
-            timestamp: 0,
-            stateRoot: genesis_root,
-            commitment: B256::ZERO,
-            syncHash: B256::ZERO,
-            withdrawalsHash: B256::ZERO,
-        };
+        let genesis = genesis_info(genesis_root);
         Self {
             client,
             storage,
