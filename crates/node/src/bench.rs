@@ -6,14 +6,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jsonrpsee::core::client::{ClientT, Subscription, SubscriptionClientT};
+use jsonrpsee::core::client::Subscription;
 use jsonrpsee::http_client::HttpClientBuilder;
-use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
 use rayon::prelude::*;
-use serde_json::Value;
+use zkl_rpc_api::{AdminApiClient, EventsApiClient, ZklApiClient};
 use zkl_state::testkit::{ETH, ONE, User, deposit};
-use zkl_types::SignedTx;
+use zkl_types::{Op, SignedTx};
 
 use crate::config::NodeConfig;
 use crate::storage::BlockRecord;
@@ -71,17 +70,18 @@ pub async fn run(
     let users: Vec<User> = (0..bench.accounts).into_par_iter().map(|i| User::new(10_000 + u64::from(i))).collect();
     let mut ids = Vec::with_capacity(users.len());
     for (i, u) in users.iter().enumerate() {
-        let op: Value = http
-            .request("zkl_devPriorityOp", rpc_params![deposit(1, i as u64, u.address, ETH, ETH, 1_000 * ONE)])
+        let op = http
+            .dev_priority_op(deposit(1, i as u64, u.address, ETH, ETH, 1_000 * ONE))
             .await
             .map_err(|e| e.to_string())?;
-        ids.push(op["account"].as_u64().ok_or("deposit op without account")? as u32);
+        let Op::Deposit(d) = op else { return Err(format!("a deposit became {op:?}")) };
+        ids.push(d.account);
     }
     let cpks: Vec<SignedTx> = users.par_iter().zip(&ids).map(|(u, id)| u.change_pubkey(*id, 0, 1, ETH, 0)).collect();
     for chunk in cpks.chunks(500) {
-        let _: Value = http.request("zkl_sendBatch", rpc_params![chunk]).await.map_err(|e| e.to_string())?;
+        http.send_batch(chunk.to_vec()).await.map_err(|e| e.to_string())?;
     }
-    let _: Value = http.request("zkl_sealBlock", rpc_params![&admin_token]).await.map_err(|e| e.to_string())?;
+    http.seal_block(admin_token.clone()).await.map_err(|e| e.to_string())?;
 
     progress("signing transfers");
     let n = users.len();
@@ -97,8 +97,7 @@ pub async fn run(
         })
         .collect();
 
-    let mut blocks: Subscription<BlockRecord> =
-        ws.subscribe("zkl_subscribeBlocks", rpc_params![], "zkl_unsubscribeBlocks").await.map_err(|e| e.to_string())?;
+    let mut blocks: Subscription<BlockRecord> = ws.subscribe_blocks().await.map_err(|e| e.to_string())?;
     let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let total: usize = per_account.iter().map(Vec::len).sum();
 
@@ -118,7 +117,7 @@ pub async fn run(
                     let Some(tx) = txs.get(k) else { continue };
                     let hash = format!("0x{}", hex::encode(tx.hash()));
                     submitted.lock().expect("not poisoned").insert(hash, Instant::now());
-                    match http.request::<String, _>("zkl_sendTx", rpc_params![tx]).await {
+                    match http.send_tx(tx.clone()).await {
                         Ok(_) => ok += 1,
                         Err(_) => bad += 1,
                     }

@@ -89,12 +89,7 @@ pub fn genesis_root(config: &crate::NodeConfig) -> Result<B256, crate::NodeError
 
 /// A chain's settlement counters as its contract last reported them (`blockCounters`), published
 /// by the committer in the `L1` table under [`counters_key`] for the RPC (`zkl_l1Status`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct L1Counters {
-    pub committed: u32,
-    pub proven: u32,
-    pub executed: u32,
-}
+pub use zkl_rpc_api::L1Counters;
 
 /// The `L1` table key of chain `chain`'s [`L1Counters`].
 pub fn counters_key(chain: ChainId) -> String {
@@ -148,12 +143,7 @@ const MAX_ONCHAIN_OPS_PER_COMMIT: usize = 64;
 const REFUSAL_RECHECK: Duration = Duration::from_secs(10);
 
 /// The last error of a chain's committer, published under [`error_key`] for `zkl_l1Status`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CommitterError {
-    pub action: String,
-    pub error: String,
-    pub at_ms: u64,
-}
+pub use zkl_rpc_api::CommitterError;
 
 /// The `L1` table key of chain `chain`'s [`CommitterError`] (absent after a success).
 pub fn error_key(chain: ChainId) -> String {

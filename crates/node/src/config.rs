@@ -6,33 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use zkl_types::{AccountId, Address, ChainId, TokenError, TokenId, TokenRegistry};
 
-/// One connected chain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ChainConfig {
-    /// L2 chain id (1..=4).
-    pub id: ChainId,
-    pub name: String,
-}
-
-/// An L1 deployment of a token.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct L1TokenConfig {
-    pub chain: ChainId,
-    pub decimals: u8,
-}
-
-/// A token id: an asset (with L1 deployments) or a merge group.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TokenConfig {
-    pub id: TokenId,
-    pub symbol: String,
-    #[serde(default)]
-    pub is_group: bool,
-    #[serde(default)]
-    pub group: Option<TokenId>,
-    #[serde(default)]
-    pub l1: Vec<L1TokenConfig>,
-}
+pub use zkl_rpc_api::{ChainConfig, L1TokenConfig, TokenConfig};
 
 /// The price of one chunk of block space in one fee token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -65,6 +65,20 @@ pub struct Node {
     pub l1: Option<l1::L1Tasks>,
     pub storage: Arc<Storage>,
     metrics_task: Option<tokio::task::JoinHandle<()>>,
+    /// Set once if the sequencer stopped on a failure (see [`Node::failure`]).
+    fatal: tokio::sync::watch::Receiver<Option<String>>,
+}
+
+impl Node {
+    /// Resolves with the reason if the node can no longer work (its log cannot be written);
+    /// the process running it should then stop with an error. Pending otherwise.
+    pub async fn failure(&self) -> String {
+        let mut rx = self.fatal.clone();
+        match rx.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 impl Drop for Node {
@@ -174,9 +188,15 @@ async fn start_inner(
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = SequencerHandle { tx };
     let (state, events, policy) = (seq.state.clone(), seq.events.clone(), seq.policy.clone());
+    let (fatal_tx, fatal) = tokio::sync::watch::channel(None);
     std::thread::Builder::new()
         .name("sequencer".into())
-        .spawn(move || seq.run(rx))
+        .spawn(move || {
+            if let Err(e) = seq.run(rx) {
+                tracing::error!(%e, "the sequencer cannot write its log; it stopped");
+                let _ = fatal_tx.send(Some(format!("the sequencer stopped: {e}")));
+            }
+        })
         .map_err(|e| NodeError::Rpc(e.to_string()))?;
     let l1 = match (&config.l1, proofs) {
         (Some(_), Some(proofs)) => l1::start(&config, storage.clone(), handle.clone(), proofs).await?,
@@ -207,5 +227,5 @@ async fn start_inner(
         None => (None, None),
     };
     tracing::info!(%rpc_addr, ?metrics_addr, "node started");
-    Ok(Node { rpc_addr, metrics_addr, handle: handle_rpc, sequencer: handle, metrics_task, l1, storage })
+    Ok(Node { rpc_addr, metrics_addr, handle: handle_rpc, sequencer: handle, metrics_task, l1, storage, fatal })
 }

@@ -51,14 +51,7 @@ fn default_heartbeat_timeout() -> u64 {
     30_000
 }
 
-/// A job as a worker sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Job {
-    /// Unique per hand-out: a reassigned block gets a new id.
-    pub job: u64,
-    pub block: BlockRecord,
-    pub payload: Value,
-}
+pub use zkl_rpc_api::Job;
 
 /// Why a prover request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

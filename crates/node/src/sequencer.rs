@@ -399,7 +399,7 @@ impl Sequencer {
 
     /// After recovery: executes queued txs whose turn has come and rejects those whose nonce
     /// has passed (neither happens unless the queue was written by an older node).
-    fn sweep_queue(&mut self) {
+    fn sweep_queue(&mut self) -> Result<(), StorageError> {
         let mut batch = Batch::default();
         let state_lock = Arc::clone(&self.state);
         let mut state = state_lock.write().unwrap_or_else(|p| p.into_inner());
@@ -420,11 +420,9 @@ impl Sequencer {
             self.drain_queue(account, &mut batch, &mut state);
         }
         drop(state);
-        if let Err(err) = self.storage.commit(batch) {
-            tracing::error!(%err, "cannot persist the queue sweep; stopping the sequencer");
-            std::process::exit(3);
-        }
+        self.storage.commit(batch)?;
         self.publish();
+        Ok(())
     }
 
     /// Publishes the events of durable work.
@@ -621,8 +619,11 @@ impl Sequencer {
     }
 
     /// Runs until every request sender is gone.
-    pub fn run(mut self, requests: Receiver<Request>) {
-        self.sweep_queue();
+    /// Serves requests until every handle is dropped. If the log cannot be written it stops at
+    /// once with the error: nothing of the unwritten work is acknowledged (its callers get
+    /// "sequencer stopped"), and the node must not go on.
+    pub fn run(mut self, requests: Receiver<Request>) -> Result<(), StorageError> {
+        self.sweep_queue()?;
         loop {
             let timeout = match self.block_started {
                 Some(t) => self.block_time.saturating_sub(t.elapsed()),
@@ -631,7 +632,7 @@ impl Sequencer {
             let first = match requests.recv_timeout(timeout) {
                 Ok(r) => Some(r),
                 Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
             };
             let mut work: Vec<Request> = Vec::new();
             let mut rewind = None;
@@ -716,10 +717,7 @@ impl Sequencer {
             }
             // Nothing is acknowledged before it is durable.
             let started = Instant::now();
-            if let Err(err) = self.storage.commit(batch) {
-                tracing::error!(%err, "cannot persist accepted work; stopping the sequencer");
-                std::process::exit(3);
-            }
+            self.storage.commit(batch)?;
             self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
             self.publish();
             for reply in replies {

@@ -64,63 +64,7 @@ impl LogEntry {
     }
 }
 
-/// Where a tx stands.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum TxStatus {
-    /// Accepted with a nonce ahead of the account's; executes when the earlier nonces have.
-    Queued,
-    /// Accepted into the block being built.
-    Pending,
-    /// Was queued, then failed when its turn came (the state machine's reason).
-    Rejected { reason: String },
-    /// Part of sealed block `block`.
-    Included { block: u32 },
-}
-
-/// A tx record.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TxRecord {
-    pub hash: String,
-    /// Position in the log (absent while queued or once rejected).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
-    #[serde(flatten)]
-    pub status: TxStatus,
-    pub tx: SignedTx,
-}
-
-/// Where a priority request stands: `pending` (applied into the block being built), `included`
-/// (in sealed block `block`) or `rejected` (the operator left it out after a refusal, e.g. a
-/// deposit that a reorganisation removed from its chain; the chain's queue is read again).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PriorityRecord {
-    pub hash: String,
-    #[serde(flatten)]
-    pub status: TxStatus,
-    pub request: PriorityRequest,
-    /// The op it became (a deposit's account id, a full exit's amount).
-    pub op: Op,
-}
-
-/// A sealed block as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct BlockRecord {
-    pub number: u32,
-    pub timestamp: u64,
-    pub capacity: usize,
-    pub old_root: String,
-    pub new_root: String,
-    pub commitment: String,
-    pub public_input: String,
-    pub tx_hashes: Vec<String>,
-    pub ops: Vec<zkl_types::Op>,
-    /// Per op, the hash of the tx or the priority request (`keccak256(chain ‖ serial)`) it came
-    /// from.
-    #[serde(default)]
-    pub op_hashes: Vec<String>,
-    pub pubdata: String,
-}
+pub use zkl_rpc_api::{BlockRecord, PriorityRecord, TxRecord, TxStatus};
 
 /// A tx waiting in the queue: `account`'s nonce must reach `nonce` first.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

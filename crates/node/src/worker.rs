@@ -4,11 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
-use jsonrpsee::rpc_params;
-use serde_json::Value;
 use tokio::sync::watch;
+use zkl_rpc_api::ProverApiClient;
 
 use crate::provers::Job;
 
@@ -57,9 +55,7 @@ pub async fn run(
     let http = client(&cfg)?;
     let mut report = WorkerReport::default();
     while !*stop.borrow() {
-        let job: Result<Option<Job>, _> =
-            http.request("zkl_proverTakeJob", rpc_params![cfg.token.clone(), cfg.name.clone()]).await;
-        let job = match job {
+        let job = match http.prover_take_job(cfg.token.clone(), cfg.name.clone()).await {
             Ok(Some(job)) => job,
             Ok(None) => {
                 tokio::select! { _ = tokio::time::sleep(cfg.poll) => {}, _ = stop.changed() => {} }
@@ -83,8 +79,7 @@ pub async fn run(
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
-                    let r: Result<Value, _> = http.request("zkl_proverHeartbeat", rpc_params![token.clone(), id]).await;
-                    if let Err(e) = r {
+                    if let Err(e) = http.prover_heartbeat(token.clone(), id).await {
                         tracing::warn!(%e, job = id, "heartbeat refused");
                     }
                 }
@@ -107,8 +102,7 @@ pub async fn run(
             }
         };
         let hex = format!("0x{}", hex::encode(proof));
-        let r: Result<Value, _> = http.request("zkl_proverSubmitProof", rpc_params![cfg.token.clone(), id, hex]).await;
-        let refused = match r {
+        let refused = match http.prover_submit_proof(cfg.token.clone(), id, hex).await {
             Ok(_) => {
                 tracing::info!(block, job = id, "proof accepted");
                 report.proven.push(block);

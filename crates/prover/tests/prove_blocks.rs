@@ -5,16 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClientBuilder;
-use jsonrpsee::rpc_params;
-use serde_json::Value;
 use zkl_node::provers::{ProofCheck, ProverConfig};
-use zkl_node::storage::BlockRecord;
 use zkl_node::worker::WorkerConfig;
 use zkl_node::{NodeConfig, Services};
 use zkl_prover::{CircuitCheck, CircuitProver, KeyRing, WitnessPayload};
+use zkl_rpc_api::{AdminApiClient, ZklApiClient};
 use zkl_state::testkit::{ETH, ONE, User, deposit};
+use zkl_types::Op;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
@@ -40,16 +38,15 @@ async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
     // Two deposits (three chunks each), a key change (three) and a transfer with a fee (one):
     // three blocks of capacity 4.
     let (a, b) = (User::new(1), User::new(2));
-    let op: Value =
-        http.request("zkl_devPriorityOp", rpc_params![deposit(1, 0, a.address, ETH, ETH, 5 * ONE)]).await.unwrap();
-    let a_id = op["account"].as_u64().unwrap() as u32;
-    let _: Value =
-        http.request("zkl_devPriorityOp", rpc_params![deposit(2, 0, b.address, ETH, ETH, ONE)]).await.unwrap();
-    let _: Value = http.request("zkl_sealBlock", rpc_params!["operator"]).await.unwrap();
-    let _: Value = http.request("zkl_sendTx", rpc_params![a.change_pubkey(a_id, 0, 1, ETH, 0)]).await.unwrap();
-    let _: Value =
-        http.request("zkl_sendTx", rpc_params![a.transfer(a_id, b.address, ETH, ONE, ONE / 1000, 1)]).await.unwrap();
-    let _: Value = http.request("zkl_sealBlock", rpc_params!["operator"]).await.unwrap();
+    let Op::Deposit(op) = http.dev_priority_op(deposit(1, 0, a.address, ETH, ETH, 5 * ONE)).await.unwrap() else {
+        panic!("a deposit")
+    };
+    let a_id = op.account;
+    http.dev_priority_op(deposit(2, 0, b.address, ETH, ETH, ONE)).await.unwrap();
+    http.seal_block("operator".into()).await.unwrap();
+    http.send_tx(a.change_pubkey(a_id, 0, 1, ETH, 0)).await.unwrap();
+    http.send_tx(a.transfer(a_id, b.address, ETH, ONE, ONE / 1000, 1)).await.unwrap();
+    http.seal_block("operator".into()).await.unwrap();
 
     let (stop, rx) = tokio::sync::watch::channel(false);
     let worker = WorkerConfig {
@@ -60,15 +57,13 @@ async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
         heartbeat: Duration::from_secs(5),
     };
     let report = tokio::spawn(zkl_node::worker::run(worker, Arc::new(CircuitProver { keys }), rx));
-    let root: Value = http.request("zkl_stateRoot", rpc_params![]).await.unwrap();
-    let last = root["block"].as_u64().unwrap() as u32;
+    let last = http.state_root().await.unwrap().block;
     assert_eq!(last, 3);
     let mut proofs = Vec::new();
     for b in 1..=last {
         let proof = loop {
-            let r: Result<Value, _> = http.request("zkl_proof", rpc_params![b]).await;
-            if let Ok(v) = r {
-                break hex::decode(v["proof"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+            if let Ok(v) = http.proof(b).await {
+                break hex::decode(v.proof.trim_start_matches("0x")).unwrap();
             }
             assert!(!report.is_finished(), "worker stopped early");
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -82,8 +77,8 @@ async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
     // The stored proofs verify for their own blocks only.
     for (i, proof) in proofs.iter().enumerate() {
         let b = i as u32 + 1;
-        let own: BlockRecord = http.request("zkl_block", rpc_params![b]).await.unwrap();
-        let other: BlockRecord = http.request("zkl_block", rpc_params![b % last + 1]).await.unwrap();
+        let own = http.block(b).await.unwrap();
+        let other = http.block(b % last + 1).await.unwrap();
         check.check(&own, proof).unwrap();
         assert!(check.check(&other, proof).is_err());
     }

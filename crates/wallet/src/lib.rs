@@ -5,13 +5,11 @@ use alloy::network::EthereumWallet;
 use alloy::primitives::{Address as EvmAddress, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
-use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
-use jsonrpsee::rpc_params;
-use serde_json::Value;
 use zkl_contracts::bindings::{TestERC20, ZkLink};
 use zkl_crypto::keys::eth_signature_bytes;
 use zkl_crypto::{EthKey, PrivateKey, PublicKey, derive_l2_key};
+use zkl_rpc_api::{AccountInfo, AdminApiClient, L1ChainStatus, RevertRequest, RewindReport, TxLookup, ZklApiClient};
 use zkl_types::*;
 
 /// A wallet failure, one line.
@@ -105,37 +103,33 @@ impl Wallet {
     }
 
     /// The node's view of this wallet's account.
-    pub async fn account(&self) -> Result<Value, WalletError> {
-        self.client.request("zkl_account", rpc_params![self.address.to_string()]).await.map_err(node_err)
+    pub async fn account(&self) -> Result<AccountInfo, WalletError> {
+        self.client.account(self.address.to_string()).await.map_err(node_err)
     }
 
     pub async fn id_and_nonce(&self) -> Result<(AccountId, Nonce), WalletError> {
         let a = self.account().await?;
-        let id = a["id"].as_u64().ok_or_else(|| WalletError::Node("account without id".into()))? as AccountId;
-        let nonce = a["nonce"].as_u64().ok_or_else(|| WalletError::Node("account without nonce".into()))? as Nonce;
-        Ok((id, nonce))
+        Ok((a.id, a.nonce))
     }
 
     /// Sends a signed tx; returns its hash.
     pub async fn send(&self, tx: &SignedTx) -> Result<String, WalletError> {
-        self.client.request("zkl_sendTx", rpc_params![tx]).await.map_err(node_err)
+        self.client.send_tx(tx.clone()).await.map_err(node_err)
     }
 
-    pub async fn tx_status(&self, hash: &str) -> Result<Value, WalletError> {
-        self.client.request("zkl_txStatus", rpc_params![hash]).await.map_err(node_err)
+    pub async fn tx_status(&self, hash: &str) -> Result<TxLookup, WalletError> {
+        self.client.tx_status(hash.to_string()).await.map_err(node_err)
     }
 
     /// Chain `chain`'s ZkLink contract (as the node reports it in `zkl_l1Contracts`), signing
     /// with this wallet's Ethereum key.
     async fn zklink(&self, chain: ChainId) -> Result<ZkLink::ZkLinkInstance<DynProvider>, WalletError> {
-        let l1: Value = self.client.request("zkl_l1Contracts", rpc_params![]).await.map_err(node_err)?;
+        let l1 = self.client.l1_contracts().await.map_err(node_err)?;
         let entry = l1
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["chain"].as_u64() == Some(u64::from(chain))))
+            .into_iter()
+            .find(|c| c.chain == chain)
             .ok_or_else(|| WalletError::Input(format!("the node settles on no L1 chain {chain}")))?;
-        let (Some(url), Some(contract)) = (entry["rpc_url"].as_str(), entry["contract"].as_str()) else {
-            return Err(WalletError::Node(format!("zkl_l1Contracts: chain {chain} lacks rpc_url or contract")));
-        };
+        let (url, contract) = (entry.rpc_url.as_str(), entry.contract.as_str());
         let signer =
             PrivateKeySigner::from_slice(&self.eth.to_bytes()).map_err(|e| WalletError::Input(e.to_string()))?;
         let url = url.parse().map_err(|e| WalletError::Node(format!("bad rpc_url {url}: {e}")))?;
@@ -289,15 +283,8 @@ impl Wallet {
         fees_bps: (u8, u8),
     ) -> Result<SignedOrder, WalletError> {
         let a = self.account().await?;
-        let account = a["id"].as_u64().ok_or_else(|| WalletError::Node("account without id".into()))? as AccountId;
-        let nonce = match nonce {
-            Some(n) => n,
-            None => a["order_slots"]
-                .as_array()
-                .and_then(|s| s.iter().find(|x| x["sub"] == u64::from(sub) && x["slot"] == u64::from(slot)))
-                .and_then(|x| x["nonce"].as_u64())
-                .unwrap_or(0) as Nonce,
-        };
+        let account = a.id;
+        let nonce = nonce.unwrap_or_else(|| a.order_slot(sub, slot).nonce);
         let order = Order {
             account,
             sub,
@@ -322,17 +309,9 @@ impl Wallet {
         base_fill: u128,
     ) -> Result<String, WalletError> {
         let (matcher, _) = self.id_and_nonce().await?;
-        let residue = |o: &Order, acc: &Value| -> u128 {
-            acc["order_slots"]
-                .as_array()
-                .and_then(|s| s.iter().find(|x| x["sub"] == u64::from(o.sub) && x["slot"] == u64::from(o.slot)))
-                .and_then(|x| x["residue"].as_str().and_then(|r| r.parse().ok()))
-                .unwrap_or(0)
-        };
-        let maker_acc: Value =
-            self.client.request("zkl_account", rpc_params![maker.order.account.to_string()]).await.map_err(node_err)?;
-        let taker_acc: Value =
-            self.client.request("zkl_account", rpc_params![taker.order.account.to_string()]).await.map_err(node_err)?;
+        let residue = |o: &Order, acc: &AccountInfo| acc.order_slot(o.sub, o.slot).residue;
+        let maker_acc = self.client.account(maker.order.account.to_string()).await.map_err(node_err)?;
+        let taker_acc = self.client.account(taker.order.account.to_string()).await.map_err(node_err)?;
         let (hi, lo) = mul_div_wide(base_fill, maker.order.price);
         if hi != 0 || lo.is_none() {
             return Err(WalletError::Input("fill times price is not a whole quote amount".into()));
@@ -388,13 +367,13 @@ impl Admin {
     }
 
     /// Each settlement chain's counters, last error and halt (`zkl_l1Status`).
-    pub async fn l1_status(&self) -> Result<Value, WalletError> {
-        self.client.request("zkl_l1Status", rpc_params![]).await.map_err(node_err)
+    pub async fn l1_status(&self) -> Result<Vec<L1ChainStatus>, WalletError> {
+        self.client.l1_status().await.map_err(node_err)
     }
 
-    /// Seals the block being built; its number, or null if it was empty.
-    pub async fn seal(&self) -> Result<Value, WalletError> {
-        self.client.request("zkl_sealBlock", rpc_params![&self.token]).await.map_err(node_err)
+    /// Seals the block being built; its number, or None if it was empty.
+    pub async fn seal(&self) -> Result<Option<u32>, WalletError> {
+        self.client.seal_block(self.token.clone()).await.map_err(node_err)
     }
 
     /// Reverts the halted block (or `from_block` and later) on every chain and re-sequences
@@ -403,9 +382,9 @@ impl Admin {
         &self,
         from_block: Option<u32>,
         drop: Option<Vec<String>>,
-    ) -> Result<Value, WalletError> {
-        let request = serde_json::json!({ "from_block": from_block, "drop": drop });
-        self.client.request("zkl_revertBlocks", rpc_params![&self.token, request]).await.map_err(node_err)
+    ) -> Result<RewindReport, WalletError> {
+        let request = RevertRequest { from_block, drop };
+        self.client.revert_blocks(self.token.clone(), Some(request)).await.map_err(node_err)
     }
 }
 

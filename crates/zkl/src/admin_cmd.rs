@@ -1,5 +1,6 @@
 //! `zkl admin …`: the node's operator methods, a thin wrapper over `zkl_wallet::Admin`.
 
+use serde_json::json;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -44,10 +45,10 @@ pub fn run_admin(a: AdminArgs) -> Result<ExitCode, Failure> {
     let admin = zkl_wallet::Admin::new(&a.node, &a.token).map_err(|e| Failure::Usage(e.to_string()))?;
     let result = rt.block_on(async {
         match a.command {
-            AdminCommand::Status => admin.l1_status().await,
-            AdminCommand::Seal => admin.seal().await,
+            AdminCommand::Status => admin.l1_status().await.map(|v| json!(v)),
+            AdminCommand::Seal => admin.seal().await.map(|v| json!(v)),
             AdminCommand::RevertBlocks { from_block, drop } => {
-                admin.revert_blocks(from_block, (!drop.is_empty()).then_some(drop)).await
+                admin.revert_blocks(from_block, (!drop.is_empty()).then_some(drop)).await.map(|v| json!(v))
             }
         }
     });

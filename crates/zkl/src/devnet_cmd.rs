@@ -47,8 +47,8 @@ async fn setup_matcher(rpc: &str) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(acc) = w.account().await {
-            if acc["id"].as_u64() != Some(u64::from(MATCHER_ACCOUNT)) {
-                return Err(fail(format!("the matcher got account {} (was the devnet fresh?)", acc["id"])));
+            if acc.id != MATCHER_ACCOUNT {
+                return Err(fail(format!("the matcher got account {} (was the devnet fresh?)", acc.id)));
             }
             break;
         }
@@ -186,6 +186,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
         let outcome = tokio::select! {
             r = tokio::signal::ctrl_c() => r.map_err(failed("signal")).map(|_| ExitCode::SUCCESS),
             r = stopped => Err(Failure::Failed(r.unwrap_or_else(|e| e.to_string()))),
+            reason = node.failure() => Err(Failure::Failed(reason)),
         };
         if let Some(mut w) = worker {
             let _ = w.kill().await;

@@ -65,8 +65,11 @@ pub fn run_node(config: PathBuf) -> Result<ExitCode, Failure> {
                 "metrics": node.metrics_addr.map(|a| format!("http://{a}/metrics")),
             })
         );
-        tokio::signal::ctrl_c().await.map_err(|e| Failure::Failed(e.to_string()))?;
+        let outcome = tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(|e| Failure::Failed(e.to_string())).map(|_| ExitCode::SUCCESS),
+            reason = node.failure() => Err(Failure::Failed(reason)),
+        };
         let _ = node.handle.stop();
-        Ok(ExitCode::SUCCESS)
+        outcome
     })
 }

@@ -179,7 +179,7 @@ pub fn run_wallet(a: WalletArgs) -> Result<ExitCode, Failure> {
     runtime()?.block_on(async move {
         match a.command {
             WalletCommand::Account => {
-                let mut acc = w.account().await.map_err(fail)?;
+                let mut acc = json!(w.account().await.map_err(fail)?);
                 if let Some(bals) = acc["balances"].as_array_mut() {
                     for b in bals {
                         let v: u128 = b["amount"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -222,7 +222,7 @@ pub fn run_wallet(a: WalletArgs) -> Result<ExitCode, Failure> {
                 print_hash(w.withdraw(sub, chain, l2_token, l1_token, amount, fee, to).await.map_err(fail)?)
             }
             WalletCommand::TxStatus { hash } => {
-                println!("{}", w.tx_status(&hash).await.map_err(fail)?);
+                println!("{}", json!(w.tx_status(&hash).await.map_err(fail)?));
                 Ok(ExitCode::SUCCESS)
             }
             WalletCommand::SignOrder {

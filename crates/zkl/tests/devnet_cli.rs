@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use zkl_rpc_api::ZklApiClient;
 
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClientBuilder;
@@ -26,8 +27,8 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     let node = HttpClientBuilder::default().build(v["rpc"].as_str().unwrap()).unwrap();
     // The matcher is set up before the line is printed: account 2, with its L2 key.
     assert_eq!(v["matcher"]["account"], 2);
-    let matcher: Value = node.request("zkl_account", rpc_params!["2"]).await.unwrap();
-    assert_ne!(matcher["pubkey_hash"].as_str().unwrap_or("0x").trim_start_matches("0x").trim_start_matches('0'), "");
+    let matcher = node.account("2".into()).await.unwrap();
+    assert_ne!(matcher.pubkey_hash.trim_start_matches("0x").trim_start_matches('0'), "");
     assert_eq!(v["proofs"], "test verifier");
     let chains = v["chains"].as_array().unwrap();
     assert_eq!(chains.len(), 2);

@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address as EvmAddress, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use jsonrpsee::core::client::ClientT;
+
 use jsonrpsee::http_client::HttpClientBuilder;
-use jsonrpsee::rpc_params;
+
 use serde_json::Value;
 use zkl_contracts::bindings::{TestERC20, ZkLink};
+use zkl_rpc_api::ZklApiClient;
 use zkl_wallet::Wallet;
 
 const ETH: u128 = 1_000_000_000_000_000_000;
@@ -66,12 +67,7 @@ async fn wait_for<F: AsyncFn() -> bool>(what: &str, timeout: Duration, f: F) {
 }
 
 async fn l2_balance(w: &Wallet, token: u16) -> u128 {
-    let Ok(acc) = w.account().await else { return 0 };
-    acc["balances"]
-        .as_array()
-        .and_then(|bs| bs.iter().find(|b| b["sub"] == 0 && b["token"] == token))
-        .and_then(|b| b["amount"].as_str()?.parse().ok())
-        .unwrap_or(0)
+    w.account().await.map_or(0, |a| a.balance(0, token))
 }
 
 /// Gas paid by the L1 tx `hash` (wei).
@@ -154,8 +150,8 @@ async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
 
     // Every block sealed so far committed, proven and executed on both chains.
     let last = async || {
-        let root: Value = node.request("zkl_stateRoot", rpc_params![]).await.unwrap();
-        (root["block"].as_u64().unwrap(), root["pending_ops"].as_u64().unwrap())
+        let root = node.state_root().await.unwrap();
+        (u64::from(root.block), root.pending_ops)
     };
     wait_for("all ops sealed", Duration::from_secs(30), async || last().await.1 == 0).await;
     let (sealed, _) = last().await;
@@ -192,13 +188,7 @@ async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
     assert_eq!(c2.zklink.pendingBalance(a_evm, ETH_ID).call().await.unwrap(), 0);
     assert_eq!(c1.zklink.pendingBalance(b_evm, USDC_ID).call().await.unwrap(), 0);
     // The fee account (0) holds the trading fees on L2.
-    let fees: Value = node.request("zkl_account", rpc_params!["0"]).await.unwrap();
-    let fee_of = |t: u16| {
-        fees["balances"]
-            .as_array()
-            .and_then(|bs| bs.iter().find(|b| b["token"] == t))
-            .and_then(|b| b["amount"].as_str()?.parse::<u128>().ok())
-            .unwrap_or(0)
-    };
+    let fees = node.account("0".into()).await.unwrap();
+    let fee_of = |t: u16| fees.balance(0, t);
     assert_eq!((fee_of(ETH_ID), fee_of(USDC_ID)), (ETH / 1000, ETH / 2));
 }

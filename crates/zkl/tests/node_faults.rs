@@ -4,13 +4,11 @@
 
 use std::process::Command;
 use std::time::{Duration, Instant};
+use zkl_rpc_api::AdminApiClient;
 
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
-use jsonrpsee::core::client::ClientT;
-use jsonrpsee::rpc_params;
-use serde_json::Value;
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::deploy::Chain;
 use zkl_node::NodeConfig;
@@ -44,8 +42,7 @@ async fn executed_everywhere(chains: &[Chain], block: u32) -> bool {
 }
 
 async fn seal(node: &NodeProc) -> u32 {
-    let n: Value = node.client.request("zkl_sealBlock", rpc_params![ADMIN]).await.unwrap();
-    n.as_u64().unwrap() as u32
+    node.client.seal_block(ADMIN.into()).await.unwrap().expect("a block")
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -91,7 +88,7 @@ async fn kill_nine_mid_commit_and_a_frozen_chain() {
     // Restarted: the acknowledged txs are there, the commit is replaced (same nonce), not doubled.
     let node = start(&config_path);
     let (a, b) = (wallet(&node, DEV_KEYS[1]), wallet(&node, DEV_KEYS[2]));
-    assert_eq!(a.tx_status(&transfer).await.unwrap()["block"], 1);
+    assert_eq!(a.tx_status(&transfer).await.unwrap().status().block(), Some(1));
     tokio::time::sleep(Duration::from_millis(1_500)).await; // past tx_timeout_ms: replaced
     p1.anvil_set_auto_mine(true).await.unwrap();
     p1.evm_mine(None).await.unwrap();
@@ -100,7 +97,7 @@ async fn kill_nine_mid_commit_and_a_frozen_chain() {
     assert_eq!(commits.len(), 1, "block 1 committed once on chain 1");
     // Chain 1's validator sent exactly: commit, receiveSyncHash, prove, execute.
     assert_eq!(p1.get_transaction_count(validator).await.unwrap() - nonce_before, 4);
-    assert_eq!(b.account().await.unwrap()["balances"][0]["amount"], "500000000000000000");
+    assert_eq!(b.account().await.unwrap().balances[0].amount, 500_000_000_000_000_000);
 
     // Chain 2 stops answering (SIGSTOP) while blocks keep coming, then comes back: every block
     // settles on both chains.

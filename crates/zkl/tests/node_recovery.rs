@@ -4,11 +4,9 @@
 
 use std::collections::HashMap;
 use std::time::Duration;
+use zkl_rpc_api::{AdminApiClient, Record, ZklApiClient};
 
-use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClient;
-use jsonrpsee::rpc_params;
-use serde_json::Value;
 use zkl_node::NodeConfig;
 use zkl_state::testkit::{ETH, ONE, User, deposit};
 use zkl_types::{SignedTx, Tx};
@@ -17,16 +15,8 @@ mod common;
 use common::start;
 
 async fn eth_balance(c: &HttpClient, who: &User) -> (u32, u128) {
-    let acc: Value = c.request("zkl_account", rpc_params![who.address.to_string()]).await.unwrap();
-    let nonce = acc["nonce"].as_u64().unwrap() as u32;
-    let bal = acc["balances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["token"] == 1 && b["sub"] == 0)
-        .map(|b| b["amount"].as_str().unwrap().parse().unwrap())
-        .unwrap_or(0);
-    (nonce, bal)
+    let acc = c.account(who.address.to_string()).await.unwrap();
+    (acc.nonce, acc.balance(0, ETH))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,10 +36,9 @@ async fn kill_nine_never_loses_an_acknowledged_tx() {
         let node = start(&config_path);
         for (i, u) in users.iter().enumerate() {
             let req = deposit(1, i as u64, u.address, ETH, ETH, 100 * ONE);
-            let _: Value = node.client.request("zkl_devPriorityOp", rpc_params![req]).await.unwrap();
+            node.client.dev_priority_op(req).await.unwrap();
             let id = 2 + i as u32;
-            let _: String =
-                node.client.request("zkl_sendTx", rpc_params![u.change_pubkey(id, 0, 1, ETH, 0)]).await.unwrap();
+            node.client.send_tx(u.change_pubkey(id, 0, 1, ETH, 0)).await.unwrap();
         }
     }
     // Model: every tx the node holds (acknowledged or found after the crash).
@@ -77,9 +66,7 @@ async fn kill_nine_never_loses_an_acknowledged_tx() {
             nonces[from] += 1;
             let client = node.client.clone();
             let t = tx.clone();
-            let handle = tokio::spawn(async move {
-                client.request::<String, _>("zkl_sendTx", rpc_params![t]).await.map_err(|e| e.to_string())
-            });
+            let handle = tokio::spawn(async move { client.send_tx(t).await.map_err(|e| e.to_string()) });
             sent.push((tx, handle));
             if k % 8 == 7 {
                 tokio::time::sleep(Duration::from_millis(3)).await;
@@ -99,12 +86,12 @@ async fn kill_nine_never_loses_an_acknowledged_tx() {
         // Restart: every acknowledged hash is still known.
         let node = start(&config_path);
         for h in &acknowledged {
-            let status: Value = node
+            let status = node
                 .client
-                .request("zkl_txStatus", rpc_params![format!("0x{}", hex::encode(h))])
+                .tx_status(format!("0x{}", hex::encode(h)))
                 .await
                 .unwrap_or_else(|e| panic!("round {round}: acknowledged tx lost: {e}"));
-            assert!(status["status"].is_string(), "{status}");
+            assert!(matches!(status.record, Record::Tx(_)), "{status:?}");
         }
         // The model from every tx the node holds (acknowledged, or persisted just before the kill).
         let txs = collect_known(&node.client).await;
@@ -131,15 +118,13 @@ async fn kill_nine_never_loses_an_acknowledged_tx() {
 
 /// Every tx the node holds: the pending block is sealed, then every block's txs are read back.
 async fn collect_known(c: &HttpClient) -> Vec<SignedTx> {
-    let _: Value = c.request("zkl_sealBlock", rpc_params!["operator"]).await.unwrap();
-    let root: Value = c.request("zkl_stateRoot", rpc_params![]).await.unwrap();
-    let last = root["block"].as_u64().unwrap() as u32;
+    c.seal_block("operator".into()).await.unwrap();
+    let last = c.state_root().await.unwrap().block;
     let mut out = Vec::new();
     for n in 1..=last {
-        let b: Value = c.request("zkl_block", rpc_params![n]).await.unwrap();
-        for h in b["tx_hashes"].as_array().unwrap() {
-            let r: Value = c.request("zkl_txStatus", rpc_params![h.as_str().unwrap()]).await.unwrap();
-            out.push(serde_json::from_value(r["tx"].clone()).unwrap());
+        for h in c.block(n).await.unwrap().tx_hashes {
+            let Record::Tx(r) = c.tx_status(h).await.unwrap().record else { panic!("a tx") };
+            out.push(r.tx);
         }
     }
     out

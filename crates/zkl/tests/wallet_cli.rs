@@ -3,10 +3,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
+use zkl_rpc_api::AdminApiClient;
 
-use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClientBuilder;
-use jsonrpsee::rpc_params;
 use serde_json::Value;
 use zkl_node::NodeConfig;
 use zkl_state::testkit::{ETH, ONE, USDC, User, deposit};
@@ -56,10 +55,7 @@ async fn wallet_and_matcher_flow() {
     for (i, (u, chain, token, amount)) in
         [(&a, 1, USDC, 1_000_000_000u128), (&b, 2, ETH, ONE), (&m, 1, ETH, ONE / 10)].into_iter().enumerate()
     {
-        let _: Value = rpc
-            .request("zkl_devPriorityOp", rpc_params![deposit(chain, i as u64, u.address, token, token, amount)])
-            .await
-            .unwrap();
+        rpc.dev_priority_op(deposit(chain, i as u64, u.address, token, token, amount)).await.unwrap();
     }
     let (ka, kb, km) = (key(&a), key(&b), key(&m));
     for k in [&ka, &kb, &km] {

@@ -1,15 +1,15 @@
 //! The node's entry rules: the future-nonce queue (ordering, limits, durability), the fee policy
 //! and `zkl_estimateFee`, pending priority operations, the tx-status subscription and metrics.
 
-use jsonrpsee::core::client::{ClientT, Subscription, SubscriptionClientT};
+use jsonrpsee::core::client::Subscription;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
-use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
-use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zkl_node::config::{FeePolicy, FeeRate};
 use zkl_node::{Node, NodeConfig};
+use zkl_rpc_api::{AdminApiClient, EventsApiClient, FeeQuery, TxRecord, TxStatus, ZklApiClient};
 use zkl_state::testkit::{ETH, ONE, USDC, User, deposit};
+use zkl_types::{Op, SignedTx};
 
 struct Net {
     node: Node,
@@ -43,36 +43,32 @@ async fn net(dir: &std::path::Path, fees: FeePolicy) -> Net {
     let mut users = Vec::new();
     for seed in [1u64, 2] {
         let u = User::new(seed);
-        let op: Value = http
-            .request("zkl_devPriorityOp", rpc_params![deposit(1, seed, u.address, ETH, ETH, 10 * ONE)])
-            .await
-            .unwrap();
-        let id = op["account"].as_u64().unwrap() as u32;
-        let cpk = u.change_pubkey(id, 0, 1, ETH, cpk_fee);
-        let _: Value = http.request("zkl_sendTx", rpc_params![cpk]).await.unwrap();
+        let Op::Deposit(op) = http.dev_priority_op(deposit(1, seed, u.address, ETH, ETH, 10 * ONE)).await.unwrap()
+        else {
+            panic!("a deposit")
+        };
+        let id = op.account;
+        http.send_tx(u.change_pubkey(id, 0, 1, ETH, cpk_fee)).await.unwrap();
         users.push((u, id));
     }
-    let _: Value = http.request("zkl_sealBlock", rpc_params![ADMIN]).await.unwrap();
+    http.seal_block(ADMIN.into()).await.unwrap();
     Net { node, http, users }
 }
 
-async fn status(http: &HttpClient, hash: &Value) -> Value {
-    http.request("zkl_txStatus", rpc_params![hash]).await.unwrap()
+async fn status(http: &HttpClient, hash: &str) -> TxStatus {
+    http.tx_status(hash.to_string()).await.unwrap().status().clone()
 }
 
 async fn balance(http: &HttpClient, id: u32, token: u16) -> u128 {
-    let a: Value = http.request("zkl_account", rpc_params![id.to_string()]).await.unwrap();
-    a["balances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["sub"] == 0 && b["token"] == token)
-        .map_or(0, |b| b["amount"].as_str().unwrap().parse().unwrap())
+    http.account(id.to_string()).await.unwrap().balance(0, token)
 }
 
-async fn rejected(http: &HttpClient, tx: impl serde::Serialize) -> String {
-    let r: Result<Value, _> = http.request("zkl_sendTx", rpc_params![tx]).await;
-    match r {
+async fn send(http: &HttpClient, tx: SignedTx) -> String {
+    http.send_tx(tx).await.unwrap()
+}
+
+async fn rejected(http: &HttpClient, tx: SignedTx) -> String {
+    match http.send_tx(tx).await {
         Err(jsonrpsee::core::ClientError::Call(e)) => e.message().to_string(),
         other => panic!("expected a rejection, got {other:?}"),
     }
@@ -87,17 +83,14 @@ async fn future_nonces_wait_in_the_queue_and_run_in_order() {
     let before = balance(&n.http, *a_id, ETH).await;
 
     // Nonces 3 and 2 arrive before 1: both are queued, nothing moves.
-    let h3: Value =
-        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 3)]).await.unwrap();
-    let h2: Value =
-        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 2)]).await.unwrap();
-    assert_eq!(status(&n.http, &h3).await["status"], "queued");
-    assert_eq!(status(&n.http, &h2).await["status"], "queued");
+    let h3 = send(&n.http, a.transfer(*a_id, b.address, ETH, ONE, 0, 3)).await;
+    let h2 = send(&n.http, a.transfer(*a_id, b.address, ETH, ONE, 0, 2)).await;
+    assert_eq!(status(&n.http, &h3).await, TxStatus::Queued);
+    assert_eq!(status(&n.http, &h2).await, TxStatus::Queued);
     assert_eq!(balance(&n.http, *a_id, ETH).await, before);
 
     // The same queued tx again is idempotent; a different tx for a queued nonce is refused.
-    let again: Value =
-        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 3)]).await.unwrap();
+    let again = send(&n.http, a.transfer(*a_id, b.address, ETH, ONE, 0, 3)).await;
     assert_eq!(again, h3);
     let msg = rejected(&n.http, a.transfer(*a_id, b.address, ETH, 2 * ONE, 0, 3)).await;
     assert!(msg.contains("already has a queued tx with nonce 3"), "{msg}");
@@ -108,15 +101,14 @@ async fn future_nonces_wait_in_the_queue_and_run_in_order() {
     assert!(msg.contains("nonce"), "{msg}");
 
     // Nonce 1 closes the gap: 1, 2, 3 run in order in the same block.
-    let h1: Value =
-        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 1)]).await.unwrap();
+    let h1 = send(&n.http, a.transfer(*a_id, b.address, ETH, ONE, 0, 1)).await;
     for h in [&h1, &h2, &h3] {
-        assert_eq!(status(&n.http, h).await["status"], "pending", "{h}");
+        assert_eq!(status(&n.http, h).await, TxStatus::Pending, "{h}");
     }
     assert_eq!(balance(&n.http, *a_id, ETH).await, before - 3 * ONE);
-    let block: Value = n.http.request("zkl_sealBlock", rpc_params![ADMIN]).await.unwrap();
-    let record: Value = n.http.request("zkl_block", rpc_params![block]).await.unwrap();
-    assert_eq!(record["tx_hashes"], json!([h1, h2, h3]));
+    let block = n.http.seal_block(ADMIN.into()).await.unwrap().expect("a block");
+    let record = n.http.block(block).await.unwrap();
+    assert_eq!(record.tx_hashes, [h1, h2, h3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,16 +118,12 @@ async fn a_queued_tx_that_fails_its_turn_is_rejected_and_changes_nothing() {
     let (a, a_id) = &n.users[0];
     let b = &n.users[1].0;
     // Nonce 2 spends more than will be left after nonce 1.
-    let h2: Value =
-        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, 9 * ONE, 0, 2)]).await.unwrap();
-    let _: Value =
-        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, 2 * ONE, 0, 1)]).await.unwrap();
+    let h2 = send(&n.http, a.transfer(*a_id, b.address, ETH, 9 * ONE, 0, 2)).await;
+    send(&n.http, a.transfer(*a_id, b.address, ETH, 2 * ONE, 0, 1)).await;
     let s = status(&n.http, &h2).await;
-    assert_eq!(s["status"], "rejected");
-    assert!(s["reason"].as_str().unwrap().contains("balance"), "{s}");
+    assert!(matches!(&s, TxStatus::Rejected { reason } if reason.contains("balance")), "{s:?}");
     assert_eq!(balance(&n.http, *a_id, ETH).await, 8 * ONE);
-    let acc: Value = n.http.request("zkl_account", rpc_params![a_id.to_string()]).await.unwrap();
-    assert_eq!(acc["nonce"], 2);
+    assert_eq!(n.http.account(a_id.to_string()).await.unwrap().nonce, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,8 +132,7 @@ async fn the_queue_survives_a_restart() {
     let n = net(dir.path(), FeePolicy::default()).await;
     let (a, a_id) = n.users[0].clone();
     let b = n.users[1].0.clone();
-    let h2: Value =
-        n.http.request("zkl_sendTx", rpc_params![a.transfer(a_id, b.address, ETH, ONE, 0, 2)]).await.unwrap();
+    let h2 = send(&n.http, a.transfer(a_id, b.address, ETH, ONE, 0, 2)).await;
     n.node.handle.stop().unwrap();
     n.node.handle.clone().stopped().await;
     drop(n);
@@ -153,9 +140,9 @@ async fn the_queue_survives_a_restart() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let (_node, http) = start(config(dir.path(), FeePolicy::default())).await;
-    assert_eq!(status(&http, &h2).await["status"], "queued");
-    let _: Value = http.request("zkl_sendTx", rpc_params![a.transfer(a_id, b.address, ETH, ONE, 0, 1)]).await.unwrap();
-    assert_eq!(status(&http, &h2).await["status"], "pending");
+    assert_eq!(status(&http, &h2).await, TxStatus::Queued);
+    send(&http, a.transfer(a_id, b.address, ETH, ONE, 0, 1)).await;
+    assert_eq!(status(&http, &h2).await, TxStatus::Pending);
     assert_eq!(balance(&http, a_id, ETH).await, 8 * ONE);
 }
 
@@ -167,39 +154,28 @@ async fn fees_below_the_policy_are_refused_and_estimates_match_it() {
     let (a, a_id) = &n.users[0];
     let b = &n.users[1].0;
 
-    let est: Value = n
-        .http
-        .request("zkl_estimateFee", rpc_params![json!({"kind": "transfer", "token": ETH, "to": b.address})])
-        .await
-        .unwrap();
-    assert_eq!(est["chunks"], 1);
-    let fee: u128 = est["fee"].as_str().unwrap().parse().unwrap();
+    let query = |kind: &str, token: u16, to| FeeQuery { kind: kind.into(), token, to };
+    let est = n.http.estimate_fee(query("transfer", ETH, Some(b.address))).await.unwrap();
+    assert_eq!(est.chunks, 1);
+    let fee = est.fee;
     assert_eq!(fee, 1_000_000_000_000);
     let new = User::new(99).address;
-    let est_new: Value = n
-        .http
-        .request("zkl_estimateFee", rpc_params![json!({"kind": "transfer", "token": ETH, "to": new})])
-        .await
-        .unwrap();
-    assert_eq!(est_new["chunks"], 3);
-    let est_w: Value =
-        n.http.request("zkl_estimateFee", rpc_params![json!({"kind": "withdraw", "token": ETH})]).await.unwrap();
-    assert_eq!(est_w["fee"], "3000000000000");
+    let est_new = n.http.estimate_fee(query("transfer", ETH, Some(new))).await.unwrap();
+    assert_eq!(est_new.chunks, 3);
+    let est_w = n.http.estimate_fee(query("withdraw", ETH, None)).await.unwrap();
+    assert_eq!(est_w.fee, 3_000_000_000_000);
 
     let msg = rejected(&n.http, a.transfer(*a_id, b.address, ETH, ONE, fee - 1_000_000, 1)).await;
     assert!(msg.contains("below the node's minimum"), "{msg}");
     // A transfer to a new account costs the three-chunk fee.
     let msg = rejected(&n.http, a.transfer(*a_id, new, ETH, ONE, fee, 1)).await;
     assert!(msg.contains("below the node's minimum 3000000000000"), "{msg}");
-    let _: Value =
-        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, fee, 1)]).await.unwrap();
+    send(&n.http, a.transfer(*a_id, b.address, ETH, ONE, fee, 1)).await;
 
     // Unknown kinds and tokens the node does not take are refused with the reason.
-    let e: Result<Value, _> =
-        n.http.request("zkl_estimateFee", rpc_params![json!({"kind": "transfer", "token": USDC})]).await;
+    let e = n.http.estimate_fee(query("transfer", USDC, None)).await;
     assert!(format!("{e:?}").contains("not accepted for fees"), "{e:?}");
-    let e: Result<Value, _> =
-        n.http.request("zkl_estimateFee", rpc_params![json!({"kind": "swap", "token": ETH})]).await;
+    let e = n.http.estimate_fee(query("swap", ETH, None)).await;
     assert!(format!("{e:?}").contains("unknown kind"), "{e:?}");
     let msg = rejected(&n.http, a.transfer(*a_id, b.address, USDC, 0, 0, 2)).await;
     assert!(msg.contains("not accepted for fees"), "{msg}");
@@ -212,34 +188,25 @@ async fn pending_priority_ops_status_subscription_and_metrics() {
     let (a, a_id) = &n.users[0];
     let b = &n.users[1].0;
 
-    let _: Value = n
-        .http
-        .request("zkl_devPriorityOp", rpc_params![deposit(2, 7, b.address, USDC, USDC, 5_000_000)])
-        .await
-        .unwrap();
-    let on2: Value = n.http.request("zkl_pendingPriorityOps", rpc_params![2]).await.unwrap();
-    let on1: Value = n.http.request("zkl_pendingPriorityOps", rpc_params![1]).await.unwrap();
-    assert_eq!(on2.as_array().unwrap().len(), 1, "{on2}");
-    assert_eq!(on1, json!([]));
-    let e: Result<Value, _> = n.http.request("zkl_pendingPriorityOps", rpc_params![3]).await;
+    n.http.dev_priority_op(deposit(2, 7, b.address, USDC, USDC, 5_000_000)).await.unwrap();
+    let on2 = n.http.pending_priority_ops(2).await.unwrap();
+    let on1 = n.http.pending_priority_ops(1).await.unwrap();
+    assert_eq!(on2.len(), 1, "{on2:?}");
+    assert_eq!(on1, []);
+    let e = n.http.pending_priority_ops(3).await;
     assert!(format!("{e:?}").contains("no chain 3"), "{e:?}");
 
     // A subscriber to a queued tx sees it queued, then pending, then included.
     let ws = WsClientBuilder::default().build(format!("ws://{}", n.node.rpc_addr)).await.unwrap();
-    let h2: Value =
-        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 2)]).await.unwrap();
-    let mut sub: Subscription<Value> =
-        ws.subscribe("zkl_subscribeTxStatus", rpc_params![h2.clone()], "zkl_unsubscribeTxStatus").await.unwrap();
-    assert_eq!(sub.next().await.unwrap().unwrap()["status"], "queued");
-    let _: Value =
-        n.http.request("zkl_sendTx", rpc_params![a.transfer(*a_id, b.address, ETH, ONE, 0, 1)]).await.unwrap();
-    assert_eq!(sub.next().await.unwrap().unwrap()["status"], "pending");
-    let block: Value = n.http.request("zkl_sealBlock", rpc_params![ADMIN]).await.unwrap();
+    let h2 = send(&n.http, a.transfer(*a_id, b.address, ETH, ONE, 0, 2)).await;
+    let mut sub: Subscription<TxRecord> = ws.subscribe_tx_status(h2.clone()).await.unwrap();
+    assert_eq!(sub.next().await.unwrap().unwrap().status, TxStatus::Queued);
+    send(&n.http, a.transfer(*a_id, b.address, ETH, ONE, 0, 1)).await;
+    assert_eq!(sub.next().await.unwrap().unwrap().status, TxStatus::Pending);
+    let block = n.http.seal_block(ADMIN.into()).await.unwrap().expect("a block");
     let included = sub.next().await.unwrap().unwrap();
-    assert_eq!(included["status"], "included");
-    assert_eq!(included["block"], block);
-    let after: Value = n.http.request("zkl_pendingPriorityOps", rpc_params![2]).await.unwrap();
-    assert_eq!(after, json!([]));
+    assert_eq!(included.status, TxStatus::Included { block });
+    assert_eq!(n.http.pending_priority_ops(2).await.unwrap(), []);
 
     // Metrics: counters reflect what happened.
     let addr = n.node.metrics_addr.expect("metrics configured");
@@ -258,6 +225,6 @@ async fn pending_priority_ops_status_subscription_and_metrics() {
     assert_eq!(value("zkl_txs_accepted_total"), 4.0); // two ChangePubKeys, two transfers
     assert_eq!(value("zkl_txs_queued_total"), 1.0);
     assert_eq!(value("zkl_priority_ops_total"), 3.0);
-    assert_eq!(value("zkl_last_block"), block.as_f64().unwrap());
+    assert_eq!(value("zkl_last_block"), f64::from(block));
     assert_eq!(value("zkl_queue_len"), 0.0);
 }

@@ -10,15 +10,13 @@ use std::time::Duration;
 use ark_bn254::Bn254;
 use ark_groth16::{Groth16, Proof, ProvingKey};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
-use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
-use jsonrpsee::rpc_params;
-use serde_json::Value;
 use zkl_contracts::verifier::test_circuit;
 use zkl_node::provers::{Job, ProofCheck, ProverConfig};
 use zkl_node::storage::BlockRecord;
 use zkl_node::worker::{BlockProver, WorkerConfig};
 use zkl_node::{Node, NodeConfig, Services};
+use zkl_rpc_api::{AdminApiClient, ProverApiClient, ZklApiClient};
 use zkl_state::testkit::{ETH, ONE, User, deposit};
 
 const TOKEN: &str = "s3cret-worker-token";
@@ -76,9 +74,8 @@ async fn start(dir: &std::path::Path, timeout_ms: u64, p: &Arc<TestProofs>) -> (
 async fn seal_blocks(http: &HttpClient, serials: std::ops::Range<u64>) {
     for i in serials {
         let u = User::new(100 + i);
-        let _: Value =
-            http.request("zkl_devPriorityOp", rpc_params![deposit(1, i, u.address, ETH, ETH, ONE)]).await.unwrap();
-        let _: Value = http.request("zkl_sealBlock", rpc_params!["operator"]).await.unwrap();
+        http.dev_priority_op(deposit(1, i, u.address, ETH, ETH, ONE)).await.unwrap();
+        http.seal_block("operator".into()).await.unwrap();
     }
 }
 
@@ -96,8 +93,7 @@ async fn wait_proven(http: &HttpClient, blocks: std::ops::RangeInclusive<u32>) {
     for _ in 0..600 {
         let mut all = true;
         for b in blocks.clone() {
-            let r: Result<Value, _> = http.request("zkl_proof", rpc_params![b]).await;
-            all &= r.is_ok();
+            all &= http.proof(b).await.is_ok();
         }
         if all {
             return;
@@ -107,7 +103,7 @@ async fn wait_proven(http: &HttpClient, blocks: std::ops::RangeInclusive<u32>) {
     panic!("blocks {blocks:?} were not all proven in time");
 }
 
-fn call_error(r: Result<Value, jsonrpsee::core::ClientError>) -> (i32, String) {
+fn call_error<T: std::fmt::Debug>(r: Result<T, jsonrpsee::core::ClientError>) -> (i32, String) {
     match r {
         Err(jsonrpsee::core::ClientError::Call(e)) => (e.code(), e.message().to_string()),
         other => panic!("expected an error, got {other:?}"),
@@ -135,12 +131,12 @@ async fn two_workers_prove_every_block_and_the_proofs_verify() {
     assert_eq!(proven, vec![1, 2, 3, 4, 5], "each block proven exactly once: {r1:?} {r2:?}");
 
     for b in 1..=5u32 {
-        let r: Value = http.request("zkl_proof", rpc_params![b]).await.unwrap();
-        let bytes = hex::decode(r["proof"].as_str().unwrap().trim_start_matches("0x")).unwrap();
-        let record: BlockRecord = http.request("zkl_block", rpc_params![b]).await.unwrap();
+        let r = http.proof(b).await.unwrap();
+        let bytes = hex::decode(r.proof.trim_start_matches("0x")).unwrap();
+        let record = http.block(b).await.unwrap();
         p.check(&record, &bytes).expect("stored proof verifies");
         // ... and only for its own block.
-        let other: BlockRecord = http.request("zkl_block", rpc_params![b % 5 + 1]).await.unwrap();
+        let other = http.block(b % 5 + 1).await.unwrap();
         assert!(p.check(&other, &bytes).is_err());
     }
 }
@@ -153,12 +149,12 @@ async fn a_silent_workers_job_goes_to_another_worker() {
     seal_blocks(&http, 0..1).await;
 
     // A worker takes block 1 and then goes silent.
-    let silent: Job = http.request("zkl_proverTakeJob", rpc_params![TOKEN, "silent"]).await.unwrap();
+    let silent = http.prover_take_job(TOKEN.into(), "silent".into()).await.unwrap().expect("a job");
     assert_eq!(silent.block.number, 1);
-    let none: Option<Job> = http.request("zkl_proverTakeJob", rpc_params![TOKEN, "eager"]).await.unwrap();
+    let none = http.prover_take_job(TOKEN.into(), "eager".into()).await.unwrap();
     assert!(none.is_none(), "an assigned job with a fresh heartbeat is not handed out twice");
-    let beat: Value = http.request("zkl_proverHeartbeat", rpc_params![TOKEN, silent.job]).await.unwrap();
-    assert_eq!(beat["block"], 1);
+    let beat = http.prover_heartbeat(TOKEN.into(), silent.job).await.unwrap();
+    assert_eq!(beat.block, 1);
 
     // After the timeout a live worker gets it under a new job id and proves it.
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -169,12 +165,11 @@ async fn a_silent_workers_job_goes_to_another_worker() {
     assert_eq!(w.await.unwrap().unwrap().proven, vec![1]);
 
     // The silent worker's heartbeat and late proof are refused with the reason.
-    let (code, msg) = call_error(http.request("zkl_proverHeartbeat", rpc_params![TOKEN, silent.job]).await);
+    let (code, msg) = call_error(http.prover_heartbeat(TOKEN.into(), silent.job).await);
     assert_eq!(code, 1);
     assert!(msg.contains("already proven"), "{msg}");
     let late = hex::encode(p.prove(&silent).unwrap());
-    let (_, msg) =
-        call_error(http.request("zkl_proverSubmitProof", rpc_params![TOKEN, silent.job, format!("0x{late}")]).await);
+    let (_, msg) = call_error(http.prover_submit_proof(TOKEN.into(), silent.job, format!("0x{late}")).await);
     assert!(msg.contains("block 1 is already proven"), "{msg}");
 }
 
@@ -185,43 +180,43 @@ async fn tokens_invalid_proofs_and_restarts() {
     let (node, http) = start(dir.path(), 5_000, &p).await;
     seal_blocks(&http, 0..2).await;
 
-    let (code, msg) = call_error(http.request("zkl_proverTakeJob", rpc_params!["wrong", "w"]).await);
+    let (code, msg) = call_error(http.prover_take_job("wrong".into(), "w".into()).await);
     assert_eq!((code, msg.as_str()), (4, "unknown prover token"));
     let (stop, rx) = tokio::sync::watch::channel(false);
     let refused = zkl_node::worker::run(worker_config(&node, "w", "s3cret-worker-tokem"), p.clone(), rx).await;
     assert!(refused.unwrap_err().contains("unknown prover token"));
     drop(stop);
 
-    let job1: Job = http.request("zkl_proverTakeJob", rpc_params![TOKEN, "w"]).await.unwrap();
-    let job2: Job = http.request("zkl_proverTakeJob", rpc_params![TOKEN, "w"]).await.unwrap();
+    let job1 = http.prover_take_job(TOKEN.into(), "w".into()).await.unwrap().expect("a job");
+    let job2 = http.prover_take_job(TOKEN.into(), "w".into()).await.unwrap().expect("a job");
     assert_eq!((job1.block.number, job2.block.number), (1, 2));
     // Block 2's proof submitted for block 1, garbage, and bad hex are refused; nothing is stored.
     let wrong = format!("0x{}", hex::encode(p.prove(&job2).unwrap()));
-    let (code, msg) = call_error(http.request("zkl_proverSubmitProof", rpc_params![TOKEN, job1.job, wrong]).await);
+    let (code, msg) = call_error(http.prover_submit_proof(TOKEN.into(), job1.job, wrong).await);
     assert_eq!(code, 1);
     assert!(msg.contains("invalid proof for block 1"), "{msg}");
-    let (_, msg) = call_error(http.request("zkl_proverSubmitProof", rpc_params![TOKEN, job1.job, "0x0102"]).await);
+    let (_, msg) = call_error(http.prover_submit_proof(TOKEN.into(), job1.job, "0x0102".into()).await);
     assert!(msg.contains("malformed proof"), "{msg}");
-    let (code, _) = call_error(http.request("zkl_proverSubmitProof", rpc_params![TOKEN, job1.job, "zz"]).await);
+    let (code, _) = call_error(http.prover_submit_proof(TOKEN.into(), job1.job, "zz".into()).await);
     assert_eq!(code, -32602);
-    let (code, _) = call_error(http.request("zkl_proverHeartbeat", rpc_params![TOKEN, 999]).await);
+    let (code, _) = call_error(http.prover_heartbeat(TOKEN.into(), 999).await);
     assert_eq!(code, 2);
-    let (code, _) = call_error(http.request("zkl_proof", rpc_params![1]).await);
+    let (code, _) = call_error(http.proof(1).await);
     assert_eq!(code, 2);
 
     // Block 1 proven; after a restart only block 2 is a job, and block 1's proof is still there.
     let good = format!("0x{}", hex::encode(p.prove(&job1).unwrap()));
-    let r: Value = http.request("zkl_proverSubmitProof", rpc_params![TOKEN, job1.job, good.clone()]).await.unwrap();
-    assert_eq!(r["block"], 1);
+    let r = http.prover_submit_proof(TOKEN.into(), job1.job, good.clone()).await.unwrap();
+    assert_eq!(r.block, 1);
     node.handle.stop().unwrap();
     node.handle.clone().stopped().await;
     drop(node);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_node, http) = start(dir.path(), 5_000, &p).await;
-    let stored: Value = http.request("zkl_proof", rpc_params![1]).await.unwrap();
-    assert_eq!(stored["proof"], good);
-    let next: Job = http.request("zkl_proverTakeJob", rpc_params![TOKEN, "w"]).await.unwrap();
+    let stored = http.proof(1).await.unwrap();
+    assert_eq!(stored.proof, good);
+    let next = http.prover_take_job(TOKEN.into(), "w".into()).await.unwrap().expect("a job");
     assert_eq!(next.block.number, 2);
-    let none: Option<Job> = http.request("zkl_proverTakeJob", rpc_params![TOKEN, "w"]).await.unwrap();
+    let none = http.prover_take_job(TOKEN.into(), "w".into()).await.unwrap();
     assert!(none.is_none());
 }

@@ -13,30 +13,13 @@ use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 use zkl_node::NodeConfig;
+use zkl_rpc_api::{AdminApiClient, ZklApiClient, method};
 use zkl_state::testkit::{ETH, ONE, User, deposit};
 
-const METHODS: [&str; 20] = [
-    "zkl_chains",
-    "zkl_tokens",
-    "zkl_l1Contracts",
-    "zkl_l1Status",
-    "zkl_stateRoot",
-    "zkl_account",
-    "zkl_sendTx",
-    "zkl_sendBatch",
-    "zkl_txStatus",
-    "zkl_estimateFee",
-    "zkl_pendingPriorityOps",
-    "zkl_block",
-    "zkl_sealBlock",
-    "zkl_revertBlocks",
-    "zkl_devPriorityOp",
-    "zkl_proverTakeJob",
-    "zkl_proverHeartbeat",
-    "zkl_proverSubmitProof",
-    "zkl_proof",
-    "zkl_noSuchMethod",
-];
+/// Every method, and one that does not exist.
+fn methods() -> Vec<&'static str> {
+    zkl_rpc_api::method::ALL.into_iter().chain(["noSuchMethod"]).collect()
+}
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -120,27 +103,23 @@ fn arbitrary_params_get_an_answer_and_the_node_stays_up() {
     // Some state: an account with a key.
     let u = User::new(1);
     rt.block_on(async {
-        let _: Value = http
-            .request("zkl_devPriorityOp", jsonrpsee::rpc_params![deposit(1, 0, u.address, ETH, ETH, ONE)])
-            .await
-            .unwrap();
-        let _: Value =
-            http.request("zkl_sendTx", jsonrpsee::rpc_params![u.change_pubkey(2, 0, 1, ETH, 0)]).await.unwrap();
+        http.dev_priority_op(deposit(1, 0, u.address, ETH, ETH, ONE)).await.unwrap();
+        http.send_tx(u.change_pubkey(2, 0, 1, ETH, 0)).await.unwrap();
     });
 
     let mut runner = TestRunner::default();
     let strategy = (
-        prop::sample::select(&METHODS[..]),
+        prop::sample::select(methods()),
         proptest::collection::vec(json_value(), 0..4),
         any::<bool>(),
         proptest::collection::vec(any::<usize>(), 0..4),
     );
     runner
         .run(&strategy, |(method, params, mutate_tx, path)| {
-            let params = if mutate_tx && matches!(method, "zkl_sendTx" | "zkl_sendBatch") {
+            let params = if mutate_tx && [method::SEND_TX, method::SEND_BATCH].contains(&method) {
                 let mut tx = valid_tx();
                 mutate(&mut tx, &path, params.first().cloned().unwrap_or(Value::Null));
-                if method == "zkl_sendTx" { vec![tx] } else { vec![Value::Array(vec![tx])] }
+                if method == method::SEND_TX { vec![tx] } else { vec![Value::Array(vec![tx])] }
             } else {
                 params
             };
@@ -148,8 +127,8 @@ fn arbitrary_params_get_an_answer_and_the_node_stays_up() {
         })
         .unwrap();
     // Still up and answering.
-    let root: Value = rt.block_on(http.request("zkl_stateRoot", jsonrpsee::rpc_params![])).unwrap();
-    assert!(root["root"].as_str().unwrap().starts_with("0x"));
+    let root = rt.block_on(http.state_root()).unwrap();
+    assert!(root.root.starts_with("0x"));
     drop(http);
     let _ = node.handle.stop();
 }

@@ -4,6 +4,7 @@
 //! committer resumes after a restart without sending a second commit.
 
 use std::time::Duration;
+use zkl_rpc_api::{L1Stage, ZklApiClient};
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
@@ -44,14 +45,7 @@ async fn setup(confirmations: u64, block_time_ms: u64) -> Env {
 
 /// The wallet's L2 balance of ETH in sub-account 0 (0 if it has no account).
 async fn l2_eth(w: &Wallet) -> u128 {
-    let Ok(a) = w.account().await else { return 0 };
-    a["balances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["sub"] == 0 && b["token"] == 1)
-        .map(|b| b["amount"].as_str().unwrap().parse().unwrap())
-        .unwrap_or(0)
+    w.account().await.map_or(0, |a| a.balance(0, 1))
 }
 
 async fn deposit(c: &Chain, key: &str, amount: u128) {
@@ -139,15 +133,15 @@ async fn deposit_transfer_withdraw_settle_on_both_chains() {
     }
     // The node reports the settlement: per chain in zkl_l1Status, per tx in zkl_txStatus.
     wait_for("the withdrawal reported executed on both chains", Duration::from_secs(10), async || {
-        u1.tx_status(&withdraw).await.unwrap()["l1"] == serde_json::json!({"1": "executed", "2": "executed"})
+        let s = u1.tx_status(&withdraw).await.unwrap();
+        s.stage(1) == Some(L1Stage::Executed) && s.stage(2) == Some(L1Stage::Executed)
     })
     .await;
     let http = jsonrpsee::http_client::HttpClientBuilder::default().build(format!("http://{}", node.rpc_addr)).unwrap();
-    let status: serde_json::Value =
-        jsonrpsee::core::client::ClientT::request(&http, "zkl_l1Status", jsonrpsee::rpc_params![]).await.unwrap();
+    let status = http.l1_status().await.unwrap();
     for (i, chain) in [1, 2].into_iter().enumerate() {
-        assert_eq!(status[i]["chain"], chain);
-        assert_eq!(status[i]["counters"]["executed"], u64::from(last));
+        assert_eq!(status[i].chain, chain);
+        assert_eq!(status[i].counters.map(|c| c.executed), Some(last));
     }
 
     // Chain 1's liquidity is untouched by the chain-2 payout.

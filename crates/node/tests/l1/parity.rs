@@ -19,9 +19,7 @@
 use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
-use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
-use jsonrpsee::rpc_params;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use zkl_contracts::anvil::DEV_KEYS;
@@ -30,6 +28,7 @@ use zkl_crypto::keys::eth_signature_bytes;
 use zkl_node::devnet::{DEVNET_PRIORITY_FEE, DevnetOptions};
 use zkl_node::settlement::{HALT_KEY, Halt};
 use zkl_node::{Node, NodeConfig};
+use zkl_rpc_api::AdminApiClient;
 use zkl_types::*;
 use zkl_wallet::Wallet;
 
@@ -161,7 +160,7 @@ async fn setup() -> Env {
     wait_for("the deposits credited", TIMEOUT, async || {
         let mut all = true;
         for u in &env.users {
-            all &= u.account().await.is_ok_and(|a| a["balances"].as_array().is_some_and(|b| b.len() == 2));
+            all &= u.account().await.is_ok_and(|a| a.balances.len() == 2);
         }
         all
     })
@@ -285,7 +284,7 @@ async fn run(env: &Env, a: &Action) -> bool {
 /// Seals what is pending and waits until every sealed block is executed on both chains; fails
 /// at once if settlement halted.
 async fn settle(env: &Env) {
-    let _: serde_json::Value = env.http.request("zkl_sealBlock", rpc_params![ADMIN]).await.unwrap();
+    env.http.seal_block(ADMIN.into()).await.unwrap();
     let last = env.node.storage.last_block().unwrap().unwrap_or(0);
     wait_for(&format!("every block up to {last} executed on both chains"), TIMEOUT, async || {
         let halt: Option<Halt> = env.node.storage.l1_get(HALT_KEY).unwrap();

@@ -19,6 +19,8 @@ use zkl_contracts::deploy::Chain;
 use zkl_node::devnet::DevnetOptions;
 use zkl_node::settlement::{HALT_KEY, Halt};
 use zkl_node::{Node, NodeConfig};
+use zkl_rpc_api::{AdminApiClient, L1Stage, Record, TxStatus, method};
+use zkl_types::PriorityRequest;
 use zkl_wallet::Admin;
 
 use crate::common::{ADMIN, executed_everywhere, start_on_devnet, wait_for, wallet};
@@ -60,7 +62,7 @@ impl Env {
     }
 
     async fn seal(&self) -> u32 {
-        self.admin.seal().await.unwrap().as_u64().unwrap() as u32
+        self.admin.seal().await.unwrap().expect("a block")
     }
 }
 
@@ -105,18 +107,19 @@ async fn a_refused_block_halts_settlement_until_the_operator_reverts_it() {
     let op = halt.op.clone().expect("the refused op is located");
     assert_eq!((op.kind.as_str(), op.hash.as_str()), ("change_pub_key", cpk.as_str()));
     let status = admin.l1_status().await.unwrap();
-    assert_eq!(status[0]["halt"]["block"], refused_block);
-    assert_eq!(status[0]["halt"]["op"]["hash"], cpk.as_str());
-    assert!(status[1]["halt"].is_null());
+    let halt0 = status[0].halt.as_ref().expect("chain 1 halted");
+    assert_eq!(halt0.block, refused_block);
+    assert_eq!(halt0.op.as_ref().map(|o| o.hash.as_str()), Some(cpk.as_str()));
+    assert!(status[1].halt.is_none());
     // Nothing new is accepted meanwhile, with the reason.
     let refused = a.transfer(0, b.address, 0, ETH, 1, 0).await.unwrap_err().to_string();
     assert!(refused.contains("settlement is halted") && refused.contains("ChangePubKeyAuth"), "{refused}");
-    assert_eq!(admin.seal().await.unwrap(), Value::Null);
+    assert_eq!(admin.seal().await.unwrap(), None);
     // Operator methods need the admin token.
     let http = HttpClientBuilder::default().build(url).unwrap();
-    let denied = http.request::<Value, _>("zkl_revertBlocks", rpc_params!["guess"]).await.unwrap_err();
+    let denied = http.revert_blocks("guess".into(), None).await.unwrap_err();
     assert!(denied.to_string().contains("unknown admin token"), "{denied}");
-    let denied = http.request::<Value, _>("zkl_sealBlock", rpc_params![]).await.unwrap_err();
+    let denied = http.request::<Value, _>(method::SEAL_BLOCK, rpc_params![]).await.unwrap_err();
     assert!(denied.to_string().contains("nvalid params"), "{denied}");
 
     // Chain 2 took the block (its contract has nothing to refuse in it) unless the halt came
@@ -126,9 +129,9 @@ async fn a_refused_block_halts_settlement_until_the_operator_reverts_it() {
 
     // The operator reverts: B's ChangePubKey is dropped, A's transfer re-sequenced.
     let report = admin.revert_blocks(None, None).await.unwrap();
-    assert_eq!(report["from_block"], refused_block);
-    assert_eq!(report["dropped"], serde_json::json!([cpk]));
-    assert_eq!(report["requeued"], 1);
+    assert_eq!(report.from_block, refused_block);
+    assert_eq!(report.dropped, std::slice::from_ref(&cpk));
+    assert_eq!(report.requeued, 1);
     assert!(node.storage.l1_get::<Halt>(HALT_KEY).unwrap().is_none());
     let resealed = env.seal().await;
     assert_eq!(resealed, refused_block);
@@ -142,16 +145,14 @@ async fn a_refused_block_halts_settlement_until_the_operator_reverts_it() {
 
     // Nothing acknowledged is lost: the transfer settled, the ChangePubKey is rejected with why.
     let t = a.tx_status(&transfer).await.unwrap();
-    assert_eq!(t["status"], "included");
-    assert_eq!(t["block"], resealed);
+    assert_eq!(t.status(), &TxStatus::Included { block: resealed });
     let c = b.tx_status(&cpk).await.unwrap();
-    assert_eq!(c["status"], "rejected");
-    assert!(c["reason"].as_str().unwrap().contains("refused by chain 1"), "{c}");
+    assert!(matches!(c.status(), TxStatus::Rejected { reason } if reason.contains("refused by chain 1")), "{c:?}");
     let acc = b.account().await.unwrap();
-    assert_eq!(acc["pubkey_hash"], format!("0x{}", "00".repeat(20)));
-    assert_eq!(acc["balances"][0]["amount"], "1100000000000000000");
+    assert_eq!(acc.pubkey_hash, format!("0x{}", "00".repeat(20)));
+    assert_eq!(acc.balances[0].amount, 1_100_000_000_000_000_000);
     let status = admin.l1_status().await.unwrap();
-    assert!(status[0]["halt"].is_null() && status[0]["reverting_from"].is_null(), "{status}");
+    assert!(status[0].halt.is_none() && status[0].reverting_from.is_none(), "{status:?}");
     // Settlement goes on.
     a.transfer(0, b.address, 0, ETH, 1, 0).await.unwrap();
     let next = env.seal().await;
@@ -199,29 +200,29 @@ async fn a_reorganised_deposit_is_dropped_and_the_chain_read_again() {
     assert_eq!(op.hash, format!("0x{}", hex::encode(serial0.hash())), "chain 1's request 1");
 
     let report = admin.revert_blocks(None, None).await.unwrap();
-    assert_eq!(report["dropped"], serde_json::json!([op.hash]));
-    assert_eq!(report["requeued"], 1);
+    assert_eq!(report.dropped, std::slice::from_ref(&op.hash));
+    assert_eq!(report.requeued, 1);
     // The request is looked up by its hash like a tx: rejected, with why.
     let dropped = b.tx_status(&op.hash).await.unwrap();
-    assert_eq!(dropped["status"], "rejected", "{dropped}");
-    assert!(dropped["reason"].as_str().unwrap().contains("read again"), "{dropped}");
-    assert_eq!(dropped["request"]["l1_amount"], "2000000000000000000");
+    assert!(matches!(dropped.status(), TxStatus::Rejected { reason } if reason.contains("read again")), "{dropped:?}");
+    let Record::Priority(p) = &dropped.record else { panic!("a priority request: {dropped:?}") };
+    assert!(matches!(p.request, PriorityRequest::Deposit { l1_amount: 2_000_000_000_000_000_000, .. }), "{p:?}");
     // The chain really holds a different request 1 now: a deposit of 3 ETH by B.
     b.deposit(1, ETH, ETH, "3", 0).await.unwrap();
     wait_for("B's new deposit credited", TIMEOUT, async || {
-        b.account().await.is_ok_and(|acc| acc["balances"][0]["amount"] == "3100000000000000000")
+        b.account().await.is_ok_and(|acc| acc.balances[0].amount == 3_100_000_000_000_000_000)
     })
     .await;
     let last = env.seal().await;
     wait_for("every block executed on both chains", TIMEOUT, async || executed_everywhere(chains, last).await).await;
-    assert_eq!(a.tx_status(&transfer).await.unwrap()["status"], "included");
+    assert!(matches!(a.tx_status(&transfer).await.unwrap().status(), TxStatus::Included { .. }));
     let request = b.tx_status(&op.hash).await.unwrap();
-    assert_eq!(
-        (&request["status"], &request["request"]["l1_amount"]),
-        (&"included".into(), &"3000000000000000000".into())
-    );
+    assert!(matches!(request.status(), TxStatus::Included { .. }), "{request:?}");
+    let Record::Priority(p) = &request.record else { panic!("a priority request: {request:?}") };
+    assert!(matches!(p.request, PriorityRequest::Deposit { l1_amount: 3_000_000_000_000_000_000, .. }), "{p:?}");
     wait_for("the request reported executed on both chains", TIMEOUT, async || {
-        b.tx_status(&op.hash).await.unwrap()["l1"] == serde_json::json!({"1": "executed", "2": "executed"})
+        let s = b.tx_status(&op.hash).await.unwrap();
+        s.stage(1) == Some(L1Stage::Executed) && s.stage(2) == Some(L1Stage::Executed)
     })
     .await;
     env.stop().await;
