@@ -144,7 +144,15 @@ pub struct Storage {
 impl Storage {
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir).map_err(e)?;
-        let db = Database::create(dir.join("node.redb")).map_err(e)?;
+        Self::init(Database::create(dir.join("node.redb")).map_err(e)?)
+    }
+
+    /// A database on any redb backend (in memory, or one that fails on purpose in tests).
+    pub fn with_backend(backend: impl redb::StorageBackend) -> Result<Self, StorageError> {
+        Self::init(Database::builder().create_with_backend(backend).map_err(e)?)
+    }
+
+    fn init(db: Database) -> Result<Self, StorageError> {
         let w = db.begin_write().map_err(e)?;
         w.open_table(LOG).map_err(e)?;
         w.open_table(TXS).map_err(e)?;
