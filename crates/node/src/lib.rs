@@ -12,12 +12,12 @@ pub mod l1;
 pub mod metrics;
 pub mod provers;
 pub mod relayer;
+pub mod replay;
 pub mod rpc;
 pub mod sequencer;
 pub mod settlement;
 pub mod storage;
 pub mod watcher;
-pub mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -158,6 +158,7 @@ async fn start_inner(
                 storage.clone(),
                 check,
                 services.job_payload.clone(),
+                genesis(&config)?,
                 last,
             )?);
             let q = queue.clone();

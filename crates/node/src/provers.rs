@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use zkl_state::State;
 
+use crate::replay::{BlockInputs, BlockReplayer};
 use crate::storage::{BlockRecord, Storage, StorageError};
 
 /// Whether `token` is one of `tokens`. Every token is compared in full, so timing does not
@@ -32,9 +34,9 @@ pub trait ProofCheck: Send + Sync {
 }
 
 /// What a worker receives with a job besides the block record (e.g. the block's witness),
-/// computed from the node's database.
+/// computed from the block's inputs as the node's one replay of its log rebuilds them.
 pub trait JobPayload: Send + Sync {
-    fn payload(&self, storage: &Storage, block: &BlockRecord) -> Result<Value, String>;
+    fn payload(&self, inputs: BlockInputs<'_>) -> Result<Value, String>;
 }
 
 /// The prover section of the configuration.
@@ -98,19 +100,22 @@ pub struct ProverQueue {
     config: ProverConfig,
     storage: Arc<Storage>,
     check: Arc<dyn ProofCheck>,
-    payload: Option<Arc<dyn JobPayload>>,
+    payload: Option<(Arc<dyn JobPayload>, BlockReplayer)>,
     inner: Mutex<Inner>,
 }
 
 impl ProverQueue {
-    /// A queue holding every block up to `last_block` that has no stored proof.
+    /// A queue holding every block up to `last_block` that has no stored proof. Payloads are
+    /// built from the log replayed from `genesis`.
     pub fn new(
         config: ProverConfig,
         storage: Arc<Storage>,
         check: Arc<dyn ProofCheck>,
         payload: Option<Arc<dyn JobPayload>>,
+        genesis: State,
         last_block: u32,
     ) -> Result<Self, StorageError> {
+        let payload = payload.map(|p| (p, BlockReplayer::new(genesis)));
         let mut inner = Inner { next_job: 1, ..Inner::default() };
         for n in 1..=last_block {
             if storage.proof(n)?.is_none() {
@@ -189,7 +194,11 @@ impl ProverQueue {
             .block(number)?
             .ok_or_else(|| ProverError::Unavailable(format!("block {number} is not stored")))?;
         let payload = match &self.payload {
-            Some(p) => match p.payload(&self.storage, &block) {
+            Some((p, replayer)) => match replayer
+                .with_block(&self.storage, number, |inputs| p.payload(inputs))
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+            {
                 Ok(v) => v,
                 Err(e) => {
                     // Nobody can prove it without its payload: free the block again.

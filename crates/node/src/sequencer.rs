@@ -20,6 +20,7 @@ use zkl_types::{AccountId, AuthFact, ChainId, Nonce, PriorityRequest, SignedTx, 
 
 use crate::config::FeePolicy;
 use crate::metrics::Metrics;
+use crate::replay::{Replay, check_serial};
 use crate::settlement::{HALT_KEY, Halt, RevertPlan, RewindReport, revert_key};
 use crate::storage::{
     Batch, BlockRecord, LogEntry, PriorityRecord, QueuedTx, Storage, StorageError, TxRecord, TxStatus,
@@ -130,19 +131,6 @@ pub struct Sequencer {
     outbox: Vec<Event>,
 }
 
-/// Refuses a priority request whose serial id was already applied (or an older one).
-fn check_serial(next_serial: &HashMap<zkl_types::ChainId, u64>, request: &PriorityRequest) -> Result<(), String> {
-    let next = next_serial.get(&request.chain()).copied().unwrap_or(0);
-    if request.serial_id() < next {
-        return Err(format!(
-            "duplicate priority request: chain {} serial {} already applied (next is {next})",
-            request.chain(),
-            request.serial_id()
-        ));
-    }
-    Ok(())
-}
-
 fn hex32(h: &[u8; 32]) -> String {
     format!("0x{}", hex::encode(h))
 }
@@ -168,31 +156,13 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Replays `entries` onto `state`, keeping the priority serials applied per chain.
-fn replay<'a>(
-    state: &mut State,
-    next_serial: &mut HashMap<ChainId, u64>,
-    entries: impl IntoIterator<Item = (u64, &'a LogEntry)>,
-) -> Result<(), StorageError> {
-    for (seq, entry) in entries {
-        let fail = |e: &dyn std::fmt::Display| StorageError(format!("log entry {seq} no longer applies: {e}"));
-        if let LogEntry::Priority { request } = entry {
-            check_serial(next_serial, request).map_err(|e| fail(&e))?;
-            next_serial.insert(request.chain(), request.serial_id() + 1);
-        }
-        entry.apply(state).map_err(|e| fail(&e))?;
-    }
-    Ok(())
-}
-
 impl Sequencer {
     /// Rebuilds the state by replaying the log.
     pub fn recover(genesis: State, storage: Arc<Storage>, block_time: Duration) -> Result<Self, StorageError> {
         let log = storage.log()?;
-        let mut state = genesis.clone();
-        let mut next_serial = HashMap::new();
-        replay(&mut state, &mut next_serial, log.iter().map(|(seq, e)| (*seq, e)))?;
-        let next_seq = log.last().map_or(0, |(seq, _)| seq + 1);
+        let mut replay = Replay::new(genesis.clone());
+        replay.apply_all(log.iter().map(|(seq, e)| (*seq, e)))?;
+        let Replay { state, next_seq, next_serial } = replay;
         // The block being built: the entries after the last seal, oldest first.
         let mut since_seal: Vec<_> =
             log.iter().rev().take_while(|(_, e)| !matches!(e, LogEntry::Seal { .. })).collect();
@@ -499,9 +469,9 @@ impl Sequencer {
             .unwrap_or(log.len());
         let (kept, tail) = log.split_at(cut);
         let cut_seq = tail.first().map_or(self.next_seq, |(seq, _)| *seq);
-        let mut state = self.genesis.clone();
-        let mut next_serial = HashMap::new();
-        replay(&mut state, &mut next_serial, kept.iter().map(|(seq, e)| (*seq, e))).map_err(|e| e.to_string())?;
+        let mut replay = Replay::new(self.genesis.clone());
+        replay.apply_all(kept.iter().map(|(seq, e)| (*seq, e))).map_err(|e| e.to_string())?;
+        let Replay { mut state, next_serial, .. } = replay;
 
         // Dropped priority requests: that serial and every later one of the chain.
         let mut dropped_from: HashMap<ChainId, u64> = HashMap::new();

@@ -1,13 +1,15 @@
 //! The block circuit behind the node's prover traits:
-//! - [`WitnessPayload`] (node side) replays the node's log on a replica state and hands each job
-//!   the block's witness ([`zkl_circuit::wire`] bytes);
-//! - [`CircuitProver`] (worker side) proves a job's witness with the block circuit's keys;
+//! - [`WitnessPayload`] (node side) hands each job the block's witness ([`zkl_circuit::wire`]
+//!   bytes), built from the inputs the node's replay of its log gives it;
+//! - [`CircuitProver`] (worker side) proves a job's witness with the block circuit's keys, run by
+//!   the [`worker`] loop, which reaches the node only through `zkl-rpc-api`;
 //! - [`CircuitCheck`] (node side) verifies a submitted proof against the block's public input.
 //!
 //! Keys are the deterministic development keys of `zkl_circuit::groth16::KeyCache` (generated
 //! once, cached under `target/zkl-keys`, checked by hash), one pair per block capacity.
 
 pub mod bench;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,10 +21,12 @@ use serde_json::{Value, json};
 use zkl_circuit::block::{BlockCircuit, BlockWitness};
 use zkl_circuit::groth16::{KeyCache, Keys};
 use zkl_circuit::wire;
-use zkl_node::provers::{Job, JobPayload, ProofCheck};
-use zkl_node::storage::{Applied, BlockRecord, LogEntry, Storage};
-use zkl_node::worker::BlockProver;
-use zkl_state::{BlockParams, State};
+use zkl_node::provers::{JobPayload, ProofCheck};
+use zkl_node::replay::BlockInputs;
+use zkl_rpc_api::{BlockRecord, Job};
+use zkl_state::BlockParams;
+
+use crate::worker::BlockProver;
 
 /// Fee slots of the circuit for a block capacity (the state machine's per-block fee-token limit).
 pub fn fee_slots(capacity: usize) -> usize {
@@ -120,85 +124,15 @@ impl BlockProver for CircuitProver {
     }
 }
 
-/// A replica of the state, `next_seq` being the first log entry it has not applied.
-struct Replica {
-    state: State,
-    next_seq: u64,
-}
-
-/// Builds each job's witness by replaying the node's log on a replica of the state (the same
-/// state machine and the same replay, [`LogEntry::apply`], so the witness is exactly the sealed
-/// block's). Blocks are usually asked for in order; asking for an earlier block than the replica
-/// has passed, or after the node rewound blocks the replica had applied, rebuilds it from genesis.
-pub struct WitnessPayload {
-    genesis: State,
-    replica: Mutex<Option<Replica>>,
-}
-
-impl WitnessPayload {
-    /// `genesis` is the node's genesis state (`zkl_node::genesis`).
-    pub fn new(genesis: State) -> Self {
-        WitnessPayload { genesis, replica: Mutex::new(None) }
-    }
-
-    /// The witness of block `number`, from the log in `storage`.
-    pub fn witness(&self, storage: &Storage, number: u32) -> Result<BlockWitness, String> {
-        let mut guard = self.replica.lock().unwrap_or_else(|p| p.into_inner());
-        // The replica's last block must still be the stored one (the node may have rewound).
-        let current = |r: &mut Replica| {
-            let last = r.state.last_block();
-            last == 0
-                || storage
-                    .block(last)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|b| b.new_root == zkl_crypto::fr_to_hex(&r.state.root()))
-        };
-        let reusable = guard.take().filter(|r| r.state.last_block() < number);
-        let mut r = match reusable.map(|mut r| (current(&mut r), r)) {
-            Some((true, r)) => r,
-            _ => Replica { state: self.genesis.clone(), next_seq: 0 },
-        };
-        let fail = |seq: u64, e: &dyn std::fmt::Display| format!("replaying log entry {seq}: {e}");
-        let mut pre: Option<State> = None;
-        let mut txs = Vec::new();
-        for (seq, entry) in storage.log_from(r.next_seq).map_err(|e| e.to_string())? {
-            if pre.is_none() && r.state.last_block() + 1 == number && !matches!(entry, LogEntry::Seal { .. }) {
-                pre = Some(r.state.clone());
-            }
-            match entry.apply(&mut r.state).map_err(|e| fail(seq, &e))? {
-                Applied::Tx(_) => {
-                    if pre.is_some()
-                        && let LogEntry::Tx { tx } = entry
-                    {
-                        txs.push(Some(tx));
-                    }
-                }
-                Applied::Priority(_) => {
-                    if pre.is_some() {
-                        txs.push(None);
-                    }
-                }
-                Applied::Fact => {}
-                Applied::Sealed(sealed) => {
-                    r.next_seq = seq + 1;
-                    if sealed.number == number {
-                        let pre = pre.ok_or_else(|| format!("block {number} holds no ops"))?;
-                        let w = BlockWitness::build(&pre, &sealed, &txs, fee_slots(sealed.capacity))
-                            .map_err(|e| format!("block {number}: {e}"))?;
-                        *guard = Some(r);
-                        return Ok(w);
-                    }
-                }
-            }
-        }
-        Err(format!("block {number} is not sealed in the log"))
-    }
-}
+/// Each job's witness, built by the block circuit from the block's inputs (the node's one
+/// replay of its log, `zkl_node::replay`), so the witness is exactly the sealed block's.
+pub struct WitnessPayload;
 
 impl JobPayload for WitnessPayload {
-    fn payload(&self, storage: &Storage, block: &BlockRecord) -> Result<Value, String> {
-        let w = self.witness(storage, block.number)?;
+    fn payload(&self, inputs: BlockInputs<'_>) -> Result<Value, String> {
+        let b = inputs.block;
+        let w = BlockWitness::build(inputs.pre, b, inputs.txs, fee_slots(b.capacity))
+            .map_err(|e| format!("block {}: {e}", b.number))?;
         Ok(json!({"witness": format!("0x{}", hex::encode(wire::encode(&w)))}))
     }
 }

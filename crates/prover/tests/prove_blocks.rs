@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use jsonrpsee::http_client::HttpClientBuilder;
 use zkl_node::provers::{ProofCheck, ProverConfig};
-use zkl_node::worker::WorkerConfig;
 use zkl_node::{NodeConfig, Services};
+use zkl_prover::worker::WorkerConfig;
 use zkl_prover::{CircuitCheck, CircuitProver, KeyRing, WitnessPayload};
 use zkl_rpc_api::{AdminApiClient, ZklApiClient};
 use zkl_state::testkit::{ETH, ONE, User, deposit};
@@ -26,10 +26,10 @@ async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
 
     let keys = Arc::new(KeyRing::new(false));
     let check = Arc::new(CircuitCheck { keys: keys.clone() });
-    let genesis = zkl_node::genesis(&config).unwrap();
+
     let node = zkl_node::start_with(
         config,
-        Services { proof_check: Some(check.clone()), job_payload: Some(Arc::new(WitnessPayload::new(genesis))) },
+        Services { proof_check: Some(check.clone()), job_payload: Some(Arc::new(WitnessPayload)) },
     )
     .await
     .unwrap();
@@ -56,7 +56,7 @@ async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
         poll: Duration::from_millis(100),
         heartbeat: Duration::from_secs(5),
     };
-    let report = tokio::spawn(zkl_node::worker::run(worker, Arc::new(CircuitProver { keys }), rx));
+    let report = tokio::spawn(zkl_prover::worker::run(worker, Arc::new(CircuitProver { keys }), rx));
     let last = http.state_root().await.unwrap().block;
     assert_eq!(last, 3);
     let mut proofs = Vec::new();

@@ -47,10 +47,10 @@ pub fn run_node(config: PathBuf) -> Result<ExitCode, Failure> {
             Some(_) => {
                 let keys = Arc::new(zkl_prover::KeyRing::new(true));
                 keys.get(config.block_capacity).map_err(Failure::Failed)?;
-                let genesis = zkl_node::genesis(&config).map_err(|e| Failure::Usage(e.to_string()))?;
+                zkl_node::genesis(&config).map_err(|e| Failure::Usage(e.to_string()))?;
                 zkl_node::Services {
                     proof_check: Some(Arc::new(zkl_prover::CircuitCheck { keys })),
-                    job_payload: Some(Arc::new(zkl_prover::WitnessPayload::new(genesis))),
+                    job_payload: Some(Arc::new(zkl_prover::WitnessPayload)),
                 }
             }
             None => zkl_node::Services::default(),

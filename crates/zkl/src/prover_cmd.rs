@@ -71,7 +71,7 @@ pub fn run_prover(args: ProverArgs) -> Result<ExitCode, Failure> {
             let _ = tokio::signal::ctrl_c().await;
             let _ = stop.send(true);
         });
-        let cfg = zkl_node::worker::WorkerConfig {
+        let cfg = zkl_prover::worker::WorkerConfig {
             node,
             token,
             name: args.name,
@@ -79,7 +79,7 @@ pub fn run_prover(args: ProverArgs) -> Result<ExitCode, Failure> {
             heartbeat: Duration::from_secs(5),
         };
         let prover = Arc::new(zkl_prover::CircuitProver { keys: Arc::new(zkl_prover::KeyRing::new(true)) });
-        let report = zkl_node::worker::run(cfg, prover, rx).await.map_err(Failure::Failed)?;
+        let report = zkl_prover::worker::run(cfg, prover, rx).await.map_err(Failure::Failed)?;
         eprintln!("proved blocks {:?}; refused {:?}", report.proven, report.refused);
         Ok(ExitCode::SUCCESS)
     })

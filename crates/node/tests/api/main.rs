@@ -3,6 +3,5 @@
 //! `storage_failure`: a log that cannot be written.
 
 mod mempool;
-mod provers;
 mod rpc_fuzz;
 mod storage_failure;

@@ -1,14 +1,13 @@
 //! A prover worker (`zkl prover --node URL`): takes jobs from a node's prover queue, proves them
-//! while sending heartbeats, and submits the proofs. Run as many as you like, anywhere.
+//! while sending heartbeats, and submits the proofs. Run as many as you like, anywhere: it
+//! speaks to the node only through the API (`zkl_rpc_api::ProverApi`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use tokio::sync::watch;
-use zkl_rpc_api::ProverApiClient;
-
-use crate::provers::Job;
+use zkl_rpc_api::{Job, ProverApiClient, codes};
 
 /// Proves a job's block; returns the proof bytes the node's proof check accepts.
 pub trait BlockProver: Send + Sync {
@@ -61,7 +60,7 @@ pub async fn run(
                 tokio::select! { _ = tokio::time::sleep(cfg.poll) => {}, _ = stop.changed() => {} }
                 continue;
             }
-            Err(jsonrpsee::core::ClientError::Call(e)) if e.code() == crate::rpc::codes::UNAUTHORIZED => {
+            Err(jsonrpsee::core::ClientError::Call(e)) if e.code() == codes::UNAUTHORIZED => {
                 return Err(format!("node refused the worker: {}", e.message()));
             }
             Err(e) => {

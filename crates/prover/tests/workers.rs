@@ -12,10 +12,11 @@ use ark_groth16::{Groth16, Proof, ProvingKey};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use zkl_contracts::verifier::test_circuit;
-use zkl_node::provers::{Job, ProofCheck, ProverConfig};
-use zkl_node::storage::BlockRecord;
-use zkl_node::worker::{BlockProver, WorkerConfig};
+use zkl_node::provers::{ProofCheck, ProverConfig};
+use zkl_rpc_api::{BlockRecord, Job};
+
 use zkl_node::{Node, NodeConfig, Services};
+use zkl_prover::worker::{BlockProver, WorkerConfig};
 use zkl_rpc_api::{AdminApiClient, ProverApiClient, ZklApiClient};
 use zkl_state::testkit::{ETH, ONE, User, deposit};
 
@@ -118,8 +119,8 @@ async fn two_workers_prove_every_block_and_the_proofs_verify() {
     seal_blocks(&http, 0..4).await;
 
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let w1 = tokio::spawn(zkl_node::worker::run(worker_config(&node, "w1", TOKEN), p.clone(), rx.clone()));
-    let w2 = tokio::spawn(zkl_node::worker::run(worker_config(&node, "w2", "other"), p.clone(), rx));
+    let w1 = tokio::spawn(zkl_prover::worker::run(worker_config(&node, "w1", TOKEN), p.clone(), rx.clone()));
+    let w2 = tokio::spawn(zkl_prover::worker::run(worker_config(&node, "w2", "other"), p.clone(), rx));
     wait_proven(&http, 1..=4).await;
     // A block sealed while the workers run is proven too.
     seal_blocks(&http, 4..5).await;
@@ -159,7 +160,7 @@ async fn a_silent_workers_job_goes_to_another_worker() {
     // After the timeout a live worker gets it under a new job id and proves it.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let w = tokio::spawn(zkl_node::worker::run(worker_config(&node, "live", TOKEN), p.clone(), rx));
+    let w = tokio::spawn(zkl_prover::worker::run(worker_config(&node, "live", TOKEN), p.clone(), rx));
     wait_proven(&http, 1..=1).await;
     stop.send(true).unwrap();
     assert_eq!(w.await.unwrap().unwrap().proven, vec![1]);
@@ -183,7 +184,7 @@ async fn tokens_invalid_proofs_and_restarts() {
     let (code, msg) = call_error(http.prover_take_job("wrong".into(), "w".into()).await);
     assert_eq!((code, msg.as_str()), (4, "unknown prover token"));
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let refused = zkl_node::worker::run(worker_config(&node, "w", "s3cret-worker-tokem"), p.clone(), rx).await;
+    let refused = zkl_prover::worker::run(worker_config(&node, "w", "s3cret-worker-tokem"), p.clone(), rx).await;
     assert!(refused.unwrap_err().contains("unknown prover token"));
     drop(stop);
 
