@@ -3,6 +3,8 @@
 # python3 present). Installs whatever else it needs itself. CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One full build per run: incremental state only costs time and disk here.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "==> format"
 cargo fmt --all -- --check
