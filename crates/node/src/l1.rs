@@ -29,7 +29,9 @@ pub enum L1Error {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("sequencer: {0}")]
-    Sequencer(String),
+    Sequencer(#[from] crate::sequencer::SequencerError),
+    #[error("sequencer: priority request {serial}: {source}")]
+    Priority { serial: u64, source: crate::sequencer::SequencerError },
     #[error("chain {chain}: {msg}")]
     Inconsistent { chain: ChainId, msg: String },
     #[error("chain {chain} refuses {action}: {error}")]

@@ -15,7 +15,7 @@ use zkl_types::{Address, ChainId, Op, PriorityRequest, SignedTx, TxKind};
 
 use crate::config::NodeConfig;
 use crate::provers::{ProverError, ProverQueue};
-use crate::sequencer::{Event, Policy, Rewind, SequencerHandle};
+use crate::sequencer::{Event, Policy, Rewind, SequencerError, SequencerHandle};
 use crate::settlement::{HALT_KEY, RevertPlan};
 use crate::storage::Storage;
 
@@ -23,6 +23,12 @@ pub use zkl_rpc_api::codes;
 
 fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
     zkl_rpc_api::error(code, msg)
+}
+
+/// A refusal of the sequencer: code 1 (rejected), or 3 (unavailable) when it is gone.
+fn sequencer_err(e: SequencerError) -> ErrorObjectOwned {
+    let code = if e == SequencerError::Stopped { codes::UNAVAILABLE } else { codes::REJECTED };
+    err(code, e.to_string())
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ErrorObjectOwned {
@@ -86,7 +92,7 @@ async fn revert_blocks(ctx: &Ctx, req: RevertRequest) -> Result<RewindReport, Er
     };
     let rewind =
         Rewind { from_block, drop, reason, plans: ctx.l1_clients.iter().map(|c| (c.chain(), plan.clone())).collect() };
-    ctx.sequencer.rewind(rewind).await.map_err(|e| err(codes::REJECTED, e))
+    ctx.sequencer.rewind(rewind).await.map_err(sequencer_err)
 }
 
 fn estimate_fee(ctx: &Ctx, q: &FeeQuery) -> RpcResult<FeeEstimate> {
@@ -228,7 +234,7 @@ impl ZklApiServer for Api {
     async fn send_tx(&self, tx: SignedTx) -> RpcResult<String> {
         match self.0.sequencer.send_txs(vec![tx]).await.pop() {
             Some(Ok(hash)) => Ok(format!("0x{}", hex::encode(hash))),
-            Some(Err(e)) => Err(err(codes::REJECTED, e)),
+            Some(Err(e)) => Err(sequencer_err(e)),
             None => Err(err(codes::UNAVAILABLE, "no result")),
         }
     }
@@ -245,7 +251,7 @@ impl ZklApiServer for Api {
             .into_iter()
             .map(|r| match r {
                 Ok(h) => BatchResult::Accepted { hash: format!("0x{}", hex::encode(h)) },
-                Err(error) => BatchResult::Rejected { error },
+                Err(e) => BatchResult::Rejected { error: e.to_string() },
             })
             .collect())
     }
@@ -416,7 +422,7 @@ impl AdminApiServer for Api {
                 "priority operations come from chain watchers (dev_priority_ops is off)",
             ));
         }
-        self.0.sequencer.priority(request).await.map_err(|e| err(codes::REJECTED, e))
+        self.0.sequencer.priority(request).await.map_err(sequencer_err)
     }
 }
 

@@ -26,12 +26,38 @@ use crate::storage::{
     Batch, BlockRecord, LogEntry, PriorityRecord, QueuedTx, Storage, StorageError, TxRecord, TxStatus,
 };
 
+/// Why the sequencer refused work. The message is the one-line reason the API returns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SequencerError {
+    /// A rule of the state machine.
+    #[error(transparent)]
+    Rejected(#[from] TxError),
+    /// The node's fee policy (too low, or a token it does not take).
+    #[error("{0}")]
+    Fee(String),
+    /// The future-nonce queue's limits, or a different tx for a queued nonce.
+    #[error("{0}")]
+    Queue(String),
+    /// A priority request whose serial was already applied.
+    #[error("{0}")]
+    DuplicatePriority(String),
+    /// Settlement is halted: no new work until the operator reverts.
+    #[error("{0}")]
+    Halted(Box<Halt>),
+    /// A rewind that cannot be done (nothing changed).
+    #[error("{0}")]
+    Rewind(String),
+    /// The sequencer is gone (shut down, or stopped on a storage failure).
+    #[error("sequencer stopped")]
+    Stopped,
+}
+
 /// What the sequencer is asked to do.
 pub enum Request {
     /// Txs to execute in order; the reply holds each tx's hash or its rejection.
-    Txs(Vec<SignedTx>, oneshot::Sender<Vec<Result<[u8; 32], String>>>),
+    Txs(Vec<SignedTx>, oneshot::Sender<Vec<Result<[u8; 32], SequencerError>>>),
     /// A priority operation (from a chain watcher, or the dev endpoint).
-    Priority(PriorityRequest, oneshot::Sender<Result<zkl_types::Op, String>>),
+    Priority(PriorityRequest, oneshot::Sender<Result<zkl_types::Op, SequencerError>>),
     /// Seal the current block now if it holds anything.
     Seal(oneshot::Sender<Option<u32>>),
     /// The lowest serial id of chain `chain` not applied yet (0 if none was).
@@ -42,7 +68,7 @@ pub enum Request {
     /// `None` lifts the halt (the refusal went away by itself).
     Halt(Option<Halt>, oneshot::Sender<()>),
     /// The operator's way out of a halt (processed alone, after the work received with it).
-    Rewind(Rewind, oneshot::Sender<Result<RewindReport, String>>),
+    Rewind(Rewind, oneshot::Sender<Result<RewindReport, SequencerError>>),
 }
 
 /// Rewind to the end of block `from_block − 1` and re-sequence everything after it except
@@ -93,13 +119,13 @@ pub fn tx_chunks(state: &State, tx: &Tx) -> usize {
 }
 
 /// Checks `tx`'s fee against the policy in state `state`.
-pub fn check_fee(policy: &FeePolicy, state: &State, tx: &Tx) -> Result<(), String> {
+pub fn check_fee(policy: &FeePolicy, state: &State, tx: &Tx) -> Result<(), SequencerError> {
     let Some((token, fee)) = tx.fee() else { return Ok(()) };
-    match policy.min_fee(token, tx_chunks(state, tx))? {
-        Some(min) if fee < min => Err(format!(
+    match policy.min_fee(token, tx_chunks(state, tx)).map_err(SequencerError::Fee)? {
+        Some(min) if fee < min => Err(SequencerError::Fee(format!(
             "fee {fee} is below the node's minimum {min} in token {token} for this {} (see zkl_estimateFee)",
             tx.name()
-        )),
+        ))),
         _ => Ok(()),
     }
 }
@@ -279,26 +305,26 @@ impl Sequencer {
         expected: Nonce,
         got: Nonce,
         batch: &mut Batch,
-    ) -> Result<[u8; 32], String> {
+    ) -> Result<[u8; 32], SequencerError> {
         let hash = tx.hash();
         let limit = self.policy.max_queued_per_account;
         if let Some((queued, _)) = self.queue.get(&(account, got)) {
             return if *queued == hash {
                 Ok(hash)
             } else {
-                Err(format!("account {account} already has a queued tx with nonce {got}"))
+                Err(SequencerError::Queue(format!("account {account} already has a queued tx with nonce {got}")))
             };
         }
         if u64::from(got - expected) > limit as u64 {
-            return Err(format!(
+            return Err(SequencerError::Queue(format!(
                 "nonce {got} is too far ahead of account {account}'s nonce {expected} (the queue holds at most {limit} ahead)"
-            ));
+            )));
         }
         if self.queue.range((account, 0)..=(account, Nonce::MAX)).count() >= limit {
-            return Err(format!("account {account} already has {limit} queued txs"));
+            return Err(SequencerError::Queue(format!("account {account} already has {limit} queued txs")));
         }
         if self.queue.len() >= self.policy.max_queued {
-            return Err("the node's queue is full; retry later".into());
+            return Err(SequencerError::Queue("the node's queue is full; retry later".into()));
         }
         batch.enqueue(&hash, &QueuedTx { account, nonce: got, tx: tx.clone() });
         batch.tx(&hash, &TxRecord { hash: hex32(&hash), seq: None, status: TxStatus::Queued, tx: tx.clone() });
@@ -315,8 +341,9 @@ impl Sequencer {
             let Some((hash, tx)) = self.queue.remove(&(account, nonce)) else { break };
             batch.dequeue(&hash);
             let result = check_fee(&self.policy.fees, state, &tx.tx)
-                .and_then(|()| state.verify_signatures(&tx).map_err(|e| e.to_string()))
-                .and_then(|keys| self.execute_one(&tx, &keys, batch, state).map_err(|e| e.to_string()));
+                .and_then(|()| Ok(state.verify_signatures(&tx)?))
+                .and_then(|keys| Ok(self.execute_one(&tx, &keys, batch, state)?))
+                .map_err(|e| e.to_string());
             let record = match result {
                 Ok(_) => self.pending.last().map(|(_, r)| r.clone()),
                 Err(reason) => {
@@ -333,7 +360,12 @@ impl Sequencer {
         self.metrics.queue_len.set(self.queue.len() as i64);
     }
 
-    fn execute_txs(&mut self, txs: &[SignedTx], batch: &mut Batch, state: &mut State) -> Vec<Result<[u8; 32], String>> {
+    fn execute_txs(
+        &mut self,
+        txs: &[SignedTx],
+        batch: &mut Batch,
+        state: &mut State,
+    ) -> Vec<Result<[u8; 32], SequencerError>> {
         let verified: Vec<_> = {
             let s: &State = state;
             txs.par_iter().map(|t| s.verify_signatures(t)).collect()
@@ -342,13 +374,13 @@ impl Sequencer {
         for (tx, keys) in txs.iter().zip(verified) {
             let result = check_fee(&self.policy.fees, state, &tx.tx)
                 .map_err(|e| (None, e))
-                .and_then(|()| keys.map_err(|e| (None, e.to_string())))
+                .and_then(|()| keys.map_err(|e| (None, e.into())))
                 .and_then(|keys| {
                     self.execute_one(tx, &keys, batch, state).map_err(|e| match e {
                         TxError::BadNonce { account, expected, got } if got > expected => {
-                            (Some((account, expected, got)), e.to_string())
+                            (Some((account, expected, got)), e.into())
                         }
-                        e => (None, e.to_string()),
+                        e => (None, e.into()),
                     })
                 });
             out.push(match result {
@@ -409,14 +441,14 @@ impl Sequencer {
         request: &PriorityRequest,
         batch: &mut Batch,
         state: &mut State,
-    ) -> Result<zkl_types::Op, String> {
-        check_serial(&self.next_serial, request)?;
+    ) -> Result<zkl_types::Op, SequencerError> {
+        check_serial(&self.next_serial, request).map_err(SequencerError::DuplicatePriority)?;
         let mut result = state.execute_priority(request);
         if matches!(result, Err(ref e) if needs_new_block(e)) {
             self.seal(batch, state);
             result = state.execute_priority(request);
         }
-        let op = result.map_err(|e| e.to_string())?;
+        let op = result?;
         self.next_serial.insert(request.chain(), request.serial_id() + 1);
         let hash = request.hash();
         let record = PriorityRecord { hash: hex32(&hash), status: TxStatus::Pending, request: request.clone(), op };
@@ -449,12 +481,15 @@ impl Sequencer {
 
     /// Rewinds to the end of block `from_block − 1` and re-sequences what came after (see
     /// [`Rewind`]), in one durable write. On error nothing changes.
-    fn rewind(&mut self, args: Rewind) -> Result<RewindReport, String> {
+    fn rewind(&mut self, args: Rewind) -> Result<RewindReport, SequencerError> {
         let last = self.state.read().unwrap_or_else(|p| p.into_inner()).last_block();
         if args.from_block == 0 || args.from_block > last {
-            return Err(format!("block {} is not a sealed block (the last is {last})", args.from_block));
+            return Err(SequencerError::Rewind(format!(
+                "block {} is not a sealed block (the last is {last})",
+                args.from_block
+            )));
         }
-        let log = self.storage.log().map_err(|e| e.to_string())?;
+        let log = self.storage.log().map_err(|e| SequencerError::Rewind(e.to_string()))?;
         // The log up to the seal of block from_block − 1 stays; the rest is re-sequenced.
         let mut seals = 0;
         let cut = log
@@ -470,7 +505,7 @@ impl Sequencer {
         let (kept, tail) = log.split_at(cut);
         let cut_seq = tail.first().map_or(self.next_seq, |(seq, _)| *seq);
         let mut replay = Replay::new(self.genesis.clone());
-        replay.apply_all(kept.iter().map(|(seq, e)| (*seq, e))).map_err(|e| e.to_string())?;
+        replay.apply_all(kept.iter().map(|(seq, e)| (*seq, e))).map_err(|e| SequencerError::Rewind(e.to_string()))?;
         let Replay { mut state, next_serial, .. } = replay;
 
         // Dropped priority requests: that serial and every later one of the chain.
@@ -505,7 +540,8 @@ impl Sequencer {
         }
         let mut report = RewindReport { from_block: args.from_block, ..RewindReport::default() };
         let result = self.resequence(tail, &args, &dropped_from, &mut batch, &mut state, &mut report);
-        let result = result.and_then(|()| self.storage.commit(batch).map_err(|e| e.to_string()));
+        let result =
+            result.and_then(|()| self.storage.commit(batch).map_err(|e| SequencerError::Rewind(e.to_string())));
         if let Err(e) = result {
             (
                 self.next_seq,
@@ -517,7 +553,10 @@ impl Sequencer {
                 self.queue,
             ) = saved;
             self.outbox.clear();
-            return Err(format!("rewind to block {} failed, nothing changed: {e}", args.from_block));
+            return Err(SequencerError::Rewind(format!(
+                "rewind to block {} failed, nothing changed: {e}",
+                args.from_block
+            )));
         }
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
         self.halt = None;
@@ -536,7 +575,7 @@ impl Sequencer {
         batch: &mut Batch,
         state: &mut State,
         report: &mut RewindReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), SequencerError> {
         let mut signers = BTreeSet::new();
         for (_, entry) in tail {
             match entry {
@@ -626,7 +665,7 @@ impl Sequencer {
                     match req {
                         Request::Txs(txs, reply) => {
                             let results = match &self.halt {
-                                Some(halt) => vec![Err(halt.to_string()); txs.len()],
+                                Some(halt) => vec![Err(SequencerError::Halted(Box::new(halt.clone()))); txs.len()],
                                 None => self.execute_txs(&txs, &mut batch, &mut state),
                             };
                             replies.push(Box::new(move || {
@@ -635,7 +674,7 @@ impl Sequencer {
                         }
                         Request::Priority(request, reply) => {
                             let result = match &self.halt {
-                                Some(halt) => Err(halt.to_string()),
+                                Some(halt) => Err(SequencerError::Halted(Box::new(halt.clone()))),
                                 None => self.execute_priority(&request, &mut batch, &mut state),
                             };
                             replies.push(Box::new(move || {
@@ -712,26 +751,26 @@ pub struct SequencerHandle {
 }
 
 impl SequencerHandle {
-    pub async fn send_txs(&self, txs: Vec<SignedTx>) -> Vec<Result<[u8; 32], String>> {
+    pub async fn send_txs(&self, txs: Vec<SignedTx>) -> Vec<Result<[u8; 32], SequencerError>> {
         let n = txs.len();
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Request::Txs(txs, reply)).is_err() {
-            return vec![Err("sequencer stopped".into()); n];
+            return vec![Err(SequencerError::Stopped); n];
         }
-        rx.await.unwrap_or_else(|_| vec![Err("sequencer stopped".into()); n])
+        rx.await.unwrap_or_else(|_| vec![Err(SequencerError::Stopped); n])
     }
 
-    pub async fn priority(&self, request: PriorityRequest) -> Result<zkl_types::Op, String> {
+    pub async fn priority(&self, request: PriorityRequest) -> Result<zkl_types::Op, SequencerError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::Priority(request, reply)).map_err(|_| "sequencer stopped".to_string())?;
-        rx.await.map_err(|_| "sequencer stopped".to_string())?
+        self.tx.send(Request::Priority(request, reply)).map_err(|_| SequencerError::Stopped)?;
+        rx.await.map_err(|_| SequencerError::Stopped)?
     }
 
     /// The lowest serial id of `chain` the sequencer has not applied yet.
-    pub async fn next_serial(&self, chain: zkl_types::ChainId) -> Result<u64, String> {
+    pub async fn next_serial(&self, chain: zkl_types::ChainId) -> Result<u64, SequencerError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::NextSerial(chain, reply)).map_err(|_| "sequencer stopped".to_string())?;
-        rx.await.map_err(|_| "sequencer stopped".to_string())
+        self.tx.send(Request::NextSerial(chain, reply)).map_err(|_| SequencerError::Stopped)?;
+        rx.await.map_err(|_| SequencerError::Stopped)
     }
 
     pub async fn seal(&self) -> Option<u32> {
@@ -741,23 +780,23 @@ impl SequencerHandle {
     }
 
     /// Hands an on-chain authorisation to the sequencer; true if it was new.
-    pub async fn auth_fact(&self, fact: AuthFact) -> Result<bool, String> {
+    pub async fn auth_fact(&self, fact: AuthFact) -> Result<bool, SequencerError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::AuthFact(fact, reply)).map_err(|_| "sequencer stopped".to_string())?;
-        rx.await.map_err(|_| "sequencer stopped".to_string())
+        self.tx.send(Request::AuthFact(fact, reply)).map_err(|_| SequencerError::Stopped)?;
+        rx.await.map_err(|_| SequencerError::Stopped)
     }
 
     /// Sets (or lifts, with `None`) the settlement halt.
-    pub async fn set_halt(&self, halt: Option<Halt>) -> Result<(), String> {
+    pub async fn set_halt(&self, halt: Option<Halt>) -> Result<(), SequencerError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::Halt(halt, reply)).map_err(|_| "sequencer stopped".to_string())?;
-        rx.await.map_err(|_| "sequencer stopped".to_string())
+        self.tx.send(Request::Halt(halt, reply)).map_err(|_| SequencerError::Stopped)?;
+        rx.await.map_err(|_| SequencerError::Stopped)
     }
 
     /// Rewinds and re-sequences (see [`Rewind`]).
-    pub async fn rewind(&self, args: Rewind) -> Result<RewindReport, String> {
+    pub async fn rewind(&self, args: Rewind) -> Result<RewindReport, SequencerError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::Rewind(args, reply)).map_err(|_| "sequencer stopped".to_string())?;
-        rx.await.map_err(|_| "sequencer stopped".to_string())?
+        self.tx.send(Request::Rewind(args, reply)).map_err(|_| SequencerError::Stopped)?;
+        rx.await.map_err(|_| SequencerError::Stopped)?
     }
 }

@@ -175,7 +175,7 @@ impl Watcher {
             }
             let request = parse_request(&self.registry, chain, serial, ev.opType, &ev.pubdata)
                 .map_err(|msg| L1Error::Inconsistent { chain, msg })?;
-            self.sequencer.priority(request).await.map_err(|e| L1Error::Sequencer(format!("serial {serial}: {e}")))?;
+            self.sequencer.priority(request).await.map_err(|source| L1Error::Priority { serial, source })?;
             tracing::info!(chain, serial, "priority request applied");
             next += 1;
             handed += 1;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redb::StorageBackend;
 use redb::backends::InMemoryBackend;
 use zkl_node::NodeConfig;
-use zkl_node::sequencer::{Sequencer, SequencerHandle};
+use zkl_node::sequencer::{Sequencer, SequencerError, SequencerHandle};
 use zkl_node::storage::Storage;
 use zkl_state::testkit::{ETH, ONE, User, deposit};
 
@@ -64,7 +64,7 @@ async fn a_failed_log_write_stops_the_sequencer_with_the_error_and_acknowledges_
 
     fail.store(true, Ordering::SeqCst);
     let refused = handle.priority(deposit(1, 1, b.address, ETH, ETH, ONE)).await.unwrap_err();
-    assert_eq!(refused, "sequencer stopped");
+    assert_eq!(refused, SequencerError::Stopped);
     let err = thread.join().expect("no panic").expect_err("the sequencer returns the storage error");
     assert!(err.to_string().contains("no space left on device"), "{err}");
     // Nothing after the failure reached the log.

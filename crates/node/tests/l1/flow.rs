@@ -12,6 +12,7 @@ use alloy::providers::{DynProvider, Provider};
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, send, signer};
 use zkl_node::committer::PendingTx;
+use zkl_node::sequencer::SequencerError;
 use zkl_node::{NodeConfig, l1, start_with_proofs};
 use zkl_wallet::Wallet;
 
@@ -202,7 +203,10 @@ async fn unconfirmed_deposit_reorged_away_is_never_credited() {
         owner: u2.address,
     };
     let err = node.sequencer.priority(dup).await.unwrap_err();
-    assert!(err.contains("duplicate priority request: chain 1 serial 1"), "{err}");
+    assert!(
+        matches!(&err, SequencerError::DuplicatePriority(m) if m.contains("duplicate priority request: chain 1 serial 1")),
+        "{err}"
+    );
     assert_eq!(l2_eth(&u2).await, 3 * ETH);
 
     restarted.unwrap().stop().await;
