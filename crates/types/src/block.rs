@@ -121,36 +121,6 @@ pub fn public_input(commitment: &[u8; 32]) -> Fr {
     x
 }
 
-/// A block's pubdata cut into its ops (Noop chunks included), by the layout's chunk counts.
-pub fn split_ops(pubdata: &[u8]) -> Result<Vec<&[u8]>, crate::OpDecodeError> {
-    use crate::OpDecodeError;
-    if !pubdata.len().is_multiple_of(CHUNK_BYTES) {
-        return Err(OpDecodeError::Length(pubdata.len()));
-    }
-    let mut ops = Vec::new();
-    let mut at = 0;
-    while at < pubdata.len() {
-        let code = pubdata[at];
-        let l = crate::layout::of(code).ok_or(OpDecodeError::UnknownCode(code, at))?;
-        let op = pubdata.get(at..at + l.bytes()).ok_or(crate::codec::Truncated)?;
-        ops.push(op);
-        at += l.bytes();
-    }
-    Ok(ops)
-}
-
-/// Chain `chain`'s on-chain ops in `pubdata`, in block order: what its contract processes.
-pub fn onchain_ops_of(pubdata: &[u8], chain: crate::ChainId) -> Result<Vec<&[u8]>, crate::OpDecodeError> {
-    let of_chain =
-        |op: &&[u8]| crate::layout::of(op[0]).is_some_and(|l| l.onchain) && op[crate::layout::CHAIN.offset] == chain;
-    Ok(split_ops(pubdata)?.into_iter().filter(of_chain).collect())
-}
-
-/// `onchain_hash_c` (section 13) over ops' pubdata, from 0.
-pub fn onchain_hash<'a>(ops: impl IntoIterator<Item = &'a [u8]>) -> Fr {
-    ops.into_iter().fold(Fr::from(0u64), onchain_hash_step)
-}
-
 /// `sync(n) = keccak256(sync(n − 1) ‖ commitment(n))`, `sync(0) = 0`: the chained commitments
 /// every contract stores and the light oracle relays (docs/contracts.md).
 pub fn next_sync_hash(prev: &[u8; 32], commitment: &[u8; 32]) -> [u8; 32] {

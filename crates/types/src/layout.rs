@@ -132,8 +132,8 @@ pub const CHAIN: Field = deposit::CHAIN;
 /// contract cannot know a deposit's account id, and the sequencer computes a full exit's amount.
 pub fn priority_masked_field(code: u8) -> Option<Field> {
     match code {
-        1 => Some(deposit::ACCOUNT),
-        5 => Some(full_exit::AMOUNT),
+        c if c == deposit::LAYOUT.code => Some(deposit::ACCOUNT),
+        c if c == full_exit::LAYOUT.code => Some(full_exit::AMOUNT),
         _ => None,
     }
 }
