@@ -4,20 +4,14 @@
 //! Guarantee: once `zkl_sendTx` has returned a hash, the tx is in the log on disk; after a crash
 //! the node replays the log and reaches the same state.
 
-pub mod bench;
-pub mod committer;
 pub mod config;
-pub mod devnet;
-pub mod l1;
 pub mod metrics;
 pub mod provers;
-pub mod relayer;
 pub mod replay;
 pub mod rpc;
 pub mod sequencer;
 pub mod settlement;
 pub mod storage;
-pub mod watcher;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,15 +33,21 @@ pub enum NodeError {
     Storage(#[from] storage::StorageError),
     #[error("cannot serve JSON-RPC: {0}")]
     Rpc(String),
-    #[error(transparent)]
-    L1(#[from] l1::L1Error),
+    #[error("settlement: {0}")]
+    Settlement(#[from] settlement::SettlementError),
+    #[error("the configuration has an l1 section but this node was started without a settlement layer")]
+    NoSettlement,
     #[error("prover workers are configured but this node was started without a proof checker")]
     NoProofCheck,
 }
 
-/// Components injected by whoever starts the node (the node does not depend on the circuit).
+/// Components injected by whoever starts the node (the node depends neither on the circuit nor on
+/// the Layer-1 crate).
 #[derive(Default, Clone)]
 pub struct Services {
+    /// Starts the watchers and settlers of the `l1` section (`zkl_l1::Starter`); required when
+    /// the configuration has one.
+    pub settlement: Option<Arc<dyn settlement::SettlementStarter>>,
     /// Checks proofs submitted by workers; required when `provers` is configured.
     pub proof_check: Option<Arc<dyn provers::ProofCheck>>,
     /// Extra data handed to workers with each job (the block's witness).
@@ -61,8 +61,9 @@ pub struct Node {
     pub metrics_addr: Option<SocketAddr>,
     pub handle: ServerHandle,
     pub sequencer: SequencerHandle,
-    /// The Layer-1 watchers and committers, if the configuration has an `l1` section.
-    pub l1: Option<l1::L1Tasks>,
+    /// The settlement layer (Layer-1 watchers and settlers), if the configuration has an `l1`
+    /// section.
+    pub l1: Option<Arc<dyn settlement::SettlementLayer>>,
     pub storage: Arc<Storage>,
     metrics_task: Option<tokio::task::JoinHandle<()>>,
     /// Set once if the sequencer stopped on a failure (see [`Node::failure`]).
@@ -99,47 +100,24 @@ pub fn genesis(config: &NodeConfig) -> Result<State, NodeError> {
     Ok(state)
 }
 
-/// Opens the database, replays the log, starts the sequencer and the JSON-RPC server, and the
-/// Layer-1 tasks if the configuration has an `l1` section (see [`start_with`] for where their
-/// proofs come from).
+/// The genesis root the contracts must be deployed with (big-endian).
+pub fn genesis_root(config: &NodeConfig) -> Result<[u8; 32], NodeError> {
+    Ok(zkl_crypto::field::fr_to_be_bytes(&genesis(config)?.root()))
+}
+
+/// Opens the database, replays the log, starts the sequencer and the JSON-RPC server. A
+/// configuration with an `l1` section needs [`start_with`] and a settlement layer.
 pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     start_with(config, Services::default()).await
 }
 
-/// [`start_with`] with only the proof source of the Layer-1 committers.
-pub async fn start_with_proofs(
-    config: NodeConfig,
-    proofs: Option<Arc<dyn committer::ProofSource>>,
-) -> Result<Node, NodeError> {
-    start_inner(config, Services::default(), proofs).await
-}
-
-/// [`start`] with injected components. The Layer-1 committers settle with the proofs of the
-/// `zkl prover` workers if `provers` is configured, otherwise with the contracts' test circuit
-/// (which only `TestVerifier` deployments accept).
+/// [`start`] with injected components: the settlement layer, and the proof checker and job
+/// payload of the prover queue when `provers` is configured.
 pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, NodeError> {
-    start_inner(config, services, None).await
-}
-
-/// Starts the node. With an `l1` section and no proof source given, the committers settle with
-/// the proofs of the `zkl prover` workers if `provers` is configured, otherwise with the
-/// contracts' test circuit (which only `TestVerifier` deployments accept).
-async fn start_inner(
-    config: NodeConfig,
-    services: Services,
-    proofs: Option<Arc<dyn committer::ProofSource>>,
-) -> Result<Node, NodeError> {
+    if config.l1.is_some() && services.settlement.is_none() {
+        return Err(NodeError::NoSettlement);
+    }
     let storage = Arc::new(Storage::open(&config.data_dir)?);
-    let proofs: Option<Arc<dyn committer::ProofSource>> = match (&config.l1, &config.provers, proofs) {
-        (Some(_), Some(_), None) => Some(Arc::new(committer::QueueProofSource { storage: storage.clone() })),
-        (Some(_), None, None) => {
-            tracing::warn!(
-                "l1: no provers configured, proofs come from the test circuit (TestVerifier deployments only)"
-            );
-            Some(Arc::new(committer::TestCircuitProofSource::new()?))
-        }
-        (_, _, given) => given,
-    };
     let mut seq = Sequencer::recover(genesis(&config)?, storage.clone(), Duration::from_millis(config.block_time_ms))?;
     seq.policy = Policy {
         fees: config.fees.clone(),
@@ -199,10 +177,16 @@ async fn start_inner(
             }
         })
         .map_err(|e| NodeError::Rpc(e.to_string()))?;
-    let l1 = match (&config.l1, proofs) {
-        (Some(_), Some(proofs)) => l1::start(&config, storage.clone(), handle.clone(), proofs).await?,
-        (Some(_), None) => return Err(l1::L1Error::Config("the l1 section needs a proof source".into()).into()),
-        (None, _) => None,
+    let l1 = match (&config.l1, &services.settlement) {
+        (Some(_), Some(starter)) => {
+            let ctx = settlement::SettlementContext {
+                config: config.clone(),
+                storage: storage.clone(),
+                sequencer: handle.clone(),
+            };
+            Some(starter.start(ctx).await?)
+        }
+        _ => None,
     };
     let ctx = rpc::Ctx {
         config: config.clone(),
@@ -212,7 +196,7 @@ async fn start_inner(
         events,
         policy,
         provers,
-        l1_clients: l1.as_ref().map(|t| t.clients.clone()).unwrap_or_default(),
+        settlement: l1.clone(),
     };
     let module = rpc::module(ctx).map_err(|e| NodeError::Rpc(e.to_string()))?;
     let server = Server::builder().build(config.rpc_addr).await.map_err(|e| NodeError::Rpc(e.to_string()))?;

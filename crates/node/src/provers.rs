@@ -27,16 +27,22 @@ pub fn token_in(tokens: &[String], token: &str) -> bool {
     })
 }
 
+/// The error of an injected [`ProofCheck`] or [`JobPayload`] (the plug-in's own type, boxed: the
+/// node does not depend on the circuit).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct PluginError(pub Box<dyn std::error::Error + Send + Sync>);
+
 /// Checks a proof (the prover's bytes, arkworks-compressed Groth16 for the block circuit) for a
 /// block. Injected by whoever starts the node, so the node does not depend on the circuit.
 pub trait ProofCheck: Send + Sync {
-    fn check(&self, block: &BlockRecord, proof: &[u8]) -> Result<(), String>;
+    fn check(&self, block: &BlockRecord, proof: &[u8]) -> Result<(), PluginError>;
 }
 
 /// What a worker receives with a job besides the block record (e.g. the block's witness),
 /// computed from the block's inputs as the node's one replay of its log rebuilds them.
 pub trait JobPayload: Send + Sync {
-    fn payload(&self, inputs: BlockInputs<'_>) -> Result<Value, String>;
+    fn payload(&self, inputs: BlockInputs<'_>) -> Result<Value, PluginError>;
 }
 
 /// The prover section of the configuration.
@@ -197,7 +203,7 @@ impl ProverQueue {
             Some((p, replayer)) => match replayer
                 .with_block(&self.storage, number, |inputs| p.payload(inputs))
                 .map_err(|e| e.to_string())
-                .and_then(|r| r)
+                .and_then(|r| r.map_err(|e| e.to_string()))
             {
                 Ok(v) => v,
                 Err(e) => {
@@ -250,7 +256,9 @@ impl ProverQueue {
             .storage
             .block(number)?
             .ok_or_else(|| ProverError::Unavailable(format!("block {number} is not stored")))?;
-        self.check.check(&block, proof).map_err(|reason| ProverError::InvalidProof { block: number, reason })?;
+        self.check
+            .check(&block, proof)
+            .map_err(|e| ProverError::InvalidProof { block: number, reason: e.to_string() })?;
         let mut inner = self.lock();
         if inner.jobs.get(&job) != Some(&number) {
             return Err(ProverError::UnknownJob(job)); // rewound meanwhile

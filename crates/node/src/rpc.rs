@@ -16,7 +16,7 @@ use zkl_types::{Address, ChainId, Op, PriorityRequest, SignedTx, TxKind};
 use crate::config::NodeConfig;
 use crate::provers::{ProverError, ProverQueue};
 use crate::sequencer::{Event, Policy, Rewind, SequencerError, SequencerHandle};
-use crate::settlement::{HALT_KEY, RevertPlan};
+use crate::settlement::{HALT_KEY, RevertPlan, SettlementLayer, counters_key, error_key, revert_key};
 use crate::storage::Storage;
 
 pub use zkl_rpc_api::codes;
@@ -43,8 +43,8 @@ pub struct Ctx {
     pub events: tokio::sync::broadcast::Sender<Event>,
     pub policy: Policy,
     pub provers: Option<Arc<ProverQueue>>,
-    /// The settlement chains' contracts (empty without an `l1` section).
-    pub l1_clients: Vec<crate::l1::ChainClient>,
+    /// The settlement layer (none without an `l1` section).
+    pub settlement: Option<Arc<dyn SettlementLayer>>,
 }
 
 /// Checks an operator method's bearer token (`admin.tokens` in the configuration).
@@ -69,12 +69,16 @@ async fn revert_blocks(ctx: &Ctx, req: RevertRequest) -> Result<RewindReport, Er
         (None, _) => vec![],
     };
     let drop = drop.iter().map(|h| parse_hash(h)).collect::<Result<_, _>>()?;
-    for c in &ctx.l1_clients {
-        let counters = c.zklink.blockCounters().call().await.map_err(unavailable)?;
-        if counters.executed >= from_block {
+    let chains = ctx.settlement.as_ref().map(|s| s.chains()).unwrap_or_default();
+    for &chain in &chains {
+        let executed = match &ctx.settlement {
+            Some(s) => s.executed(chain).await.map_err(unavailable)?,
+            None => 0,
+        };
+        if executed >= from_block {
             return Err(err(
                 codes::REJECTED,
-                format!("block {from_block} is executed on chain {}: executed blocks are final", c.chain()),
+                format!("block {from_block} is executed on chain {chain}: executed blocks are final"),
             ));
         }
     }
@@ -90,8 +94,7 @@ async fn revert_blocks(ctx: &Ctx, req: RevertRequest) -> Result<RewindReport, Er
         }
         _ => "dropped by the operator".to_string(),
     };
-    let rewind =
-        Rewind { from_block, drop, reason, plans: ctx.l1_clients.iter().map(|c| (c.chain(), plan.clone())).collect() };
+    let rewind = Rewind { from_block, drop, reason, plans: chains.iter().map(|c| (*c, plan.clone())).collect() };
     ctx.sequencer.rewind(rewind).await.map_err(sequencer_err)
 }
 
@@ -157,7 +160,7 @@ fn prover_err(e: ProverError) -> ErrorObjectOwned {
 }
 
 fn counters_of(ctx: &Ctx, chain: ChainId) -> Option<L1Counters> {
-    ctx.storage.l1_get(&crate::committer::counters_key(chain)).ok().flatten()
+    ctx.storage.l1_get(&counters_key(chain)).ok().flatten()
 }
 
 fn settlement_chains(ctx: &Ctx) -> &[crate::config::L1ChainConfig] {
@@ -205,14 +208,13 @@ impl ZklApiServer for Api {
             .iter()
             .map(|c| {
                 let chain = c.l2_chain;
-                let reverting: Option<RevertPlan> =
-                    ctx.storage.l1_get(&crate::settlement::revert_key(chain)).ok().flatten();
+                let reverting: Option<RevertPlan> = ctx.storage.l1_get(&revert_key(chain)).ok().flatten();
                 L1ChainStatus {
                     chain,
                     counters: counters_of(ctx, chain),
                     halt: halt.clone().filter(|h| h.chain == chain),
                     reverting_from: reverting.map(|p| p.from_block),
-                    last_error: ctx.storage.l1_get(&crate::committer::error_key(chain)).ok().flatten(),
+                    last_error: ctx.storage.l1_get(&error_key(chain)).ok().flatten(),
                 }
             })
             .collect())

@@ -21,7 +21,7 @@ use zkl_types::{AccountId, AuthFact, ChainId, Nonce, PriorityRequest, SignedTx, 
 use crate::config::FeePolicy;
 use crate::metrics::Metrics;
 use crate::replay::{Replay, check_serial};
-use crate::settlement::{HALT_KEY, Halt, RevertPlan, RewindReport, revert_key};
+use crate::settlement::{HALT_KEY, Halt, RevertPlan, RewindReport, progress_key, revert_key};
 use crate::storage::{
     Batch, BlockRecord, LogEntry, PriorityRecord, QueuedTx, Storage, StorageError, TxRecord, TxStatus,
 };
@@ -536,7 +536,7 @@ impl Sequencer {
         }
         batch.l1::<Halt>(HALT_KEY, None);
         for chain in dropped_from.keys() {
-            batch.l1::<()>(&crate::watcher::progress_key(*chain), None);
+            batch.l1::<()>(&progress_key(*chain), None);
         }
         let mut report = RewindReport { from_block: args.from_block, ..RewindReport::default() };
         let result = self.resequence(tail, &args, &dropped_from, &mut batch, &mut state, &mut report);

@@ -5,10 +5,12 @@
 //!   the [`worker`] loop, which reaches the node only through `zkl-rpc-api`;
 //! - [`CircuitCheck`] (node side) verifies a submitted proof against the block's public input.
 //!
+//! The node-side plug-ins implement `zkl-node`'s traits only with the feature `node` (enabled by
+//! the `zkl` binary, which runs both sides); without it the crate does not depend on the node.
+//!
 //! Keys are the deterministic development keys of `zkl_circuit::groth16::KeyCache` (generated
 //! once, cached under `target/zkl-keys`, checked by hash), one pair per block capacity.
 
-pub mod bench;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -21,12 +23,36 @@ use serde_json::{Value, json};
 use zkl_circuit::block::{BlockCircuit, BlockWitness};
 use zkl_circuit::groth16::{KeyCache, Keys};
 use zkl_circuit::wire;
-use zkl_node::provers::{JobPayload, ProofCheck};
-use zkl_node::replay::BlockInputs;
 use zkl_rpc_api::{BlockRecord, Job};
-use zkl_state::BlockParams;
+use zkl_state::{BlockParams, SealedBlock, State};
+use zkl_types::SignedTx;
 
 use crate::worker::BlockProver;
+
+/// Why a proof could not be made or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum ProverError {
+    #[error("block circuit keys for capacity {capacity}: {msg}")]
+    Keys { capacity: usize, msg: String },
+    #[error("block {block}: public input: {msg}")]
+    PublicInput { block: u32, msg: String },
+    #[error("malformed proof: {0}")]
+    MalformedProof(String),
+    #[error("the proof does not verify")]
+    DoesNotVerify,
+    #[error("cannot verify: {0}")]
+    Verify(String),
+    #[error("the job carries no witness")]
+    NoWitness,
+    #[error("the witness is malformed: {0}")]
+    MalformedWitness(String),
+    #[error("the witness does not belong to block {0}")]
+    ForeignWitness(u32),
+    #[error("block {block}: cannot build the witness: {msg}")]
+    Witness { block: u32, msg: String },
+    #[error("cannot prove: {0}")]
+    Prove(String),
+}
 
 /// Fee slots of the circuit for a block capacity (the state machine's per-block fee-token limit).
 pub fn fee_slots(capacity: usize) -> usize {
@@ -39,10 +65,10 @@ pub fn key_name(capacity: usize) -> String {
 }
 
 /// Loads (or, the first time, generates with a progress display) the keys for `capacity`.
-pub fn load_keys(capacity: usize, progress: bool) -> Result<Keys, String> {
+pub fn load_keys(capacity: usize, progress: bool) -> Result<Keys, ProverError> {
     KeyCache::new(KeyCache::default_dir(), progress)
         .load_or_setup(&key_name(capacity), BlockCircuit::blank(capacity, fee_slots(capacity)))
-        .map_err(|e| format!("block circuit keys for capacity {capacity}: {e}"))
+        .map_err(|e| ProverError::Keys { capacity, msg: e.to_string() })
 }
 
 /// Keys by capacity, loaded on first use.
@@ -62,7 +88,7 @@ impl KeyRing {
         self.keys.lock().unwrap_or_else(|p| p.into_inner()).insert(capacity, Arc::new(keys));
     }
 
-    pub fn get(&self, capacity: usize) -> Result<Arc<Keys>, String> {
+    pub fn get(&self, capacity: usize) -> Result<Arc<Keys>, ProverError> {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = keys.get(&capacity) {
             return Ok(k.clone());
@@ -73,8 +99,9 @@ impl KeyRing {
     }
 }
 
-fn public_input(block: &BlockRecord) -> Result<zkl_crypto::Fr, String> {
-    zkl_crypto::parse_fr(&block.public_input).map_err(|e| format!("block {}: public input: {e}", block.number))
+fn public_input(block: &BlockRecord) -> Result<zkl_crypto::Fr, ProverError> {
+    zkl_crypto::parse_fr(&block.public_input)
+        .map_err(|e| ProverError::PublicInput { block: block.number, msg: e.to_string() })
 }
 
 /// Verifies submitted proofs with the block circuit's verifying key.
@@ -82,14 +109,16 @@ pub struct CircuitCheck {
     pub keys: Arc<KeyRing>,
 }
 
-impl ProofCheck for CircuitCheck {
-    fn check(&self, block: &BlockRecord, proof: &[u8]) -> Result<(), String> {
-        let proof = Proof::<Bn254>::deserialize_compressed(proof).map_err(|e| format!("malformed proof: {e}"))?;
+impl CircuitCheck {
+    /// Whether `proof` proves `block`.
+    pub fn verify(&self, block: &BlockRecord, proof: &[u8]) -> Result<(), ProverError> {
+        let proof =
+            Proof::<Bn254>::deserialize_compressed(proof).map_err(|e| ProverError::MalformedProof(e.to_string()))?;
         let keys = self.keys.get(block.capacity)?;
         match keys.verify(&[public_input(block)?], &proof) {
             Ok(true) => Ok(()),
-            Ok(false) => Err("the proof does not verify".into()),
-            Err(e) => Err(e.to_string()),
+            Ok(false) => Err(ProverError::DoesNotVerify),
+            Err(e) => Err(ProverError::Verify(e.to_string())),
         }
     }
 }
@@ -100,26 +129,31 @@ pub struct CircuitProver {
 }
 
 /// The witness in a job's payload, checked to belong to the job's block.
-pub fn job_witness(job: &Job) -> Result<BlockWitness, String> {
-    let hex = job.payload["witness"].as_str().ok_or("the job carries no witness")?;
-    let bytes = hex.strip_prefix("0x").and_then(|h| hex::decode(h).ok()).ok_or("the witness is not 0x hex")?;
-    let w = wire::decode(&bytes).map_err(|e| e.to_string())?;
+pub fn job_witness(job: &Job) -> Result<BlockWitness, ProverError> {
+    let hex = job.payload["witness"].as_str().ok_or(ProverError::NoWitness)?;
+    let bytes = hex
+        .strip_prefix("0x")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or_else(|| ProverError::MalformedWitness("not 0x hex".into()))?;
+    let w = wire::decode(&bytes).map_err(|e| ProverError::MalformedWitness(e.to_string()))?;
     if w.block_number != job.block.number
         || w.chunks.len() != job.block.capacity
         || w.public_input != public_input(&job.block)?
     {
-        return Err(format!("the witness does not belong to block {}", job.block.number));
+        return Err(ProverError::ForeignWitness(job.block.number));
     }
     Ok(w)
 }
 
 impl BlockProver for CircuitProver {
-    fn prove(&self, job: &Job) -> Result<Vec<u8>, String> {
+    fn prove(&self, job: &Job) -> Result<Vec<u8>, ProverError> {
         let witness = job_witness(job)?;
         let keys = self.keys.get(job.block.capacity)?;
-        let proof = keys.prove(BlockCircuit { witness }, &mut rand::rngs::OsRng).map_err(|e| e.to_string())?;
+        let proof = keys
+            .prove(BlockCircuit { witness }, &mut rand::rngs::OsRng)
+            .map_err(|e| ProverError::Prove(e.to_string()))?;
         let mut out = Vec::new();
-        proof.serialize_compressed(&mut out).map_err(|e| e.to_string())?;
+        proof.serialize_compressed(&mut out).map_err(|e| ProverError::Prove(e.to_string()))?;
         Ok(out)
     }
 }
@@ -128,11 +162,32 @@ impl BlockProver for CircuitProver {
 /// replay of its log, `zkl_node::replay`), so the witness is exactly the sealed block's.
 pub struct WitnessPayload;
 
-impl JobPayload for WitnessPayload {
-    fn payload(&self, inputs: BlockInputs<'_>) -> Result<Value, String> {
-        let b = inputs.block;
-        let w = BlockWitness::build(inputs.pre, b, inputs.txs, fee_slots(b.capacity))
-            .map_err(|e| format!("block {}: {e}", b.number))?;
+impl WitnessPayload {
+    /// The payload `{"witness":"0x…"}` of the block `block` sealed on `pre` from `txs`.
+    pub fn build(pre: &State, block: &SealedBlock, txs: &[Option<SignedTx>]) -> Result<Value, ProverError> {
+        let w = BlockWitness::build(pre, block, txs, fee_slots(block.capacity))
+            .map_err(|e| ProverError::Witness { block: block.number, msg: e.to_string() })?;
         Ok(json!({"witness": format!("0x{}", hex::encode(wire::encode(&w)))}))
+    }
+}
+
+/// The node-side plug-ins as `zkl-node`'s traits.
+#[cfg(feature = "node")]
+mod node_side {
+    use zkl_node::provers::{JobPayload, PluginError, ProofCheck};
+    use zkl_node::replay::BlockInputs;
+
+    use super::*;
+
+    impl ProofCheck for CircuitCheck {
+        fn check(&self, block: &BlockRecord, proof: &[u8]) -> Result<(), PluginError> {
+            self.verify(block, proof).map_err(|e| PluginError(Box::new(e)))
+        }
+    }
+
+    impl JobPayload for WitnessPayload {
+        fn payload(&self, inputs: BlockInputs<'_>) -> Result<Value, PluginError> {
+            WitnessPayload::build(inputs.pre, inputs.block, inputs.txs).map_err(|e| PluginError(Box::new(e)))
+        }
     }
 }

@@ -9,9 +9,22 @@ use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use tokio::sync::watch;
 use zkl_rpc_api::{Job, ProverApiClient, codes};
 
+use crate::ProverError;
+
 /// Proves a job's block; returns the proof bytes the node's proof check accepts.
 pub trait BlockProver: Send + Sync {
-    fn prove(&self, job: &Job) -> Result<Vec<u8>, String>;
+    fn prove(&self, job: &Job) -> Result<Vec<u8>, ProverError>;
+}
+
+/// Why a worker stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot reach node {node}: {msg}")]
+    Connect { node: String, msg: String },
+    #[error("node refused the worker: {0}")]
+    Unauthorized(String),
+    #[error("prover task failed: {0}")]
+    Task(String),
 }
 
 /// Where and how a worker works.
@@ -37,11 +50,11 @@ pub struct WorkerReport {
     pub refused: Vec<(u32, String)>,
 }
 
-fn client(cfg: &WorkerConfig) -> Result<HttpClient, String> {
+fn client(cfg: &WorkerConfig) -> Result<HttpClient, WorkerError> {
     HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(300))
         .build(&cfg.node)
-        .map_err(|e| format!("cannot reach node {}: {e}", cfg.node))
+        .map_err(|e| WorkerError::Connect { node: cfg.node.clone(), msg: e.to_string() })
 }
 
 /// Works until `stop` turns true. Connection errors are retried; an unauthorised token ends the
@@ -50,7 +63,7 @@ pub async fn run(
     cfg: WorkerConfig,
     prover: Arc<dyn BlockProver>,
     mut stop: watch::Receiver<bool>,
-) -> Result<WorkerReport, String> {
+) -> Result<WorkerReport, WorkerError> {
     let http = client(&cfg)?;
     let mut report = WorkerReport::default();
     while !*stop.borrow() {
@@ -61,7 +74,7 @@ pub async fn run(
                 continue;
             }
             Err(jsonrpsee::core::ClientError::Call(e)) if e.code() == codes::UNAUTHORIZED => {
-                return Err(format!("node refused the worker: {}", e.message()));
+                return Err(WorkerError::Unauthorized(e.message().to_string()));
             }
             Err(e) => {
                 tracing::warn!(%e, "cannot take a job; retrying");
@@ -91,12 +104,12 @@ pub async fn run(
         })
         .await;
         beat.abort();
-        let (id, proof) = proved.map_err(|e| format!("prover task failed: {e}"))?;
+        let (id, proof) = proved.map_err(|e| WorkerError::Task(e.to_string()))?;
         let proof = match proof {
             Ok(p) => p,
             Err(reason) => {
                 tracing::error!(block, %reason, "cannot prove; the job returns to the queue after the timeout");
-                report.refused.push((block, reason));
+                report.refused.push((block, reason.to_string()));
                 continue;
             }
         };

@@ -29,7 +29,11 @@ async fn a_worker_proves_the_nodes_blocks_with_the_block_circuit() {
 
     let node = zkl_node::start_with(
         config,
-        Services { proof_check: Some(check.clone()), job_payload: Some(Arc::new(WitnessPayload)) },
+        Services {
+            proof_check: Some(check.clone()),
+            job_payload: Some(Arc::new(WitnessPayload)),
+            ..Default::default()
+        },
     )
     .await
     .unwrap();

@@ -12,11 +12,12 @@ use ark_groth16::{Groth16, Proof, ProvingKey};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use zkl_contracts::verifier::test_circuit;
-use zkl_node::provers::{ProofCheck, ProverConfig};
+use zkl_node::provers::{PluginError, ProofCheck, ProverConfig};
 use zkl_rpc_api::{BlockRecord, Job};
 
 use zkl_node::{Node, NodeConfig, Services};
-use zkl_prover::worker::{BlockProver, WorkerConfig};
+use zkl_prover::ProverError;
+use zkl_prover::worker::{BlockProver, WorkerConfig, WorkerError};
 use zkl_rpc_api::{AdminApiClient, ProverApiClient, ZklApiClient};
 use zkl_state::testkit::{ETH, ONE, User, deposit};
 
@@ -26,27 +27,31 @@ struct TestProofs {
     pk: ProvingKey<Bn254>,
 }
 
-fn public_input(block: &BlockRecord) -> Result<zkl_crypto::Fr, String> {
-    zkl_crypto::parse_fr(&block.public_input).map_err(|e| e.to_string())
+fn public_input(block: &BlockRecord) -> Result<zkl_crypto::Fr, ProverError> {
+    zkl_crypto::parse_fr(&block.public_input)
+        .map_err(|e| ProverError::PublicInput { block: block.number, msg: e.to_string() })
 }
 
 impl ProofCheck for TestProofs {
-    fn check(&self, block: &BlockRecord, proof: &[u8]) -> Result<(), String> {
-        let proof = Proof::<Bn254>::deserialize_compressed(proof).map_err(|e| format!("malformed proof: {e}"))?;
+    fn check(&self, block: &BlockRecord, proof: &[u8]) -> Result<(), PluginError> {
+        let plugin = |e: ProverError| PluginError(Box::new(e));
+        let proof = Proof::<Bn254>::deserialize_compressed(proof)
+            .map_err(|e| plugin(ProverError::MalformedProof(e.to_string())))?;
         let pvk = ark_groth16::prepare_verifying_key(&self.pk.vk);
-        match Groth16::<Bn254>::verify_proof(&pvk, &proof, &[public_input(block)?]) {
+        match Groth16::<Bn254>::verify_proof(&pvk, &proof, &[public_input(block).map_err(plugin)?]) {
             Ok(true) => Ok(()),
-            Ok(false) => Err("the proof does not verify".into()),
-            Err(e) => Err(e.to_string()),
+            Ok(false) => Err(plugin(ProverError::DoesNotVerify)),
+            Err(e) => Err(plugin(ProverError::Verify(e.to_string()))),
         }
     }
 }
 
 impl BlockProver for TestProofs {
-    fn prove(&self, job: &Job) -> Result<Vec<u8>, String> {
-        let proof = test_circuit::prove(&self.pk, public_input(&job.block)?, job.job).map_err(|e| e.to_string())?;
+    fn prove(&self, job: &Job) -> Result<Vec<u8>, ProverError> {
+        let proof = test_circuit::prove(&self.pk, public_input(&job.block)?, job.job)
+            .map_err(|e| ProverError::Prove(e.to_string()))?;
         let mut out = Vec::new();
-        proof.serialize_compressed(&mut out).map_err(|e| e.to_string())?;
+        proof.serialize_compressed(&mut out).map_err(|e| ProverError::Prove(e.to_string()))?;
         Ok(out)
     }
 }
@@ -65,7 +70,7 @@ fn config(dir: &std::path::Path, timeout_ms: u64) -> NodeConfig {
 }
 
 async fn start(dir: &std::path::Path, timeout_ms: u64, p: &Arc<TestProofs>) -> (Node, HttpClient) {
-    let services = Services { proof_check: Some(p.clone()), job_payload: None };
+    let services = Services { proof_check: Some(p.clone()), ..Default::default() };
     let node = zkl_node::start_with(config(dir, timeout_ms), services).await.expect("node starts");
     let http = HttpClientBuilder::default().build(format!("http://{}", node.rpc_addr)).unwrap();
     (node, http)
@@ -185,7 +190,9 @@ async fn tokens_invalid_proofs_and_restarts() {
     assert_eq!((code, msg.as_str()), (4, "unknown prover token"));
     let (stop, rx) = tokio::sync::watch::channel(false);
     let refused = zkl_prover::worker::run(worker_config(&node, "w", "s3cret-worker-tokem"), p.clone(), rx).await;
-    assert!(refused.unwrap_err().contains("unknown prover token"));
+    let err = refused.unwrap_err();
+    assert!(matches!(err, WorkerError::Unauthorized(_)), "{err}");
+    assert!(err.to_string().contains("unknown prover token"), "{err}");
     drop(stop);
 
     let job1 = http.prover_take_job(TOKEN.into(), "w".into()).await.unwrap().expect("a job");

@@ -5,13 +5,18 @@
 //!   `docs/protocol.md`); everything else (signed txs, priority requests, blocks) reduces to it.
 //! - Rejections are typed ([`TxError`]); a rejected tx or op changes nothing.
 //! - Tree roots are computed lazily over dirty paths, in parallel across accounts.
+//!
+//! Feature `test-utils`: [`testkit`] (users, signed txs, deposits for tests and benchmarks) and
+//! `benchmark` (`zkl bench state`); production crates do not enable it.
 
 pub mod account;
+#[cfg(feature = "test-utils")]
 pub mod benchmark;
 pub mod block;
 pub mod error;
 pub mod exec;
 pub mod state;
+#[cfg(any(test, feature = "test-utils"))]
 pub mod testkit;
 pub mod tree;
 pub mod witness;

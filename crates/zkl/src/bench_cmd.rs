@@ -104,14 +104,14 @@ pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
             let mut config = zkl_node::NodeConfig::demo(dir.clone());
             config.block_capacity = block_capacity as usize;
             config.block_time_ms = block_time_ms;
-            let bench = zkl_node::bench::NodeBenchConfig { accounts, txs_per_account, senders };
+            let bench = zkl_devkit::node_bench::NodeBenchConfig { accounts, txs_per_account, senders };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
             let quiet = json;
             let report = rt
-                .block_on(zkl_node::bench::run(config, bench, &|stage| {
+                .block_on(zkl_devkit::node_bench::run(config, bench, &|stage| {
                     if !quiet {
                         eprintln!("bench node: {stage}…");
                     }
@@ -138,14 +138,14 @@ pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
 }
 
 fn run_prove(json: bool, capacities: &[u64]) -> Result<ExitCode, Failure> {
-    let per_op = zkl_prover::bench::constraints_per_op().map_err(Failure::Failed)?;
+    let per_op = zkl_devkit::prove_bench::constraints_per_op().map_err(Failure::Failed)?;
     let keys = zkl_prover::KeyRing::new(!json);
     let mut blocks = Vec::new();
     for &c in capacities {
         if !json {
             eprintln!("bench prove: capacity {c}: keys, then one proof of a full block of transfers…");
         }
-        blocks.push(zkl_prover::bench::measure_block(&keys, c as usize).map_err(Failure::Failed)?);
+        blocks.push(zkl_devkit::prove_bench::measure_block(&keys, c as usize).map_err(Failure::Failed)?);
     }
     if json {
         let ops: serde_json::Map<String, serde_json::Value> =

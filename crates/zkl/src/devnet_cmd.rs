@@ -4,7 +4,7 @@
 //!
 //! Steps: the block circuit's keys for `--capacity` (generated once with a progress bar, then
 //! loaded from the key cache), its Solidity verifier compiled with solc-js, the chains deployed
-//! (`zkl_node::devnet`), the node started with the prover queue (its log in `DATA_DIR/node.log`),
+//! (`zkl_devkit::devnet`), the node started with the prover queue (its log in `DATA_DIR/node.log`),
 //! the worker spawned (its log in `DATA_DIR/prover.log`), and the matcher (the last funded key) given an account (a 0.1 ETH
 //! deposit on chain 1, so account 2) and its L2 key. Then the endpoints go to stdout as one JSON
 //! line.
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use zkl_contracts::anvil::DEV_KEYS;
-use zkl_node::devnet::{DevnetOptions, TEST_TOKEN_MINT};
+use zkl_devkit::devnet::{DevnetOptions, TEST_TOKEN_MINT};
 
 use crate::Failure;
 
@@ -91,7 +91,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             let keys = tokio::task::spawn_blocking(move || zkl_prover::load_keys(capacity, true))
                 .await
                 .map_err(failed("key setup"))?
-                .map_err(Failure::Failed)?;
+                .map_err(failed("keys"))?;
             let sol = zkl_contracts::verifier::groth16_verifier_solidity(&keys.vk, "BlockVerifier")
                 .map_err(failed("verifier"))?;
             let code = zkl_contracts::solc::compile(&sol, "BlockVerifier").map_err(failed("verifier"))?;
@@ -104,6 +104,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             let services = zkl_node::Services {
                 proof_check: Some(Arc::new(zkl_prover::CircuitCheck { keys: ring })),
                 job_payload: Some(Arc::new(zkl_prover::WitnessPayload)),
+                ..Default::default()
             };
             (Some(code), services, Some(token))
         };
@@ -115,10 +116,10 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             confirmations: a.confirmations,
             verifier,
             test_tokens: true,
-            priority_fee: zkl_node::devnet::DEVNET_PRIORITY_FEE,
+            priority_fee: zkl_devkit::devnet::DEVNET_PRIORITY_FEE,
         };
-        let devnet = zkl_node::devnet::deploy_with(config, opts).await.map_err(failed("devnet"))?;
-        let mut node = zkl_node::start_with(devnet.config.clone(), services).await.map_err(failed("node"))?;
+        let devnet = zkl_devkit::devnet::deploy_with(config, opts).await.map_err(failed("devnet"))?;
+        let mut node = zkl_l1::start_node(devnet.config.clone(), services, None).await.map_err(failed("node"))?;
         let rpc = format!("http://{}", node.rpc_addr);
         // The prover worker, a separate process like any other worker.
         let mut worker = match &token {
@@ -172,7 +173,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
                 "erc20_minted_per_key": TEST_TOKEN_MINT,
                 "matcher": { "key": DEV_KEYS[3], "account": MATCHER_ACCOUNT },
                 "eth_token": zkl_contracts::deploy::ETH_TOKEN_ID,
-                "priority_fee_wei": zkl_node::devnet::DEVNET_PRIORITY_FEE.to_string(),
+                "priority_fee_wei": zkl_devkit::devnet::DEVNET_PRIORITY_FEE.to_string(),
                 "admin_token": admin_token,
                 "proofs": if token.is_some() { "block circuit (zkl prover worker)" } else { "test verifier" },
             })

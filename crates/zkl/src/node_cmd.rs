@@ -46,16 +46,17 @@ pub fn run_node(config: PathBuf) -> Result<ExitCode, Failure> {
             // now, with a progress display, the first time) and hand them replayed witnesses.
             Some(_) => {
                 let keys = Arc::new(zkl_prover::KeyRing::new(true));
-                keys.get(config.block_capacity).map_err(Failure::Failed)?;
+                keys.get(config.block_capacity).map_err(|e| Failure::Failed(e.to_string()))?;
                 zkl_node::genesis(&config).map_err(|e| Failure::Usage(e.to_string()))?;
                 zkl_node::Services {
                     proof_check: Some(Arc::new(zkl_prover::CircuitCheck { keys })),
                     job_payload: Some(Arc::new(zkl_prover::WitnessPayload)),
+                    ..Default::default()
                 }
             }
             None => zkl_node::Services::default(),
         };
-        let node = zkl_node::start_with(config, services).await.map_err(|e| Failure::Failed(e.to_string()))?;
+        let node = zkl_l1::start_node(config, services, None).await.map_err(|e| Failure::Failed(e.to_string()))?;
         // First line on stdout: where to reach the node (scripts and tests read it).
         println!(
             "{}",

@@ -45,7 +45,7 @@ pub fn run_prover(args: ProverArgs) -> Result<ExitCode, Failure> {
         if capacity == 0 {
             return Err(Failure::Usage("--capacity must be positive".into()));
         }
-        let keys = zkl_prover::load_keys(capacity, true).map_err(Failure::Failed)?;
+        let keys = zkl_prover::load_keys(capacity, true).map_err(|e| Failure::Failed(e.to_string()))?;
         let sol = zkl_contracts::verifier::groth16_verifier_solidity(&keys.vk, &name)
             .map_err(|e| Failure::Failed(e.to_string()))?;
         match out {
@@ -79,7 +79,7 @@ pub fn run_prover(args: ProverArgs) -> Result<ExitCode, Failure> {
             heartbeat: Duration::from_secs(5),
         };
         let prover = Arc::new(zkl_prover::CircuitProver { keys: Arc::new(zkl_prover::KeyRing::new(true)) });
-        let report = zkl_prover::worker::run(cfg, prover, rx).await.map_err(Failure::Failed)?;
+        let report = zkl_prover::worker::run(cfg, prover, rx).await.map_err(|e| Failure::Failed(e.to_string()))?;
         eprintln!("proved blocks {:?}; refused {:?}", report.proven, report.refused);
         Ok(ExitCode::SUCCESS)
     })

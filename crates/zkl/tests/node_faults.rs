@@ -56,7 +56,7 @@ async fn kill_nine_mid_commit_and_a_frozen_chain() {
     let mut config = NodeConfig::demo(dir.path().join("db"));
     config.block_time_ms = 60_000; // blocks are sealed by the test
     config.admin = Some(zkl_node::config::AdminConfig { tokens: vec![ADMIN.into()] });
-    let devnet = zkl_node::devnet::deploy(config, 36_000, 1).await.unwrap();
+    let devnet = zkl_devkit::devnet::deploy(config, 36_000, 1).await.unwrap();
     let mut config = devnet.config;
     for c in &mut config.l1.as_mut().unwrap().chains {
         c.poll_ms = 100;

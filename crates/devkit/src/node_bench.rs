@@ -14,8 +14,8 @@ use zkl_rpc_api::{AdminApiClient, EventsApiClient, ZklApiClient};
 use zkl_state::testkit::{ETH, ONE, User, deposit};
 use zkl_types::{Op, SignedTx};
 
-use crate::config::NodeConfig;
-use crate::storage::BlockRecord;
+use zkl_node::config::NodeConfig;
+use zkl_node::storage::BlockRecord;
 
 /// Sizes of a run.
 #[derive(Debug, Clone, Copy)]
@@ -58,8 +58,8 @@ pub async fn run(
 ) -> Result<NodeBenchReport, String> {
     config.dev_priority_ops = true;
     let admin_token = "bench".to_string();
-    config.admin = Some(crate::config::AdminConfig { tokens: vec![admin_token.clone()] });
-    let node = crate::start(config).await.map_err(|e| e.to_string())?;
+    config.admin = Some(zkl_node::config::AdminConfig { tokens: vec![admin_token.clone()] });
+    let node = zkl_node::start(config).await.map_err(|e| e.to_string())?;
     let http = HttpClientBuilder::default()
         .max_concurrent_requests(4 * bench.senders as usize)
         .build(format!("http://{}", node.rpc_addr))

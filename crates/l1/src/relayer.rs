@@ -17,7 +17,7 @@ use zkl_contracts::bindings::ZkLink;
 use zkl_contracts::block::{signer, sync_hash_digest};
 use zkl_types::ChainId;
 
-use crate::l1::L1Error;
+use crate::L1Error;
 
 /// Where a signer reads a source chain.
 #[derive(Clone)]

@@ -1,4 +1,4 @@
-//! The committer of one chain: for every sealed block, in order, it commits the block on its chain
+//! The settler of one chain: for every sealed block, in order, it commits the block on its chain
 //! (full pubdata if the chain is a data-availability chain), proves it with a proof from a
 //! [`ProofSource`], relays the other chains' sync hashes (signatures collected by the
 //! [`Relayer`]) and executes it.
@@ -6,11 +6,11 @@
 //! The contract is the truth for what is done: every step starts from its counters
 //! (`blockCounters`, `isSyncHashReceived`), and a call is simulated (`eth_estimateGas`) before it
 //! is sent, so a call the contract would refuse is never sent. A commit the contract refuses
-//! halts settlement ([`crate::settlement`]): the committer finds the refused block and op by
+//! halts settlement ([`zkl_node::settlement`]): the settler finds the refused block and op by
 //! simulating shorter commits, records the halt (the sequencer stops sealing), asks again every
 //! [`REFUSAL_RECHECK`], and reverts what the operator rewound ([`RevertPlan`]). At most one tx per chain is in flight.
 //! It is recorded in redb (nonce, fees, hashes) *before* it is sent; until it is
-//! `confirmations` deep, the committer sends nothing else, and after `tx_timeout_ms` it replaces
+//! `confirmations` deep, the settler sends nothing else, and after `tx_timeout_ms` it replaces
 //! it with the same nonce and fees raised by 25%. A restart resumes from that record: the same
 //! nonce is reused, so a tx sent just before a crash is replaced, never duplicated.
 
@@ -23,78 +23,21 @@ use alloy::network::{Ethereum, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use zkl_contracts::bindings::ZkLink::{self, CommitBlockInfo, ExecuteBlockInfo, StoredBlockInfo};
-use zkl_contracts::block::{L2Block, genesis_info, public_input};
+use zkl_contracts::block::{L2Block, genesis_info};
 use zkl_types::{ChainId, ChangePubKeyAuth, Op, Tx};
 
-use crate::l1::{ChainClient, L1Error, sleep_or_stop};
+use zkl_node::sequencer::SequencerHandle;
+use zkl_node::settlement::{
+    CommitterError, HALT_KEY, Halt, L1Counters, RefusedOp, RevertPlan, counters_key, error_key, revert_key,
+};
+use zkl_node::storage::{BlockRecord, Storage};
+
+use crate::proofs::{ProofError, ProofSource};
 use crate::relayer::Relayer;
-use crate::sequencer::SequencerHandle;
-use crate::settlement::{HALT_KEY, Halt, RefusedOp, RevertPlan, revert_key};
-use crate::storage::{BlockRecord, Storage};
+use crate::{ChainClient, L1Error, sleep_or_stop};
 
 /// Blocks per commit / prove / execute call.
 const MAX_BATCH: u32 = 8;
-
-/// Where proofs come from. The proof is the verifier's `uint256[8]` encoding of a Groth16 proof
-/// whose public input is the block commitment's low 253 bits.
-pub trait ProofSource: Send + Sync {
-    /// The proof of `block`, or `None` while it is not available yet (asked again later).
-    fn proof(&self, block: u32, commitment: B256) -> Result<Option<[U256; 8]>, String>;
-}
-
-/// Proofs published by `zkl prover` workers through the node's prover queue (table `PROOFS`,
-/// arkworks' compressed encoding, checked against the block's public input when submitted).
-pub struct QueueProofSource {
-    pub storage: Arc<Storage>,
-}
-
-impl ProofSource for QueueProofSource {
-    fn proof(&self, block: u32, _commitment: B256) -> Result<Option<[U256; 8]>, String> {
-        use ark_serialize::CanonicalDeserialize;
-        let Some(bytes) = self.storage.proof(block).map_err(|e| e.to_string())? else {
-            return Ok(None);
-        };
-        let proof = ark_groth16::Proof::<ark_bn254::Bn254>::deserialize_compressed(bytes.as_slice())
-            .map_err(|e| format!("stored proof of block {block} is malformed: {e}"))?;
-        Ok(Some(zkl_contracts::verifier::encode_proof(&proof)))
-    }
-}
-
-/// Proofs of `zkl_contracts::verifier::test_circuit`, which the `TestVerifier` deployments check:
-/// real Groth16 proofs whose public input is the block commitment (the circuit does not check the
-/// block's rules; the block circuit replaces it).
-pub struct TestCircuitProofSource {
-    pk: ark_groth16::ProvingKey<ark_bn254::Bn254>,
-}
-
-impl TestCircuitProofSource {
-    pub fn new() -> Result<Self, L1Error> {
-        let pk = zkl_contracts::verifier::test_circuit::proving_key().map_err(|e| L1Error::Proof(e.to_string()))?;
-        Ok(Self { pk })
-    }
-}
-
-impl ProofSource for TestCircuitProofSource {
-    fn proof(&self, block: u32, commitment: B256) -> Result<Option<[U256; 8]>, String> {
-        let proof = zkl_contracts::verifier::test_circuit::prove(&self.pk, public_input(commitment), block.into())
-            .map_err(|e| e.to_string())?;
-        Ok(Some(zkl_contracts::verifier::encode_proof(&proof)))
-    }
-}
-
-/// The genesis root the contracts must be deployed with.
-pub fn genesis_root(config: &crate::NodeConfig) -> Result<B256, crate::NodeError> {
-    Ok(B256::from(zkl_crypto::field::fr_to_be_bytes(&crate::genesis(config)?.root())))
-}
-
-/// A chain's settlement counters as its contract last reported them (`blockCounters`), published
-/// by the committer in the `L1` table under [`counters_key`] for the RPC (`zkl_l1Status`).
-pub use zkl_rpc_api::L1Counters;
-
-/// The `L1` table key of chain `chain`'s [`L1Counters`].
-pub fn counters_key(chain: ChainId) -> String {
-    format!("counters/{chain}")
-}
 
 /// The in-flight tx of a chain, recorded before it is sent.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -142,14 +85,6 @@ const MAX_ONCHAIN_OPS_PER_COMMIT: usize = 64;
 /// a timestamp ahead of the chain's clock).
 const REFUSAL_RECHECK: Duration = Duration::from_secs(10);
 
-/// The last error of a chain's committer, published under [`error_key`] for `zkl_l1Status`.
-pub use zkl_rpc_api::CommitterError;
-
-/// The `L1` table key of chain `chain`'s [`CommitterError`] (absent after a success).
-pub fn error_key(chain: ChainId) -> String {
-    format!("error/{chain}")
-}
-
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -195,7 +130,7 @@ fn with_first_onchain_ops(block: &L2Block, chain: ChainId, keep: usize) -> L2Blo
     out
 }
 
-pub struct Committer {
+pub struct Settler {
     client: ChainClient,
     storage: Arc<Storage>,
     proofs: Arc<dyn ProofSource>,
@@ -215,7 +150,7 @@ fn parse_b256(text: &str) -> Result<B256, String> {
     text.parse().map_err(|_| format!("{text:?} is not 32 bytes of hex"))
 }
 
-impl Committer {
+impl Settler {
     pub fn new(
         client: ChainClient,
         storage: Arc<Storage>,
@@ -327,7 +262,7 @@ impl Committer {
         {
             return Ok(Some(*p));
         }
-        let Some(p) = self.proofs.proof(n, commitment).map_err(L1Error::Proof)? else {
+        let Some(p) = self.proofs.proof(n, commitment)? else {
             return Ok(None);
         };
         self.proof_cache.lock().unwrap_or_else(|p| p.into_inner()).insert(n, (commitment, p));
@@ -573,7 +508,7 @@ impl Committer {
                 let mut proofs = Vec::new();
                 for &n in blocks {
                     infos.push(self.stored_info(n)?);
-                    proofs.push(self.proof(n)?.ok_or_else(|| L1Error::Proof(format!("no proof of block {n}")))?);
+                    proofs.push(self.proof(n)?.ok_or(ProofError::Missing(n))?);
                 }
                 go!(z.proveBlocks(infos, proofs))
             }
@@ -715,10 +650,10 @@ impl Committer {
         loop {
             let result = self.tick().await;
             if let Err(err) = &result {
-                tracing::warn!(chain = self.chain(), %err, "committer");
+                tracing::warn!(chain = self.chain(), %err, "settler");
             }
             if let Err(err) = self.report(&result) {
-                tracing::warn!(chain = self.chain(), %err, "committer status");
+                tracing::warn!(chain = self.chain(), %err, "settler status");
             }
             if sleep_or_stop(poll, &mut stop).await {
                 return;

@@ -1,7 +1,7 @@
 //! The node against two anvil chains with the ZkLink contracts: deposits are credited after
 //! their confirmations (and never if reorganised away before), blocks are committed, proven
 //! (test-circuit proofs), relayed by 2-of-3 oracle signers and executed on both chains, and the
-//! committer resumes after a restart without sending a second commit.
+//! settler resumes after a restart without sending a second commit.
 
 use std::time::Duration;
 use zkl_rpc_api::{L1Stage, ZklApiClient};
@@ -11,9 +11,11 @@ use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider};
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, send, signer};
-use zkl_node::committer::PendingTx;
+use zkl_l1 as l1;
+use zkl_l1::settler::PendingTx;
+use zkl_node::NodeConfig;
 use zkl_node::sequencer::SequencerError;
-use zkl_node::{NodeConfig, l1, start_with_proofs};
+use zkl_node::settlement::SettlementLayer;
 use zkl_wallet::Wallet;
 
 use crate::common::{proofs, wait_for, wallet};
@@ -33,7 +35,7 @@ async fn setup(confirmations: u64, block_time_ms: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig::demo(dir.path().join("db"));
     config.block_time_ms = block_time_ms;
-    let devnet = zkl_node::devnet::deploy(config, 31_000, confirmations).await.unwrap();
+    let devnet = zkl_devkit::devnet::deploy(config, 31_000, confirmations).await.unwrap();
     let mut config = devnet.config;
     for c in &mut config.l1.as_mut().unwrap().chains {
         c.poll_ms = 100;
@@ -85,7 +87,7 @@ async fn commits_of(c: &Chain, block: u32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deposit_transfer_withdraw_settle_on_both_chains() {
     let env = setup(2, 100).await;
-    let mut node = start_with_proofs(env.config.clone(), Some(proofs())).await.unwrap();
+    let mut node = l1::start_node(env.config.clone(), Default::default(), Some(proofs())).await.unwrap();
     let mining = miner(vec![env.a.provider.clone(), env.b.provider.clone()]);
     let (u1, u2) = (wallet(&node, DEV_KEYS[1]), wallet(&node, DEV_KEYS[2]));
 
@@ -156,9 +158,9 @@ async fn deposit_transfer_withdraw_settle_on_both_chains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unconfirmed_deposit_reorged_away_is_never_credited() {
-    // No block is sealed here (so the committers send nothing and add no L1 blocks).
+    // No block is sealed here (so the settlers send nothing and add no L1 blocks).
     let env = setup(3, 3_600_000).await;
-    let mut node = start_with_proofs(env.config.clone(), Some(proofs())).await.unwrap();
+    let mut node = l1::start_node(env.config.clone(), Default::default(), Some(proofs())).await.unwrap();
     let (u1, u2) = (wallet(&node, DEV_KEYS[1]), wallet(&node, DEV_KEYS[2]));
     let a = &env.a.provider;
 
@@ -214,10 +216,10 @@ async fn unconfirmed_deposit_reorged_away_is_never_credited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn committer_resumes_after_restart_without_double_commit() {
+async fn settler_resumes_after_restart_without_double_commit() {
     // Blocks are sealed only on request.
     let env = setup(1, 3_600_000).await;
-    let mut node = start_with_proofs(env.config.clone(), Some(proofs())).await.unwrap();
+    let mut node = l1::start_node(env.config.clone(), Default::default(), Some(proofs())).await.unwrap();
     let u1 = wallet(&node, DEV_KEYS[1]);
     deposit(&env.a, DEV_KEYS[1], 2 * ETH).await;
     wait_for("deposit credited", Duration::from_secs(20), async || l2_eth(&u1).await == 2 * ETH).await;
@@ -235,7 +237,7 @@ async fn committer_resumes_after_restart_without_double_commit() {
     let first: PendingTx = node.storage.l1_get(key).unwrap().unwrap();
     assert!(first.action.starts_with("commit"), "{}", first.action);
 
-    // Restart the L1 tasks while the commit is unmined; after the timeout the new committer
+    // Restart the L1 tasks while the commit is unmined; after the timeout the new settler
     // replaces it (same nonce, higher fees) instead of sending a second one.
     node.l1.take().unwrap().stop().await;
     let restarted = l1::start(&env.config, node.storage.clone(), node.sequencer.clone(), proofs()).await.unwrap();

@@ -1,4 +1,4 @@
-//! Liveness when a chain refuses a sealed block anyway: the committer halts settlement and says
+//! Liveness when a chain refuses a sealed block anyway: the settler halts settlement and says
 //! which block, op and error; the operator's `zkl_revertBlocks` reverts the block on every chain,
 //! drops the refused op and re-sequences the other txs, and settlement resumes with no valid tx
 //! lost.
@@ -16,7 +16,7 @@ use jsonrpsee::rpc_params;
 use serde_json::Value;
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::deploy::Chain;
-use zkl_node::devnet::DevnetOptions;
+use zkl_devkit::devnet::DevnetOptions;
 use zkl_node::settlement::{HALT_KEY, Halt};
 use zkl_node::{Node, NodeConfig};
 use zkl_rpc_api::{AdminApiClient, L1Stage, Record, TxStatus, method};
@@ -80,7 +80,7 @@ async fn a_refused_block_halts_settlement_until_the_operator_reverts_it() {
     admin.seal().await.unwrap();
     let settled = node.storage.last_block().unwrap().unwrap();
     wait_for("block 1 executed on both chains", TIMEOUT, async || executed_everywhere(chains, settled).await).await;
-    tokio::time::sleep(Duration::from_millis(500)).await; // the committers' last txs confirmed
+    tokio::time::sleep(Duration::from_millis(500)).await; // the settlers' last txs confirmed
 
     // B authorises its key on chain 1; the node reads the fact (one block deep) and accepts B's
     // ChangePubKey; A sends a valid transfer. Then chain 1 drops the fact in a reorganisation.

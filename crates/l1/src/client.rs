@@ -1,9 +1,5 @@
-//! What the Layer-1 components share: errors, a connection to one chain's `ZkLink` contract, and
-//! the start / stop of the watchers, committers and the oracle relayer of every configured chain.
-
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+//! What the Layer-1 components share: their error, and a connection to one chain's `ZkLink`
+//! contract.
 
 use alloy::network::EthereumWallet;
 use alloy::primitives::Address;
@@ -12,12 +8,10 @@ use zkl_contracts::bindings::ZkLink::{self, ZkLinkInstance};
 use zkl_contracts::block::signer;
 use zkl_types::{ChainId, TokenRegistry};
 
-use crate::committer::{Committer, ProofSource};
-use crate::config::{L1ChainConfig, NodeConfig};
-use crate::relayer::{OracleSigner, Relayer, Source};
-use crate::sequencer::SequencerHandle;
-use crate::storage::{Storage, StorageError};
-use crate::watcher::Watcher;
+use zkl_node::config::L1ChainConfig;
+use zkl_node::sequencer::SequencerError;
+use zkl_node::settlement::Halt;
+use zkl_node::storage::StorageError;
 
 /// Why a Layer-1 component could not make progress.
 #[derive(Debug, thiserror::Error)]
@@ -29,17 +23,17 @@ pub enum L1Error {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("sequencer: {0}")]
-    Sequencer(#[from] crate::sequencer::SequencerError),
+    Sequencer(#[from] SequencerError),
     #[error("sequencer: priority request {serial}: {source}")]
-    Priority { serial: u64, source: crate::sequencer::SequencerError },
+    Priority { serial: u64, source: SequencerError },
     #[error("chain {chain}: {msg}")]
     Inconsistent { chain: ChainId, msg: String },
     #[error("chain {chain} refuses {action}: {error}")]
     Refused { chain: ChainId, action: String, error: String },
     #[error("{0}")]
-    Halted(Box<crate::settlement::Halt>),
+    Halted(Box<Halt>),
     #[error("proof source: {0}")]
-    Proof(String),
+    Proof(#[from] crate::proofs::ProofError),
 }
 
 /// `0x` + 40 hex digits.
@@ -149,95 +143,4 @@ impl ChainClient {
         }
         Ok(())
     }
-}
-
-/// The running Layer-1 tasks; dropping it does not stop them, [`L1Tasks::stop`] does.
-pub struct L1Tasks {
-    /// A connection to every chain's contract.
-    pub clients: Vec<ChainClient>,
-    stop: tokio::sync::watch::Sender<bool>,
-    handles: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl L1Tasks {
-    /// Asks every task to stop and waits until they have.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        for h in self.handles {
-            let _ = h.await;
-        }
-    }
-}
-
-/// Sleeps `d` or until `stop` flips; returns true if asked to stop.
-pub(crate) async fn sleep_or_stop(d: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => *stop.borrow(),
-        _ = stop.changed() => true,
-    }
-}
-
-/// Starts a watcher and a committer for every chain of `config.l1`, with in-process oracle
-/// signers (each with its own key and its own reads of the source chains).
-pub async fn start(
-    config: &NodeConfig,
-    storage: Arc<Storage>,
-    sequencer: SequencerHandle,
-    proofs: Arc<dyn ProofSource>,
-) -> Result<Option<L1Tasks>, L1Error> {
-    let Some(l1) = &config.l1 else { return Ok(None) };
-    if config.dev_priority_ops {
-        return Err(L1Error::Config("dev_priority_ops cannot be combined with an l1 section".into()));
-    }
-    l1.validate(&config.chains).map_err(|e| L1Error::Config(e.to_string()))?;
-    let registry = config.registry().map_err(|e| L1Error::Config(e.to_string()))?;
-    let mut clients = Vec::new();
-    let chain_count = u8::try_from(l1.chains.len()).map_err(|_| L1Error::Config("too many chains".into()))?;
-    let da_chain = l1.chains.iter().find(|c| c.data_availability).map(|c| c.l2_chain).unwrap_or(0);
-    for c in &l1.chains {
-        let client = ChainClient::connect(c).await?;
-        client.check_contract(chain_count, da_chain, &registry).await?;
-        clients.push(client);
-    }
-    // Each signer reads the source chains through its own connections.
-    let mut signers = Vec::new();
-    for key in &l1.oracle.signer_keys {
-        let mut sources = HashMap::new();
-        for c in &clients {
-            let url = c.config.rpc_url.parse().map_err(|e| L1Error::Config(format!("rpc_url: {e}")))?;
-            sources.insert(
-                c.chain(),
-                Source {
-                    provider: ProviderBuilder::new().connect_http(url).erased(),
-                    contract: *c.zklink.address(),
-                    confirmations: c.config.confirmations,
-                    start_block: c.config.start_block,
-                },
-            );
-        }
-        signers.push(OracleSigner::new(key, sources)?);
-    }
-    let relayer = Arc::new(Relayer::new(signers, l1.oracle.threshold)?);
-    let genesis_root = crate::committer::genesis_root(config).map_err(|e| L1Error::Config(e.to_string()))?;
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let mut handles = Vec::new();
-    for c in &clients {
-        let watcher = Watcher::new(c.clone(), storage.clone(), sequencer.clone(), registry.clone());
-        handles.push(tokio::spawn(watcher.run(rx.clone())));
-        let others: Vec<ChainId> = clients.iter().map(|o| o.chain()).filter(|o| *o != c.chain()).collect();
-        let committer = Committer::new(
-            c.clone(),
-            storage.clone(),
-            proofs.clone(),
-            relayer.clone(),
-            sequencer.clone(),
-            others,
-            genesis_root,
-        );
-        handles.push(tokio::spawn(committer.run(rx.clone())));
-    }
-    Ok(Some(L1Tasks { clients, stop, handles }))
 }

@@ -14,10 +14,13 @@ use std::time::Duration;
 
 use zkl_types::{Address, AuthFact, Op, PriorityRequest, TokenRegistry};
 
-use crate::l1::{ChainClient, L1Error, sleep_or_stop};
-use crate::sequencer::SequencerHandle;
-use crate::storage::Storage;
 use std::sync::Arc;
+
+use zkl_node::sequencer::SequencerHandle;
+use zkl_node::settlement::progress_key;
+use zkl_node::storage::Storage;
+
+use crate::{ChainClient, L1Error, sleep_or_stop};
 
 /// Blocks per `eth_getLogs` query.
 const MAX_RANGE: u64 = 1000;
@@ -33,11 +36,6 @@ pub struct Watcher {
     storage: Arc<Storage>,
     sequencer: SequencerHandle,
     registry: TokenRegistry,
-}
-
-/// The `L1` table key of chain `chain`'s watcher progress (removed to rescan from the start).
-pub fn progress_key(chain: zkl_types::ChainId) -> String {
-    format!("watcher/{chain}")
 }
 
 /// The priority request a `NewPriorityRequest` event of chain `chain` describes: the op's
@@ -209,7 +207,7 @@ mod tests {
     use zkl_types::op::{DepositOp, FullExitOp, code};
 
     fn registry() -> TokenRegistry {
-        crate::NodeConfig::demo("/nonexistent".into()).registry().unwrap_or_default()
+        zkl_node::NodeConfig::demo("/nonexistent".into()).registry().unwrap_or_default()
     }
 
     /// The pubdata the contract emits for a deposit: the §11 layout with the account zero.

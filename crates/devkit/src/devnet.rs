@@ -7,15 +7,24 @@
 //! token other than ETH, registered with the configuration's id, decimals and merge group, and
 //! mints to the funded dev keys.
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use zkl_contracts::anvil::{Anvil, DEV_KEYS};
 use zkl_contracts::deploy::{Chain, ChainConfig, ETH_TOKEN_ID, send, signer};
 use zkl_types::{ChainId, TokenId};
 
-use crate::NodeConfig;
-use crate::committer::genesis_root;
-use crate::config::{L1ChainConfig, L1Config, OracleConfig};
-use crate::l1::L1Error;
+use zkl_node::NodeConfig;
+use zkl_node::config::{L1ChainConfig, L1Config, OracleConfig};
+
+/// Why a devnet could not be deployed.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    #[error("devnet: {0}")]
+    Contracts(#[from] zkl_contracts::ContractsError),
+    #[error("devnet: {0}")]
+    Node(#[from] zkl_node::NodeError),
+    #[error("devnet: {0} chains (at most 255)")]
+    TooManyChains(usize),
+}
 
 /// Development oracle signer keys (never use them elsewhere).
 pub const ORACLE_KEYS: [&str; 3] = [
@@ -57,20 +66,17 @@ pub struct DevnetOptions {
 
 /// Deploys one anvil per chain of `config.chains` (EVM chain id `evm_base + l2 chain id`), the
 /// first with data availability, with the test verifier and no ERC-20s, and sets `config.l1`.
-pub async fn deploy(config: NodeConfig, evm_base: u64, confirmations: u64) -> Result<Devnet, L1Error> {
+pub async fn deploy(config: NodeConfig, evm_base: u64, confirmations: u64) -> Result<Devnet, DevnetError> {
     deploy_with(config, DevnetOptions { evm_base, confirmations, ..DevnetOptions::default() }).await
 }
 
 /// [`deploy`] with options.
-pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<Devnet, L1Error> {
+pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<Devnet, DevnetError> {
     let (evm_base, confirmations) = (opts.evm_base, opts.confirmations);
-    let err = |e: zkl_contracts::ContractsError| L1Error::Config(format!("devnet: {e}"));
-    let root = genesis_root(&config).map_err(|e| L1Error::Config(e.to_string()))?;
-    let count = u8::try_from(config.chains.len()).map_err(|_| L1Error::Config("too many chains".into()))?;
-    let oracles = ORACLE_KEYS.iter().map(|k| signer(k).map(|s| s.address())).collect::<Result<Vec<_>, _>>();
-    let oracles = oracles.map_err(err)?;
-    let holders = DEV_KEYS[1..].iter().map(|k| signer(k).map(|s| s.address())).collect::<Result<Vec<_>, _>>();
-    let holders = holders.map_err(err)?;
+    let root = B256::from(zkl_node::genesis_root(&config)?);
+    let count = u8::try_from(config.chains.len()).map_err(|_| DevnetError::TooManyChains(config.chains.len()))?;
+    let oracles = ORACLE_KEYS.iter().map(|k| signer(k).map(|s| s.address())).collect::<Result<Vec<_>, _>>()?;
+    let holders = DEV_KEYS[1..].iter().map(|k| signer(k).map(|s| s.address())).collect::<Result<Vec<_>, _>>()?;
     let mut chains = Vec::new();
     let mut tokens = Vec::new();
     let mut l1 = Vec::new();
@@ -85,9 +91,9 @@ pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<
             priority_fee: opts.priority_fee,
             genesis_root: root,
         };
-        let anvil = Anvil::spawn(chain_config.evm_chain_id).map_err(err)?;
-        let chain = Chain::deploy_with_verifier(anvil, chain_config, opts.verifier.as_deref()).await.map_err(err)?;
-        send(chain.zklink.setOracleSigners(oracles.clone(), ORACLE_THRESHOLD as u8)).await.map_err(err)?;
+        let anvil = Anvil::spawn(chain_config.evm_chain_id)?;
+        let chain = Chain::deploy_with_verifier(anvil, chain_config, opts.verifier.as_deref()).await?;
+        send(chain.zklink.setOracleSigners(oracles.clone(), ORACLE_THRESHOLD as u8)).await?;
         if opts.test_tokens {
             for t in &config.tokens {
                 let Some(l1_token) = t.l1.iter().find(|l| l.chain == c.id) else { continue };
@@ -95,10 +101,8 @@ pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<
                     continue;
                 }
                 let mint = U256::from(TEST_TOKEN_MINT) * U256::from(10u64).pow(U256::from(l1_token.decimals));
-                let address = chain
-                    .add_test_token(t.id, l1_token.decimals, t.group.unwrap_or(0), &holders, mint)
-                    .await
-                    .map_err(err)?;
+                let address =
+                    chain.add_test_token(t.id, l1_token.decimals, t.group.unwrap_or(0), &holders, mint).await?;
                 tokens.push((c.id, t.id, address));
             }
         }

@@ -8,7 +8,7 @@ use zkl_state::testkit::{ETH, ONE, User, demo_registry, deposit};
 use zkl_state::{BlockParams, State};
 use zkl_types::Address;
 
-use crate::{KeyRing, fee_slots};
+use zkl_prover::{KeyRing, fee_slots};
 
 /// One capacity's figures.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -69,7 +69,7 @@ fn peak_rss_mb() -> Option<u64> {
 pub fn measure_block(keys: &KeyRing, capacity: usize) -> Result<BlockFigures, String> {
     let witness = transfer_block(capacity)?;
     let input = witness.public_input;
-    let k = keys.get(capacity)?;
+    let k = keys.get(capacity).map_err(|e| e.to_string())?;
     let constraints =
         zkl_circuit::block::BlockCost::measure(capacity, fee_slots(capacity)).map_err(|e| e.to_string())?.total;
     let tracked = reset_peak_rss();

@@ -1,6 +1,6 @@
 //! Rule parity between the node and the contracts: random sequences of valid and invalid txs and
 //! L1 requests of every kind go through a node settling on two anvil chains, and every block the
-//! node seals must be accepted by both contracts. The committer simulates every commit before it
+//! node seals must be accepted by both contracts. The settler simulates every commit before it
 //! sends it and halts settlement on a refusal, so the property checked is: no halt, and every
 //! sealed block committed and executed on both chains.
 //!
@@ -25,7 +25,7 @@ use proptest::test_runner::{Config, TestRunner};
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::deploy::{Chain, send};
 use zkl_crypto::keys::eth_signature_bytes;
-use zkl_node::devnet::{DEVNET_PRIORITY_FEE, DevnetOptions};
+use zkl_devkit::devnet::{DEVNET_PRIORITY_FEE, DevnetOptions};
 use zkl_node::settlement::{HALT_KEY, Halt};
 use zkl_node::{Node, NodeConfig};
 use zkl_rpc_api::AdminApiClient;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use zkl_contracts::deploy::Chain;
-use zkl_node::committer::{ProofSource, TestCircuitProofSource};
-use zkl_node::devnet::DevnetOptions;
+use zkl_devkit::devnet::DevnetOptions;
+use zkl_l1::proofs::{ProofSource, TestCircuitProofSource};
 use zkl_node::{Node, NodeConfig};
 use zkl_wallet::Wallet;
 
@@ -45,12 +45,12 @@ pub async fn executed_everywhere(chains: &[Chain], block: u32) -> bool {
 /// `tx_timeout_ms`, and starts the node on them with the admin token [`ADMIN`].
 pub async fn start_on_devnet(mut config: NodeConfig, opts: DevnetOptions, tx_timeout_ms: u64) -> (Node, Vec<Chain>) {
     config.admin = Some(zkl_node::config::AdminConfig { tokens: vec![ADMIN.into()] });
-    let devnet = zkl_node::devnet::deploy_with(config, opts).await.unwrap();
+    let devnet = zkl_devkit::devnet::deploy_with(config, opts).await.unwrap();
     let mut config = devnet.config;
     for c in &mut config.l1.as_mut().unwrap().chains {
         c.poll_ms = 100;
         c.tx_timeout_ms = tx_timeout_ms;
     }
-    let node = zkl_node::start_with_proofs(config, Some(proofs())).await.unwrap();
+    let node = zkl_l1::start_node(config, Default::default(), Some(proofs())).await.unwrap();
     (node, devnet.chains)
 }

@@ -1,0 +1,114 @@
+//! The node's seam to its settlement layer (`zkl_node::settlement`): an `l1` section without a
+//! layer is refused before anything is opened; the layer is started with the node's context; the
+//! operator's revert asks it whether the blocks are executed anywhere, and is refused if they are
+//! or if a chain cannot answer; stopping the node's layer reaches it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use jsonrpsee::core::async_trait;
+use jsonrpsee::core::client::Error as ClientError;
+use jsonrpsee::http_client::HttpClientBuilder;
+use zkl_node::config::{AdminConfig, L1ChainConfig, L1Config, OracleConfig};
+use zkl_node::settlement::{SettlementContext, SettlementError, SettlementLayer, SettlementStarter};
+use zkl_node::{NodeConfig, NodeError, Services};
+use zkl_rpc_api::{AdminApiClient, RevertRequest, codes};
+use zkl_types::ChainId;
+
+const ADMIN: &str = "operator";
+
+/// Chains 1 and 2; chain 1 has executed `executed` blocks, chain 2 cannot be reached.
+struct Fake {
+    executed: u32,
+    started_with: Mutex<Option<NodeConfig>>,
+    stopped: AtomicBool,
+}
+
+#[async_trait]
+impl SettlementLayer for Fake {
+    fn chains(&self) -> Vec<ChainId> {
+        vec![1, 2]
+    }
+    async fn executed(&self, chain: ChainId) -> Result<u32, SettlementError> {
+        match chain {
+            1 => Ok(self.executed),
+            _ => Err(SettlementError(format!("chain {chain}: connection refused").into())),
+        }
+    }
+    async fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Starter(Arc<Fake>);
+
+#[async_trait]
+impl SettlementStarter for Starter {
+    async fn start(&self, ctx: SettlementContext) -> Result<Arc<dyn SettlementLayer>, SettlementError> {
+        *self.0.started_with.lock().unwrap() = Some(ctx.config);
+        Ok(self.0.clone())
+    }
+}
+
+fn config(dir: &std::path::Path) -> NodeConfig {
+    let mut c = NodeConfig::demo(dir.join("db"));
+    c.admin = Some(AdminConfig { tokens: vec![ADMIN.into()] });
+    c.l1 = Some(L1Config {
+        chains: vec![L1ChainConfig {
+            l2_chain: 1,
+            evm_chain_id: 31_001,
+            rpc_url: "http://127.0.0.1:9".into(),
+            contract: "0x0000000000000000000000000000000000000001".into(),
+            confirmations: 1,
+            data_availability: true,
+            committer_key: "0x01".into(),
+            start_block: 0,
+            poll_ms: 100,
+            tx_timeout_ms: 1_000,
+        }],
+        oracle: OracleConfig { signer_keys: vec![], threshold: 0 },
+    });
+    c
+}
+
+#[tokio::test]
+async fn an_l1_section_without_a_settlement_layer_is_refused_before_anything_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = zkl_node::start(config(dir.path())).await.err().expect("refused");
+    assert!(matches!(err, NodeError::NoSettlement), "{err}");
+    assert!(!dir.path().join("db").exists(), "the database was opened");
+}
+
+fn code(e: ClientError) -> (i32, String) {
+    match e {
+        ClientError::Call(obj) => (obj.code(), obj.message().to_string()),
+        other => panic!("not a call error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn the_revert_asks_the_settlement_layer_and_executed_blocks_stay_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(Fake { executed: 3, started_with: Mutex::new(None), stopped: AtomicBool::new(false) });
+    let services = Services { settlement: Some(Arc::new(Starter(fake.clone()))), ..Default::default() };
+    let mut node = zkl_node::start_with(config(dir.path()), services).await.unwrap();
+    let started = fake.started_with.lock().unwrap().clone().expect("the layer was started");
+    assert_eq!(started.l1, config(dir.path()).l1);
+    let http = HttpClientBuilder::default().build(format!("http://{}", node.rpc_addr)).unwrap();
+
+    // Block 2 is executed on chain 1: final.
+    let req = RevertRequest { from_block: Some(2), drop: None };
+    let (c, msg) = code(http.revert_blocks(ADMIN.into(), Some(req)).await.unwrap_err());
+    assert_eq!(c, codes::REJECTED, "{msg}");
+    assert!(msg.contains("block 2 is executed on chain 1"), "{msg}");
+
+    // Block 4 is not executed on chain 1, but chain 2 cannot say: nothing is rewound.
+    let req = RevertRequest { from_block: Some(4), drop: None };
+    let (c, msg) = code(http.revert_blocks(ADMIN.into(), Some(req)).await.unwrap_err());
+    assert_eq!(c, codes::UNAVAILABLE, "{msg}");
+    assert!(msg.contains("chain 2: connection refused"), "{msg}");
+
+    node.l1.take().expect("the node keeps its layer").stop().await;
+    assert!(fake.stopped.load(Ordering::SeqCst));
+    let _ = node.handle.stop();
+}
