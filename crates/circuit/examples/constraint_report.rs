@@ -1,4 +1,4 @@
-//! Prints the constraint cost of every gadget, of the Transfer chunk and of the block circuit per
+//! Prints the constraint cost of every gadget and of the block circuit per
 //! part, capacity and op kind (setup-mode synthesis, no witness):
 //! `cargo run -p zkl-circuit --example constraint_report`.
 
@@ -11,7 +11,6 @@ use zkl_circuit::ecc::PointVar;
 use zkl_circuit::eddsa::{self, SignatureVar};
 use zkl_circuit::groth16::{SynthFn, constraint_report};
 use zkl_circuit::merkle::{self, ACCOUNT_TREE_DEPTH, BALANCE_TREE_DEPTH, QuadPath};
-use zkl_circuit::transfer::{TransferCircuit, TransferWitness};
 use zkl_circuit::{BoolVar, Fr, FrVar, bits, poseidon, sha256};
 
 type Cs = ConstraintSystemRef<Fr>;
@@ -131,8 +130,6 @@ fn main() -> Result<(), SynthesisError> {
             measure(&cs, || header.public_input())
         }),
     )?;
-    let transfer = constraint_report(TransferCircuit { witness: TransferWitness::blank() })?;
-    rows.push(("transfer chunk (standalone circuit)".into(), transfer.constraints));
     println!("{:<40} {:>10}", "gadget", "constraints");
     for (name, n) in &rows {
         println!("{name:<40} {n:>10}");

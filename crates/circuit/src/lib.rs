@@ -9,7 +9,8 @@
 //!   with the strict rules of `zkl_crypto::eddsa` (protocol.md section 5).
 //! - [`bits`]: range-checked bit and byte decompositions, packed amounts and fees (section 8).
 //! - [`sha256`] and [`commitment`]: SHA-256 over bytes and the block commitment (section 13).
-//! - [`transfer`]: a standalone skeleton of the block circuit's Transfer chunk.
+//! - [`block`]: the block circuit (witness, gadget, cost reporting) and [`wire`], the witness's
+//!   byte format for prover workers.
 //! - [`groth16`]: deterministic development setup, on-disk key cache, prove/verify, constraint
 //!   reports.
 
@@ -22,7 +23,6 @@ pub mod groth16;
 pub mod merkle;
 pub mod poseidon;
 pub mod sha256;
-pub mod transfer;
 pub mod wire;
 
 /// The circuit field: the BN254 scalar field.

@@ -6,9 +6,9 @@
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 
 use crate::Fr;
+use crate::block::AccountLeaf;
 use crate::block::{AuWitness, BlockWitness, ChunkWitness, FeeSlotWitness, OrderWitness};
 use crate::merkle::{ACCOUNT_TREE_DEPTH, BALANCE_TREE_DEPTH};
-use crate::transfer::AccountLeaf;
 
 const VERSION: u8 = 2;
 /// Upper bounds that keep a malformed length from allocating without limit.

@@ -11,16 +11,27 @@
 //!   table), `PoseidonT6.sol` and Groth16 verifiers;
 //! - [`solc`]: compiles generated Solidity (the block circuit's verifier) with solc-js at run time;
 //! - [`bench`]: the gas benchmark behind `zkl bench gas`.
+//!
+//! Production users (the wallet, the settlement layer) get `artifacts`, `bindings` and `block`;
+//! the feature `proofs` adds `verifier`, and `test-utils` the harness, deploy helpers, generators,
+//! `solc` and the gas benchmark.
 
+#[cfg(feature = "test-utils")]
 pub mod anvil;
 pub mod artifacts;
+#[cfg(feature = "test-utils")]
 pub mod bench;
 pub mod bindings;
 pub mod block;
+#[cfg(feature = "test-utils")]
 pub mod deploy;
+#[cfg(feature = "test-utils")]
 pub mod layout_sol;
+#[cfg(feature = "test-utils")]
 pub mod poseidon_sol;
+#[cfg(feature = "test-utils")]
 pub mod solc;
+#[cfg(feature = "proofs")]
 pub mod verifier;
 
 pub use zkl_crypto::field::Fr;

@@ -98,6 +98,8 @@ struct Inner {
     /// Every job id handed out, to its block (stale ids are recognised).
     jobs: BTreeMap<u64, u32>,
     next_job: u64,
+    /// The last sealed block the queue knows of (from a notification or from storage).
+    known_last: u32,
 }
 
 /// The queue. Proofs are stored durably; the queue itself is rebuilt from the sealed blocks that
@@ -122,7 +124,7 @@ impl ProverQueue {
         last_block: u32,
     ) -> Result<Self, StorageError> {
         let payload = payload.map(|p| (p, BlockReplayer::new(genesis)));
-        let mut inner = Inner { next_job: 1, ..Inner::default() };
+        let mut inner = Inner { next_job: 1, known_last: last_block, ..Inner::default() };
         for n in 1..=last_block {
             if storage.proof(n)?.is_none() {
                 inner.open.insert(n, None);
@@ -149,12 +151,30 @@ impl ProverQueue {
         let mut inner = self.lock();
         inner.open.retain(|n, _| *n < from);
         inner.jobs.retain(|_, n| *n < from);
+        inner.known_last = inner.known_last.min(from.saturating_sub(1));
         self.storage.delete_proofs_from(from)
     }
 
     /// A newly sealed block becomes a job.
     pub fn add(&self, block: u32) {
-        self.lock().open.entry(block).or_insert(None);
+        let mut inner = self.lock();
+        inner.open.entry(block).or_insert(None);
+        inner.known_last = inner.known_last.max(block);
+    }
+
+    /// Adds the stored blocks sealed after the last one the queue knows of, so a block is a job
+    /// as soon as it is sealed, whether or not its notification has arrived yet.
+    fn catch_up(&self) -> Result<(), StorageError> {
+        let last = self.storage.last_block()?.unwrap_or(0);
+        let known = self.lock().known_last;
+        for n in known + 1..=last {
+            if self.storage.proof(n)?.is_none() {
+                self.add(n);
+            }
+        }
+        let mut inner = self.lock();
+        inner.known_last = inner.known_last.max(last);
+        Ok(())
     }
 
     /// Adds every stored block that has no proof (after missed notifications).
@@ -176,6 +196,7 @@ impl ProverQueue {
     /// Hands the lowest unassigned block (or one whose worker went silent) to `worker`.
     pub fn take(&self, token: &str, worker: &str) -> Result<Option<Job>, ProverError> {
         self.authorize(token)?;
+        self.catch_up()?;
         let timeout = self.timeout();
         let (job, number) = {
             let mut inner = self.lock();

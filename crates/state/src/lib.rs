@@ -19,7 +19,6 @@ pub mod state;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testkit;
 pub mod tree;
-pub mod witness;
 
 pub use account::{Account, OrderSlot};
 pub use block::{BlockParams, SealedBlock};

@@ -255,34 +255,8 @@ impl State {
         }
     }
 
-    /// Re-applies a write (its new value).
-    pub(crate) fn redo(&mut self, w: &Write) {
-        match w {
-            Write::Balance { account, index, new, .. } => self.accounts[*account as usize].set_balance(*index, *new),
-            Write::Slot { account, index, new, .. } => self.accounts[*account as usize].set_slot(*index, *new),
-            Write::Nonce { account, new, .. } => {
-                let a = &mut self.accounts[*account as usize];
-                a.nonce = *new;
-                a.dirty = true;
-            }
-            Write::Key { account, new_hash, new_key, .. } => {
-                let a = &mut self.accounts[*account as usize];
-                a.pubkey_hash = *new_hash;
-                a.pubkey = *new_key;
-                a.dirty = true;
-            }
-            Write::NewAccount { owner, .. } => {
-                self.accounts.push(Account::new(*owner));
-                self.by_owner.insert(*owner, self.accounts.len() as u32 - 1);
-            }
-            Write::Fee { token, new, .. } => {
-                self.pending_fees.insert(*token, *new);
-            }
-        }
-    }
-
     /// Applies an op and returns its writes in order (the op's journal).
-    pub(crate) fn apply_op_journaled(&mut self, op: &Op) -> Result<Vec<Write>, TxError> {
+    pub fn apply_op_journaled(&mut self, op: &Op) -> Result<Vec<Write>, TxError> {
         self.begin();
         let result = self.apply_op_inner(op);
         if let Err(e) = result {
@@ -291,13 +265,6 @@ impl State {
             return Err(e);
         }
         Ok(std::mem::take(&mut self.journal))
-    }
-
-    /// Undoes writes returned by [`Self::apply_op_journaled`].
-    pub(crate) fn undo_all(&mut self, writes: &[Write]) {
-        for w in writes.iter().rev() {
-            self.undo(w);
-        }
     }
 
     fn acc(&self, id: AccountId) -> Result<&Account, TxError> {
