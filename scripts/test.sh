@@ -10,6 +10,10 @@ echo "==> format"
 cargo fmt --all -- --check
 echo "==> clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> production crates without development features"
+# A workspace build unifies features; these must also build as their users get them (no
+# test-utils, no proofs, the prover without the node).
+cargo check --locked -p zkl-node -p zkl-prover -p zkl-wallet -p zkl-contracts -p zkl-state
 echo "==> L1 tooling"
 scripts/setup-l1.sh
 echo "==> tests"

@@ -3,14 +3,14 @@
 //! - [`artifacts`]: where the committed solc-js artifacts (`contracts/out/*.json`) live and how
 //!   their freshness is checked;
 //! - [`bindings`]: alloy `sol!` bindings generated from those artifacts;
-//! - [`anvil`]: a harness that runs anvil on a free 127.0.0.1 port and kills it on drop;
+//! - `anvil`: a harness that runs anvil on a free 127.0.0.1 port and kills it on drop;
 //! - [`block`]: a block as the contracts see it (commit and execute calldata, stored infos) from
 //!   its typed ops, and the light oracle's digest;
-//! - [`deploy`]: deploys the contracts and wraps a deployment for tests and benchmarks;
-//! - [`layout_sol`], [`poseidon_sol`] and [`verifier`]: generators of `Layout.sol` (the op layout
+//! - `deploy`: deploys the contracts and wraps a deployment for tests and benchmarks;
+//! - `layout_sol`, `poseidon_sol` and `verifier`: generators of `Layout.sol` (the op layout
 //!   table), `PoseidonT6.sol` and Groth16 verifiers;
-//! - [`solc`]: compiles generated Solidity (the block circuit's verifier) with solc-js at run time;
-//! - [`bench`]: the gas benchmark behind `zkl bench gas`.
+//! - `solc`: compiles generated Solidity (the block circuit's verifier) with solc-js at run time;
+//! - `bench`: the gas benchmark behind `zkl bench gas`.
 //!
 //! Production users (the wallet, the settlement layer) get `artifacts`, `bindings` and `block`;
 //! the feature `proofs` adds `verifier`, and `test-utils` the harness, deploy helpers, generators,

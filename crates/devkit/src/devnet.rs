@@ -54,7 +54,7 @@ pub struct Devnet {
 pub struct DevnetOptions {
     /// EVM chain id of L2 chain `c` is `evm_base + c`.
     pub evm_base: u64,
-    /// Confirmations the node's watchers and committers wait for.
+    /// Confirmations the node's watchers and settlers wait for.
     pub confirmations: u64,
     /// Creation bytecode of the proof verifier; `None` = the test verifier.
     pub verifier: Option<Vec<u8>>,

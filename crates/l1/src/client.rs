@@ -1,5 +1,7 @@
-//! What the Layer-1 components share: their error, and a connection to one chain's `ZkLink`
-//! contract.
+//! What the Layer-1 components share: their error, a connection to one chain's `ZkLink`
+//! contract, and their polling sleep.
+
+use std::time::Duration;
 
 use alloy::network::EthereumWallet;
 use alloy::primitives::Address;
@@ -142,5 +144,16 @@ impl ChainClient {
             }
         }
         Ok(())
+    }
+}
+
+/// Sleeps `d` or until `stop` flips; returns true if asked to stop.
+pub(crate) async fn sleep_or_stop(d: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
     }
 }

@@ -13,7 +13,6 @@ pub mod watcher;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use alloy::primitives::B256;
 use alloy::providers::{Provider, ProviderBuilder};
@@ -105,17 +104,6 @@ impl SettlementLayer for L1Tasks {
         for h in self.handles.lock().await.drain(..) {
             let _ = h.await;
         }
-    }
-}
-
-/// Sleeps `d` or until `stop` flips; returns true if asked to stop.
-pub(crate) async fn sleep_or_stop(d: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => *stop.borrow(),
-        _ = stop.changed() => true,
     }
 }
 

@@ -18,6 +18,8 @@ pub enum ProofError {
     Prove { block: u32, msg: String },
     #[error("no proof of block {0}")]
     Missing(u32),
+    #[error("test circuit keys: {0}")]
+    Keys(String),
 }
 
 /// Where proofs come from. The proof is the verifier's `uint256[8]` encoding of a Groth16 proof
@@ -54,8 +56,7 @@ pub struct TestCircuitProofSource {
 
 impl TestCircuitProofSource {
     pub fn new() -> Result<Self, ProofError> {
-        let pk = zkl_contracts::verifier::test_circuit::proving_key()
-            .map_err(|e| ProofError::Prove { block: 0, msg: format!("test circuit keys: {e}") })?;
+        let pk = zkl_contracts::verifier::test_circuit::proving_key().map_err(|e| ProofError::Keys(e.to_string()))?;
         Ok(Self { pk })
     }
 }

@@ -4,7 +4,7 @@
 //! contract (the `BlockCommit` event of that block, at least `confirmations` deep, while the block
 //! is still committed there); it never signs a value it is handed. The [`Relayer`] asks every
 //! signer, keeps the sync hash at least `threshold` of them agree on, and returns their
-//! signatures sorted by signer address, as `receiveSyncHash` expects. The committer of the
+//! signatures sorted by signer address, as `receiveSyncHash` expects. The settler of the
 //! destination chain sends them.
 
 use std::collections::HashMap;

@@ -32,9 +32,10 @@ use zkl_node::settlement::{
 };
 use zkl_node::storage::{BlockRecord, Storage};
 
+use crate::client::sleep_or_stop;
 use crate::proofs::{ProofError, ProofSource};
 use crate::relayer::Relayer;
-use crate::{ChainClient, L1Error, sleep_or_stop};
+use crate::{ChainClient, L1Error};
 
 /// Blocks per commit / prove / execute call.
 const MAX_BATCH: u32 = 8;
@@ -183,6 +184,8 @@ impl Settler {
         L1Error::Inconsistent { chain: self.chain(), msg }
     }
 
+    /// (Named before the committer became the settler; kept so a restarted node finds its
+    /// in-flight tx.)
     fn pending_key(&self) -> String {
         format!("committer/{}/pending", self.chain())
     }

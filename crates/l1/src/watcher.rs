@@ -20,7 +20,8 @@ use zkl_node::sequencer::SequencerHandle;
 use zkl_node::settlement::progress_key;
 use zkl_node::storage::Storage;
 
-use crate::{ChainClient, L1Error, sleep_or_stop};
+use crate::client::sleep_or_stop;
+use crate::{ChainClient, L1Error};
 
 /// Blocks per `eth_getLogs` query.
 const MAX_RANGE: u64 = 1000;
@@ -306,7 +307,7 @@ mod tests {
 
     use proptest::prelude::*;
 
-    // Fuzzing the event parser (`PROPTEST_CASES=1000000 cargo test --release -p zkl-node --lib
+    // Fuzzing the event parser (`PROPTEST_CASES=1000000 cargo test --release -p zkl-l1 --lib
     // watcher` for a long run): arbitrary event bytes and mutations of real ones never panic;
     // whatever parses is a request of the event's chain and serial that re-encodes to exactly the
     // event's bytes.

@@ -37,6 +37,8 @@ pub enum NodeError {
     Settlement(#[from] settlement::SettlementError),
     #[error("the configuration has an l1 section but this node was started without a settlement layer")]
     NoSettlement,
+    #[error("the settlement layer serves chains {served:?}, the configuration has {configured:?}")]
+    SettlementChains { configured: Vec<zkl_types::ChainId>, served: Vec<zkl_types::ChainId> },
     #[error("prover workers are configured but this node was started without a proof checker")]
     NoProofCheck,
 }
@@ -184,7 +186,18 @@ pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, 
                 storage: storage.clone(),
                 sequencer: handle.clone(),
             };
-            Some(starter.start(ctx).await?)
+            let layer = starter.start(ctx).await?;
+            // The revert path plans one revert per configured chain: the layer must serve
+            // exactly those.
+            let mut configured: Vec<_> = config.l1.iter().flat_map(|l1| l1.chains.iter().map(|c| c.l2_chain)).collect();
+            let mut served = layer.chains();
+            configured.sort_unstable();
+            served.sort_unstable();
+            if served != configured {
+                layer.stop().await;
+                return Err(NodeError::SettlementChains { configured, served });
+            }
+            Some(layer)
         }
         _ => None,
     };

@@ -163,28 +163,30 @@ impl ProverQueue {
     }
 
     /// Adds the stored blocks sealed after the last one the queue knows of, so a block is a job
-    /// as soon as it is sealed, whether or not its notification has arrived yet.
+    /// as soon as it is sealed, whether or not its notification has arrived yet. Holds the lock
+    /// throughout, so a concurrent rewind or proof submission sees all of it or none.
     fn catch_up(&self) -> Result<(), StorageError> {
+        let mut inner = self.lock();
         let last = self.storage.last_block()?.unwrap_or(0);
-        let known = self.lock().known_last;
-        for n in known + 1..=last {
+        for n in inner.known_last + 1..=last {
             if self.storage.proof(n)?.is_none() {
-                self.add(n);
+                inner.open.entry(n).or_insert(None);
             }
         }
-        let mut inner = self.lock();
         inner.known_last = inner.known_last.max(last);
         Ok(())
     }
 
     /// Adds every stored block that has no proof (after missed notifications).
     pub fn rescan(&self) -> Result<(), StorageError> {
+        let mut inner = self.lock();
         let last = self.storage.last_block()?.unwrap_or(0);
         for n in 1..=last {
             if self.storage.proof(n)?.is_none() {
-                self.add(n);
+                inner.open.entry(n).or_insert(None);
             }
         }
+        inner.known_last = inner.known_last.max(last);
         Ok(())
     }
 
@@ -216,10 +218,13 @@ impl ProverQueue {
             inner.jobs.insert(job, number);
             (job, number)
         };
-        let block = self
-            .storage
-            .block(number)?
-            .ok_or_else(|| ProverError::Unavailable(format!("block {number} is not stored")))?;
+        let Some(block) = self.storage.block(number)? else {
+            // Rewound meanwhile (the rewind notification is on its way): not a job any more.
+            let mut inner = self.lock();
+            inner.open.remove(&number);
+            inner.jobs.remove(&job);
+            return Err(ProverError::Unavailable(format!("block {number} is not stored")));
+        };
         let payload = match &self.payload {
             Some((p, replayer)) => match replayer
                 .with_block(&self.storage, number, |inputs| p.payload(inputs))

@@ -69,11 +69,12 @@ async fn revert_blocks(ctx: &Ctx, req: RevertRequest) -> Result<RewindReport, Er
         (None, _) => vec![],
     };
     let drop = drop.iter().map(|h| parse_hash(h)).collect::<Result<_, _>>()?;
-    let chains = ctx.settlement.as_ref().map(|s| s.chains()).unwrap_or_default();
+    // Every configured chain gets a revert plan; each must say it has not executed the block.
+    let chains: Vec<ChainId> = settlement_chains(ctx).iter().map(|c| c.l2_chain).collect();
     for &chain in &chains {
         let executed = match &ctx.settlement {
             Some(s) => s.executed(chain).await.map_err(unavailable)?,
-            None => 0,
+            None => return Err(err(codes::UNAVAILABLE, "the settlement layer is not running")),
         };
         if executed >= from_block {
             return Err(err(
@@ -199,7 +200,7 @@ impl ZklApiServer for Api {
             .collect())
     }
 
-    /// Each settlement chain's counters as its committer last read them, its committer's last
+    /// Each settlement chain's counters as its settler last read them, its settler's last
     /// error, and the halt if this chain refused a block.
     fn l1_status(&self) -> RpcResult<Vec<L1ChainStatus>> {
         let ctx = &self.0;

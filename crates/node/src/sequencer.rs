@@ -72,7 +72,7 @@ pub enum Request {
 }
 
 /// Rewind to the end of block `from_block − 1` and re-sequence everything after it except
-/// `drop`; the chains' committers revert the blocks they committed (`plans`).
+/// `drop`; the chains' settlers revert the blocks they committed (`plans`).
 #[derive(Debug, Clone)]
 pub struct Rewind {
     pub from_block: u32,

@@ -25,7 +25,7 @@ pub const HALT_KEY: &str = "halt";
 
 pub use zkl_rpc_api::{Halt, RefusedOp, RevertRequest, RewindReport};
 
-/// Blocks a chain's committer must revert on its contract: every block from `from_block` on that
+/// Blocks a chain's settler must revert on its contract: every block from `from_block` on that
 /// the contract has committed, described by the records the node sealed before the rewind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevertPlan {

@@ -12,7 +12,7 @@ use zkl_types::{AuthFact, Op, PriorityRequest, SignedTx};
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 const BLOCKS: TableDefinition<u32, &[u8]> = TableDefinition::new("blocks");
-/// Layer-1 progress (watchers, committers), JSON values under string keys.
+/// Layer-1 progress (watchers, settlers), JSON values under string keys.
 const L1: TableDefinition<&str, &[u8]> = TableDefinition::new("l1");
 /// Valid proofs by block number (the prover's bytes).
 const PROOFS: TableDefinition<u32, &[u8]> = TableDefinition::new("proofs");

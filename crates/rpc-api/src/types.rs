@@ -285,7 +285,7 @@ impl L1Counters {
     }
 }
 
-/// The last error of a chain's committer.
+/// The last error of a chain's settler (its committing account is the configuration's committer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitterError {
     pub action: String,
@@ -293,7 +293,7 @@ pub struct CommitterError {
     pub at_ms: u64,
 }
 
-/// The operation a chain's contract refused, as located by the committer.
+/// The operation a chain's contract refused, as located by the chain's settler.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefusedOp {
     /// Position of the op in the block's ops.
@@ -332,13 +332,13 @@ impl std::fmt::Display for Halt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct L1ChainStatus {
     pub chain: ChainId,
-    /// `None` before the committer's first read.
+    /// `None` before the settler's first read.
     pub counters: Option<L1Counters>,
     /// The halt, if this chain refused a block.
     pub halt: Option<Halt>,
     /// The first block this chain still has to revert after `zkl_revertBlocks`.
     pub reverting_from: Option<u32>,
-    /// The committer's last failed step since its last sent tx.
+    /// The settler's last failed step since its last sent tx.
     pub last_error: Option<CommitterError>,
 }
 

@@ -16,8 +16,8 @@ use crate::error::TxError;
 use crate::tree::{MerkleProof, QuadTree};
 
 /// One write to the state, with the value before and after. The journal of an op is its list
-/// of writes: rolled back (old values) when the op is rejected, replayed one by one (new values)
-/// to produce circuit witnesses.
+/// of writes: rolled back (old values) when the op is rejected; [`State::apply_op_journaled`]
+/// returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
     Balance {

@@ -1,7 +1,8 @@
 //! The node's seam to its settlement layer (`zkl_node::settlement`): an `l1` section without a
-//! layer is refused before anything is opened; the layer is started with the node's context; the
-//! operator's revert asks it whether the blocks are executed anywhere, and is refused if they are
-//! or if a chain cannot answer; stopping the node's layer reaches it.
+//! layer is refused before anything is opened; the layer is started with the node's context and
+//! must serve exactly the configured chains; the operator's revert asks it whether the blocks are
+//! executed anywhere, and is refused if they are or if a chain cannot answer; stopping the node's
+//! layer reaches it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,8 +18,9 @@ use zkl_types::ChainId;
 
 const ADMIN: &str = "operator";
 
-/// Chains 1 and 2; chain 1 has executed `executed` blocks, chain 2 cannot be reached.
+/// Serves `chains`; chain 1 has executed `executed` blocks, chain 2 cannot be reached.
 struct Fake {
+    chains: Vec<ChainId>,
     executed: u32,
     started_with: Mutex<Option<NodeConfig>>,
     stopped: AtomicBool,
@@ -27,7 +29,7 @@ struct Fake {
 #[async_trait]
 impl SettlementLayer for Fake {
     fn chains(&self) -> Vec<ChainId> {
-        vec![1, 2]
+        self.chains.clone()
     }
     async fn executed(&self, chain: ChainId) -> Result<u32, SettlementError> {
         match chain {
@@ -53,21 +55,20 @@ impl SettlementStarter for Starter {
 fn config(dir: &std::path::Path) -> NodeConfig {
     let mut c = NodeConfig::demo(dir.join("db"));
     c.admin = Some(AdminConfig { tokens: vec![ADMIN.into()] });
-    c.l1 = Some(L1Config {
-        chains: vec![L1ChainConfig {
-            l2_chain: 1,
-            evm_chain_id: 31_001,
-            rpc_url: "http://127.0.0.1:9".into(),
-            contract: "0x0000000000000000000000000000000000000001".into(),
-            confirmations: 1,
-            data_availability: true,
-            committer_key: "0x01".into(),
-            start_block: 0,
-            poll_ms: 100,
-            tx_timeout_ms: 1_000,
-        }],
-        oracle: OracleConfig { signer_keys: vec![], threshold: 0 },
-    });
+    let chain = |l2_chain: ChainId| L1ChainConfig {
+        l2_chain,
+        evm_chain_id: 31_000 + u64::from(l2_chain),
+        rpc_url: "http://127.0.0.1:9".into(),
+        contract: "0x0000000000000000000000000000000000000001".into(),
+        confirmations: 1,
+        data_availability: l2_chain == 1,
+        committer_key: "0x01".into(),
+        start_block: 0,
+        poll_ms: 100,
+        tx_timeout_ms: 1_000,
+    };
+    c.l1 =
+        Some(L1Config { chains: vec![chain(1), chain(2)], oracle: OracleConfig { signer_keys: vec![], threshold: 0 } });
     c
 }
 
@@ -77,6 +78,23 @@ async fn an_l1_section_without_a_settlement_layer_is_refused_before_anything_is_
     let err = zkl_node::start(config(dir.path())).await.err().expect("refused");
     assert!(matches!(err, NodeError::NoSettlement), "{err}");
     assert!(!dir.path().join("db").exists(), "the database was opened");
+}
+
+fn fake(chains: Vec<ChainId>, executed: u32) -> Arc<Fake> {
+    Arc::new(Fake { chains, executed, started_with: Mutex::new(None), stopped: AtomicBool::new(false) })
+}
+
+#[tokio::test]
+async fn a_settlement_layer_serving_other_chains_than_configured_is_stopped_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake(vec![1], 0);
+    let services = Services { settlement: Some(Arc::new(Starter(fake.clone()))), ..Default::default() };
+    let err = zkl_node::start_with(config(dir.path()), services).await.err().expect("refused");
+    assert!(
+        matches!(&err, NodeError::SettlementChains { configured, served } if configured == &[1, 2] && served == &[1]),
+        "{err}"
+    );
+    assert!(fake.stopped.load(Ordering::SeqCst), "the layer was left running");
 }
 
 fn code(e: ClientError) -> (i32, String) {
@@ -89,7 +107,7 @@ fn code(e: ClientError) -> (i32, String) {
 #[tokio::test]
 async fn the_revert_asks_the_settlement_layer_and_executed_blocks_stay_final() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = Arc::new(Fake { executed: 3, started_with: Mutex::new(None), stopped: AtomicBool::new(false) });
+    let fake = fake(vec![1, 2], 3);
     let services = Services { settlement: Some(Arc::new(Starter(fake.clone()))), ..Default::default() };
     let mut node = zkl_node::start_with(config(dir.path()), services).await.unwrap();
     let started = fake.started_with.lock().unwrap().clone().expect("the layer was started");
