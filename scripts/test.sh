@@ -5,16 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # One full build per run: incremental state only costs time and disk here.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# Each step says when it starts, so a CI log shows where the time goes.
+step() { echo "==> $1 (at ${SECONDS} s)"; }
 
-echo "==> format"
+step "format"
 cargo fmt --all -- --check
-echo "==> clippy"
+step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "==> production crates without development features"
+step "production crates without development features"
 # A workspace build unifies features; these must also build as their users get them (no
 # test-utils, no proofs, the prover without the node).
 cargo check --locked -p zkl-node -p zkl-prover -p zkl-wallet -p zkl-contracts -p zkl-state
-echo "==> L1 tooling"
+step "L1 tooling"
 scripts/setup-l1.sh
-echo "==> tests"
+step "tests"
 cargo test --workspace --locked
+step "done"
