@@ -180,7 +180,7 @@ pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, 
         })
         .map_err(|e| NodeError::Rpc(e.to_string()))?;
     let l1 = match (&config.l1, &services.settlement) {
-        (Some(_), Some(starter)) => {
+        (Some(l1), Some(starter)) => {
             let ctx = settlement::SettlementContext {
                 config: config.clone(),
                 storage: storage.clone(),
@@ -189,7 +189,7 @@ pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, 
             let layer = starter.start(ctx).await?;
             // The revert path plans one revert per configured chain: the layer must serve
             // exactly those.
-            let mut configured: Vec<_> = config.l1.iter().flat_map(|l1| l1.chains.iter().map(|c| c.l2_chain)).collect();
+            let mut configured: Vec<_> = l1.chains.iter().map(|c| c.l2_chain).collect();
             let mut served = layer.chains();
             configured.sort_unstable();
             served.sort_unstable();

@@ -102,6 +102,18 @@ struct Inner {
     known_last: u32,
 }
 
+/// Opens a job for every block of `first..=last` without a stored proof; the queue then knows of
+/// the blocks up to `last`.
+fn open_unproven(storage: &Storage, inner: &mut Inner, first: u32, last: u32) -> Result<(), StorageError> {
+    for n in first..=last {
+        if storage.proof(n)?.is_none() {
+            inner.open.entry(n).or_insert(None);
+        }
+    }
+    inner.known_last = inner.known_last.max(last);
+    Ok(())
+}
+
 /// The queue. Proofs are stored durably; the queue itself is rebuilt from the sealed blocks that
 /// have none.
 pub struct ProverQueue {
@@ -124,12 +136,8 @@ impl ProverQueue {
         last_block: u32,
     ) -> Result<Self, StorageError> {
         let payload = payload.map(|p| (p, BlockReplayer::new(genesis)));
-        let mut inner = Inner { next_job: 1, known_last: last_block, ..Inner::default() };
-        for n in 1..=last_block {
-            if storage.proof(n)?.is_none() {
-                inner.open.insert(n, None);
-            }
-        }
+        let mut inner = Inner { next_job: 1, ..Inner::default() };
+        open_unproven(&storage, &mut inner, 1, last_block)?;
         Ok(ProverQueue { config, storage, check, payload, inner: Mutex::new(inner) })
     }
 
@@ -167,27 +175,15 @@ impl ProverQueue {
     /// throughout, so a concurrent rewind or proof submission sees all of it or none.
     fn catch_up(&self) -> Result<(), StorageError> {
         let mut inner = self.lock();
-        let last = self.storage.last_block()?.unwrap_or(0);
-        for n in inner.known_last + 1..=last {
-            if self.storage.proof(n)?.is_none() {
-                inner.open.entry(n).or_insert(None);
-            }
-        }
-        inner.known_last = inner.known_last.max(last);
-        Ok(())
+        let (first, last) = (inner.known_last + 1, self.storage.last_block()?.unwrap_or(0));
+        open_unproven(&self.storage, &mut inner, first, last)
     }
 
     /// Adds every stored block that has no proof (after missed notifications).
     pub fn rescan(&self) -> Result<(), StorageError> {
         let mut inner = self.lock();
         let last = self.storage.last_block()?.unwrap_or(0);
-        for n in 1..=last {
-            if self.storage.proof(n)?.is_none() {
-                inner.open.entry(n).or_insert(None);
-            }
-        }
-        inner.known_last = inner.known_last.max(last);
-        Ok(())
+        open_unproven(&self.storage, &mut inner, 1, last)
     }
 
     /// Blocks waiting for a proof (assigned or not).

@@ -714,9 +714,9 @@ impl BlockWitness {
                 *f = Some(side.fee);
             }
             if mode == Mode::Checked {
-                let ow = st.apply_op_journaled(op).map_err(|e| BlockWitnessError::State(i, e))?;
+                let writes = st.apply_op_journaled(op).map_err(|e| BlockWitnessError::State(i, e))?;
                 let state_root = st.root();
-                if circuit_root != state_root || (ow.is_empty() && !matches!(op, Op::Noop | Op::FullExit(_))) {
+                if circuit_root != state_root || (writes.is_empty() && !matches!(op, Op::Noop | Op::FullExit(_))) {
                     return Err(BlockWitnessError::RootMismatch(i, circuit_root.to_string(), state_root.to_string()));
                 }
                 if let (Op::ChangePubKey(o), Some(stx)) = (op, tx)
