@@ -8,6 +8,11 @@ interface IVerifier {
     function verifyProof(uint256[8] calldata proof, uint256 input) external view returns (bool);
 }
 
+/// Groth16 verifier of the exit circuit, five public inputs (protocol.md section 18).
+interface IExitVerifier {
+    function verifyProof(uint256[8] calldata proof, uint256[5] calldata input) external view returns (bool);
+}
+
 /// Poseidon with 5 inputs, circomlib parameters (generated `PoseidonT6.sol`).
 interface IPoseidonT6 {
     function hash(uint256[5] calldata inputs) external view returns (uint256);
@@ -48,6 +53,15 @@ contract ZkLink {
     bytes32 internal constant EIP712_DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 internal constant SYNC_HASH_TYPEHASH = keccak256("SyncHash(uint8 srcChain,uint32 blockNumber,bytes32 syncHash)");
+    /// The finality attestation is addressed to no chain in particular (its EIP-712 domain has no
+    /// chainId or verifyingContract): once signed, anyone may bring it to every chain. Replaying
+    /// it elsewhere is harmless: the sync hash chains the whole block history.
+    bytes32 internal constant FINAL_DOMAIN_SEPARATOR = keccak256(
+        abi.encode(keccak256("EIP712Domain(string name,string version)"), keccak256("ZkLink"), keccak256("1"))
+    );
+    bytes32 internal constant FINAL_BLOCK_TYPEHASH = keccak256("FinalBlock(uint32 blockNumber,bytes32 syncHash)");
+    /// Most L1 tokens that fund one exodus pool (a merge group's members).
+    uint256 internal constant MAX_POOL_MEMBERS = 4;
 
     // ---------------------------------------------------------------- types
 
@@ -61,8 +75,9 @@ contract ZkLink {
     }
 
     struct PriorityRequest {
-        bytes32 hashedPubdata; // keccak256 of the op's chunks, masked field (account / amount) zero
+        bytes32 hashedPubdata; // keccak256 of the op's chunks, masked field (account / amount) zero; 0 once refunded
         uint64 expiration; // unix timestamp
+        address sender; // who paid for it (a deposit unexecuted at exodus is refunded to them)
     }
 
     /// Hashed into `storedBlockHashes`; every caller passes it back in calldata.
@@ -127,6 +142,16 @@ contract ZkLink {
         uint128 priorityFee; // wei paid with every deposit and full-exit request
         uint256 collectedFees; // priority fees not yet withdrawn by the governor
         uint256 reentrancyLock; // 1 while a guarded function runs
+        address exitVerifier;
+        /// Highest block the oracle attested as final: every chain holds every other chain's sync
+        /// hash for it, so no chain can revert it (protocol.md section 18).
+        uint32 totalBlocksFinal;
+        uint64 exodusActivatedAt; // unix timestamp, 0 before exodus
+        /// L1 token id => merge group, for every member of every group on any chain (exodus pools).
+        mapping(uint16 => uint16) poolGroup;
+        mapping(uint16 => uint16[]) poolMembers; // group => its L1 tokens, on every chain
+        /// account << 24 | sub << 16 | l2Token => claimed in exodus on this chain
+        mapping(uint64 => bool) exodusClaimed;
     }
 
     // ---------------------------------------------------------------- errors and events
@@ -170,6 +195,14 @@ contract ZkLink {
     error OnchainOpsOfUnknownChain(uint8 chain);
     error WrongPriorityFee(uint256 expected);
     error InsufficientGas();
+    error BlockNotFinal(uint32 blockNumber);
+    error AlreadyFinal();
+    error BlockSynced(uint32 blockNumber);
+    error ExodusSyncPeriod(uint64 claimsOpenAt);
+    error ExodusClaimsOpen();
+    error AlreadyClaimed();
+    error NothingToClaim();
+    error NotADeposit();
 
     event TokenRegistered(uint16 indexed tokenId, address addr, uint8 decimals, uint16 group);
     event NewPriorityRequest(uint64 indexed serialId, uint8 opType, bytes pubdata, uint64 expiration);
@@ -183,12 +216,16 @@ contract ZkLink {
     event ExodusModeActivated();
     event AuthPubkeyHashSet(address indexed owner, uint32 nonce, bytes20 pubkeyHash);
     event PriorityFeeSet(uint128 fee);
+    event BlockFinal(uint32 indexed blockNumber, bytes32 syncHash);
+    event ExodusClaim(uint32 indexed accountId, uint8 sub, uint16 l2Token, uint16 l1Token, address owner, uint128 amount);
+    event DepositRefunded(uint64 indexed serialId, address indexed sender, uint16 l1Token, uint128 amount);
 
     // ---------------------------------------------------------------- setup and governance
 
     struct InitParams {
         address governor;
         address verifier;
+        address exitVerifier;
         address poseidon;
         uint8 chainId;
         uint8 chainCount;
@@ -206,13 +243,15 @@ contract ZkLink {
         Layout storage s = _layout();
         if (s.governor != address(0)) revert InvalidConfig();
         if (
-            p.governor == address(0) || p.verifier.code.length == 0 || p.poseidon.code.length == 0 || p.chainId == 0
+            p.governor == address(0) || p.verifier.code.length == 0 || p.exitVerifier.code.length == 0
+                || p.poseidon.code.length == 0 || p.chainId == 0
                 || p.chainCount == 0 || p.chainCount > MAX_CHAINS || p.chainId > p.chainCount
                 || p.dataAvailabilityChain == 0 || p.dataAvailabilityChain > p.chainCount
                 || p.priorityExpirationPeriod == 0
         ) revert InvalidConfig();
         s.governor = p.governor;
         s.verifier = p.verifier;
+        s.exitVerifier = p.exitVerifier;
         s.poseidon = p.poseidon;
         s.chainId = p.chainId;
         s.chainCount = p.chainCount;
@@ -270,17 +309,42 @@ contract ZkLink {
 
     /// Registers an L1 token (`addr` 0 = ETH) under `tokenId`, optionally in merge group `group`.
     /// A merge group's id is never an L1 token's id (protocol.md section 9).
-    function registerToken(uint16 tokenId, address addr, uint8 decimals, uint16 group) external onlyGovernor {
+    function registerToken(uint16 tokenId, address addr, uint8 decimals, uint16 group)
+        external
+        onlyGovernor
+        notExodus
+    {
         Layout storage s = _layout();
         if (tokenId == 0 || decimals > 18 || group == tokenId || s.isGroup[tokenId]) revert InvalidConfig();
-        if (group != 0) {
-            if (s.tokens[group].registered) revert InvalidConfig();
-            s.isGroup[group] = true;
-        }
         if (s.tokens[tokenId].registered || s.tokenIds[addr] != 0) revert TokenAlreadyRegistered(tokenId);
+        // A token another chain registers in a group was declared here with that group.
+        if (s.poolGroup[tokenId] != group) {
+            if (s.poolGroup[tokenId] != 0) revert InvalidConfig();
+            _addPoolMember(s, tokenId, group);
+        }
         s.tokens[tokenId] = Token(addr, decimals, true, false, group, 0);
         s.tokenIds[addr] = tokenId;
         emit TokenRegistered(tokenId, addr, decimals, group);
+    }
+
+    /// Declares that L1 token `tokenId`, registered on another chain, belongs to merge group
+    /// `group`. Every chain must know every member of a group: the exodus pay-out of a group's
+    /// balance divides by the group's liquidity on all chains (protocol.md section 18).
+    function declarePoolMember(uint16 tokenId, uint16 group) external onlyGovernor notExodus {
+        Layout storage s = _layout();
+        if (tokenId == 0 || group == 0 || group == tokenId || s.isGroup[tokenId] || s.poolGroup[tokenId] != 0) {
+            revert InvalidConfig();
+        }
+        if (s.tokens[tokenId].registered) revert TokenAlreadyRegistered(tokenId);
+        _addPoolMember(s, tokenId, group);
+    }
+
+    function _addPoolMember(Layout storage s, uint16 tokenId, uint16 group) internal {
+        if (group == 0) return;
+        if (s.tokens[group].registered || s.poolMembers[group].length == MAX_POOL_MEMBERS) revert InvalidConfig();
+        s.isGroup[group] = true;
+        s.poolGroup[tokenId] = group;
+        s.poolMembers[group].push(tokenId);
     }
 
     function setTokenPaused(uint16 tokenId, bool paused) external onlyGovernor {
@@ -412,7 +476,7 @@ contract ZkLink {
         Layout storage s = _layout();
         uint64 expiration = uint64(block.timestamp) + s.priorityExpirationPeriod;
         uint64 serialId = s.totalPriorityRequests;
-        s.priorityRequests[serialId] = PriorityRequest(keccak256(pubdata), expiration);
+        s.priorityRequests[serialId] = PriorityRequest(keccak256(pubdata), expiration, msg.sender);
         s.totalPriorityRequests = serialId + 1;
         emit NewPriorityRequest(serialId, opType, pubdata, expiration);
     }
@@ -424,6 +488,7 @@ contract ZkLink {
         if (s.firstPriorityRequestId == s.totalPriorityRequests) revert NoExpiredRequest();
         if (block.timestamp < s.priorityRequests[s.firstPriorityRequestId].expiration) revert NoExpiredRequest();
         s.exodusMode = true;
+        s.exodusActivatedAt = uint64(block.timestamp);
         emit ExodusModeActivated();
     }
 
@@ -678,7 +743,8 @@ contract ZkLink {
     // ---------------------------------------------------------------- prove
 
     /// Verifies one proof per block, in order; `proofs[i]` is (A, B, C) as 8 words.
-    function proveBlocks(StoredBlockInfo[] calldata blocks, uint256[8][] calldata proofs) external notExodus {
+    /// Anyone may prove, also in exodus mode (proofs are public once sent to any chain).
+    function proveBlocks(StoredBlockInfo[] calldata blocks, uint256[8][] calldata proofs) external {
         Layout storage s = _layout();
         if (blocks.length != proofs.length) revert InvalidProof();
         uint32 proven = s.totalBlocksProven;
@@ -696,10 +762,16 @@ contract ZkLink {
 
     // ---------------------------------------------------------------- execute and withdrawals
 
-    /// Executes blocks in order. All checks and counter updates happen before the first payout
-    /// (checks-effects-interactions); the function is also `nonReentrant`.
-    function executeBlocks(ExecuteBlockInfo[] calldata blocks) external onlyValidator notExodus nonReentrant {
+    /// Executes final blocks in order. All checks and counter updates happen before the first
+    /// payout (checks-effects-interactions); the function is also `nonReentrant`. In exodus mode
+    /// anyone may execute, until claims open (protocol.md section 18).
+    function executeBlocks(ExecuteBlockInfo[] calldata blocks) external nonReentrant {
         Layout storage s = _layout();
+        if (s.exodusMode) {
+            if (block.timestamp >= _claimsOpenAt(s)) revert ExodusClaimsOpen();
+        } else if (!s.validators[msg.sender]) {
+            revert NotValidator();
+        }
         uint32 executed = s.totalBlocksExecuted;
         uint64 firstRequest = s.firstPriorityRequestId;
         for (uint256 i = 0; i < blocks.length; i++) {
@@ -710,6 +782,7 @@ contract ZkLink {
             for (uint8 c = 1; c <= s.chainCount; c++) {
                 if (c != s.chainId && !s.receivedSyncHashes[c][b.syncHash]) revert SyncHashMissing(c);
             }
+            if (b.blockNumber > s.totalBlocksFinal) revert BlockNotFinal(b.blockNumber);
             bytes calldata w = blocks[i].withdrawals;
             if (w.length % 38 != 0) revert WithdrawalsMismatch();
             bytes32 h = bytes32(0);
@@ -780,6 +853,11 @@ contract ZkLink {
             StoredBlockInfo calldata b = blocks[i];
             if (b.blockNumber != committed) revert InvalidBlockNumber();
             if (s.storedBlockHashes[committed] != hashStoredBlockInfo(b)) revert StoredBlockMismatch();
+            // Another chain may execute a block this chain holds every sync hash of (the oracle
+            // attests it final then): it must stay reachable here (protocol.md section 18).
+            if (committed <= s.totalBlocksFinal || (s.chainCount > 1 && _synced(s, b.syncHash))) {
+                revert BlockSynced(committed);
+            }
             delete s.storedBlockHashes[committed];
             committedRequests -= b.priorityOperations;
             committed--;
@@ -813,8 +891,14 @@ contract ZkLink {
         if (srcChain == 0 || srcChain > s.chainCount || srcChain == s.chainId) revert InvalidChain();
         if (s.receivedSyncHashes[srcChain][syncHash]) revert SyncHashAlreadyReceived();
         if (syncHash == bytes32(0)) revert InvalidSignature();
+        _checkOracleSignatures(s, syncHashDigest(srcChain, blockNumber, syncHash), signatures);
+        s.receivedSyncHashes[srcChain][syncHash] = true;
+        emit SyncHashReceived(srcChain, blockNumber, syncHash);
+    }
+
+    /// At least the threshold of distinct registered oracle signers, ordered by address.
+    function _checkOracleSignatures(Layout storage s, bytes32 digest, bytes[] calldata signatures) internal view {
         if (signatures.length < s.oracleThreshold || s.oracleThreshold == 0) revert NotEnoughSignatures();
-        bytes32 digest = syncHashDigest(srcChain, blockNumber, syncHash);
         address previous = address(0);
         for (uint256 i = 0; i < signatures.length; i++) {
             address signer = _recover(digest, signatures[i]);
@@ -822,8 +906,128 @@ contract ZkLink {
             if (signer <= previous) revert SignersNotSorted();
             previous = signer;
         }
-        s.receivedSyncHashes[srcChain][syncHash] = true;
-        emit SyncHashReceived(srcChain, blockNumber, syncHash);
+    }
+
+    /// EIP-712 digest of the finality attestation of (blockNumber, syncHash); the same on every chain.
+    function finalDigest(uint32 blockNumber, bytes32 syncHash) public pure returns (bytes32) {
+        bytes32 structHash = keccak256(abi.encode(FINAL_BLOCK_TYPEHASH, blockNumber, syncHash));
+        return keccak256(abi.encodePacked("\x19\x01", FINAL_DOMAIN_SEPARATOR, structHash));
+    }
+
+    /// Records that block `b` (committed here) is final: the oracle signers attest that every
+    /// chain holds every other chain's sync hash of it. Final blocks, and every block before them,
+    /// may be executed and are never reverted. Anyone may call, also in exodus mode.
+    function receiveFinalBlock(StoredBlockInfo calldata b, bytes[] calldata signatures) external {
+        Layout storage s = _layout();
+        if (b.blockNumber == 0 || s.storedBlockHashes[b.blockNumber] != hashStoredBlockInfo(b)) {
+            revert StoredBlockMismatch();
+        }
+        if (b.blockNumber <= s.totalBlocksFinal) revert AlreadyFinal();
+        _checkOracleSignatures(s, finalDigest(b.blockNumber, b.syncHash), signatures);
+        s.totalBlocksFinal = b.blockNumber;
+        emit BlockFinal(b.blockNumber, b.syncHash);
+    }
+
+    /// Whether this chain holds every other chain's sync hash `syncHash`.
+    function _synced(Layout storage s, bytes32 syncHash) internal view returns (bool) {
+        for (uint8 c = 1; c <= s.chainCount; c++) {
+            if (c != s.chainId && !s.receivedSyncHashes[c][syncHash]) return false;
+        }
+        return true;
+    }
+
+    // ---------------------------------------------------------------- exodus
+
+    /// Claims open one priority-expiration period after exodus mode began; until then anyone may
+    /// bring final-block attestations and proofs from other chains and execute (section 18).
+    function _claimsOpenAt(Layout storage s) internal view returns (uint64) {
+        return s.exodusActivatedAt + s.priorityExpirationPeriod;
+    }
+
+    function _requireClaimsOpen(Layout storage s) internal view {
+        if (!s.exodusMode) revert NotExodusMode();
+        if (block.timestamp < _claimsOpenAt(s)) revert ExodusSyncPeriod(_claimsOpenAt(s));
+    }
+
+    /// The L1 tokens whose liquidity pays out L2 token `l2Token` in exodus: its merge group's
+    /// members on every chain, or the token itself (0 = unused slot).
+    function exodusPool(uint16 l2Token) public view returns (uint16[4] memory members) {
+        Layout storage s = _layout();
+        uint16 group = s.isGroup[l2Token] ? l2Token : s.poolGroup[l2Token];
+        if (group == 0) {
+            members[0] = l2Token;
+            return members;
+        }
+        uint16[] storage list = s.poolMembers[group];
+        for (uint256 i = 0; i < list.length; i++) {
+            members[i] = list[i];
+        }
+    }
+
+    /// Pays the caller's balance of (accountId, sub, l2Token) at the last executed block's root,
+    /// pro rata to this chain's share of the pool's liquidity: `amounts[i]` (L2 units) of the
+    /// pool's i-th L1 token, as the exit proof shows (protocol.md section 18). Once per
+    /// (account, sub-account, L2 token) on each chain; only the account's owner is paid.
+    function performExodus(
+        StoredBlockInfo calldata last,
+        uint32 accountId,
+        uint8 sub,
+        uint16 l2Token,
+        uint128[4] calldata amounts,
+        uint256[8] calldata proof
+    ) external nonReentrant {
+        Layout storage s = _layout();
+        _requireClaimsOpen(s);
+        if (last.blockNumber != s.totalBlocksExecuted || s.storedBlockHashes[last.blockNumber] != hashStoredBlockInfo(last))
+        {
+            revert StoredBlockMismatch();
+        }
+        if (accountId > MAX_ACCOUNT_ID) revert InvalidAccount();
+        if (sub > MAX_SUB_ACCOUNT_ID) revert InvalidSubAccount();
+        uint64 key = (uint64(accountId) << 24) | (uint64(sub) << 16) | l2Token;
+        if (s.exodusClaimed[key]) revert AlreadyClaimed();
+        s.exodusClaimed[key] = true;
+        uint16[4] memory members = exodusPool(l2Token);
+        uint256[5] memory input;
+        input[0] = uint256(last.stateRoot);
+        input[1] = (uint256(s.chainId) << 112) | (uint256(accountId) << 88) | (uint256(sub) << 80)
+            | (uint256(l2Token) << 64) | (uint256(members[0]) << 48) | (uint256(members[1]) << 32)
+            | (uint256(members[2]) << 16) | uint256(members[3]);
+        input[2] = uint160(msg.sender);
+        for (uint256 i = 0; i < 4; i++) {
+            if (amounts[i] > MAX_LIQUIDITY) revert InvalidProof();
+        }
+        input[3] = (uint256(amounts[0]) << 128) | amounts[1];
+        input[4] = (uint256(amounts[2]) << 128) | amounts[3];
+        if (!IExitVerifier(s.exitVerifier).verifyProof(proof, input)) revert InvalidProof();
+        bool paid = false;
+        for (uint256 i = 0; i < 4; i++) {
+            if (amounts[i] == 0) continue;
+            // The state holds no liquidity of a token this chain never registered (deposits of it
+            // are refused), so the proof cannot show a pay-out in one.
+            if (!s.tokens[members[i]].registered) revert TokenNotRegistered(members[i]);
+            paid = true;
+            emit ExodusClaim(accountId, sub, l2Token, members[i], msg.sender, amounts[i]);
+            _payout(s, msg.sender, members[i], amounts[i]);
+        }
+        if (!paid) revert NothingToClaim();
+    }
+
+    /// Refunds a deposit that was never executed to the account that made it, once claims are
+    /// open (before that it may still be executed). `pubdata` is the request's, as in its
+    /// `NewPriorityRequest` event. Anyone may call; the sender is paid.
+    function cancelOutstandingDeposit(uint64 serialId, bytes calldata pubdata) external nonReentrant {
+        Layout storage s = _layout();
+        _requireClaimsOpen(s);
+        if (serialId < s.firstPriorityRequestId || serialId >= s.totalPriorityRequests) revert PriorityOpMismatch(serialId);
+        PriorityRequest storage r = s.priorityRequests[serialId];
+        if (r.hashedPubdata == bytes32(0) || r.hashedPubdata != keccak256(pubdata)) revert PriorityOpMismatch(serialId);
+        if (uint8(pubdata[0]) != OP_DEPOSIT) revert NotADeposit();
+        r.hashedPubdata = bytes32(0);
+        uint16 l1Token = uint16(bytes2(pubdata[DEPOSIT_L1_TOKEN:DEPOSIT_L1_TOKEN_END]));
+        uint128 amount = uint128(bytes16(pubdata[DEPOSIT_AMOUNT:DEPOSIT_AMOUNT_END]));
+        emit DepositRefunded(serialId, r.sender, l1Token, amount);
+        _payout(s, r.sender, l1Token, amount);
     }
 
     // ---------------------------------------------------------------- views
@@ -863,6 +1067,24 @@ contract ZkLink {
 
     function exodusMode() external view returns (bool) {
         return _layout().exodusMode;
+    }
+
+    /// Exodus mode, when it began and when claims open (0, 0 before exodus), and the highest
+    /// final block.
+    function exodusStatus()
+        external
+        view
+        returns (bool active, uint64 activatedAt, uint64 claimsOpenAt, uint32 totalBlocksFinal)
+    {
+        Layout storage s = _layout();
+        active = s.exodusMode;
+        activatedAt = s.exodusActivatedAt;
+        claimsOpenAt = active ? _claimsOpenAt(s) : 0;
+        totalBlocksFinal = s.totalBlocksFinal;
+    }
+
+    function isExodusClaimed(uint32 accountId, uint8 sub, uint16 l2Token) external view returns (bool) {
+        return _layout().exodusClaimed[(uint64(accountId) << 24) | (uint64(sub) << 16) | l2Token];
     }
 
     function blockCounters() external view returns (uint32 committed, uint32 proven, uint32 executed) {

@@ -136,6 +136,20 @@ pub fn public_input(commitment: B256) -> zkl_crypto::Fr {
     zkl_types::public_input(&commitment.0)
 }
 
+/// EIP-712 digest of `FinalBlock(uint32 blockNumber,bytes32 syncHash)` in the domain
+/// `{name: "ZkLink", version: "1"}` (no chain, no contract): what the light oracle signs once every
+/// chain holds every other chain's sync hash of the block; one signature serves every chain.
+pub fn final_digest(block_number: u32, sync_hash: B256) -> B256 {
+    use alloy::primitives::keccak256;
+    use alloy::sol_types::SolValue;
+    let domain = keccak256(
+        (keccak256("EIP712Domain(string name,string version)"), keccak256("ZkLink"), keccak256("1")).abi_encode(),
+    );
+    let type_hash = keccak256("FinalBlock(uint32 blockNumber,bytes32 syncHash)");
+    let s = keccak256((type_hash, U256::from(block_number), sync_hash).abi_encode());
+    keccak256([&[0x19u8, 0x01][..], domain.as_slice(), s.as_slice()].concat())
+}
+
 /// EIP-712 digest of `SyncHash(uint8 srcChain,uint32 blockNumber,bytes32 syncHash)` in the domain
 /// `{name: "ZkLink", version: "1", chainId, verifyingContract}`: what the light oracle signs.
 pub fn sync_hash_digest(

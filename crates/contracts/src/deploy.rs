@@ -11,7 +11,15 @@ use crate::anvil::{Anvil, DEV_KEYS};
 use crate::bindings::ZkLink::{self, CommitBlockInfo, StoredBlockInfo, ZkLinkInstance};
 use crate::bindings::{PoseidonT6, TestVerifier};
 pub use crate::block::{L2Block, signer};
-use crate::block::{genesis_info, public_input, sync_hash_digest};
+use crate::block::{final_digest, genesis_info, public_input, sync_hash_digest};
+
+/// The oracle signers every harness deployment registers (threshold [`DEV_ORACLE_THRESHOLD`]).
+pub const DEV_ORACLE_KEYS: [&str; 3] = [
+    "0x1111111111111111111111111111111111111111111111111111111111111111",
+    "0x2222222222222222222222222222222222222222222222222222222222222222",
+    "0x3333333333333333333333333333333333333333333333333333333333333333",
+];
+pub const DEV_ORACLE_THRESHOLD: u8 = 2;
 
 /// Token id under which every test deployment registers ETH (18 decimals).
 pub const ETH_TOKEN_ID: u16 = 1;
@@ -74,6 +82,7 @@ pub struct Chain {
     pub governor: Address,
     pub zklink: ZkLinkInstance<DynProvider>,
     pub verifier: Address,
+    pub exit_verifier: Address,
     pub poseidon: Address,
     pub config: ChainConfig,
 }
@@ -98,16 +107,35 @@ impl Chain {
         config: ChainConfig,
         verifier: Option<&[u8]>,
     ) -> Result<Self, ContractsError> {
+        Self::deploy_with_verifiers(anvil, config, verifier, None).await
+    }
+
+    /// As [`Chain::deploy_with_verifier`], with exodus claims verified by the contract whose
+    /// creation bytecode is `exit_verifier` (the exit circuit's). `None` puts the test verifier
+    /// there too: its one-input interface answers no five-input call, so every claim is refused.
+    /// Registers [`DEV_ORACLE_KEYS`] as the oracle.
+    pub async fn deploy_with_verifiers(
+        anvil: Anvil,
+        config: ChainConfig,
+        verifier: Option<&[u8]>,
+        exit_verifier: Option<&[u8]>,
+    ) -> Result<Self, ContractsError> {
         let provider = provider(&anvil, DEV_KEYS[0])?;
         let governor = signer(DEV_KEYS[0])?.address();
         let poseidon = *PoseidonT6::deploy(provider.clone()).await?.address();
+        let test_verifier = *TestVerifier::deploy(provider.clone()).await?.address();
         let verifier = match verifier {
             Some(code) => deploy_code(&provider, code).await?,
-            None => *TestVerifier::deploy(provider.clone()).await?.address(),
+            None => test_verifier,
+        };
+        let exit_verifier = match exit_verifier {
+            Some(code) => deploy_code(&provider, code).await?,
+            None => test_verifier,
         };
         let params = ZkLink::InitParams {
             governor,
             verifier,
+            exitVerifier: exit_verifier,
             poseidon,
             chainId: config.l2_chain,
             chainCount: config.chain_count,
@@ -119,7 +147,10 @@ impl Chain {
         let zklink = ZkLink::deploy(provider.clone(), params).await?;
         send(zklink.setValidator(governor, true)).await?;
         send(zklink.registerToken(ETH_TOKEN_ID, Address::ZERO, 18, 0)).await?;
-        Ok(Self { anvil, provider, governor, zklink, verifier, poseidon, config })
+        let oracles =
+            DEV_ORACLE_KEYS.iter().map(|k| Ok(signer(k)?.address())).collect::<Result<Vec<_>, ContractsError>>()?;
+        send(zklink.setOracleSigners(oracles, DEV_ORACLE_THRESHOLD)).await?;
+        Ok(Self { anvil, provider, governor, zklink, verifier, exit_verifier, poseidon, config })
     }
 
     /// Deploys a [`TestERC20`](crate::bindings::TestERC20) of `decimals`, registers it as L1
@@ -201,9 +232,26 @@ impl Chain {
         send(self.zklink.proveBlocks(blocks.to_vec(), proofs)).await
     }
 
-    /// Executes `blocks` (with the packed withdrawals of each).
+    /// Executes `blocks` (with the packed withdrawals of each), after attesting the last one
+    /// final with [`DEV_ORACLE_KEYS`] if the contract does not hold that yet.
     pub async fn execute(&self, blocks: &[(StoredBlockInfo, Vec<u8>)]) -> Result<TransactionReceipt, ContractsError> {
+        if let Some((last, _)) = blocks.last()
+            && self.zklink.exodusStatus().call().await?.totalBlocksFinal < last.blockNumber
+        {
+            self.finalize(last).await?;
+        }
         send(self.zklink.executeBlocks(self.execute_infos(blocks))).await
+    }
+
+    /// Oracle signatures (the first [`DEV_ORACLE_THRESHOLD`] of [`DEV_ORACLE_KEYS`], ordered by
+    /// signer address) attesting `block` final.
+    pub fn sign_final(&self, block: &StoredBlockInfo) -> Result<Vec<Bytes>, ContractsError> {
+        sign_sorted(&DEV_ORACLE_KEYS[..DEV_ORACLE_THRESHOLD as usize], final_digest(block.blockNumber, block.syncHash))
+    }
+
+    /// Attests `block` final on this chain (`receiveFinalBlock`).
+    pub async fn finalize(&self, block: &StoredBlockInfo) -> Result<TransactionReceipt, ContractsError> {
+        send(self.zklink.receiveFinalBlock(block.clone(), self.sign_final(block)?)).await
     }
 
     pub fn execute_infos(&self, blocks: &[(StoredBlockInfo, Vec<u8>)]) -> Vec<ZkLink::ExecuteBlockInfo> {
@@ -226,15 +274,20 @@ impl Chain {
         block_number: u32,
         sync_hash: B256,
     ) -> Result<Vec<Bytes>, ContractsError> {
-        use alloy::signers::SignerSync;
-        let digest = self.sync_hash_digest(src_chain, block_number, sync_hash);
-        let mut sigs = Vec::new();
-        for k in keys {
-            let s = signer(k)?;
-            let sig = s.sign_hash_sync(&digest).map_err(|e| ContractsError::Rpc(e.to_string()))?;
-            sigs.push((s.address(), Bytes::from(sig.as_bytes().to_vec())));
-        }
-        sigs.sort_by_key(|(a, _)| *a);
-        Ok(sigs.into_iter().map(|(_, s)| s).collect())
+        sign_sorted(keys, self.sync_hash_digest(src_chain, block_number, sync_hash))
     }
+}
+
+/// Signatures of `keys` over `digest`, ordered by signer address (ascending), as the contract's
+/// oracle checks expect.
+pub fn sign_sorted(keys: &[&str], digest: B256) -> Result<Vec<Bytes>, ContractsError> {
+    use alloy::signers::SignerSync;
+    let mut sigs = Vec::new();
+    for k in keys {
+        let s = signer(k)?;
+        let sig = s.sign_hash_sync(&digest).map_err(|e| ContractsError::Rpc(e.to_string()))?;
+        sigs.push((s.address(), Bytes::from(sig.as_bytes().to_vec())));
+    }
+    sigs.sort_by_key(|(a, _)| *a);
+    Ok(sigs.into_iter().map(|(_, s)| s).collect())
 }

@@ -245,6 +245,8 @@ async fn commit_attacks_fail() {
     // A stored block whose commitment was swapped for the one a proof exists for.
     assert_revert!(a.zklink.proveBlocks(vec![other.clone()], vec![wrong_input]), "StoredBlockMismatch");
     a.prove(&pk, &stored).await.unwrap();
+    assert_revert!(a.zklink.executeBlocks(a.execute_infos(&[(stored[0].clone(), vec![])])), "BlockNotFinal");
+    a.finalize(&stored[0]).await.unwrap();
     // Withdrawals that were not recorded.
     let fake =
         zkl_types::block::Withdrawal { to: user().into_array(), l1_token: ETH_TOKEN_ID, amount: ETH }.packed().to_vec();

@@ -89,14 +89,35 @@ impl SettlementLayer for L1Tasks {
         self.clients.iter().map(ChainClient::chain).collect()
     }
 
-    async fn executed(&self, chain: ChainId) -> Result<u32, SettlementError> {
+    async fn irreversible(&self, chain: ChainId) -> Result<u32, SettlementError> {
         let client = self
             .clients
             .iter()
             .find(|c| c.chain() == chain)
             .ok_or_else(|| L1Error::Config(format!("no settlement chain {chain}")))?;
-        let counters = client.zklink.blockCounters().call().await.map_err(|e| client.rpc(e))?;
-        Ok(counters.executed)
+        let z = &client.zklink;
+        let counters = z.blockCounters().call().await.map_err(|e| client.rpc(e))?;
+        let fin = z.exodusStatus().call().await.map_err(|e| client.rpc(e))?.totalBlocksFinal;
+        let mut last = counters.executed.max(fin);
+        if self.clients.len() > 1 && counters.committed > last {
+            // The committed blocks' sync hashes, from the newest commit of each block number.
+            let logs = z.BlockCommit_filter().from_block(client.config.start_block).query().await;
+            let mut sync_hash = HashMap::new();
+            for (ev, _) in logs.map_err(|e| client.rpc(e))? {
+                sync_hash.insert(ev.blockNumber, ev.syncHash);
+            }
+            for n in last + 1..=counters.committed {
+                let Some(&h) = sync_hash.get(&n) else { continue };
+                let mut synced = true;
+                for other in self.clients.iter().map(ChainClient::chain).filter(|c| *c != chain) {
+                    synced &= z.isSyncHashReceived(other, h).call().await.map_err(|e| client.rpc(e))?;
+                }
+                if synced {
+                    last = n;
+                }
+            }
+        }
+        Ok(last)
     }
 
     async fn stop(&self) {

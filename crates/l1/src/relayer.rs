@@ -6,15 +6,22 @@
 //! signer, keeps the sync hash at least `threshold` of them agree on, and returns their
 //! signatures sorted by signer address, as `receiveSyncHash` expects. The settler of the
 //! destination chain sends them.
+//!
+//! Second round (protocol.md section 18): a signer attests a block *final* only after reading on
+//! every chain that the block is committed there with one sync hash and that the chain holds
+//! every other chain's sync hash of it, and only while no chain is in exodus mode. That
+//! attestation names no destination: one set of signatures serves every chain, and anyone may
+//! carry it.
 
 use std::collections::HashMap;
 
+use alloy::eips::BlockId;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use zkl_contracts::bindings::ZkLink;
-use zkl_contracts::block::{signer, sync_hash_digest};
+use zkl_contracts::block::{final_digest, signer, sync_hash_digest};
 use zkl_types::ChainId;
 
 use crate::L1Error;
@@ -82,10 +89,47 @@ impl OracleSigner {
     ) -> Result<Option<(B256, Bytes)>, L1Error> {
         let Some(sync_hash) = self.read_sync_hash(src, block).await? else { return Ok(None) };
         let digest = sync_hash_digest(dst_evm_chain_id, dst_contract, src, block, sync_hash);
-        let sig = self.key.sign_hash_sync(&digest).map_err(|e| L1Error::Config(format!("oracle signer: {e}")))?;
-        Ok(Some((sync_hash, Bytes::from(sig.as_bytes().to_vec()))))
+        Ok(Some((sync_hash, self.sign_digest(&digest)?)))
+    }
+
+    fn sign_digest(&self, digest: &B256) -> Result<Bytes, L1Error> {
+        let sig = self.key.sign_hash_sync(digest).map_err(|e| L1Error::Config(format!("oracle signer: {e}")))?;
+        Ok(Bytes::from(sig.as_bytes().to_vec()))
+    }
+
+    /// Block `block`'s sync hash and this signer's finality attestation of it, if every chain has
+    /// committed it with that sync hash and holds every other chain's (read `confirmations` deep),
+    /// and no chain is in exodus mode; `None` otherwise.
+    pub async fn sign_final(&self, block: u32) -> Result<Option<(B256, Bytes)>, L1Error> {
+        let mut common: Option<B256> = None;
+        for &chain in self.sources.keys() {
+            match (self.read_sync_hash(chain, block).await?, common) {
+                (None, _) => return Ok(None),
+                (Some(h), Some(c)) if h != c => return Ok(None),
+                (Some(h), _) => common = Some(h),
+            }
+        }
+        let Some(sync_hash) = common else { return Ok(None) };
+        for (&chain, s) in &self.sources {
+            let rpc = |e: &dyn std::fmt::Display| L1Error::Rpc { chain, msg: e.to_string() };
+            let head = s.provider.get_block_number().await.map_err(|e| rpc(&e))?;
+            let at = BlockId::number((head + 1).saturating_sub(s.confirmations.max(1)));
+            let zklink = ZkLink::new(s.contract, s.provider.clone());
+            if zklink.exodusMode().block(at).call().await.map_err(|e| rpc(&e))? {
+                return Ok(None);
+            }
+            for &other in self.sources.keys().filter(|o| **o != chain) {
+                if !zklink.isSyncHashReceived(other, sync_hash).block(at).call().await.map_err(|e| rpc(&e))? {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some((sync_hash, self.sign_digest(&final_digest(block, sync_hash))?)))
     }
 }
+
+/// A signer's value and signature, `None` if it would not sign (yet).
+type SignerAnswer = Result<Option<(B256, Bytes)>, L1Error>;
 
 /// Collects `threshold` matching signatures.
 pub struct Relayer {
@@ -110,19 +154,37 @@ impl Relayer {
         dst_evm_chain_id: u64,
         dst_contract: Address,
     ) -> Result<Option<(B256, Vec<Bytes>)>, L1Error> {
-        let mut by_hash: HashMap<B256, Vec<(Address, Bytes)>> = HashMap::new();
+        let mut answers = Vec::new();
         for s in &self.signers {
-            match s.sign(src, block, dst_evm_chain_id, dst_contract).await {
-                Ok(Some((h, sig))) => by_hash.entry(h).or_default().push((s.address(), sig)),
+            answers.push((s.address(), s.sign(src, block, dst_evm_chain_id, dst_contract).await));
+        }
+        Ok(self.quorum(answers))
+    }
+
+    /// Block `block`'s sync hash with `threshold` finality attestations, sorted by signer
+    /// address (for `receiveFinalBlock` on any chain); `None` until that many signers attest.
+    pub async fn collect_final(&self, block: u32) -> Result<Option<(B256, Vec<Bytes>)>, L1Error> {
+        let mut answers = Vec::new();
+        for s in &self.signers {
+            answers.push((s.address(), s.sign_final(block).await));
+        }
+        Ok(self.quorum(answers))
+    }
+
+    /// The value at least `threshold` signers signed, with `threshold` of their signatures
+    /// sorted by signer address.
+    fn quorum(&self, answers: Vec<(Address, SignerAnswer)>) -> Option<(B256, Vec<Bytes>)> {
+        let mut by_hash: HashMap<B256, Vec<(Address, Bytes)>> = HashMap::new();
+        for (signer, answer) in answers {
+            match answer {
+                Ok(Some((h, sig))) => by_hash.entry(h).or_default().push((signer, sig)),
                 Ok(None) => {}
-                Err(err) => tracing::warn!(signer = %s.address(), %err, "oracle signer"),
+                Err(err) => tracing::warn!(%signer, %err, "oracle signer"),
             }
         }
-        let Some((hash, mut sigs)) = by_hash.into_iter().find(|(_, v)| v.len() >= self.threshold) else {
-            return Ok(None);
-        };
+        let (hash, mut sigs) = by_hash.into_iter().find(|(_, v)| v.len() >= self.threshold)?;
         sigs.sort_by_key(|(a, _)| *a);
         sigs.truncate(self.threshold);
-        Ok(Some((hash, sigs.into_iter().map(|(_, s)| s).collect())))
+        Some((hash, sigs.into_iter().map(|(_, s)| s).collect()))
     }
 }

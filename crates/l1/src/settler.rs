@@ -62,6 +62,11 @@ enum Action {
         sync_hash: B256,
         sigs: Vec<Bytes>,
     },
+    /// `receiveFinalBlock` for a block with the oracle's finality attestation.
+    Finalize {
+        block: u32,
+        sigs: Vec<Bytes>,
+    },
     Execute(u32),
     /// Reverts committed blocks the node rewound (newest first).
     Revert(Vec<StoredBlockInfo>),
@@ -73,6 +78,7 @@ impl Action {
             Action::Commit(b) => format!("commit {b:?}"),
             Action::Prove(b) => format!("prove {b:?}"),
             Action::Relay { src, block, .. } => format!("receiveSyncHash chain {src} block {block}"),
+            Action::Finalize { block, .. } => format!("receiveFinalBlock {block}"),
             Action::Execute(b) => format!("execute [{b}]"),
             Action::Revert(b) => format!("revert {:?}", b.iter().map(|i| i.blockNumber).collect::<Vec<_>>()),
         }
@@ -383,6 +389,18 @@ impl Settler {
                     None => None,
                 });
             }
+            if z.exodusStatus().call().await.map_err(|e| self.client.rpc(e))?.totalBlocksFinal < n {
+                // Final once every chain holds every other chain's sync hash (their settlers relay).
+                return Ok(match self.relayer.collect_final(n).await? {
+                    Some((sync_hash, _)) if sync_hash != own => {
+                        return Err(self.inconsistent(format!(
+                            "block {n}: the oracle attests sync hash {sync_hash} final, this chain committed {own}"
+                        )));
+                    }
+                    Some((_, sigs)) => Some(Action::Finalize { block: n, sigs }),
+                    None => None,
+                });
+            }
             return Ok(Some(Action::Execute(n)));
         }
         Ok(None)
@@ -518,6 +536,7 @@ impl Settler {
             Action::Relay { src, block, sync_hash, sigs } => {
                 go!(z.receiveSyncHash(*src, *block, *sync_hash, sigs.clone()))
             }
+            Action::Finalize { block, sigs } => go!(z.receiveFinalBlock(self.stored_info(*block)?, sigs.clone())),
             Action::Execute(n) => {
                 let info = self.stored_info(*n)?;
                 let block = self.l2_block(*n)?;

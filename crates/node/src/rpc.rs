@@ -69,17 +69,20 @@ async fn revert_blocks(ctx: &Ctx, req: RevertRequest) -> Result<RewindReport, Er
         (None, _) => vec![],
     };
     let drop = drop.iter().map(|h| parse_hash(h)).collect::<Result<_, _>>()?;
-    // Every configured chain gets a revert plan; each must say it has not executed the block.
+    // Every configured chain gets a revert plan; each must say it can still revert the block.
     let chains: Vec<ChainId> = settlement_chains(ctx).iter().map(|c| c.l2_chain).collect();
     for &chain in &chains {
-        let executed = match &ctx.settlement {
-            Some(s) => s.executed(chain).await.map_err(unavailable)?,
+        let irreversible = match &ctx.settlement {
+            Some(s) => s.irreversible(chain).await.map_err(unavailable)?,
             None => return Err(err(codes::UNAVAILABLE, "the settlement layer is not running")),
         };
-        if executed >= from_block {
+        if irreversible >= from_block {
             return Err(err(
                 codes::REJECTED,
-                format!("block {from_block} is executed on chain {chain}: executed blocks are final"),
+                format!(
+                    "block {irreversible} is final on chain {chain} (executed, attested final, or holding every \
+                     chain's sync hash): blocks from {from_block} cannot be reverted"
+                ),
             ));
         }
     }

@@ -74,8 +74,10 @@ pub struct SettlementError(pub Box<dyn std::error::Error + Send + Sync>);
 pub trait SettlementLayer: Send + Sync {
     /// The settlement chains.
     fn chains(&self) -> Vec<ChainId>;
-    /// The number of blocks `chain`'s contract has executed, read from the chain now.
-    async fn executed(&self, chain: ChainId) -> Result<u32, SettlementError>;
+    /// The highest block `chain`'s contract refuses to revert, read from the chain now: executed,
+    /// attested final, or (with several chains) one it holds every other chain's sync hash of
+    /// (protocol.md section 18).
+    async fn irreversible(&self, chain: ChainId) -> Result<u32, SettlementError>;
     /// Asks every task to stop and waits until they have.
     async fn stop(&self);
 }

@@ -7,11 +7,7 @@ use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::bindings::ZkLink::StoredBlockInfo;
 use zkl_contracts::deploy::{Chain, ChainConfig, send, signer};
 
-pub const ORACLE_KEYS: [&str; 3] = [
-    "0x1111111111111111111111111111111111111111111111111111111111111111",
-    "0x2222222222222222222222222222222222222222222222222222222222222222",
-    "0x3333333333333333333333333333333333333333333333333333333333333333",
-];
+pub use zkl_contracts::deploy::DEV_ORACLE_KEYS as ORACLE_KEYS;
 pub const ETH: u128 = 1_000_000_000_000_000_000;
 pub const EXPIRATION: u64 = 3 * 24 * 3600;
 pub const CAPACITY: usize = 64;

@@ -259,9 +259,9 @@ async fn settler_resumes_after_restart_without_double_commit() {
     .await;
     assert_eq!(commits_of(&env.a, 1).await, 1);
     assert_eq!(commits_of(&env.b, 1).await, 1);
-    // Chain 1's validator sent exactly: commit, receiveSyncHash, prove, execute.
+    // Chain 1's validator sent exactly: commit, receiveSyncHash, prove, receiveFinalBlock, execute.
     let nonce_after = a.get_transaction_count(env.a.governor).await.unwrap();
-    assert_eq!(nonce_after - nonce_before, 4);
+    assert_eq!(nonce_after - nonce_before, 5);
 
     restarted.unwrap().stop().await;
     let _ = node.handle.stop();

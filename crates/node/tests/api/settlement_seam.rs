@@ -31,7 +31,7 @@ impl SettlementLayer for Fake {
     fn chains(&self) -> Vec<ChainId> {
         self.chains.clone()
     }
-    async fn executed(&self, chain: ChainId) -> Result<u32, SettlementError> {
+    async fn irreversible(&self, chain: ChainId) -> Result<u32, SettlementError> {
         match chain {
             1 => Ok(self.executed),
             _ => Err(SettlementError(format!("chain {chain}: connection refused").into())),
@@ -114,11 +114,11 @@ async fn the_revert_asks_the_settlement_layer_and_executed_blocks_stay_final() {
     assert_eq!(started.l1, config(dir.path()).l1);
     let http = HttpClientBuilder::default().build(format!("http://{}", node.rpc_addr)).unwrap();
 
-    // Block 2 is executed on chain 1: final.
+    // Chain 1 will not revert block 3 (executed, final or synced there), so not block 2 either.
     let req = RevertRequest { from_block: Some(2), drop: None };
     let (c, msg) = code(http.revert_blocks(ADMIN.into(), Some(req)).await.unwrap_err());
     assert_eq!(c, codes::REJECTED, "{msg}");
-    assert!(msg.contains("block 2 is executed on chain 1"), "{msg}");
+    assert!(msg.contains("block 3 is final on chain 1"), "{msg}");
 
     // Block 4 is not executed on chain 1, but chain 2 cannot say: nothing is rewound.
     let req = RevertRequest { from_block: Some(4), drop: None };
