@@ -9,6 +9,8 @@
 //!   with the strict rules of `zkl_crypto::eddsa` (protocol.md section 5).
 //! - [`bits`]: range-checked bit and byte decompositions, packed amounts and fees (section 8).
 //! - [`sha256`] and [`commitment`]: SHA-256 over bytes and the block commitment (section 13).
+//! - [`exit`]: the exodus exit circuit (a balance's pro-rata claim on one chain, the rule of
+//!   `zkl_state::exodus`).
 //! - [`block`]: the block circuit (witness, gadget, cost reporting) and [`wire`], the witness's
 //!   byte format for prover workers.
 //! - [`groth16`]: deterministic development setup, on-disk key cache, prove/verify, constraint
@@ -19,6 +21,7 @@ pub mod block;
 pub mod commitment;
 pub mod ecc;
 pub mod eddsa;
+pub mod exit;
 pub mod groth16;
 pub mod merkle;
 pub mod poseidon;

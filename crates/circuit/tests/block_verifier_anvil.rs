@@ -61,6 +61,7 @@ async fn block_proof_verifies_in_zklink_prove_blocks() {
     let params = ZkLink::InitParams {
         governor,
         verifier: block_verifier,
+        exitVerifier: block_verifier,
         poseidon,
         chainId: 1,
         chainCount: 2,

@@ -58,6 +58,9 @@ pub struct DevnetOptions {
     pub confirmations: u64,
     /// Creation bytecode of the proof verifier; `None` = the test verifier.
     pub verifier: Option<Vec<u8>>,
+    /// Creation bytecode of the exit-proof verifier (exodus claims); `None` = the test verifier,
+    /// which refuses every claim.
+    pub exit_verifier: Option<Vec<u8>>,
     /// Deploy and register a test ERC-20 for every configured non-ETH L1 token.
     pub test_tokens: bool,
     /// Wei every deposit and full-exit request pays (the contracts' `priorityFee`).
@@ -92,7 +95,9 @@ pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<
             genesis_root: root,
         };
         let anvil = Anvil::spawn(chain_config.evm_chain_id)?;
-        let chain = Chain::deploy_with_verifier(anvil, chain_config, opts.verifier.as_deref()).await?;
+        let chain =
+            Chain::deploy_with_verifiers(anvil, chain_config, opts.verifier.as_deref(), opts.exit_verifier.as_deref())
+                .await?;
         send(chain.zklink.setOracleSigners(oracles.clone(), ORACLE_THRESHOLD as u8)).await?;
         if opts.test_tokens {
             for t in &config.tokens {
@@ -104,6 +109,14 @@ pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<
                 let address =
                     chain.add_test_token(t.id, l1_token.decimals, t.group.unwrap_or(0), &holders, mint).await?;
                 tokens.push((c.id, t.id, address));
+            }
+            // Every chain lists every member of a merge group (exodus pools, protocol.md section 18).
+            for t in &config.tokens {
+                if let Some(group) = t.group
+                    && !t.l1.iter().any(|l| l.chain == c.id)
+                {
+                    send(chain.zklink.declarePoolMember(t.id, group)).await?;
+                }
             }
         }
         l1.push(L1ChainConfig {

@@ -34,6 +34,8 @@ use crate::worker::BlockProver;
 pub enum ProverError {
     #[error("block circuit keys for capacity {capacity}: {msg}")]
     Keys { capacity: usize, msg: String },
+    #[error("exit circuit keys: {0}")]
+    ExitKeys(String),
     #[error("block {block}: public input: {msg}")]
     PublicInput { block: u32, msg: String },
     #[error("malformed proof: {0}")]
@@ -69,6 +71,12 @@ pub fn load_keys(capacity: usize, progress: bool) -> Result<Keys, ProverError> {
     KeyCache::new(KeyCache::default_dir(), progress)
         .load_or_setup(&key_name(capacity), BlockCircuit::blank(capacity, fee_slots(capacity)))
         .map_err(|e| ProverError::Keys { capacity, msg: e.to_string() })
+}
+
+/// The exit circuit's development keys (exodus claims), from the same cache.
+pub fn load_exit_keys(progress: bool) -> Result<Keys, ProverError> {
+    zkl_circuit::exit::exit_keys(&KeyCache::new(KeyCache::default_dir(), progress))
+        .map_err(|e| ProverError::ExitKeys(e.to_string()))
 }
 
 /// Keys by capacity, loaded on first use.

@@ -5,6 +5,8 @@
 //!   `docs/protocol.md`); everything else (signed txs, priority requests, blocks) reduces to it.
 //! - Rejections are typed ([`TxError`]); a rejected tx or op changes nothing.
 //! - Tree roots are computed lazily over dirty paths, in parallel across accounts.
+//! - [`exodus`]: what a balance pays on each chain once the rollup has stopped
+//!   ([`State::exodus_claim`]); the exit circuit proves the same rule.
 //!
 //! Feature `test-utils`: [`testkit`] (users, signed txs, deposits for tests and benchmarks) and
 //! `benchmark` (`zkl bench state`); production crates do not enable it.
@@ -15,6 +17,7 @@ pub mod benchmark;
 pub mod block;
 pub mod error;
 pub mod exec;
+pub mod exodus;
 pub mod state;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testkit;
@@ -24,5 +27,6 @@ pub use account::{Account, OrderSlot};
 pub use block::{BlockParams, SealedBlock};
 pub use error::TxError;
 pub use exec::VerifiedKeys;
+pub use exodus::{ExodusClaim, ExodusError, exodus_amounts};
 pub use state::State;
 pub use tree::{MerkleProof, QuadTree};

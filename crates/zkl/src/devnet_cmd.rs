@@ -108,6 +108,15 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             };
             (Some(code), services, Some(token))
         };
+        // Exodus claims are verified by the exit circuit's verifier in every mode.
+        eprintln!("==> exit circuit keys (generated once, then cached)");
+        let exit_keys = tokio::task::spawn_blocking(|| zkl_prover::load_exit_keys(true))
+            .await
+            .map_err(failed("key setup"))?
+            .map_err(failed("keys"))?;
+        let sol = zkl_contracts::verifier::groth16_verifier_solidity(&exit_keys.vk, "ExitVerifier")
+            .map_err(failed("exit verifier"))?;
+        let exit_verifier = zkl_contracts::solc::compile(&sol, "ExitVerifier").map_err(failed("exit verifier"))?;
         eprintln!("==> {} anvil chains with the contracts", config.chains.len());
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
         config.admin = Some(zkl_node::config::AdminConfig { tokens: vec![admin_token.clone()] });
@@ -115,6 +124,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             evm_base: 31_000,
             confirmations: a.confirmations,
             verifier,
+            exit_verifier: Some(exit_verifier),
             test_tokens: true,
             priority_fee: zkl_devkit::devnet::DEVNET_PRIORITY_FEE,
         };
