@@ -95,8 +95,8 @@ async fn kill_nine_mid_commit_and_a_frozen_chain() {
     wait_for("block 1 executed on both chains", async || executed_everywhere(&chains, 1).await).await;
     let commits = chains[0].zklink.BlockCommit_filter().topic1(U256::from(1)).from_block(0).query().await.unwrap();
     assert_eq!(commits.len(), 1, "block 1 committed once on chain 1");
-    // Chain 1's validator sent exactly: commit, receiveSyncHash, prove, execute.
-    assert_eq!(p1.get_transaction_count(validator).await.unwrap() - nonce_before, 4);
+    // Chain 1's validator sent exactly: commit, receiveSyncHash, prove, receiveFinalBlock, execute.
+    assert_eq!(p1.get_transaction_count(validator).await.unwrap() - nonce_before, 5);
     assert_eq!(b.account().await.unwrap().balances[0].amount, 500_000_000_000_000_000);
 
     // Chain 2 stops answering (SIGSTOP) while blocks keep coming, then comes back: every block
