@@ -171,17 +171,6 @@ pub struct ExitWitness {
     pub liquidity_paths: [[Vec<[Fr; 3]>; POOL_MEMBERS]; POOL_CHAINS],
 }
 
-fn leaf_of(state: &State, account: AccountId) -> Option<AccountLeaf> {
-    state.account(account).map(|a| AccountLeaf {
-        nonce: a.nonce,
-        pubkey_hash: a.pubkey_hash.to_fr(),
-        owner_hi: a.owner.hi(),
-        owner_lo: a.owner.lo(),
-        balance_root: a.balance_root(),
-        order_root: a.order_root(),
-    })
-}
-
 impl ExitWitness {
     /// A witness of the right shape with zero values (for key setup and constraint counts).
     pub fn blank() -> Self {
@@ -228,9 +217,9 @@ impl ExitWitness {
             return Err(ExitError::SubRange(sub));
         }
         let user = state.account(account).ok_or(ExodusError::UnknownAccount(account))?;
-        let leaf = leaf_of(state, account).ok_or(ExodusError::UnknownAccount(account))?;
+        let leaf = AccountLeaf::of(state, account).ok_or(ExodusError::UnknownAccount(account))?;
         let global = state.account(GLOBAL_ACCOUNT).ok_or(ExodusError::UnknownAccount(GLOBAL_ACCOUNT))?;
-        let global_leaf = leaf_of(state, GLOBAL_ACCOUNT).ok_or(ExodusError::UnknownAccount(GLOBAL_ACCOUNT))?;
+        let global_leaf = AccountLeaf::of(state, GLOBAL_ACCOUNT).ok_or(ExodusError::UnknownAccount(GLOBAL_ACCOUNT))?;
         let account_proof = state.account_proof(account);
         let global_proof = state.account_proof(GLOBAL_ACCOUNT);
         let root = account_proof.root(leaf.hash());
@@ -328,24 +317,6 @@ pub fn exit_keys(cache: &KeyCache) -> Result<Keys, Groth16Error> {
     cache.load_or_setup(EXIT_KEY_NAME, ExitCircuit::blank())
 }
 
-fn witness_path(
-    cs: &ConstraintSystemRef<Fr>,
-    bits: &[BoolVar],
-    siblings: &[[Fr; 3]],
-) -> Result<QuadPath, SynthesisError> {
-    let s = siblings
-        .iter()
-        .map(|s| -> Result<[FrVar; 3], SynthesisError> {
-            Ok([
-                FrVar::new_witness(cs.clone(), || Ok(s[0]))?,
-                FrVar::new_witness(cs.clone(), || Ok(s[1]))?,
-                FrVar::new_witness(cs.clone(), || Ok(s[2]))?,
-            ])
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    QuadPath::new(bits, s)
-}
-
 fn constant_bits(value: u64, n: usize) -> Vec<BoolVar> {
     (0..n).map(|i| BoolVar::constant((value >> i) & 1 == 1)).collect()
 }
@@ -407,17 +378,18 @@ fn synthesize(cs: &ConstraintSystemRef<Fr>, w: &ExitWitness) -> Result<(), Synth
     to_bits_le(&owner_lo, 128)?;
     (&owner_hi * pow2(128) + &owner_lo).enforce_equal(&x2)?;
     x2.enforce_not_equal(&FrVar::zero())?;
-    let path = witness_path(cs, account_bits, &w.account_path)?;
+    let path = QuadPath::witness(cs, account_bits, &w.account_path)?;
     merkle::root(&leaf_hash, &path)?.enforce_equal(&x0)?;
     // Its balance at sub << 16 | l2_token.
     let balance = FrVar::new_witness(cs.clone(), || Ok(Fr::from(w.balance)))?;
     to_bits_le(&balance, BALANCE_BITS)?;
-    let path = witness_path(cs, token_and_sub, &w.balance_path)?;
+    let path = QuadPath::witness(cs, token_and_sub, &w.balance_path)?;
     merkle::root(&balance, &path)?.enforce_equal(&balance_root)?;
 
     // Account 1's leaf and its liquidity leaves at c << 16 | m_i.
     let [global_hash, _, _, global_broot] = alloc_leaf(cs, &w.global_leaf)?;
-    let path = witness_path(cs, &constant_bits(u64::from(GLOBAL_ACCOUNT), 2 * ACCOUNT_TREE_DEPTH), &w.global_path)?;
+    let path =
+        QuadPath::witness(cs, &constant_bits(u64::from(GLOBAL_ACCOUNT), 2 * ACCOUNT_TREE_DEPTH), &w.global_path)?;
     merkle::root(&global_hash, &path)?.enforce_equal(&x0)?;
     let mut liquidity: Vec<[FrVar; POOL_MEMBERS]> = Vec::with_capacity(POOL_CHAINS);
     for (c, (values, paths)) in w.liquidity.iter().zip(&w.liquidity_paths).enumerate() {
@@ -426,13 +398,13 @@ fn synthesize(cs: &ConstraintSystemRef<Fr>, w: &ExitWitness) -> Result<(), Synth
         for (i, (value, siblings)) in values.iter().zip(paths).enumerate() {
             let l = FrVar::new_witness(cs.clone(), || Ok(Fr::from(*value)))?;
             to_bits_le(&l, LIQUIDITY_BITS)?;
-            let lower = witness_path(cs, member_bits[i], &siblings[..TOKEN_LEVELS])?;
+            let lower = QuadPath::witness(cs, member_bits[i], &siblings[..TOKEN_LEVELS])?;
             let node = merkle::root(&l, &lower)?;
             match &shared {
                 Some(n) => node.enforce_equal(n)?,
                 None => {
                     let chain_bits = constant_bits(c as u64 + 1, 2 * (BALANCE_TREE_DEPTH - TOKEN_LEVELS));
-                    let upper = witness_path(cs, &chain_bits, &siblings[TOKEN_LEVELS..])?;
+                    let upper = QuadPath::witness(cs, &chain_bits, &siblings[TOKEN_LEVELS..])?;
                     merkle::root(&node, &upper)?.enforce_equal(&global_broot)?;
                     shared = Some(node);
                 }

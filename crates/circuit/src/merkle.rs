@@ -47,6 +47,27 @@ impl QuadPath {
     pub fn depth(&self) -> usize {
         self.levels.len()
     }
+
+    /// A path whose siblings are new witnesses of `cs` (from `siblings`, per level, in increasing
+    /// position order) and whose positions are `index_bits_le`.
+    pub fn witness(
+        cs: &crate::ConstraintSystemRef<crate::Fr>,
+        index_bits_le: &[BoolVar],
+        siblings: &[[crate::Fr; 3]],
+    ) -> Result<Self, SynthesisError> {
+        use ark_r1cs_std::alloc::AllocVar;
+        let s = siblings
+            .iter()
+            .map(|s| -> Result<[FrVar; 3], SynthesisError> {
+                Ok([
+                    FrVar::new_witness(cs.clone(), || Ok(s[0]))?,
+                    FrVar::new_witness(cs.clone(), || Ok(s[1]))?,
+                    FrVar::new_witness(cs.clone(), || Ok(s[2]))?,
+                ])
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(index_bits_le, s)
+    }
 }
 
 /// The four children of a node with `cur` at `position` (7 constraints, 1 of which can be shared).

@@ -76,20 +76,6 @@ fn leaf_hash(
     poseidon::hash(&[nonce * pow2(160) + pkh, hi.clone(), lo.clone(), br.clone(), or.clone()])
 }
 
-fn witness_path(cs: &ConstraintSystemRef<Fr>, bits: &[BoolVar], sib: &[[Fr; 3]]) -> Result<QuadPath, SynthesisError> {
-    let s = sib
-        .iter()
-        .map(|s| -> Result<[FrVar; 3], SynthesisError> {
-            Ok([
-                FrVar::new_witness(cs.clone(), || Ok(s[0]))?,
-                FrVar::new_witness(cs.clone(), || Ok(s[1]))?,
-                FrVar::new_witness(cs.clone(), || Ok(s[2]))?,
-            ])
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    QuadPath::new(bits, s)
-}
-
 /// `cond → a == b` (one constraint).
 fn cond_eq(cond: &FrVar, a: &FrVar, b: &FrVar) -> Result<(), SynthesisError> {
     (a - b).mul_equals(cond, &FrVar::zero())
@@ -146,7 +132,7 @@ fn balance_update(
     to_bits_le(&(&p.en * &new_balance), 128)?;
     to_bits_le(&(&p.cap112 * &new_balance), 112)?;
     cond_zero(&p.zero_after, &new_balance)?;
-    let bpath = witness_path(cs, &index_bits, &w.balance_path)?;
+    let bpath = QuadPath::witness(cs, &index_bits, &w.balance_path)?;
     merkle::roots(&v.balance, &new_balance, &bpath)
 }
 
@@ -194,7 +180,7 @@ fn account_update(
     let (old_broot, new_broot) = balance_update(cs, p, &v, w)?;
     cond_eq(&p.en, &old_broot, &v.l.balance_root)?;
     let (old_hash, new_hash) = leaf_hashes(p, &p.en, &v.l, &new_broot, &v.l.order_root)?;
-    let apath = witness_path(cs, &account_bits, &w.account_path)?;
+    let apath = QuadPath::witness(cs, &account_bits, &w.account_path)?;
     let (old_root, new_root) = merkle::roots(&old_hash, &new_hash, &apath)?;
     cond_eq(&p.en, &old_root, root)?;
     Ok(root + &p.en * (&new_root - root))
@@ -231,13 +217,13 @@ fn chunk_updates(
     let (old_h1, new_h1) = leaf_hashes(p1, &p1.en, &v1.l, &new_b1, &v1.l.order_root)?;
     let old_leaf1 = &old_h1 + om * (order_old - &old_h1);
     let new_leaf1 = &new_h1 + om * (order_new - &new_h1);
-    let path1 = witness_path(cs, &account_bits1, &w[1].account_path)?;
+    let path1 = QuadPath::witness(cs, &account_bits1, &w[1].account_path)?;
     let (old_r1, new_r1) = merkle::roots_short_or_full(&old_leaf1, &new_leaf1, &path1, om_b)?;
     // AU0's account leaf, with the fused sub-tree roots.
     let new_broot0 = &new_b0 + om * (&new_b1 - &new_b0);
     let new_oroot0 = &v0.l.order_root + om * (&new_r1 - &v0.l.order_root);
     let (old_h0, new_h0) = leaf_hashes(p0, &p0.en, &v0.l, &new_broot0, &new_oroot0)?;
-    let path0 = witness_path(cs, &account_bits0, &w[0].account_path)?;
+    let path0 = QuadPath::witness(cs, &account_bits0, &w[0].account_path)?;
     let (old_r0, new_r0) = merkle::roots(&old_h0, &new_h0, &path0)?;
     cond_eq(&p0.en, &old_r0, root)?;
     let root = root + &p0.en * (&new_r0 - root);

@@ -15,6 +15,18 @@ pub struct AccountLeaf {
 }
 
 impl AccountLeaf {
+    /// The leaf fields of `account` in `state`, `None` if it does not exist.
+    pub fn of(state: &State, account: u32) -> Option<Self> {
+        state.account(account).map(|a| AccountLeaf {
+            nonce: a.nonce,
+            pubkey_hash: a.pubkey_hash.to_fr(),
+            owner_hi: a.owner.hi(),
+            owner_lo: a.owner.lo(),
+            balance_root: a.balance_root(),
+            order_root: a.order_root(),
+        })
+    }
+
     pub fn hash(&self) -> Fr {
         let two160 = Fr::from(2u64).pow([160]);
         zkl_crypto::poseidon::hash_array([
@@ -174,24 +186,10 @@ struct AuSpec {
 }
 
 fn fields_of(st: &State, account: u32) -> AccountLeaf {
-    match st.account(account) {
-        Some(a) => AccountLeaf {
-            nonce: a.nonce,
-            pubkey_hash: a.pubkey_hash.to_fr(),
-            owner_hi: a.owner.hi(),
-            owner_lo: a.owner.lo(),
-            balance_root: a.balance_root(),
-            order_root: a.order_root(),
-        },
-        None => {
-            let e = zkl_state::tree::empty_sub_tree();
-            AccountLeaf {
-                balance_root: e[BALANCE_TREE_DEPTH],
-                order_root: e[BALANCE_TREE_DEPTH],
-                ..AccountLeaf::default()
-            }
-        }
-    }
+    AccountLeaf::of(st, account).unwrap_or_else(|| {
+        let e = zkl_state::tree::empty_sub_tree();
+        AccountLeaf { balance_root: e[BALANCE_TREE_DEPTH], order_root: e[BALANCE_TREE_DEPTH], ..AccountLeaf::default() }
+    })
 }
 
 fn balance_proof_of(st: &State, account: u32, index: u32) -> (u128, MerkleProof) {
