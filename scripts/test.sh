@@ -15,7 +15,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "production crates without development features"
 # A workspace build unifies features; these must also build as their users get them (no
 # test-utils, no proofs, the prover without the node).
-cargo check --locked -p zkl-node -p zkl-prover -p zkl-wallet -p zkl-contracts -p zkl-state
+cargo check --locked -p zkl-node -p zkl-prover -p zkl-wallet -p zkl-contracts -p zkl-state -p zkl-exodus
 step "L1 tooling"
 scripts/setup-l1.sh
 step "tests"

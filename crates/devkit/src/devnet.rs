@@ -65,6 +65,9 @@ pub struct DevnetOptions {
     pub test_tokens: bool,
     /// Wei every deposit and full-exit request pays (the contracts' `priorityFee`).
     pub priority_fee: u128,
+    /// Seconds until a priority request expires (and exodus claims open after activation);
+    /// `None` = three days.
+    pub priority_expiration: Option<u64>,
 }
 
 /// Deploys one anvil per chain of `config.chains` (EVM chain id `evm_base + l2 chain id`), the
@@ -90,7 +93,7 @@ pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<
             l2_chain: c.id,
             chain_count: count,
             data_availability_chain: da_chain,
-            priority_expiration: 3 * 24 * 3600,
+            priority_expiration: opts.priority_expiration.unwrap_or(3 * 24 * 3600),
             priority_fee: opts.priority_fee,
             genesis_root: root,
         };

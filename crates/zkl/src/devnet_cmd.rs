@@ -27,6 +27,7 @@ pub struct DevnetArgs {
     pub confirmations: u64,
     pub capacity: usize,
     pub test_verifier: bool,
+    pub priority_expiration: Option<u64>,
 }
 
 fn failed<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> Failure + '_ {
@@ -64,6 +65,9 @@ async fn setup_matcher(rpc: &str) -> Result<(), Failure> {
 pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
     if a.confirmations == 0 {
         return Err(Failure::Usage("--confirmations must be at least 1".into()));
+    }
+    if a.priority_expiration == Some(0) {
+        return Err(Failure::Usage("--priority-expiration must be at least 1 second".into()));
     }
     if a.capacity == 0 {
         return Err(Failure::Usage("--capacity must be positive".into()));
@@ -127,6 +131,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             exit_verifier: Some(exit_verifier),
             test_tokens: true,
             priority_fee: zkl_devkit::devnet::DEVNET_PRIORITY_FEE,
+            priority_expiration: a.priority_expiration,
         };
         let devnet = zkl_devkit::devnet::deploy_with(config, opts).await.map_err(failed("devnet"))?;
         let mut node = zkl_l1::start_node(devnet.config.clone(), services, None).await.map_err(failed("node"))?;
@@ -173,9 +178,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             .collect();
         // One line on stdout: the node's endpoints, the chains, the funded dev keys (anvil's; key
         // 0 is the governor, validator and committer; the last one is the matcher's).
-        println!(
-            "{}",
-            serde_json::json!({
+        let line = serde_json::json!({
                 "rpc": rpc,
                 "ws": format!("ws://{}", node.rpc_addr),
                 "chains": chains,
@@ -186,8 +189,10 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
                 "priority_fee_wei": zkl_devkit::devnet::DEVNET_PRIORITY_FEE.to_string(),
                 "admin_token": admin_token,
                 "proofs": if token.is_some() { "block circuit (zkl prover worker)" } else { "test verifier" },
-            })
-        );
+        });
+        // The same line in DATA_DIR/devnet.json: `zkl exodus --chains` reads its `chains`.
+        std::fs::write(a.data_dir.join("devnet.json"), format!("{line}\n")).map_err(failed("devnet.json"))?;
+        println!("{line}");
         let stopped = async {
             match worker.as_mut() {
                 Some(w) => w.wait().await.map(|s| format!("the prover worker exited ({s})")),

@@ -8,6 +8,7 @@ mod bench_cmd;
 mod bench_gas;
 mod crypto_cmd;
 mod devnet_cmd;
+mod exodus_cmd;
 mod node_cmd;
 mod prover_cmd;
 mod wallet_cmd;
@@ -52,6 +53,9 @@ enum Command {
         /// Verify with the contracts' test verifier instead of the block circuit (no prover)
         #[arg(long)]
         test_verifier: bool,
+        /// Seconds until a priority request expires, for exodus drills (default three days)
+        #[arg(long)]
+        priority_expiration: Option<u64>,
     },
     /// Prover worker for a node (`--node URL --token T`), or `export-verifier`
     Prover(prover_cmd::ProverArgs),
@@ -65,6 +69,8 @@ enum Command {
     Bench(bench_cmd::BenchCommand),
     /// Operator methods of a node (`--token` or ZKL_ADMIN_TOKEN): status, seal, revert-blocks
     Admin(admin_cmd::AdminArgs),
+    /// Recovery from Layer-1 data alone when the operator is gone: status, activate
+    Exodus(exodus_cmd::ExodusArgs),
 }
 
 /// How a command ended, besides success.
@@ -86,13 +92,20 @@ fn main() -> ExitCode {
         Command::Key(c) => crypto_cmd::run_key(c),
         Command::Bench(c) => bench_cmd::run_bench(c),
         Command::Node { config } => node_cmd::run_node(config),
-        Command::Devnet { data_dir, confirmations, capacity, test_verifier } => {
-            devnet_cmd::run_devnet(devnet_cmd::DevnetArgs { data_dir, confirmations, capacity, test_verifier })
+        Command::Devnet { data_dir, confirmations, capacity, test_verifier, priority_expiration } => {
+            devnet_cmd::run_devnet(devnet_cmd::DevnetArgs {
+                data_dir,
+                confirmations,
+                capacity,
+                test_verifier,
+                priority_expiration,
+            })
         }
         Command::Wallet(a) => wallet_cmd::run_wallet(a),
         Command::Prover(a) => prover_cmd::run_prover(a),
         Command::Matcher(c) => wallet_cmd::run_matcher(c),
         Command::Admin(a) => admin_cmd::run_admin(a),
+        Command::Exodus(a) => exodus_cmd::run_exodus(a),
     };
     match result {
         Ok(code) => code,

@@ -15,7 +15,14 @@ use serde_json::Value;
 async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_zkl"))
-        .args(["devnet", "--test-verifier", "--data-dir", dir.path().join("db").to_str().unwrap()])
+        .args([
+            "devnet",
+            "--test-verifier",
+            "--priority-expiration",
+            "600",
+            "--data-dir",
+            dir.path().join("db").to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -61,6 +68,40 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     let out = wallet(&["deposit", "--chain", "1", "--l1-token", "2", "--amount", "0.0000001"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at most 6 decimals"));
+
+    // The recovery tool reads the chains from the devnet's file, never the node.
+    let chains_file = dir.path().join("db").join("devnet.json");
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&chains_file).unwrap()).unwrap();
+    assert_eq!(written, v);
+    let exodus = |args: &[&str]| {
+        let mut all = vec!["exodus", "--chains", chains_file.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Command::new(env!("CARGO_BIN_EXE_zkl")).args(all).output().unwrap()
+    };
+    let out = exodus(&["status"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (i, c) in status["chains"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(c["l2_chain"], i + 1);
+        assert_eq!(c["exodus"], false);
+        if let Some(deadline) = c["oldest_request_deadline"].as_u64() {
+            assert!(deadline <= c["now"].as_u64().unwrap() + 600, "{c}");
+        }
+    }
+    // Nothing expired (the node serves every request): no chain is switched.
+    let out = exodus(&["activate", "--eth-private-key", &key]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let activation: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for c in activation["chains"].as_array().unwrap() {
+        assert!(["no_pending_request", "not_before"].contains(&c["outcome"].as_str().unwrap()), "{c}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_zkl"))
+        .args(["exodus", "--chains", "/nonexistent", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: --chains /nonexistent: "));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 
     // Ctrl-C: the node and both anvils stop.
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
