@@ -216,6 +216,7 @@ contract ZkLink {
     event ExodusModeActivated();
     event AuthPubkeyHashSet(address indexed owner, uint32 nonce, bytes20 pubkeyHash);
     event PriorityFeeSet(uint128 fee);
+    event Initialized(bytes32 genesisRoot, address feeOwner);
     event BlockFinal(uint32 indexed blockNumber, bytes32 syncHash);
     event ExodusClaim(uint32 indexed accountId, uint8 sub, uint16 l2Token, uint16 l1Token, address owner, uint128 amount);
     event DepositRefunded(uint64 indexed serialId, address indexed sender, uint16 l1Token, uint128 amount);
@@ -233,6 +234,9 @@ contract ZkLink {
         uint64 priorityExpirationPeriod;
         uint128 priorityFee;
         bytes32 genesisRoot;
+        /// Owner of the fee account in the genesis state (with `genesisRoot`, what a tool that
+        /// rebuilds the state from Layer-1 data needs; the contract only announces it).
+        address feeOwner;
     }
 
     constructor(InitParams memory p) {
@@ -262,6 +266,7 @@ contract ZkLink {
         StoredBlockInfo memory genesis;
         genesis.stateRoot = p.genesisRoot;
         s.storedBlockHashes[0] = hashStoredBlockInfo(genesis);
+        emit Initialized(p.genesisRoot, p.feeOwner);
     }
 
     function _layout() internal pure returns (Layout storage s) {

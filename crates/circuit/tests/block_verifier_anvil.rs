@@ -69,6 +69,7 @@ async fn block_proof_verifies_in_zklink_prove_blocks() {
         priorityExpirationPeriod: 3 * 24 * 3600,
         priorityFee: 0,
         genesisRoot: b256(&genesis_root),
+        feeOwner: EvmAddress::ZERO,
     };
     let zklink = ZkLink::deploy(p.clone(), params).await.unwrap();
     send(zklink.setValidator(governor, true)).await.unwrap();

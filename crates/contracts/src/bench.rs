@@ -104,6 +104,7 @@ fn config(evm_chain_id: u64, da: bool) -> ChainConfig {
         priority_expiration: 30 * 24 * 3600,
         priority_fee: 0,
         genesis_root: B256::repeat_byte(0xaa),
+        fee_owner: alloy::primitives::Address::ZERO,
     }
 }
 

@@ -65,6 +65,8 @@ pub struct ChainConfig {
     /// Wei paid with every deposit and full-exit request.
     pub priority_fee: u128,
     pub genesis_root: B256,
+    /// The genesis state's fee-account owner (announced by the contract for recovery tools).
+    pub fee_owner: Address,
 }
 
 impl ChainConfig {
@@ -143,6 +145,7 @@ impl Chain {
             priorityExpirationPeriod: config.priority_expiration,
             priorityFee: config.priority_fee,
             genesisRoot: config.genesis_root,
+            feeOwner: config.fee_owner,
         };
         let zklink = ZkLink::deploy(provider.clone(), params).await?;
         send(zklink.setValidator(governor, true)).await?;

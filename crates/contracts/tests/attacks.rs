@@ -318,6 +318,7 @@ async fn deployment_needs_a_data_availability_chain() {
             priorityExpirationPeriod: EXPIRATION,
             priorityFee: 0,
             genesisRoot: root(1),
+            feeOwner: Address::ZERO,
         };
         // The constructor, simulated: it refuses a chain outside 1..=chainCount.
         let simulated = ZkLink::deploy_builder(a.provider.clone(), params.clone()).call().await;

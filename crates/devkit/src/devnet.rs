@@ -24,6 +24,12 @@ pub enum DevnetError {
     Node(#[from] zkl_node::NodeError),
     #[error("devnet: {0} chains (at most 255)")]
     TooManyChains(usize),
+    #[error("devnet: the fee owner is not an EVM address")]
+    FeeOwner,
+}
+
+fn fee_owner_evm(config: &NodeConfig) -> Result<Address, DevnetError> {
+    config.fee_owner.to_evm().map(Address::from).ok_or(DevnetError::FeeOwner)
 }
 
 /// Development oracle signer keys (never use them elsewhere).
@@ -96,6 +102,7 @@ pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<
             priority_expiration: opts.priority_expiration.unwrap_or(3 * 24 * 3600),
             priority_fee: opts.priority_fee,
             genesis_root: root,
+            fee_owner: fee_owner_evm(&config)?,
         };
         let anvil = Anvil::spawn(chain_config.evm_chain_id)?;
         let chain =

@@ -7,6 +7,11 @@
 //!   unexecuted priority request's deadline.
 //! - [`activate`]: switches every chain whose oldest request expired into exodus mode and says
 //!   when the others can be.
+//! - [`recover`]: the state rebuilt from Layer-1 data, and [`recover::claim`], which proves and
+//!   claims a key's balances on every chain, refunds its unexecuted deposits and withdraws its
+//!   pending balances.
+
+pub mod recover;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -26,8 +31,12 @@ pub enum ExodusError {
     ChainsFile { path: String, msg: String },
     #[error("the private key is not a secp256k1 key")]
     Key,
+    #[error("--data-dir {0}")]
+    DataDir(String),
     #[error("chain {chain}: {msg}")]
     Rpc { chain: ChainId, msg: String },
+    #[error("block {block}: {msg}")]
+    Rebuild { block: u32, msg: String },
 }
 
 /// One chain of a [`ChainsFile`].
@@ -93,7 +102,7 @@ impl Connection {
         Ok(Self { entry: entry.clone(), zklink: ZkLink::new(entry.zklink, provider.clone()), provider })
     }
 
-    fn rpc(&self, e: impl std::fmt::Display) -> ExodusError {
+    pub(crate) fn rpc(&self, e: impl std::fmt::Display) -> ExodusError {
         ExodusError::Rpc { chain: self.entry.l2_chain, msg: e.to_string() }
     }
 
@@ -264,6 +273,7 @@ mod tests {
             priority_expiration: 600,
             priority_fee: 0,
             genesis_root: alloy::primitives::B256::repeat_byte(1),
+            fee_owner: alloy::primitives::Address::ZERO,
         };
         let (a, b) = (Chain::deploy(config(7401, 1)).await.unwrap(), Chain::deploy(config(7402, 2)).await.unwrap());
         let file = ChainsFile {

@@ -31,12 +31,23 @@ pub enum ExodusCommand {
         #[arg(long, env = "ZKL_ETH_PRIVATE_KEY", hide_env_values = true)]
         eth_private_key: String,
     },
+    /// Rebuild the state from the chains, then prove and claim every balance the key owns on
+    /// every chain, refund its unexecuted deposits and withdraw its pending balances (needs every
+    /// chain in exodus with claims open); a second run claims nothing new
+    Claim {
+        /// The owner's Ethereum key (claims pay the owner, who pays the gas)
+        #[arg(long, env = "ZKL_ETH_PRIVATE_KEY", hide_env_values = true)]
+        eth_private_key: String,
+        /// Where the report of the last run is kept (`last-claim.json`)
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 fn failure(e: ExodusError) -> Failure {
     match e {
-        ExodusError::ChainsFile { .. } | ExodusError::Key => Failure::Usage(e.to_string()),
-        ExodusError::Rpc { .. } => Failure::Failed(e.to_string()),
+        ExodusError::ChainsFile { .. } | ExodusError::Key | ExodusError::DataDir(_) => Failure::Usage(e.to_string()),
+        ExodusError::Rpc { .. } | ExodusError::Rebuild { .. } => Failure::Failed(e.to_string()),
     }
 }
 
@@ -48,6 +59,17 @@ pub fn run_exodus(a: ExodusArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
     let value = rt.block_on(async {
         match a.command {
+            ExodusCommand::Claim { eth_private_key, data_dir } => {
+                let key = zkl_exodus::signer(&eth_private_key)?;
+                std::fs::create_dir_all(&data_dir)
+                    .map_err(|e| ExodusError::DataDir(format!("{}: {e}", data_dir.display())))?;
+                let keys = zkl_prover::load_exit_keys(true)
+                    .map_err(|e| ExodusError::Rebuild { block: 0, msg: e.to_string() })?;
+                let report = zkl_exodus::recover::claim(&file, &key, &keys).await?;
+                let value = json!(report);
+                let _ = std::fs::write(data_dir.join("last-claim.json"), format!("{value}\n"));
+                Ok(value)
+            }
             ExodusCommand::Status => zkl_exodus::status(&file).await.map(|s| json!({ "chains": s })),
             ExodusCommand::Activate { eth_private_key } => {
                 let key = zkl_exodus::signer(&eth_private_key)?;

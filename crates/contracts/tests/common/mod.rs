@@ -25,6 +25,7 @@ pub fn config(evm_chain_id: u64, l2_chain: u8, da: bool) -> ChainConfig {
         priority_expiration: EXPIRATION,
         priority_fee: 0,
         genesis_root: root(0xaa),
+        fee_owner: alloy::primitives::Address::ZERO,
     }
 }
 

@@ -19,6 +19,7 @@ fn config(evm: u64, l2_chain: u8) -> ChainConfig {
         priority_expiration: 3600,
         priority_fee: 0,
         genesis_root: alloy::primitives::B256::repeat_byte(0xaa),
+        fee_owner: alloy::primitives::Address::ZERO,
     }
 }
 

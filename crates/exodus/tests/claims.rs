@@ -1,12 +1,14 @@
-//! Exodus claims on two EVM chains with real exit proofs: the exit circuit's verifier (five public
-//! inputs, generated from its verifying key and compiled with solc-js) is deployed as ZkLink's exit
-//! verifier on both chains; a block with real state roots (USDC deposited on chain 1 and USDT on
-//! chain 2, both into the merged L2 token USD) is settled, both chains enter exodus, and each user
-//! claims on each chain its pro-rata share of the pool; the sum over both chains is its balance,
-//! each chain pays exactly its liquidity, a second claim and a claim with another's proof are
-//! refused, and the deposit made after the last block is refunded.
+//! The recovery tool's claims on two EVM chains with real exit proofs: the exit circuit's verifier
+//! (five public inputs, generated from its verifying key and compiled with solc-js) is deployed as
+//! ZkLink's exit verifier on both chains; a block with real state roots (USDC deposited on chain
+//! 1 and USDT on chain 2, both into the merged L2 token USD) is settled, both chains enter exodus.
+//! The tool rebuilds the state from the chains alone and claims for A; B claims by hand, so the
+//! contract's refusals can be checked: another user's or inflated amounts' proof, a second claim.
+//! Each user gets its pro-rata share of the pool on each chain (the sum is its balance), each chain
+//! pays exactly its liquidity, a second run of the tool pays nothing, and the deposit made after
+//! the last block is refunded to its sender by the tool.
 //!
-//! Needs `node` with solc-js and anvil (`npm ci` in `contracts/`), like `block_verifier_anvil.rs`.
+//! Needs `node` with solc-js and anvil (`npm ci` in `contracts/`).
 
 use alloy::primitives::{Address as EvmAddress, B256, U256};
 use alloy::providers::Provider;
@@ -21,6 +23,8 @@ use zkl_contracts::bindings::TestERC20;
 use zkl_contracts::bindings::ZkLink::StoredBlockInfo;
 use zkl_contracts::deploy::{Chain, ChainConfig, L2Block, provider, send, signer};
 use zkl_contracts::verifier;
+use zkl_exodus::recover::{ClaimReport, claim};
+use zkl_exodus::{ChainEntry, ChainsFile};
 use zkl_state::testkit::{USD, USDC, USDT, User, demo_registry, deposit};
 use zkl_state::{BlockParams, State};
 use zkl_types::Address;
@@ -42,6 +46,7 @@ fn config(evm: u64, l2_chain: u8, genesis: B256) -> ChainConfig {
         priority_expiration: PERIOD,
         priority_fee: 0,
         genesis_root: genesis,
+        fee_owner: fee_owner(),
     }
 }
 
@@ -65,18 +70,22 @@ fn error_name(e: &alloy::contract::Error) -> String {
     text.trim_start_matches("Some(").split(['(', ' ']).next().unwrap_or_default().to_string()
 }
 
+fn fee_owner() -> EvmAddress {
+    EvmAddress::from(User::new(999).address.to_evm().unwrap())
+}
+
 fn owner(key: &str) -> (EvmAddress, Address) {
     let a = signer(key).unwrap().address();
     (a, Address::from_evm(a.0.0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exodus_claims_pay_each_user_its_pool_share_on_every_chain() {
+async fn the_tool_claims_each_users_pool_share_on_every_chain_from_the_chains_alone() {
     let keys = exit_keys(&KeyCache::new(KeyCache::default_dir(), false)).unwrap();
     let solidity = verifier::groth16_verifier_solidity(&keys.vk, "ExitVerifier").unwrap();
     let exit_verifier = zkl_contracts::solc::compile(&solidity, "ExitVerifier").unwrap();
 
-    let mut state = State::new(demo_registry(), User::new(999).address);
+    let mut state = State::new(demo_registry(), Address::from_evm(fee_owner().0.0));
     state.set_block_params(BlockParams { capacity: CAPACITY, max_fee_tokens: 2, max_onchain_ops: CAPACITY });
     let genesis = b256(&state.root());
     let deploy = |evm: u64, l2: u8| {
@@ -140,58 +149,73 @@ async fn exodus_claims_pay_each_user_its_pool_share_on_every_chain() {
         c.provider.evm_mine(None).await.unwrap();
     }
 
-    // Claims: each user on each chain, proved against the executed root.
+    let file = ChainsFile {
+        chains: [&c1, &c2]
+            .iter()
+            .map(|c| ChainEntry {
+                l2_chain: c.config.l2_chain,
+                rpc: c.anvil.endpoint(),
+                zklink: *c.zklink.address(),
+                data_availability: c.config.data_availability(),
+            })
+            .collect(),
+    };
+    let mut paid = [[0u128; 2]; 2]; // [user][chain], L2 units
+
+    // The tool claims for A from the chains alone: USDC on chain 1, USDT on chain 2.
+    let (a_usdc, a_usdt) = (erc20_balance(&c1, usdc1, a_evm).await, erc20_balance(&c2, usdt2, a_evm).await);
+    let report = claim(&file, &signer(DEV_KEYS[1]).unwrap(), &keys).await.unwrap();
+    let got: Vec<(u8, u16, &str)> = report.claims.iter().map(|p| (p.chain, p.l1_token, p.amount.as_str())).collect();
+    assert_eq!(got, vec![(1, USDC, "2250000000"), (2, USDT, "750000000")]);
+    assert!(report.refunds.is_empty() && report.pending.is_empty());
+    paid[0][0] = (erc20_balance(&c1, usdc1, a_evm).await - a_usdc).to::<u128>() * E12;
+    paid[0][1] = (erc20_balance(&c2, usdt2, a_evm).await - a_usdt).to::<u128>() * E12;
+    // A second run pays nothing new.
+    assert_eq!(claim(&file, &signer(DEV_KEYS[1]).unwrap(), &keys).await.unwrap(), ClaimReport::default());
+
+    // B claims by hand: the contract refuses another user's proof, inflated amounts, a second claim.
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
-    let mut paid = [[0u128; 2]; 2]; // [user][chain]
     let mut gas = Vec::new();
-    for (u, (key, evm, l2_owner)) in [(DEV_KEYS[1], a_evm, a), (DEV_KEYS[2], b_evm, b)].into_iter().enumerate() {
-        let account = state.account_by_owner(&l2_owner).unwrap();
-        for (i, (c, s)) in [(&c1, &stored[0]), (&c2, &stored[1])].into_iter().enumerate() {
-            let chain = c.config.l2_chain;
-            let (circuit, claim) = ExitCircuit::build(&state, chain, account, 0, USD, [USDC, USDT, 0, 0]).unwrap();
-            let proof = keys.prove(circuit, &mut rng).unwrap();
-            let words = verifier::encode_proof(&proof);
-            let amounts = claim.claim.amounts;
-            let z = c.zklink_as(key).unwrap();
-            // Another user with this proof, or inflated amounts, are refused.
-            let other = c.zklink_as(DEV_KEYS[3]).unwrap();
-            let e = other.performExodus(s.clone(), account, 0, USD, amounts, words).call().await.unwrap_err();
-            assert_eq!(error_name(&e), "InvalidProof");
-            let mut more = amounts;
-            more[i] += E12;
-            let e = z.performExodus(s.clone(), account, 0, USD, more, words).call().await.unwrap_err();
-            assert_eq!(error_name(&e), "InvalidProof");
-            let paid_token = if i == 0 { usdc1 } else { usdt2 };
-            let before = erc20_balance(c, paid_token, evm).await;
-            let receipt = send(z.performExodus(s.clone(), account, 0, USD, amounts, words)).await.unwrap();
-            gas.push(receipt.gas_used);
-            let after = erc20_balance(c, paid_token, evm).await;
-            paid[u][i] = (after - before).to::<u128>() * E12;
-            assert_eq!(paid[u][i], amounts[i], "user {u} chain {chain}: amounts {amounts:?}");
-            assert_eq!(amounts[1 - i], 0, "no liquidity of the other token on chain {chain}");
-            assert!(c.zklink.isExodusClaimed(account, 0, USD).call().await.unwrap());
-            let e = z.performExodus(s.clone(), account, 0, USD, amounts, words).call().await.unwrap_err();
-            assert_eq!(error_name(&e), "AlreadyClaimed");
-        }
+    let account = state.account_by_owner(&b).unwrap();
+    for (i, (c, s)) in [(&c1, &stored[0]), (&c2, &stored[1])].into_iter().enumerate() {
+        let chain = c.config.l2_chain;
+        let (circuit, claim) = ExitCircuit::build(&state, chain, account, 0, USD, [USDC, USDT, 0, 0]).unwrap();
+        let proof = keys.prove(circuit, &mut rng).unwrap();
+        let words = verifier::encode_proof(&proof);
+        let amounts = claim.claim.amounts;
+        let z = c.zklink_as(DEV_KEYS[2]).unwrap();
+        let other = c.zklink_as(DEV_KEYS[3]).unwrap();
+        let e = other.performExodus(s.clone(), account, 0, USD, amounts, words).call().await.unwrap_err();
+        assert_eq!(error_name(&e), "InvalidProof");
+        let mut more = amounts;
+        more[i] += E12;
+        let e = z.performExodus(s.clone(), account, 0, USD, more, words).call().await.unwrap_err();
+        assert_eq!(error_name(&e), "InvalidProof");
+        let paid_token = if i == 0 { usdc1 } else { usdt2 };
+        let before = erc20_balance(c, paid_token, b_evm).await;
+        let receipt = send(z.performExodus(s.clone(), account, 0, USD, amounts, words)).await.unwrap();
+        gas.push(receipt.gas_used);
+        paid[1][i] = (erc20_balance(c, paid_token, b_evm).await - before).to::<u128>() * E12;
+        assert_eq!(paid[1][i], amounts[i], "chain {chain}: amounts {amounts:?}");
+        assert_eq!(amounts[1 - i], 0, "no liquidity of the other token on chain {chain}");
+        assert!(c.zklink.isExodusClaimed(account, 0, USD).call().await.unwrap());
+        let e = z.performExodus(s.clone(), account, 0, USD, amounts, words).call().await.unwrap_err();
+        assert_eq!(error_name(&e), "AlreadyClaimed");
     }
     // A: 3,000 of 4,000 → 2,250 USDC on chain 1 + 750 USDT on chain 2; B: 750 + 250.
     assert_eq!(paid, [[2250 * 1_000_000 * E12, 750 * 1_000_000 * E12], [750 * 1_000_000 * E12, 250 * 1_000_000 * E12]]);
     assert_eq!(state.balance(state.account_by_owner(&a).unwrap(), 0, USD), paid[0][0] + paid[0][1]);
-    // Each chain paid out exactly its pool liquidity; what is left is the late deposit.
+    // Each chain paid out exactly its pool liquidity; what is left is the late deposits.
     assert_eq!(c1.zklink.getToken(USDC).call().await.unwrap().liquidity, 0);
     assert_eq!(c2.zklink.getToken(USDT).call().await.unwrap().liquidity, 0);
     assert_eq!(c2.zklink.getToken(USDC).call().await.unwrap().liquidity, 5 * 1_000_000 * E12);
-    let refund = zkl_types::op::Op::Deposit(zkl_types::op::DepositOp {
-        chain: 2,
-        account: 0,
-        sub: 0,
-        l1_token: USDC,
-        l2_token: USDC,
-        amount: 5 * 1_000_000 * E12,
-        owner: Address::from_evm(late_evm.0.0),
-    });
+    // The late depositor has no L2 balance; the tool refunds both its deposits.
     let before = erc20_balance(&c2, usdc2, late_evm).await;
-    send(late_2.cancelOutstandingDeposit(1, refund.pubdata().unwrap().into())).await.unwrap();
+    let report = claim(&file, &signer(DEV_KEYS[3]).unwrap(), &keys).await.unwrap();
+    assert!(report.claims.is_empty());
+    let got: Vec<(u8, u16, &str)> = report.refunds.iter().map(|p| (p.chain, p.l1_token, p.amount.as_str())).collect();
+    assert_eq!(got, vec![(1, 1, "1000000000000"), (2, USDC, "5000000")]);
     assert_eq!(erc20_balance(&c2, usdc2, late_evm).await - before, U256::from(5_000_000u64));
+    assert_eq!(c2.zklink.getToken(USDC).call().await.unwrap().liquidity, 0);
     eprintln!("performExodus gas: {gas:?}");
 }

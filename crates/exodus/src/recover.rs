@@ -1,0 +1,363 @@
+//! The state from Layer-1 data alone, and the claims against it (protocol.md section 18).
+//!
+//! The genesis (root and fee-account owner) comes from the data-availability chain's
+//! `Initialized` event, the token registry from every chain's `TokenRegistered` events, and the
+//! blocks from the data-availability chain's `commitBlocks` calldata (the newest commit of each
+//! block number, so reverted blocks drop out). Every block is replayed through `zkl-state` and
+//! its root checked against the committed one; every chain's stored block is recomputed and
+//! checked against the contract's hash.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use serde::{Deserialize, Serialize};
+use zkl_circuit::exit::ExitCircuit;
+use zkl_circuit::groth16::Keys;
+use zkl_contracts::bindings::ZkLink::{StoredBlockInfo, commitBlocksCall};
+use zkl_contracts::block::{L2Block, genesis_info};
+use zkl_state::State;
+use zkl_types::layout::CHUNK_BYTES;
+use zkl_types::op::Op;
+use zkl_types::{Address as L2Address, ChainId, TokenRegistry};
+
+use crate::{ChainsFile, Connection, ExodusError, chain_status};
+
+/// One committed block as the data-availability chain holds it.
+#[derive(Clone, Debug)]
+pub struct CommittedBlock {
+    pub number: u32,
+    pub timestamp: u64,
+    pub new_root: B256,
+    pub ops: Vec<Op>,
+    pub capacity: usize,
+}
+
+fn rebuild_err(block: u32, msg: impl std::fmt::Display) -> ExodusError {
+    ExodusError::Rebuild { block, msg: msg.to_string() }
+}
+
+/// The token registry of the deployment, from every chain's `TokenRegistered` events.
+pub async fn registry(conns: &[Connection]) -> Result<TokenRegistry, ExodusError> {
+    let mut r = TokenRegistry::new();
+    let mut l1: Vec<(u16, ChainId, u8)> = Vec::new();
+    let mut groups: BTreeMap<u16, u16> = BTreeMap::new();
+    for c in conns {
+        r.add_chain(c.entry.l2_chain).map_err(|e| c.rpc(e))?;
+        let logs = c.zklink.TokenRegistered_filter().from_block(0).query().await.map_err(|e| c.rpc(e))?;
+        for (ev, _) in logs {
+            l1.push((ev.tokenId, c.entry.l2_chain, ev.decimals));
+            if ev.group != 0 && *groups.entry(ev.tokenId).or_insert(ev.group) != ev.group {
+                return Err(c.rpc(format!("token {} is in group {} here and another elsewhere", ev.tokenId, ev.group)));
+            }
+        }
+    }
+    let tokens: BTreeSet<u16> = l1.iter().map(|t| t.0).collect();
+    let group_ids: BTreeSet<u16> = groups.values().copied().collect();
+    let fail = |e: zkl_types::TokenError| ExodusError::Rebuild { block: 0, msg: format!("token registry: {e}") };
+    for t in &tokens {
+        r.add_token(*t, &format!("T{t}")).map_err(fail)?;
+    }
+    for g in &group_ids {
+        r.add_group(*g, &format!("G{g}")).map_err(fail)?;
+    }
+    for (t, g) in &groups {
+        r.set_group(*t, *g).map_err(fail)?;
+    }
+    for (t, chain, decimals) in l1 {
+        r.add_l1(t, chain, decimals).map_err(fail)?;
+    }
+    Ok(r)
+}
+
+/// The genesis root and fee-account owner announced by the contract's `Initialized` event.
+pub async fn genesis(c: &Connection) -> Result<(B256, Address), ExodusError> {
+    let logs = c.zklink.Initialized_filter().from_block(0).query().await.map_err(|e| c.rpc(e))?;
+    let (ev, _) = logs.into_iter().next().ok_or_else(|| c.rpc("no Initialized event"))?;
+    Ok((ev.genesisRoot, ev.feeOwner))
+}
+
+/// Blocks 1..=`upto` from the data-availability chain's commit calldata.
+pub async fn committed_blocks(da: &Connection, upto: u32) -> Result<Vec<CommittedBlock>, ExodusError> {
+    let logs = da.zklink.BlockCommit_filter().from_block(0).query().await.map_err(|e| da.rpc(e))?;
+    let mut calls: HashMap<B256, commitBlocksCall> = HashMap::new();
+    let mut blocks: BTreeMap<u32, CommittedBlock> = BTreeMap::new();
+    for (ev, log) in logs {
+        if ev.blockNumber > upto {
+            continue;
+        }
+        let hash = log.transaction_hash.ok_or_else(|| da.rpc("a log without its transaction"))?;
+        if let std::collections::hash_map::Entry::Vacant(slot) = calls.entry(hash) {
+            use alloy::providers::Provider;
+            let tx = da.provider.get_transaction_by_hash(hash).await.map_err(|e| da.rpc(e))?;
+            let tx = tx.ok_or_else(|| da.rpc(format!("transaction {hash} not found")))?;
+            let input = alloy::consensus::Transaction::input(&tx);
+            let call = commitBlocksCall::abi_decode(input).map_err(|e| rebuild_err(ev.blockNumber, e))?;
+            slot.insert(call);
+        }
+        let call = &calls[&hash];
+        let b = call
+            .newBlocks
+            .iter()
+            .find(|b| b.blockNumber == ev.blockNumber)
+            .ok_or_else(|| rebuild_err(ev.blockNumber, "its commit transaction does not carry it"))?;
+        let ops = Op::decode_block(&b.pubdata).map_err(|e| rebuild_err(b.blockNumber, e))?;
+        // Logs come in chain order: a later commit of the same number (after a revert) wins.
+        blocks.insert(
+            b.blockNumber,
+            CommittedBlock {
+                number: b.blockNumber,
+                timestamp: b.timestamp,
+                new_root: b.newStateRoot,
+                ops,
+                capacity: b.pubdata.len() / CHUNK_BYTES,
+            },
+        );
+    }
+    let out: Vec<CommittedBlock> = blocks.into_values().collect();
+    for (i, b) in out.iter().enumerate() {
+        if b.number as usize != i + 1 {
+            return Err(rebuild_err(i as u32 + 1, "not committed on the data-availability chain"));
+        }
+    }
+    if out.len() != upto as usize {
+        return Err(rebuild_err(out.len() as u32 + 1, "not committed on the data-availability chain"));
+    }
+    Ok(out)
+}
+
+/// Replays `blocks` on the genesis state, checking every root.
+pub fn replay(
+    registry: TokenRegistry,
+    fee_owner: Address,
+    genesis_root: B256,
+    blocks: &[CommittedBlock],
+) -> Result<State, ExodusError> {
+    let mut state = State::new(registry, L2Address::from_evm(fee_owner.0.0));
+    let root = B256::from(zkl_crypto_root(&mut state));
+    if root != genesis_root {
+        return Err(rebuild_err(
+            0,
+            format!("genesis root {root} from the announced fee owner, the contract has {genesis_root}"),
+        ));
+    }
+    for b in blocks {
+        for op in &b.ops {
+            state.apply_op(op).map_err(|e| rebuild_err(b.number, format!("{op:?}: {e}")))?;
+        }
+        state.credit_fees();
+        let root = B256::from(zkl_crypto_root(&mut state));
+        if root != b.new_root {
+            return Err(rebuild_err(b.number, format!("rebuilt root {root}, committed {}", b.new_root)));
+        }
+    }
+    Ok(state)
+}
+
+fn zkl_crypto_root(state: &mut State) -> [u8; 32] {
+    use ark_ff::{BigInteger, PrimeField};
+    let bytes = state.root().into_bigint().to_bytes_be();
+    let mut out = [0u8; 32];
+    out[32 - bytes.len()..].copy_from_slice(&bytes);
+    out
+}
+
+/// Chain `chain`'s stored block of every replayed block, from genesis.
+pub fn stored_blocks(
+    genesis_root: B256,
+    blocks: &[CommittedBlock],
+    chain: ChainId,
+) -> Result<Vec<StoredBlockInfo>, ExodusError> {
+    let mut prev = genesis_info(genesis_root);
+    let mut out = vec![prev.clone()];
+    for b in blocks {
+        let l2 = L2Block::new(b.number, b.timestamp, b.new_root, b.ops.clone(), b.capacity);
+        prev = l2.stored_info(&prev, chain).map_err(|e| rebuild_err(b.number, e))?;
+        out.push(prev.clone());
+    }
+    Ok(out)
+}
+
+/// One paid claim, refund or pending balance (L1 amounts as decimal strings).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payout {
+    pub chain: ChainId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l2_token: Option<u16>,
+    pub l1_token: u16,
+    pub amount: String,
+    pub tx: String,
+}
+
+/// What [`claim`] paid.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimReport {
+    pub claims: Vec<Payout>,
+    pub refunds: Vec<Payout>,
+    pub pending: Vec<Payout>,
+}
+
+async fn sent<D: alloy::contract::CallDecoder>(
+    c: &Connection,
+    call: alloy::contract::CallBuilder<&alloy::providers::DynProvider, D>,
+    what: &str,
+) -> Result<String, ExodusError> {
+    let pending = call.send().await.map_err(|e| c.rpc(format!("{what}: {e}")))?;
+    let receipt = pending.get_receipt().await.map_err(|e| c.rpc(format!("{what}: {e}")))?;
+    if !receipt.status() {
+        return Err(c.rpc(format!("{what} reverted ({})", receipt.transaction_hash)));
+    }
+    Ok(receipt.transaction_hash.to_string())
+}
+
+/// Claims, on every chain, every (account, sub-account, L2 token) balance `key` owns at the
+/// exodus root, refunds its unexecuted deposits and withdraws its pending balances. Needs every
+/// chain in exodus mode with claims open and at the same executed block. A second run pays
+/// nothing new.
+pub async fn claim(file: &ChainsFile, key: &PrivateKeySigner, keys: &Keys) -> Result<ClaimReport, ExodusError> {
+    let conns = file.chains.iter().map(|e| Connection::open(e, Some(key))).collect::<Result<Vec<_>, _>>()?;
+    let mut executed = BTreeSet::new();
+    for c in &conns {
+        let s = chain_status(c).await?;
+        match s.claims_open_at {
+            Some(t) if s.now >= t => {}
+            Some(t) => return Err(c.rpc(format!("claims open at {t} (chain time now {})", s.now))),
+            None => return Err(c.rpc("not in exodus mode")),
+        }
+        executed.insert(s.executed);
+    }
+    if executed.len() != 1 {
+        return Err(ExodusError::Rebuild {
+            block: *executed.iter().next_back().unwrap_or(&0),
+            msg: format!(
+                "the chains executed different numbers of blocks {executed:?}: carry the final attestations and execute first"
+            ),
+        });
+    }
+    let upto = *executed.iter().next().unwrap_or(&0);
+    let da = conns
+        .iter()
+        .find(|c| c.entry.data_availability)
+        .ok_or_else(|| ExodusError::Rebuild { block: 0, msg: "no data-availability chain".into() })?;
+    let (genesis_root, fee_owner) = genesis(da).await?;
+    let blocks = committed_blocks(da, upto).await?;
+    let state = replay(registry(&conns).await?, fee_owner, genesis_root, &blocks)?;
+    let owner = L2Address::from_evm(key.address().0.0);
+    let mut report = ClaimReport::default();
+    let mut rng = rand::rngs::OsRng;
+    for c in &conns {
+        let chain = c.entry.l2_chain;
+        let stored = stored_blocks(genesis_root, &blocks, chain)?;
+        let last = stored.last().cloned().unwrap_or_else(|| genesis_info(genesis_root));
+        let on_chain = c.zklink.storedBlockHash(upto).call().await.map_err(|e| c.rpc(e))?;
+        let mine = c.zklink.hashStoredBlockInfo(last.clone()).call().await.map_err(|e| c.rpc(e))?;
+        if on_chain != mine {
+            return Err(rebuild_err(upto, format!("chain {chain} stores another block {upto}")));
+        }
+        for account in 0..state.account_count() {
+            let Some(a) = state.account(account) else { continue };
+            if a.owner != owner {
+                continue;
+            }
+            for (index, balance) in a.balances().collect::<Vec<_>>() {
+                let (sub, l2_token) = ((index >> 16) as u8, (index & 0xffff) as u16);
+                if balance == 0
+                    || c.zklink.isExodusClaimed(account, sub, l2_token).call().await.map_err(|e| c.rpc(e))?
+                {
+                    continue;
+                }
+                let members = c.zklink.exodusPool(l2_token).call().await.map_err(|e| c.rpc(e))?;
+                let (circuit, exit) = ExitCircuit::build(&state, chain, account, sub, l2_token, members)
+                    .map_err(|e| rebuild_err(upto, format!("claim of account {account}: {e}")))?;
+                let amounts = exit.claim.amounts;
+                if amounts.iter().all(|a| *a == 0) {
+                    continue;
+                }
+                let proof = keys.prove(circuit, &mut rng).map_err(|e| rebuild_err(upto, format!("exit proof: {e}")))?;
+                let words = zkl_contracts::verifier::encode_proof(&proof);
+                let call = c.zklink.performExodus(last.clone(), account, sub, l2_token, amounts, words);
+                let tx = sent(c, call, "performExodus").await?;
+                for (i, amount) in amounts.iter().enumerate().filter(|(_, a)| **a > 0) {
+                    let l1 = members[i];
+                    report.claims.push(Payout {
+                        chain,
+                        account: Some(account),
+                        sub: Some(sub),
+                        l2_token: Some(l2_token),
+                        l1_token: l1,
+                        amount: l1_units(c, l1, *amount).await?.to_string(),
+                        tx: tx.clone(),
+                    });
+                }
+            }
+        }
+        refunds(c, key.address(), &mut report).await?;
+        pending(c, key.address(), &mut report).await?;
+    }
+    Ok(report)
+}
+
+async fn l1_units(c: &Connection, l1: u16, amount_l2: u128) -> Result<u128, ExodusError> {
+    let t = c.zklink.getToken(l1).call().await.map_err(|e| c.rpc(e))?;
+    Ok(amount_l2 / 10u128.pow(18 - u32::from(t.decimals)))
+}
+
+/// Refunds the deposits `sender` made that were never executed.
+async fn refunds(c: &Connection, sender: Address, report: &mut ClaimReport) -> Result<(), ExodusError> {
+    let queue = c.zklink.priorityQueue().call().await.map_err(|e| c.rpc(e))?;
+    let logs = c.zklink.NewPriorityRequest_filter().from_block(0).query().await.map_err(|e| c.rpc(e))?;
+    for (ev, _) in logs {
+        if ev.serialId < queue.first || ev.opType != zkl_types::op::code::DEPOSIT {
+            continue;
+        }
+        let r = c.zklink.priorityRequest(ev.serialId).call().await.map_err(|e| c.rpc(e))?;
+        if r.sender != sender || r.hashedPubdata == B256::ZERO {
+            continue;
+        }
+        let op = Op::decode(&ev.pubdata).map_err(|e| c.rpc(format!("request {}: {e}", ev.serialId)))?.0;
+        let Op::Deposit(d) = op else { continue };
+        let tx = sent(
+            c,
+            c.zklink.cancelOutstandingDeposit(ev.serialId, Bytes::from(ev.pubdata.to_vec())),
+            "cancelOutstandingDeposit",
+        )
+        .await?;
+        report.refunds.push(Payout {
+            chain: c.entry.l2_chain,
+            account: None,
+            sub: None,
+            l2_token: None,
+            l1_token: d.l1_token,
+            amount: l1_units(c, d.l1_token, d.amount).await?.to_string(),
+            tx,
+        });
+    }
+    Ok(())
+}
+
+/// Withdraws `owner`'s pending balances (payouts that failed) of every registered token.
+async fn pending(c: &Connection, owner: Address, report: &mut ClaimReport) -> Result<(), ExodusError> {
+    let logs = c.zklink.TokenRegistered_filter().from_block(0).query().await.map_err(|e| c.rpc(e))?;
+    for (ev, _) in logs {
+        let amount = c.zklink.pendingBalance(owner, ev.tokenId).call().await.map_err(|e| c.rpc(e))?;
+        if amount == 0 {
+            continue;
+        }
+        let tx = sent(c, c.zklink.withdrawPendingBalance(owner, ev.tokenId, amount), "withdrawPendingBalance").await?;
+        report.pending.push(Payout {
+            chain: c.entry.l2_chain,
+            account: None,
+            sub: None,
+            l2_token: None,
+            l1_token: ev.tokenId,
+            amount: U256::from(amount).to_string(),
+            tx,
+        });
+    }
+    Ok(())
+}
