@@ -179,6 +179,31 @@ pub fn stored_blocks(
     Ok(out)
 }
 
+/// The state after block `upto`, rebuilt from the chains of `file` alone (every root checked),
+/// with the blocks and the genesis root.
+pub async fn rebuild(file: &ChainsFile, upto: u32) -> Result<Rebuilt, ExodusError> {
+    let conns = file.chains.iter().map(|e| Connection::open(e, None)).collect::<Result<Vec<_>, _>>()?;
+    rebuild_on(&conns, upto).await
+}
+
+/// What [`rebuild`] returns.
+pub struct Rebuilt {
+    pub state: State,
+    pub blocks: Vec<CommittedBlock>,
+    pub genesis_root: B256,
+}
+
+async fn rebuild_on(conns: &[Connection], upto: u32) -> Result<Rebuilt, ExodusError> {
+    let da = conns
+        .iter()
+        .find(|c| c.entry.data_availability)
+        .ok_or_else(|| ExodusError::Rebuild { block: 0, msg: "no data-availability chain".into() })?;
+    let (genesis_root, fee_owner) = genesis(da).await?;
+    let blocks = committed_blocks(da, upto).await?;
+    let state = replay(registry(conns).await?, fee_owner, genesis_root, &blocks)?;
+    Ok(Rebuilt { state, blocks, genesis_root })
+}
+
 /// One paid claim, refund or pending balance (L1 amounts as decimal strings).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payout {
@@ -240,13 +265,7 @@ pub async fn claim(file: &ChainsFile, key: &PrivateKeySigner, keys: &Keys) -> Re
         });
     }
     let upto = *executed.iter().next().unwrap_or(&0);
-    let da = conns
-        .iter()
-        .find(|c| c.entry.data_availability)
-        .ok_or_else(|| ExodusError::Rebuild { block: 0, msg: "no data-availability chain".into() })?;
-    let (genesis_root, fee_owner) = genesis(da).await?;
-    let blocks = committed_blocks(da, upto).await?;
-    let state = replay(registry(&conns).await?, fee_owner, genesis_root, &blocks)?;
+    let Rebuilt { state, blocks, genesis_root } = rebuild_on(&conns, upto).await?;
     let owner = L2Address::from_evm(key.address().0.0);
     let mut report = ClaimReport::default();
     let mut rng = rand::rngs::OsRng;
