@@ -1,0 +1,150 @@
+//! Dunkirk, end to end (issue 14): A and B deposit USDC on both chains (one L2 balance), trade
+//! value (a transfer), A withdraws part on chain 2 and it is paid; the operator (node, settler,
+//! oracle) stops; C deposits afterwards; both chains enter exodus through the recovery tool, which
+//! then, from the chains alone, claims for A and B and refunds C. To the unit: each user's claims
+//! over both chains equal its L2 balance at the exodus root (pro rata to each chain's share of the
+//! pool), C gets its deposit back, a second run pays nothing, and each chain pays out exactly the
+//! liquidity it holds.
+
+use std::time::Duration;
+
+use alloy::primitives::{B256, U256};
+use alloy::providers::ext::AnvilApi;
+use zkl_circuit::exit::exit_keys;
+use zkl_circuit::groth16::KeyCache;
+use zkl_contracts::anvil::DEV_KEYS;
+use zkl_contracts::bindings::TestERC20;
+use zkl_contracts::deploy::{provider, send, signer};
+use zkl_devkit::devnet::{DEVNET_PRIORITY_FEE, DevnetOptions};
+use zkl_exodus::recover::{ClaimReport, claim};
+use zkl_exodus::{Activation, ChainEntry, ChainsFile};
+use zkl_node::NodeConfig;
+
+use crate::common::{executed_everywhere, start_on_devnet, wait_for, wallet};
+
+const USDC: u16 = 2;
+const PERIOD: u64 = 600;
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn claimed(r: &ClaimReport) -> Vec<(u8, u16, String)> {
+    r.claims.iter().map(|p| (p.chain, p.l1_token, p.amount.clone())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_gone_every_user_recovers_from_layer_one_alone() {
+    let keys = exit_keys(&KeyCache::new(KeyCache::default_dir(), false)).unwrap();
+    let sol = zkl_contracts::verifier::groth16_verifier_solidity(&keys.vk, "ExitVerifier").unwrap();
+    let exit_verifier = zkl_contracts::solc::compile(&sol, "ExitVerifier").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::demo(dir.path().join("db"));
+    config.block_time_ms = 200;
+    let opts = DevnetOptions {
+        evm_base: 36_000,
+        confirmations: 1,
+        test_tokens: true,
+        priority_fee: DEVNET_PRIORITY_FEE,
+        exit_verifier: Some(exit_verifier),
+        priority_expiration: Some(PERIOD),
+        ..DevnetOptions::default()
+    };
+    let (mut node, chains) = start_on_devnet(config, opts, 2_000).await;
+    let (a, b) = (wallet(&node, DEV_KEYS[1]), wallet(&node, DEV_KEYS[2]));
+
+    // A: 300 USDC on chain 1 and 100 on chain 2; B: 200 on chain 2 (one L2 USDC balance each).
+    a.deposit(1, USDC, USDC, "300", 0).await.unwrap();
+    a.deposit(2, USDC, USDC, "100", 0).await.unwrap();
+    b.deposit(2, USDC, USDC, "200", 0).await.unwrap();
+    let usdc = |x: u128| x * 1_000_000_000_000_000_000;
+    wait_for("deposits credited", TIMEOUT, async || {
+        a.account().await.is_ok_and(|x| x.balance(0, USDC) == usdc(400))
+            && b.account().await.is_ok_and(|x| x.balance(0, USDC) == usdc(200))
+    })
+    .await;
+    // A pays B 50 and withdraws 100 on chain 2, which is paid there.
+    a.change_pubkey(1, USDC, 0).await.unwrap();
+    a.transfer(0, b.address, 0, USDC, usdc(50), 0).await.unwrap();
+    let a_evm = signer(DEV_KEYS[1]).unwrap().address();
+    let to = zkl_types::Address::from_evm(a_evm.0.0);
+    let usdc2 = TestERC20::new(chains[1].zklink.getToken(USDC).call().await.unwrap().addr, chains[1].provider.clone());
+    let a_before = usdc2.balanceOf(a_evm).call().await.unwrap();
+    a.withdraw(0, 2, USDC, USDC, usdc(100), 0, to).await.unwrap();
+    wait_for("the withdrawal paid on chain 2", TIMEOUT, async || {
+        usdc2.balanceOf(a_evm).call().await.unwrap() - a_before == U256::from(100_000_000u64)
+    })
+    .await;
+    let last = node.storage.last_block().unwrap().unwrap_or(0);
+    wait_for("every block executed on both chains", TIMEOUT, async || executed_everywhere(&chains, last).await).await;
+    let executed = chains[0].zklink.blockCounters().call().await.unwrap().executed;
+
+    // The operator is gone: no node, no settler, no oracle. C deposits 7 USDC on chain 1.
+    node.l1.take().unwrap().stop().await;
+    let _ = node.handle.stop();
+    let usdc1 = chains[0].zklink.getToken(USDC).call().await.unwrap().addr;
+    let c_key = DEV_KEYS[3];
+    let c_evm = signer(c_key).unwrap().address();
+    let c_usdc = TestERC20::new(usdc1, provider(&chains[0].anvil, c_key).unwrap());
+    send(c_usdc.approve(*chains[0].zklink.address(), U256::MAX)).await.unwrap();
+    let zc = chains[0].zklink_as(c_key).unwrap();
+    let fee = U256::from(DEVNET_PRIORITY_FEE);
+    let c_l2 = B256::from(zkl_types::Address::from_evm(c_evm.0.0).0);
+    send(zc.depositERC20(usdc1, alloy::primitives::Uint::from(7_000_000u64), c_l2, 0, USDC).value(fee)).await.unwrap();
+    let c_before = c_usdc.balanceOf(c_evm).call().await.unwrap();
+
+    // The tool: activation waits for the expiry of the oldest request on each chain. Chain 2
+    // has none pending, so B asks for a full exit there, which nobody serves.
+    let file = ChainsFile {
+        chains: chains
+            .iter()
+            .map(|c| ChainEntry {
+                l2_chain: c.config.l2_chain,
+                rpc: c.anvil.endpoint(),
+                zklink: *c.zklink.address(),
+                data_availability: c.config.data_availability(),
+            })
+            .collect(),
+    };
+    let b_account = b.account().await.map(|x| x.id);
+    let zb = chains[1].zklink_as(DEV_KEYS[2]).unwrap();
+    send(zb.requestFullExit(b_account.unwrap_or(3), 0, USDC, USDC).value(fee)).await.unwrap();
+    let key = signer(DEV_KEYS[1]).unwrap();
+    let first = zkl_exodus::activate(&file, &key).await.unwrap();
+    assert!(first.iter().all(|x| matches!(x, Activation::NotBefore { .. })), "{first:?}");
+    for c in &chains {
+        c.provider.anvil_increase_time(PERIOD + 1).await.unwrap();
+        c.provider.evm_mine(None).await.unwrap();
+    }
+    let second = zkl_exodus::activate(&file, &key).await.unwrap();
+    assert!(second.iter().all(|x| matches!(x, Activation::Activated { .. })), "{second:?}");
+    // Claims wait out the sync period.
+    assert!(claim(&file, &key, &keys).await.unwrap_err().to_string().contains("claims open at"));
+    for c in &chains {
+        c.provider.anvil_increase_time(PERIOD).await.unwrap();
+        c.provider.evm_mine(None).await.unwrap();
+    }
+
+    // L(1) = 300, L(2) = 300 − 100 = 200 of P = 500; A and B hold 250 each: 150 + 100 each.
+    let rebuilt = zkl_exodus::recover::rebuild(&file, executed).await.unwrap();
+    let a_id = (0..rebuilt.state.account_count())
+        .find(|i| rebuilt.state.account(*i).is_some_and(|x| x.owner == a.address))
+        .unwrap();
+    assert_eq!(rebuilt.state.balance(a_id, 0, USDC), usdc(250));
+    let want = vec![(1, USDC, "150000000".to_string()), (2, USDC, "100000000".to_string())];
+    let a_usdc_1 = TestERC20::new(usdc1, chains[0].provider.clone());
+    let before = a_usdc_1.balanceOf(a_evm).call().await.unwrap();
+    assert_eq!(claimed(&claim(&file, &key, &keys).await.unwrap()), want);
+    assert_eq!(a_usdc_1.balanceOf(a_evm).call().await.unwrap() - before, U256::from(150_000_000u64));
+    assert_eq!(claim(&file, &key, &keys).await.unwrap(), ClaimReport::default(), "a second run pays nothing");
+    assert_eq!(claimed(&claim(&file, &signer(DEV_KEYS[2]).unwrap(), &keys).await.unwrap()), want);
+    // C has no L2 balance: its deposit comes back, to the unit.
+    let report = claim(&file, &signer(c_key).unwrap(), &keys).await.unwrap();
+    assert!(report.claims.is_empty());
+    assert_eq!(report.refunds.iter().map(|p| (p.chain, p.amount.as_str())).collect::<Vec<_>>(), vec![(1, "7000000")]);
+    assert_eq!(c_usdc.balanceOf(c_evm).call().await.unwrap() - c_before, U256::from(7_000_000u64));
+    // Every chain paid out exactly the USDC liquidity it held.
+    for c in &chains {
+        assert_eq!(c.zklink.getToken(USDC).call().await.unwrap().liquidity, 0, "chain {}", c.config.l2_chain);
+        let t = TestERC20::new(c.zklink.getToken(USDC).call().await.unwrap().addr, c.provider.clone());
+        assert_eq!(t.balanceOf(*c.zklink.address()).call().await.unwrap(), U256::ZERO);
+    }
+    drop(chains);
+}
