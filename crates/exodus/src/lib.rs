@@ -7,11 +7,14 @@
 //!   unexecuted priority request's deadline.
 //! - [`activate`]: switches every chain whose oldest request expired into exodus mode and says
 //!   when the others can be.
+//! - [`sync`]: carries the highest finality attestation and the public block proofs to every
+//!   chain and executes there, so every chain claims against the same root.
 //! - [`recover`]: the state rebuilt from Layer-1 data, and [`recover::claim`], which proves and
 //!   claims a key's balances on every chain, refunds its unexecuted deposits and withdraws its
 //!   pending balances.
 
 pub mod recover;
+pub mod sync;
 
 use std::collections::BTreeSet;
 use std::path::Path;

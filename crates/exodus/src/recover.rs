@@ -227,7 +227,7 @@ pub struct ClaimReport {
     pub pending: Vec<Payout>,
 }
 
-async fn sent<D: alloy::contract::CallDecoder>(
+pub(crate) async fn sent<D: alloy::contract::CallDecoder>(
     c: &Connection,
     call: alloy::contract::CallBuilder<&alloy::providers::DynProvider, D>,
     what: &str,

@@ -219,3 +219,86 @@ async fn the_tool_claims_each_users_pool_share_on_every_chain_from_the_chains_al
     assert_eq!(c2.zklink.getToken(USDC).call().await.unwrap().liquidity, 0);
     eprintln!("performExodus gas: {gas:?}");
 }
+
+/// The adversarial timing of issue 14, healed by the tool: chain 1 executed block 1 (its
+/// withdrawal on chain 2 is due), then the operator and the oracle stopped before chain 2 got the
+/// finality attestation or even a proof. After both chains entered exodus, `sync` carries chain
+/// 1's attestation and proof to chain 2 and executes there: chain 2 pays the withdrawal and both
+/// chains claim against block 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_brings_a_lagging_chain_to_what_another_executed() {
+    use zkl_types::op::{DepositOp, Op, WithdrawOp};
+    let (c1, c2) = {
+        let deploy = |evm: u64, l2: u8| async move {
+            Chain::deploy_with_verifiers(Anvil::spawn(evm).unwrap(), config(evm, l2, B256::repeat_byte(9)), None, None)
+                .await
+                .unwrap()
+        };
+        (deploy(7311, 1).await, deploy(7312, 2).await)
+    };
+    let user = signer(DEV_KEYS[1]).unwrap().address();
+    let recipient = EvmAddress::repeat_byte(0x77);
+    let eth = 1_000_000_000_000_000_000u128;
+    let z2 = c2.zklink_as(DEV_KEYS[1]).unwrap();
+    send(z2.depositETH(B256::from(Address::from_evm(user.0.0).0), 0, 1).value(U256::from(2 * eth))).await.unwrap();
+    let ops = vec![
+        Op::Deposit(DepositOp {
+            chain: 2,
+            account: 2,
+            sub: 0,
+            l1_token: 1,
+            l2_token: 1,
+            amount: 2 * eth,
+            owner: Address::from_evm(user.0.0),
+        }),
+        Op::Withdraw(WithdrawOp {
+            chain: 2,
+            account: 2,
+            sub: 0,
+            l2_token: 1,
+            l1_token: 1,
+            amount: eth / 2,
+            fee: 0,
+            to: Address::from_evm(recipient.0.0),
+        }),
+    ];
+    let now = c1.provider.get_block(alloy::eips::BlockNumberOrTag::Latest.into()).await.unwrap().unwrap();
+    let block = L2Block::new(1, now.header.timestamp, B256::repeat_byte(1), ops, CAPACITY);
+    let pk = zkl_contracts::verifier::test_circuit::proving_key().unwrap();
+    let (s1, _) = c1.commit(&c1.genesis(), std::slice::from_ref(&block)).await.unwrap();
+    let (s2, _) = c2.commit(&c2.genesis(), std::slice::from_ref(&block)).await.unwrap();
+    c1.prove(&pk, &s1).await.unwrap();
+    for (to, from, s) in [(&c1, 2u8, &s2[0]), (&c2, 1u8, &s1[0])] {
+        let sigs = to.sign_sync_hash(&zkl_contracts::deploy::DEV_ORACLE_KEYS[..2], from, 1, s.syncHash).unwrap();
+        send(to.zklink.receiveSyncHash(from, 1, s.syncHash, sigs)).await.unwrap();
+    }
+    c1.execute(&[(s1[0].clone(), block.packed_withdrawals(1).to_vec())]).await.unwrap();
+    // Operator and oracle gone. A full exit on chain 1 nobody serves; chain 2's deposit request
+    // is unexecuted there. Both chains enter exodus.
+    send(c1.zklink_as(DEV_KEYS[1]).unwrap().requestFullExit(2, 0, 1, 1)).await.unwrap();
+    for c in [&c1, &c2] {
+        c.provider.anvil_increase_time(PERIOD + 1).await.unwrap();
+        c.provider.evm_mine(None).await.unwrap();
+        send(c.zklink_as(DEV_KEYS[2]).unwrap().activateExodusMode()).await.unwrap();
+    }
+    let file = ChainsFile {
+        chains: [&c1, &c2]
+            .iter()
+            .map(|c| ChainEntry {
+                l2_chain: c.config.l2_chain,
+                rpc: c.anvil.endpoint(),
+                zklink: *c.zklink.address(),
+                data_availability: c.config.data_availability(),
+            })
+            .collect(),
+    };
+    let key = signer(DEV_KEYS[3]).unwrap();
+    let report = zkl_exodus::sync::sync(&file, &key).await.unwrap();
+    assert_eq!((report[0].final_block, report[0].txs.len()), (1, 0), "chain 1 had everything");
+    assert_eq!((report[1].final_block, &report[1].proven, &report[1].executed), (1, &vec![1], &vec![1]));
+    assert_eq!(c2.provider.get_balance(recipient).await.unwrap(), U256::from(eth / 2));
+    assert_eq!(c2.zklink.blockCounters().call().await.unwrap().executed, 1);
+    // Nothing left to carry.
+    let again = zkl_exodus::sync::sync(&file, &key).await.unwrap();
+    assert!(again.iter().all(|r| r.txs.is_empty()), "{again:?}");
+}

@@ -25,8 +25,15 @@ pub struct ExodusArgs {
 pub enum ExodusCommand {
     /// Per chain: exodus mode and when claims open, block counters, the oldest request's deadline
     Status,
-    /// Switch every chain whose oldest priority request expired into exodus mode
+    /// Switch every chain whose oldest priority request expired into exodus mode, then sync
     Activate {
+        /// Pays the gas
+        #[arg(long, env = "ZKL_ETH_PRIVATE_KEY", hide_env_values = true)]
+        eth_private_key: String,
+    },
+    /// Bring every chain in exodus to the highest final block any chain knows (carry the oracle's
+    /// attestation and the public block proofs, execute) before claims open
+    Sync {
         /// Pays the gas
         #[arg(long, env = "ZKL_ETH_PRIVATE_KEY", hide_env_values = true)]
         eth_private_key: String,
@@ -73,7 +80,13 @@ pub fn run_exodus(a: ExodusArgs) -> Result<ExitCode, Failure> {
             ExodusCommand::Status => zkl_exodus::status(&file).await.map(|s| json!({ "chains": s })),
             ExodusCommand::Activate { eth_private_key } => {
                 let key = zkl_exodus::signer(&eth_private_key)?;
-                zkl_exodus::activate(&file, &key).await.map(|s| json!({ "chains": s }))
+                let activated = zkl_exodus::activate(&file, &key).await?;
+                let synced = zkl_exodus::sync::sync(&file, &key).await?;
+                Ok(json!({ "chains": activated, "sync": synced }))
+            }
+            ExodusCommand::Sync { eth_private_key } => {
+                let key = zkl_exodus::signer(&eth_private_key)?;
+                zkl_exodus::sync::sync(&file, &key).await.map(|s| json!({ "sync": s }))
             }
         }
     });
