@@ -36,6 +36,8 @@ pub enum ExodusError {
     Key,
     #[error("--data-dir {0}")]
     DataDir(String),
+    #[error("{0}")]
+    Usage(String),
     #[error("chain {chain}: {msg}")]
     Rpc { chain: ChainId, msg: String },
     #[error("block {block}: {msg}")]

@@ -380,3 +380,96 @@ async fn pending(c: &Connection, owner: Address, report: &mut ClaimReport) -> Re
     }
     Ok(())
 }
+
+/// What a claim would pay now: per chain, every (account, sub-account, L2 token) balance `owner`
+/// holds at that chain's last executed block, split as the exit proof would (L1 units; nothing
+/// is sent). Claims already paid are left out.
+pub async fn would_pay(file: &ChainsFile, owner: Address) -> Result<Vec<Payout>, ExodusError> {
+    let conns = file.chains.iter().map(|e| Connection::open(e, None)).collect::<Result<Vec<_>, _>>()?;
+    let mut rebuilt: BTreeMap<u32, Rebuilt> = BTreeMap::new();
+    let l2_owner = L2Address::from_evm(owner.0.0);
+    let mut out = Vec::new();
+    for c in &conns {
+        let executed = c.zklink.blockCounters().call().await.map_err(|e| c.rpc(e))?.executed;
+        if let std::collections::btree_map::Entry::Vacant(slot) = rebuilt.entry(executed) {
+            slot.insert(rebuild_on(&conns, executed).await?);
+        }
+        let state = &rebuilt[&executed].state;
+        for account in 0..state.account_count() {
+            let Some(a) = state.account(account) else { continue };
+            if a.owner != l2_owner {
+                continue;
+            }
+            for (index, balance) in a.balances().collect::<Vec<_>>() {
+                let (sub, l2_token) = ((index >> 16) as u8, (index & 0xffff) as u16);
+                if balance == 0
+                    || c.zklink.isExodusClaimed(account, sub, l2_token).call().await.map_err(|e| c.rpc(e))?
+                {
+                    continue;
+                }
+                let members = c.zklink.exodusPool(l2_token).call().await.map_err(|e| c.rpc(e))?;
+                let claim = state
+                    .exodus_claim(c.entry.l2_chain, account, sub, l2_token, members)
+                    .map_err(|e| rebuild_err(executed, format!("account {account}: {e}")))?;
+                for (i, amount) in claim.amounts.iter().enumerate().filter(|(_, a)| **a > 0) {
+                    out.push(Payout {
+                        chain: c.entry.l2_chain,
+                        account: Some(account),
+                        sub: Some(sub),
+                        l2_token: Some(l2_token),
+                        l1_token: members[i],
+                        amount: l1_units(c, members[i], *amount).await?.to_string(),
+                        tx: String::new(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Requests the full exit of `owner`'s balance of (`sub`, `l2_token`) on `chain` (the L1 request
+/// that starts the priority clock), from Layer-1 data alone: the account id comes from the
+/// rebuilt state (every block the data-availability chain committed), the L1 token is `l2_token`
+/// if `chain` registered it, else the first member of its pool registered there. Returns
+/// (account, L1 token, transaction).
+pub async fn request_exit(
+    file: &ChainsFile,
+    key: &PrivateKeySigner,
+    chain: ChainId,
+    l2_token: u16,
+    sub: u8,
+) -> Result<(u32, u16, String), ExodusError> {
+    let entry = file
+        .chains
+        .iter()
+        .find(|e| e.l2_chain == chain)
+        .ok_or_else(|| ExodusError::Usage(format!("--chain {chain} is not in the chains file")))?;
+    let conns = file.chains.iter().map(|e| Connection::open(e, None)).collect::<Result<Vec<_>, _>>()?;
+    let da = conns.iter().find(|c| c.entry.data_availability).expect("checked by ChainsFile::read");
+    let committed = da.zklink.blockCounters().call().await.map_err(|e| da.rpc(e))?.committed;
+    let rebuilt = rebuild_on(&conns, committed).await?;
+    let l2_owner = L2Address::from_evm(key.address().0.0);
+    let account = (0..rebuilt.state.account_count())
+        .find(|i| rebuilt.state.account(*i).is_some_and(|a| a.owner == l2_owner))
+        .ok_or_else(|| ExodusError::Usage(format!("{} owns no account in the committed blocks", key.address())))?;
+    let c = Connection::open(entry, Some(key))?;
+    let mut l1 = None;
+    let own = c.zklink.getToken(l2_token).call().await.map_err(|e| c.rpc(e))?;
+    if own.registered {
+        l1 = Some(l2_token);
+    } else {
+        for m in c.zklink.exodusPool(l2_token).call().await.map_err(|e| c.rpc(e))? {
+            if m != 0 && c.zklink.getToken(m).call().await.map_err(|e| c.rpc(e))?.registered {
+                l1 = Some(m);
+                break;
+            }
+        }
+    }
+    let l1 =
+        l1.ok_or_else(|| ExodusError::Usage(format!("chain {chain} registers no L1 token of L2 token {l2_token}")))?;
+    let fee = c.zklink.priorityFee().call().await.map_err(|e| c.rpc(e))?;
+    let call = c.zklink.requestFullExit(account, sub, l1, l2_token).value(U256::from(fee));
+    let tx = sent(&c, call, "requestFullExit").await?;
+    Ok((account, l1, tx))
+}

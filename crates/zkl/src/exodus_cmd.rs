@@ -23,8 +23,28 @@ pub struct ExodusArgs {
 
 #[derive(Subcommand)]
 pub enum ExodusCommand {
-    /// Per chain: exodus mode and when claims open, block counters, the oldest request's deadline
-    Status,
+    /// Per chain: exodus mode and when claims open, block counters, the oldest request's deadline;
+    /// with a key, what a claim would pay that key's accounts on each chain now
+    Status {
+        /// The owner whose claims to show (nothing is sent)
+        #[arg(long, env = "ZKL_ETH_PRIVATE_KEY", hide_env_values = true)]
+        eth_private_key: Option<String>,
+    },
+    /// The L1 full-exit request that starts the clock on a chain (works with the node down)
+    RequestExit {
+        /// The account's owner (pays the priority fee and gas)
+        #[arg(long, env = "ZKL_ETH_PRIVATE_KEY", hide_env_values = true)]
+        eth_private_key: String,
+        /// The L2 chain id
+        #[arg(long)]
+        chain: u8,
+        /// The L2 token id
+        #[arg(long)]
+        token: u16,
+        /// The sub-account
+        #[arg(long, default_value_t = 0)]
+        sub: u8,
+    },
     /// Switch every chain whose oldest priority request expired into exodus mode, then sync
     Activate {
         /// Pays the gas
@@ -53,7 +73,9 @@ pub enum ExodusCommand {
 
 fn failure(e: ExodusError) -> Failure {
     match e {
-        ExodusError::ChainsFile { .. } | ExodusError::Key | ExodusError::DataDir(_) => Failure::Usage(e.to_string()),
+        ExodusError::ChainsFile { .. } | ExodusError::Key | ExodusError::DataDir(_) | ExodusError::Usage(_) => {
+            Failure::Usage(e.to_string())
+        }
         ExodusError::Rpc { .. } | ExodusError::Rebuild { .. } => Failure::Failed(e.to_string()),
     }
 }
@@ -77,7 +99,22 @@ pub fn run_exodus(a: ExodusArgs) -> Result<ExitCode, Failure> {
                 let _ = std::fs::write(data_dir.join("last-claim.json"), format!("{value}\n"));
                 Ok(value)
             }
-            ExodusCommand::Status => zkl_exodus::status(&file).await.map(|s| json!({ "chains": s })),
+            ExodusCommand::Status { eth_private_key } => {
+                let chains = zkl_exodus::status(&file).await?;
+                match eth_private_key {
+                    None => Ok(json!({ "chains": chains })),
+                    Some(k) => {
+                        let key = zkl_exodus::signer(&k)?;
+                        let pay = zkl_exodus::recover::would_pay(&file, key.address()).await?;
+                        Ok(json!({ "chains": chains, "would_pay": pay }))
+                    }
+                }
+            }
+            ExodusCommand::RequestExit { eth_private_key, chain, token, sub } => {
+                let key = zkl_exodus::signer(&eth_private_key)?;
+                let (account, l1_token, tx) = zkl_exodus::recover::request_exit(&file, &key, chain, token, sub).await?;
+                Ok(json!({ "chain": chain, "account": account, "sub": sub, "l2_token": token, "l1_token": l1_token, "tx": tx }))
+            }
             ExodusCommand::Activate { eth_private_key } => {
                 let key = zkl_exodus::signer(&eth_private_key)?;
                 let activated = zkl_exodus::activate(&file, &key).await?;

@@ -60,6 +60,7 @@ async fn operator_gone_every_user_recovers_from_layer_one_alone() {
             && b.account().await.is_ok_and(|x| x.balance(0, USDC) == usdc(200))
     })
     .await;
+    let b_id = b.account().await.unwrap().id;
     // A pays B 50 and withdraws 100 on chain 2, which is paid there.
     a.change_pubkey(1, USDC, 0).await.unwrap();
     a.transfer(0, b.address, 0, USDC, usdc(50), 0).await.unwrap();
@@ -103,9 +104,14 @@ async fn operator_gone_every_user_recovers_from_layer_one_alone() {
             })
             .collect(),
     };
-    let b_account = b.account().await.map(|x| x.id);
-    let zb = chains[1].zklink_as(DEV_KEYS[2]).unwrap();
-    send(zb.requestFullExit(b_account.unwrap_or(3), 0, USDC, USDC).value(fee)).await.unwrap();
+    // The account id comes from the chains too (the node is down).
+    let b_key = signer(DEV_KEYS[2]).unwrap();
+    let (b_account, l1, _) = zkl_exodus::recover::request_exit(&file, &b_key, 2, USDC, 0).await.unwrap();
+    assert_eq!((b_account, l1), (b_id, USDC));
+    let b_request = chains[1].zklink.priorityQueue().call().await.unwrap().total - 1;
+    assert_eq!(chains[1].zklink.priorityRequest(b_request).call().await.unwrap().sender, b_key.address());
+    let bad = zkl_exodus::recover::request_exit(&file, &signer(c_key).unwrap(), 2, USDC, 0).await.unwrap_err();
+    assert!(bad.to_string().contains("owns no account"), "{bad}");
     let key = signer(DEV_KEYS[1]).unwrap();
     let first = zkl_exodus::activate(&file, &key).await.unwrap();
     assert!(first.iter().all(|x| matches!(x, Activation::NotBefore { .. })), "{first:?}");
@@ -129,6 +135,8 @@ async fn operator_gone_every_user_recovers_from_layer_one_alone() {
         .unwrap();
     assert_eq!(rebuilt.state.balance(a_id, 0, USDC), usdc(250));
     let want = vec![(1, USDC, "150000000".to_string()), (2, USDC, "100000000".to_string())];
+    let preview = zkl_exodus::recover::would_pay(&file, a_evm).await.unwrap();
+    assert_eq!(preview.iter().map(|p| (p.chain, p.l1_token, p.amount.clone())).collect::<Vec<_>>(), want);
     let a_usdc_1 = TestERC20::new(usdc1, chains[0].provider.clone());
     let before = a_usdc_1.balanceOf(a_evm).call().await.unwrap();
     assert_eq!(claimed(&claim(&file, &key, &keys).await.unwrap()), want);
