@@ -38,6 +38,24 @@ fn key_bytes(hex_key: &str) -> Result<[u8; 32], Failure> {
     crate::args::bytes32(hex_key).map_err(Failure::Failed)
 }
 
+/// `zkl devnet halt-operator --data-dir D`: asks the devnet running in `D` to stop its node,
+/// prover worker and oracle signers and keep the chains (SIGUSR1 to the pid in `D/devnet.pid`).
+pub fn halt_operator(data_dir: &std::path::Path) -> Result<ExitCode, Failure> {
+    let path = data_dir.join("devnet.pid");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::Usage(format!("{}: {e} (is a devnet running with this --data-dir?)", path.display())))?;
+    let pid: u32 = text.trim().parse().map_err(|_| Failure::Usage(format!("{}: not a pid", path.display())))?;
+    let status = std::process::Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()
+        .map_err(|e| Failure::Failed(format!("kill: {e}")))?;
+    if !status.success() {
+        return Err(Failure::Failed(format!("no devnet process {pid} (it has stopped)")));
+    }
+    println!("{}", serde_json::json!({ "halted": pid }));
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Gives the matcher key an account (deposit) and its L2 key, waiting for each step.
 async fn setup_matcher(rpc: &str) -> Result<(), Failure> {
     let fail = |e: String| Failure::Failed(format!("matcher setup: {e}"));
@@ -192,6 +210,11 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
         });
         // The same line in DATA_DIR/devnet.json: `zkl exodus --chains` reads its `chains`.
         std::fs::write(a.data_dir.join("devnet.json"), format!("{line}\n")).map_err(failed("devnet.json"))?;
+        // `zkl devnet halt-operator` signals this process (SIGUSR1) through DATA_DIR/devnet.pid.
+        std::fs::write(a.data_dir.join("devnet.pid"), format!("{}\n", std::process::id()))
+            .map_err(failed("devnet.pid"))?;
+        let mut halt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).map_err(failed("signal"))?;
         println!("{line}");
         let stopped = async {
             match worker.as_mut() {
@@ -199,10 +222,11 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
                 None => std::future::pending().await,
             }
         };
-        let outcome = tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(failed("signal")).map(|_| ExitCode::SUCCESS),
-            r = stopped => Err(Failure::Failed(r.unwrap_or_else(|e| e.to_string()))),
-            reason = node.failure() => Err(Failure::Failed(reason)),
+        let (outcome, halted) = tokio::select! {
+            r = tokio::signal::ctrl_c() => (r.map_err(failed("signal")).map(|_| ExitCode::SUCCESS), false),
+            r = stopped => (Err(Failure::Failed(r.unwrap_or_else(|e| e.to_string()))), false),
+            reason = node.failure() => (Err(Failure::Failed(reason)), false),
+            _ = halt.recv() => (Ok(ExitCode::SUCCESS), true),
         };
         if let Some(mut w) = worker {
             let _ = w.kill().await;
@@ -211,6 +235,12 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             l1.stop().await;
         }
         let _ = node.handle.stop();
+        if halted {
+            // The operator is gone (node, prover worker, oracle signers); the chains stay up for
+            // the exodus drill until Ctrl-C.
+            eprintln!("==> operator halted: node, prover and oracle stopped; the chains keep running (Ctrl-C ends)");
+            tokio::signal::ctrl_c().await.map_err(failed("signal"))?;
+        }
         drop(devnet);
         outcome
     })

@@ -40,10 +40,13 @@ enum Command {
         config: std::path::PathBuf,
     },
     /// Development network: two anvils with the contracts, and the node settling on both
+    #[command(args_conflicts_with_subcommands = true)]
     Devnet {
+        #[command(subcommand)]
+        action: Option<DevnetAction>,
         /// Where the node's database lives
         #[arg(long)]
-        data_dir: std::path::PathBuf,
+        data_dir: Option<std::path::PathBuf>,
         /// Blocks before a deposit is credited or a node tx counts
         #[arg(long, default_value_t = 1)]
         confirmations: u64,
@@ -73,6 +76,17 @@ enum Command {
     Exodus(exodus_cmd::ExodusArgs),
 }
 
+#[derive(Subcommand)]
+enum DevnetAction {
+    /// Stop the running devnet's node, prover worker and oracle signers and keep its chains (the
+    /// exodus drill: the operator is gone)
+    HaltOperator {
+        /// The running devnet's --data-dir
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+    },
+}
+
 /// How a command ended, besides success.
 pub enum Failure {
     /// Bad input: exit code 2.
@@ -92,15 +106,26 @@ fn main() -> ExitCode {
         Command::Key(c) => crypto_cmd::run_key(c),
         Command::Bench(c) => bench_cmd::run_bench(c),
         Command::Node { config } => node_cmd::run_node(config),
-        Command::Devnet { data_dir, confirmations, capacity, test_verifier, priority_expiration } => {
-            devnet_cmd::run_devnet(devnet_cmd::DevnetArgs {
-                data_dir,
-                confirmations,
-                capacity,
-                test_verifier,
-                priority_expiration,
-            })
+        Command::Devnet { action: Some(DevnetAction::HaltOperator { data_dir }), .. } => {
+            devnet_cmd::halt_operator(&data_dir)
         }
+        Command::Devnet { action: None, data_dir: None, .. } => {
+            Err(Failure::Usage("--data-dir is required (or: zkl devnet halt-operator --data-dir D)".into()))
+        }
+        Command::Devnet {
+            action: None,
+            data_dir: Some(data_dir),
+            confirmations,
+            capacity,
+            test_verifier,
+            priority_expiration,
+        } => devnet_cmd::run_devnet(devnet_cmd::DevnetArgs {
+            data_dir,
+            confirmations,
+            capacity,
+            test_verifier,
+            priority_expiration,
+        }),
         Command::Wallet(a) => wallet_cmd::run_wallet(a),
         Command::Prover(a) => prover_cmd::run_prover(a),
         Command::Matcher(c) => wallet_cmd::run_matcher(c),

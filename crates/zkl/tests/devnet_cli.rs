@@ -103,6 +103,32 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: --chains /nonexistent: "));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 
+    // The exodus drill's first step: the operator (node, prover, oracle) is gone, the chains stay.
+    let db = dir.path().join("db");
+    let out = Command::new(env!("CARGO_BIN_EXE_zkl"))
+        .args(["devnet", "halt-operator", "--data-dir", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut node_down = false;
+    for _ in 0..50 {
+        if node.account("2".into()).await.is_err() {
+            node_down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(node_down, "the node still answers after halt-operator");
+    for rpc in &endpoints {
+        assert!(rpc.request::<String, _>("eth_chainId", rpc_params![]).await.is_ok(), "a chain stopped with the node");
+    }
+    assert!(exodus(&["status"]).status.success(), "the tool reads the chains without the node");
+    let out = Command::new(env!("CARGO_BIN_EXE_zkl"))
+        .args(["devnet", "halt-operator", "--data-dir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
     // Ctrl-C: the node and both anvils stop.
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
