@@ -278,41 +278,28 @@ pub async fn claim(file: &ChainsFile, key: &PrivateKeySigner, keys: &Keys) -> Re
         if on_chain != mine {
             return Err(rebuild_err(upto, format!("chain {chain} stores another block {upto}")));
         }
-        for account in 0..state.account_count() {
-            let Some(a) = state.account(account) else { continue };
-            if a.owner != owner {
+        for (account, sub, l2_token, members) in open_claims(c, &state, owner).await? {
+            let (circuit, exit) = ExitCircuit::build(&state, chain, account, sub, l2_token, members)
+                .map_err(|e| rebuild_err(upto, format!("claim of account {account}: {e}")))?;
+            let amounts = exit.claim.amounts;
+            if amounts.iter().all(|a| *a == 0) {
                 continue;
             }
-            for (index, balance) in a.balances().collect::<Vec<_>>() {
-                let (sub, l2_token) = ((index >> 16) as u8, (index & 0xffff) as u16);
-                if balance == 0
-                    || c.zklink.isExodusClaimed(account, sub, l2_token).call().await.map_err(|e| c.rpc(e))?
-                {
-                    continue;
-                }
-                let members = c.zklink.exodusPool(l2_token).call().await.map_err(|e| c.rpc(e))?;
-                let (circuit, exit) = ExitCircuit::build(&state, chain, account, sub, l2_token, members)
-                    .map_err(|e| rebuild_err(upto, format!("claim of account {account}: {e}")))?;
-                let amounts = exit.claim.amounts;
-                if amounts.iter().all(|a| *a == 0) {
-                    continue;
-                }
-                let proof = keys.prove(circuit, &mut rng).map_err(|e| rebuild_err(upto, format!("exit proof: {e}")))?;
-                let words = zkl_contracts::verifier::encode_proof(&proof);
-                let call = c.zklink.performExodus(last.clone(), account, sub, l2_token, amounts, words);
-                let tx = sent(c, call, "performExodus").await?;
-                for (i, amount) in amounts.iter().enumerate().filter(|(_, a)| **a > 0) {
-                    let l1 = members[i];
-                    report.claims.push(Payout {
-                        chain,
-                        account: Some(account),
-                        sub: Some(sub),
-                        l2_token: Some(l2_token),
-                        l1_token: l1,
-                        amount: l1_units(c, l1, *amount).await?.to_string(),
-                        tx: tx.clone(),
-                    });
-                }
+            let proof = keys.prove(circuit, &mut rng).map_err(|e| rebuild_err(upto, format!("exit proof: {e}")))?;
+            let words = zkl_contracts::verifier::encode_proof(&proof);
+            let call = c.zklink.performExodus(last.clone(), account, sub, l2_token, amounts, words);
+            let tx = sent(c, call, "performExodus").await?;
+            for (i, amount) in amounts.iter().enumerate().filter(|(_, a)| **a > 0) {
+                let l1 = members[i];
+                report.claims.push(Payout {
+                    chain,
+                    account: Some(account),
+                    sub: Some(sub),
+                    l2_token: Some(l2_token),
+                    l1_token: l1,
+                    amount: l1_units(c, l1, *amount).await?.to_string(),
+                    tx: tx.clone(),
+                });
             }
         }
         refunds(c, key.address(), &mut report).await?;
@@ -324,6 +311,30 @@ pub async fn claim(file: &ChainsFile, key: &PrivateKeySigner, keys: &Keys) -> Re
 async fn l1_units(c: &Connection, l1: u16, amount_l2: u128) -> Result<u128, ExodusError> {
     let t = c.zklink.getToken(l1).call().await.map_err(|e| c.rpc(e))?;
     Ok(amount_l2 / 10u128.pow(18 - u32::from(t.decimals)))
+}
+
+/// Every (account, sub-account, L2 token) with a balance `owner` holds in `state` and has not
+/// claimed on `c` yet, with the token's exodus pool there.
+async fn open_claims(
+    c: &Connection,
+    state: &State,
+    owner: L2Address,
+) -> Result<Vec<(u32, u8, u16, [u16; 4])>, ExodusError> {
+    let mut out = Vec::new();
+    for account in 0..state.account_count() {
+        let Some(a) = state.account(account) else { continue };
+        if a.owner != owner {
+            continue;
+        }
+        for (index, balance) in a.balances().collect::<Vec<_>>() {
+            let (sub, l2_token) = ((index >> 16) as u8, (index & 0xffff) as u16);
+            if balance == 0 || c.zklink.isExodusClaimed(account, sub, l2_token).call().await.map_err(|e| c.rpc(e))? {
+                continue;
+            }
+            out.push((account, sub, l2_token, c.zklink.exodusPool(l2_token).call().await.map_err(|e| c.rpc(e))?));
+        }
+    }
+    Ok(out)
 }
 
 /// Refunds the deposits `sender` made that were never executed.
@@ -395,33 +406,20 @@ pub async fn would_pay(file: &ChainsFile, owner: Address) -> Result<Vec<Payout>,
             slot.insert(rebuild_on(&conns, executed).await?);
         }
         let state = &rebuilt[&executed].state;
-        for account in 0..state.account_count() {
-            let Some(a) = state.account(account) else { continue };
-            if a.owner != l2_owner {
-                continue;
-            }
-            for (index, balance) in a.balances().collect::<Vec<_>>() {
-                let (sub, l2_token) = ((index >> 16) as u8, (index & 0xffff) as u16);
-                if balance == 0
-                    || c.zklink.isExodusClaimed(account, sub, l2_token).call().await.map_err(|e| c.rpc(e))?
-                {
-                    continue;
-                }
-                let members = c.zklink.exodusPool(l2_token).call().await.map_err(|e| c.rpc(e))?;
-                let claim = state
-                    .exodus_claim(c.entry.l2_chain, account, sub, l2_token, members)
-                    .map_err(|e| rebuild_err(executed, format!("account {account}: {e}")))?;
-                for (i, amount) in claim.amounts.iter().enumerate().filter(|(_, a)| **a > 0) {
-                    out.push(Payout {
-                        chain: c.entry.l2_chain,
-                        account: Some(account),
-                        sub: Some(sub),
-                        l2_token: Some(l2_token),
-                        l1_token: members[i],
-                        amount: l1_units(c, members[i], *amount).await?.to_string(),
-                        tx: String::new(),
-                    });
-                }
+        for (account, sub, l2_token, members) in open_claims(c, state, l2_owner).await? {
+            let claim = state
+                .exodus_claim(c.entry.l2_chain, account, sub, l2_token, members)
+                .map_err(|e| rebuild_err(executed, format!("account {account}: {e}")))?;
+            for (i, amount) in claim.amounts.iter().enumerate().filter(|(_, a)| **a > 0) {
+                out.push(Payout {
+                    chain: c.entry.l2_chain,
+                    account: Some(account),
+                    sub: Some(sub),
+                    l2_token: Some(l2_token),
+                    l1_token: members[i],
+                    amount: l1_units(c, members[i], *amount).await?.to_string(),
+                    tx: String::new(),
+                });
             }
         }
     }
