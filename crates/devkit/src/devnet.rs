@@ -86,6 +86,7 @@ pub async fn deploy(config: NodeConfig, evm_base: u64, confirmations: u64) -> Re
 pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<Devnet, DevnetError> {
     let (evm_base, confirmations) = (opts.evm_base, opts.confirmations);
     let root = B256::from(zkl_node::genesis_root(&config)?);
+    let fee_owner = fee_owner_evm(&config)?;
     let count = u8::try_from(config.chains.len()).map_err(|_| DevnetError::TooManyChains(config.chains.len()))?;
     let oracles = ORACLE_KEYS.iter().map(|k| signer(k).map(|s| s.address())).collect::<Result<Vec<_>, _>>()?;
     let holders = DEV_KEYS[1..].iter().map(|k| signer(k).map(|s| s.address())).collect::<Result<Vec<_>, _>>()?;
@@ -102,7 +103,7 @@ pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<
             priority_expiration: opts.priority_expiration.unwrap_or(3 * 24 * 3600),
             priority_fee: opts.priority_fee,
             genesis_root: root,
-            fee_owner: fee_owner_evm(&config)?,
+            fee_owner,
         };
         let anvil = Anvil::spawn(chain_config.evm_chain_id)?;
         let chain =

@@ -15,6 +15,8 @@
 
 pub mod recover;
 pub mod sync;
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -90,6 +92,21 @@ impl ChainsFile {
     }
 }
 
+impl ChainsFile {
+    /// A connection to every chain, in the file's order, signing with `key` if given.
+    pub fn connect(&self, key: Option<&PrivateKeySigner>) -> Result<Vec<Connection>, ExodusError> {
+        self.chains.iter().map(|e| Connection::open(e, key)).collect()
+    }
+}
+
+/// The data-availability chain's connection among `conns`.
+pub(crate) fn data_availability(conns: &[Connection]) -> Result<&Connection, ExodusError> {
+    conns
+        .iter()
+        .find(|c| c.entry.data_availability)
+        .ok_or_else(|| ExodusError::Rebuild { block: 0, msg: "no data-availability chain".into() })
+}
+
 /// A connection to one chain's contract, signing with `key` if given.
 pub struct Connection {
     pub entry: ChainEntry,
@@ -109,6 +126,28 @@ impl Connection {
 
     pub(crate) fn rpc(&self, e: impl std::fmt::Display) -> ExodusError {
         ExodusError::Rpc { chain: self.entry.l2_chain, msg: e.to_string() }
+    }
+
+    /// Sends `call`, waits for its receipt, fails if it reverted; returns the transaction hash.
+    pub(crate) async fn send<D: alloy::contract::CallDecoder>(
+        &self,
+        call: alloy::contract::CallBuilder<&DynProvider, D>,
+        what: &str,
+    ) -> Result<String, ExodusError> {
+        let pending = call.send().await.map_err(|e| self.rpc(format!("{what}: {e}")))?;
+        let receipt = pending.get_receipt().await.map_err(|e| self.rpc(format!("{what}: {e}")))?;
+        if !receipt.status() {
+            return Err(self.rpc(format!("{what} reverted ({})", receipt.transaction_hash)));
+        }
+        Ok(receipt.transaction_hash.to_string())
+    }
+
+    /// The calldata of the transaction that emitted a log.
+    pub(crate) async fn input_of(&self, tx: Option<alloy::primitives::B256>) -> Result<Vec<u8>, ExodusError> {
+        let hash = tx.ok_or_else(|| self.rpc("a log without its transaction"))?;
+        let tx = self.provider.get_transaction_by_hash(hash).await.map_err(|e| self.rpc(e))?;
+        let tx = tx.ok_or_else(|| self.rpc(format!("transaction {hash} not found")))?;
+        Ok(alloy::consensus::Transaction::input(&tx).to_vec())
     }
 
     /// The chain's latest block timestamp.
@@ -181,8 +220,8 @@ pub async fn chain_status(c: &Connection) -> Result<ChainStatus, ExodusError> {
 /// Every chain's status, in the file's order.
 pub async fn status(file: &ChainsFile) -> Result<Vec<ChainStatus>, ExodusError> {
     let mut out = Vec::new();
-    for entry in &file.chains {
-        out.push(chain_status(&Connection::open(entry, None)?).await?);
+    for c in file.connect(None)? {
+        out.push(chain_status(&c).await?);
     }
     Ok(out)
 }
@@ -205,22 +244,17 @@ pub enum Activation {
 /// gas with `key`.
 pub async fn activate(file: &ChainsFile, key: &PrivateKeySigner) -> Result<Vec<Activation>, ExodusError> {
     let mut out = Vec::new();
-    for entry in &file.chains {
-        let c = Connection::open(entry, Some(key))?;
+    for c in file.connect(Some(key))? {
         let s = chain_status(&c).await?;
         let l2_chain = s.l2_chain;
         out.push(match s.oldest_request_deadline {
             _ if s.exodus => Activation::AlreadyActive { l2_chain },
             None => Activation::NoPendingRequest { l2_chain },
             Some(at) if s.now < at => Activation::NotBefore { l2_chain, at },
-            Some(_) => {
-                let pending = c.zklink.activateExodusMode().send().await.map_err(|e| c.rpc(e))?;
-                let receipt = pending.get_receipt().await.map_err(|e| c.rpc(e))?;
-                if !receipt.status() {
-                    return Err(c.rpc(format!("activateExodusMode reverted ({})", receipt.transaction_hash)));
-                }
-                Activation::Activated { l2_chain, tx: receipt.transaction_hash.to_string() }
-            }
+            Some(_) => Activation::Activated {
+                l2_chain,
+                tx: c.send(c.zklink.activateExodusMode(), "activateExodusMode").await?,
+            },
         });
     }
     Ok(out)
@@ -281,17 +315,7 @@ mod tests {
             fee_owner: alloy::primitives::Address::ZERO,
         };
         let (a, b) = (Chain::deploy(config(7401, 1)).await.unwrap(), Chain::deploy(config(7402, 2)).await.unwrap());
-        let file = ChainsFile {
-            chains: [&a, &b]
-                .iter()
-                .map(|c| ChainEntry {
-                    l2_chain: c.config.l2_chain,
-                    rpc: c.anvil.endpoint(),
-                    zklink: *c.zklink.address(),
-                    data_availability: c.config.data_availability(),
-                })
-                .collect(),
-        };
+        let file = crate::test_utils::chains_file([&a, &b]);
         let key = signer(DEV_KEYS[2]).unwrap();
         send(a.zklink_as(DEV_KEYS[1]).unwrap().requestFullExit(2, 0, ETH_TOKEN_ID, ETH_TOKEN_ID)).await.unwrap();
         let s = status(&file).await.unwrap();

@@ -22,7 +22,8 @@ use zkl_types::layout::CHUNK_BYTES;
 use zkl_types::op::Op;
 use zkl_types::{Address as L2Address, ChainId, TokenRegistry};
 
-use crate::{ChainsFile, Connection, ExodusError, chain_status};
+use crate::{ChainsFile, Connection, ExodusError, chain_status, data_availability};
+use zkl_crypto::field::fr_to_be_bytes;
 
 /// One committed block as the data-availability chain holds it.
 #[derive(Clone, Debug)]
@@ -32,6 +33,13 @@ pub struct CommittedBlock {
     pub new_root: B256,
     pub ops: Vec<Op>,
     pub capacity: usize,
+}
+
+impl CommittedBlock {
+    /// The block as the contracts take it (its stored info and withdrawals per chain).
+    pub fn l2_block(&self) -> L2Block {
+        L2Block::new(self.number, self.timestamp, self.new_root, self.ops.clone(), self.capacity)
+    }
 }
 
 fn rebuild_err(block: u32, msg: impl std::fmt::Display) -> ExodusError {
@@ -89,12 +97,8 @@ pub async fn committed_blocks(da: &Connection, upto: u32) -> Result<Vec<Committe
         }
         let hash = log.transaction_hash.ok_or_else(|| da.rpc("a log without its transaction"))?;
         if let std::collections::hash_map::Entry::Vacant(slot) = calls.entry(hash) {
-            use alloy::providers::Provider;
-            let tx = da.provider.get_transaction_by_hash(hash).await.map_err(|e| da.rpc(e))?;
-            let tx = tx.ok_or_else(|| da.rpc(format!("transaction {hash} not found")))?;
-            let input = alloy::consensus::Transaction::input(&tx);
-            let call = commitBlocksCall::abi_decode(input).map_err(|e| rebuild_err(ev.blockNumber, e))?;
-            slot.insert(call);
+            let input = da.input_of(Some(hash)).await?;
+            slot.insert(commitBlocksCall::abi_decode(&input).map_err(|e| rebuild_err(ev.blockNumber, e))?);
         }
         let call = &calls[&hash];
         let b = call
@@ -135,7 +139,7 @@ pub fn replay(
     blocks: &[CommittedBlock],
 ) -> Result<State, ExodusError> {
     let mut state = State::new(registry, L2Address::from_evm(fee_owner.0.0));
-    let root = B256::from(zkl_crypto_root(&mut state));
+    let root = B256::from(fr_to_be_bytes(&state.root()));
     if root != genesis_root {
         return Err(rebuild_err(
             0,
@@ -147,20 +151,12 @@ pub fn replay(
             state.apply_op(op).map_err(|e| rebuild_err(b.number, format!("{op:?}: {e}")))?;
         }
         state.credit_fees();
-        let root = B256::from(zkl_crypto_root(&mut state));
+        let root = B256::from(fr_to_be_bytes(&state.root()));
         if root != b.new_root {
             return Err(rebuild_err(b.number, format!("rebuilt root {root}, committed {}", b.new_root)));
         }
     }
     Ok(state)
-}
-
-fn zkl_crypto_root(state: &mut State) -> [u8; 32] {
-    use ark_ff::{BigInteger, PrimeField};
-    let bytes = state.root().into_bigint().to_bytes_be();
-    let mut out = [0u8; 32];
-    out[32 - bytes.len()..].copy_from_slice(&bytes);
-    out
 }
 
 /// Chain `chain`'s stored block of every replayed block, from genesis.
@@ -172,8 +168,7 @@ pub fn stored_blocks(
     let mut prev = genesis_info(genesis_root);
     let mut out = vec![prev.clone()];
     for b in blocks {
-        let l2 = L2Block::new(b.number, b.timestamp, b.new_root, b.ops.clone(), b.capacity);
-        prev = l2.stored_info(&prev, chain).map_err(|e| rebuild_err(b.number, e))?;
+        prev = b.l2_block().stored_info(&prev, chain).map_err(|e| rebuild_err(b.number, e))?;
         out.push(prev.clone());
     }
     Ok(out)
@@ -182,7 +177,7 @@ pub fn stored_blocks(
 /// The state after block `upto`, rebuilt from the chains of `file` alone (every root checked),
 /// with the blocks and the genesis root.
 pub async fn rebuild(file: &ChainsFile, upto: u32) -> Result<Rebuilt, ExodusError> {
-    let conns = file.chains.iter().map(|e| Connection::open(e, None)).collect::<Result<Vec<_>, _>>()?;
+    let conns = file.connect(None)?;
     rebuild_on(&conns, upto).await
 }
 
@@ -194,10 +189,7 @@ pub struct Rebuilt {
 }
 
 async fn rebuild_on(conns: &[Connection], upto: u32) -> Result<Rebuilt, ExodusError> {
-    let da = conns
-        .iter()
-        .find(|c| c.entry.data_availability)
-        .ok_or_else(|| ExodusError::Rebuild { block: 0, msg: "no data-availability chain".into() })?;
+    let da = data_availability(conns)?;
     let (genesis_root, fee_owner) = genesis(da).await?;
     let blocks = committed_blocks(da, upto).await?;
     let state = replay(registry(conns).await?, fee_owner, genesis_root, &blocks)?;
@@ -227,25 +219,12 @@ pub struct ClaimReport {
     pub pending: Vec<Payout>,
 }
 
-pub(crate) async fn sent<D: alloy::contract::CallDecoder>(
-    c: &Connection,
-    call: alloy::contract::CallBuilder<&alloy::providers::DynProvider, D>,
-    what: &str,
-) -> Result<String, ExodusError> {
-    let pending = call.send().await.map_err(|e| c.rpc(format!("{what}: {e}")))?;
-    let receipt = pending.get_receipt().await.map_err(|e| c.rpc(format!("{what}: {e}")))?;
-    if !receipt.status() {
-        return Err(c.rpc(format!("{what} reverted ({})", receipt.transaction_hash)));
-    }
-    Ok(receipt.transaction_hash.to_string())
-}
-
 /// Claims, on every chain, every (account, sub-account, L2 token) balance `key` owns at the
 /// exodus root, refunds its unexecuted deposits and withdraws its pending balances. Needs every
 /// chain in exodus mode with claims open and at the same executed block. A second run pays
 /// nothing new.
 pub async fn claim(file: &ChainsFile, key: &PrivateKeySigner, keys: &Keys) -> Result<ClaimReport, ExodusError> {
-    let conns = file.chains.iter().map(|e| Connection::open(e, Some(key))).collect::<Result<Vec<_>, _>>()?;
+    let conns = file.connect(Some(key))?;
     let mut executed = BTreeSet::new();
     for c in &conns {
         let s = chain_status(c).await?;
@@ -272,7 +251,7 @@ pub async fn claim(file: &ChainsFile, key: &PrivateKeySigner, keys: &Keys) -> Re
     for c in &conns {
         let chain = c.entry.l2_chain;
         let stored = stored_blocks(genesis_root, &blocks, chain)?;
-        let last = stored.last().cloned().unwrap_or_else(|| genesis_info(genesis_root));
+        let last = stored[upto as usize].clone();
         let on_chain = c.zklink.storedBlockHash(upto).call().await.map_err(|e| c.rpc(e))?;
         let mine = c.zklink.hashStoredBlockInfo(last.clone()).call().await.map_err(|e| c.rpc(e))?;
         if on_chain != mine {
@@ -288,7 +267,7 @@ pub async fn claim(file: &ChainsFile, key: &PrivateKeySigner, keys: &Keys) -> Re
             let proof = keys.prove(circuit, &mut rng).map_err(|e| rebuild_err(upto, format!("exit proof: {e}")))?;
             let words = zkl_contracts::verifier::encode_proof(&proof);
             let call = c.zklink.performExodus(last.clone(), account, sub, l2_token, amounts, words);
-            let tx = sent(c, call, "performExodus").await?;
+            let tx = c.send(call, "performExodus").await?;
             for (i, amount) in amounts.iter().enumerate().filter(|(_, a)| **a > 0) {
                 let l1 = members[i];
                 report.claims.push(Payout {
@@ -351,12 +330,12 @@ async fn refunds(c: &Connection, sender: Address, report: &mut ClaimReport) -> R
         }
         let op = Op::decode(&ev.pubdata).map_err(|e| c.rpc(format!("request {}: {e}", ev.serialId)))?.0;
         let Op::Deposit(d) = op else { continue };
-        let tx = sent(
-            c,
-            c.zklink.cancelOutstandingDeposit(ev.serialId, Bytes::from(ev.pubdata.to_vec())),
-            "cancelOutstandingDeposit",
-        )
-        .await?;
+        let tx = c
+            .send(
+                c.zklink.cancelOutstandingDeposit(ev.serialId, Bytes::from(ev.pubdata.to_vec())),
+                "cancelOutstandingDeposit",
+            )
+            .await?;
         report.refunds.push(Payout {
             chain: c.entry.l2_chain,
             account: None,
@@ -378,7 +357,7 @@ async fn pending(c: &Connection, owner: Address, report: &mut ClaimReport) -> Re
         if amount == 0 {
             continue;
         }
-        let tx = sent(c, c.zklink.withdrawPendingBalance(owner, ev.tokenId, amount), "withdrawPendingBalance").await?;
+        let tx = c.send(c.zklink.withdrawPendingBalance(owner, ev.tokenId, amount), "withdrawPendingBalance").await?;
         report.pending.push(Payout {
             chain: c.entry.l2_chain,
             account: None,
@@ -396,7 +375,7 @@ async fn pending(c: &Connection, owner: Address, report: &mut ClaimReport) -> Re
 /// holds at that chain's last executed block, split as the exit proof would (L1 units; nothing
 /// is sent). Claims already paid are left out.
 pub async fn would_pay(file: &ChainsFile, owner: Address) -> Result<Vec<Payout>, ExodusError> {
-    let conns = file.chains.iter().map(|e| Connection::open(e, None)).collect::<Result<Vec<_>, _>>()?;
+    let conns = file.connect(None)?;
     let mut rebuilt: BTreeMap<u32, Rebuilt> = BTreeMap::new();
     let l2_owner = L2Address::from_evm(owner.0.0);
     let mut out = Vec::new();
@@ -443,8 +422,8 @@ pub async fn request_exit(
         .iter()
         .find(|e| e.l2_chain == chain)
         .ok_or_else(|| ExodusError::Usage(format!("--chain {chain} is not in the chains file")))?;
-    let conns = file.chains.iter().map(|e| Connection::open(e, None)).collect::<Result<Vec<_>, _>>()?;
-    let da = conns.iter().find(|c| c.entry.data_availability).expect("checked by ChainsFile::read");
+    let conns = file.connect(None)?;
+    let da = data_availability(&conns)?;
     let committed = da.zklink.blockCounters().call().await.map_err(|e| da.rpc(e))?.committed;
     let rebuilt = rebuild_on(&conns, committed).await?;
     let l2_owner = L2Address::from_evm(key.address().0.0);
@@ -468,6 +447,6 @@ pub async fn request_exit(
         l1.ok_or_else(|| ExodusError::Usage(format!("chain {chain} registers no L1 token of L2 token {l2_token}")))?;
     let fee = c.zklink.priorityFee().call().await.map_err(|e| c.rpc(e))?;
     let call = c.zklink.requestFullExit(account, sub, l1, l2_token).value(U256::from(fee));
-    let tx = sent(&c, call, "requestFullExit").await?;
+    let tx = c.send(call, "requestFullExit").await?;
     Ok((account, l1, tx))
 }

@@ -6,8 +6,7 @@
 
 use std::collections::HashMap;
 
-use alloy::primitives::{B256, U256};
-use alloy::providers::Provider;
+use alloy::primitives::U256;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use serde::{Deserialize, Serialize};
@@ -15,8 +14,8 @@ use zkl_contracts::bindings::ZkLink::{ExecuteBlockInfo, proveBlocksCall, receive
 use zkl_contracts::block::L2Block;
 use zkl_types::ChainId;
 
-use crate::recover::{committed_blocks, genesis, sent, stored_blocks};
-use crate::{ChainsFile, Connection, ExodusError, chain_status};
+use crate::recover::{committed_blocks, genesis, stored_blocks};
+use crate::{ChainsFile, Connection, ExodusError, chain_status, data_availability};
 
 /// What [`sync`] did on one chain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,13 +31,6 @@ pub struct SyncReport {
     pub txs: Vec<String>,
 }
 
-async fn input_of(c: &Connection, tx: Option<B256>) -> Result<Vec<u8>, ExodusError> {
-    let hash = tx.ok_or_else(|| c.rpc("a log without its transaction"))?;
-    let tx = c.provider.get_transaction_by_hash(hash).await.map_err(|e| c.rpc(e))?;
-    let tx = tx.ok_or_else(|| c.rpc(format!("transaction {hash} not found")))?;
-    Ok(alloy::consensus::Transaction::input(&tx).to_vec())
-}
-
 /// The highest finality attestation any chain received: (block, signatures).
 async fn best_attestation(conns: &[Connection]) -> Result<Option<(u32, Vec<alloy::primitives::Bytes>)>, ExodusError> {
     let mut best: Option<(u32, Vec<alloy::primitives::Bytes>)> = None;
@@ -48,7 +40,7 @@ async fn best_attestation(conns: &[Connection]) -> Result<Option<(u32, Vec<alloy
         if best.as_ref().is_some_and(|(n, _)| *n >= ev.blockNumber) {
             continue;
         }
-        let call = receiveFinalBlockCall::abi_decode(&input_of(c, log.transaction_hash).await?)
+        let call = receiveFinalBlockCall::abi_decode(&c.input_of(log.transaction_hash).await?)
             .map_err(|e| c.rpc(format!("receiveFinalBlock calldata: {e}")))?;
         best = Some((ev.blockNumber, call.signatures));
     }
@@ -65,7 +57,7 @@ async fn proofs(conns: &[Connection]) -> Result<HashMap<u32, [U256; 8]>, ExodusE
             if !seen.insert(log.transaction_hash) {
                 continue;
             }
-            let call = proveBlocksCall::abi_decode(&input_of(c, log.transaction_hash).await?)
+            let call = proveBlocksCall::abi_decode(&c.input_of(log.transaction_hash).await?)
                 .map_err(|e| c.rpc(format!("proveBlocks calldata: {e}")))?;
             for (b, p) in call.blocks.iter().zip(call.proofs) {
                 out.entry(b.blockNumber).or_insert(p);
@@ -79,14 +71,11 @@ async fn proofs(conns: &[Connection]) -> Result<HashMap<u32, [U256; 8]>, ExodusE
 /// knows: carries the attestation, proves with the public proofs, executes. Chains outside
 /// exodus, or whose claims are open, are left as they are.
 pub async fn sync(file: &ChainsFile, key: &PrivateKeySigner) -> Result<Vec<SyncReport>, ExodusError> {
-    let conns = file.chains.iter().map(|e| Connection::open(e, Some(key))).collect::<Result<Vec<_>, _>>()?;
+    let conns = file.connect(Some(key))?;
     let Some((target, sigs)) = best_attestation(&conns).await? else {
         return Ok(conns.iter().map(|c| SyncReport { l2_chain: c.entry.l2_chain, ..Default::default() }).collect());
     };
-    let da = conns
-        .iter()
-        .find(|c| c.entry.data_availability)
-        .ok_or_else(|| ExodusError::Rebuild { block: 0, msg: "no data-availability chain".into() })?;
+    let da = data_availability(&conns)?;
     let (genesis_root, _) = genesis(da).await?;
     let blocks = committed_blocks(da, target).await?;
     let all_proofs = proofs(&conns).await?;
@@ -104,9 +93,9 @@ pub async fn sync(file: &ChainsFile, key: &PrivateKeySigner) -> Result<Vec<SyncR
             continue;
         }
         if s.final_block < target {
-            let tx =
-                sent(c, c.zklink.receiveFinalBlock(stored[target as usize].clone(), sigs.clone()), "receiveFinalBlock")
-                    .await?;
+            let tx = c
+                .send(c.zklink.receiveFinalBlock(stored[target as usize].clone(), sigs.clone()), "receiveFinalBlock")
+                .await?;
             report.txs.push(tx);
             s = chain_status(c).await?;
         }
@@ -120,7 +109,7 @@ pub async fn sync(file: &ChainsFile, key: &PrivateKeySigner) -> Result<Vec<SyncR
                 infos.push(stored[*n as usize].clone());
                 words.push(*p);
             }
-            report.txs.push(sent(c, c.zklink.proveBlocks(infos, words), "proveBlocks").await?);
+            report.txs.push(c.send(c.zklink.proveBlocks(infos, words), "proveBlocks").await?);
             report.proven = numbers;
         }
         if s.executed < target {
@@ -136,7 +125,7 @@ pub async fn sync(file: &ChainsFile, key: &PrivateKeySigner) -> Result<Vec<SyncR
                     }
                 })
                 .collect();
-            report.txs.push(sent(c, c.zklink.executeBlocks(infos), "executeBlocks").await?);
+            report.txs.push(c.send(c.zklink.executeBlocks(infos), "executeBlocks").await?);
             report.executed = numbers;
         }
         out.push(report);

@@ -24,7 +24,6 @@ use zkl_contracts::bindings::ZkLink::StoredBlockInfo;
 use zkl_contracts::deploy::{Chain, ChainConfig, L2Block, provider, send, signer};
 use zkl_contracts::verifier;
 use zkl_exodus::recover::{ClaimReport, claim};
-use zkl_exodus::{ChainEntry, ChainsFile};
 use zkl_state::testkit::{USD, USDC, USDT, User, demo_registry, deposit};
 use zkl_state::{BlockParams, State};
 use zkl_types::Address;
@@ -149,17 +148,7 @@ async fn the_tool_claims_each_users_pool_share_on_every_chain_from_the_chains_al
         c.provider.evm_mine(None).await.unwrap();
     }
 
-    let file = ChainsFile {
-        chains: [&c1, &c2]
-            .iter()
-            .map(|c| ChainEntry {
-                l2_chain: c.config.l2_chain,
-                rpc: c.anvil.endpoint(),
-                zklink: *c.zklink.address(),
-                data_availability: c.config.data_availability(),
-            })
-            .collect(),
-    };
+    let file = zkl_exodus::test_utils::chains_file([&c1, &c2]);
     let mut paid = [[0u128; 2]; 2]; // [user][chain], L2 units
 
     // The tool claims for A from the chains alone: USDC on chain 1, USDT on chain 2.
@@ -281,17 +270,7 @@ async fn sync_brings_a_lagging_chain_to_what_another_executed() {
         c.provider.evm_mine(None).await.unwrap();
         send(c.zklink_as(DEV_KEYS[2]).unwrap().activateExodusMode()).await.unwrap();
     }
-    let file = ChainsFile {
-        chains: [&c1, &c2]
-            .iter()
-            .map(|c| ChainEntry {
-                l2_chain: c.config.l2_chain,
-                rpc: c.anvil.endpoint(),
-                zklink: *c.zklink.address(),
-                data_availability: c.config.data_availability(),
-            })
-            .collect(),
-    };
+    let file = zkl_exodus::test_utils::chains_file([&c1, &c2]);
     let key = signer(DEV_KEYS[3]).unwrap();
     let report = zkl_exodus::sync::sync(&file, &key).await.unwrap();
     assert_eq!((report[0].final_block, report[0].txs.len()), (1, 0), "chain 1 had everything");

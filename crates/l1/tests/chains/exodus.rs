@@ -16,8 +16,8 @@ use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::bindings::TestERC20;
 use zkl_contracts::deploy::{provider, send, signer};
 use zkl_devkit::devnet::{DEVNET_PRIORITY_FEE, DevnetOptions};
+use zkl_exodus::Activation;
 use zkl_exodus::recover::{ClaimReport, claim};
-use zkl_exodus::{Activation, ChainEntry, ChainsFile};
 use zkl_node::NodeConfig;
 
 use crate::common::{executed_everywhere, start_on_devnet, wait_for, wallet};
@@ -93,17 +93,7 @@ async fn operator_gone_every_user_recovers_from_layer_one_alone() {
 
     // The tool: activation waits for the expiry of the oldest request on each chain. Chain 2
     // has none pending, so B asks for a full exit there, which nobody serves.
-    let file = ChainsFile {
-        chains: chains
-            .iter()
-            .map(|c| ChainEntry {
-                l2_chain: c.config.l2_chain,
-                rpc: c.anvil.endpoint(),
-                zklink: *c.zklink.address(),
-                data_availability: c.config.data_availability(),
-            })
-            .collect(),
-    };
+    let file = zkl_exodus::test_utils::chains_file(&chains);
     // The account id comes from the chains too (the node is down).
     let b_key = signer(DEV_KEYS[2]).unwrap();
     let (b_account, l1, _) = zkl_exodus::recover::request_exit(&file, &b_key, 2, USDC, 0).await.unwrap();

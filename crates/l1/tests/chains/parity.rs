@@ -322,18 +322,7 @@ fn every_block_the_node_seals_commits_on_every_chain() {
     eprintln!("parity: {accepted} actions accepted, {refused} refused, {executed} blocks settled on both chains");
     // The recovery tool rebuilds the same state from the chains alone: every block's root as
     // committed (the node's), with every op kind the actions produced.
-    let file = zkl_exodus::ChainsFile {
-        chains: env
-            .chains
-            .iter()
-            .map(|c| zkl_exodus::ChainEntry {
-                l2_chain: c.config.l2_chain,
-                rpc: c.anvil.endpoint(),
-                zklink: *c.zklink.address(),
-                data_availability: c.config.data_availability(),
-            })
-            .collect(),
-    };
+    let file = zkl_exodus::test_utils::chains_file(&env.chains);
     let rebuilt = rt.block_on(zkl_exodus::recover::rebuild(&file, executed)).unwrap();
     assert_eq!(rebuilt.blocks.len(), executed as usize);
     assert!(rebuilt.state.account_count() >= 5, "the users' accounts were rebuilt");
