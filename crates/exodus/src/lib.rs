@@ -13,6 +13,8 @@
 //!   claims a key's balances on every chain, refunds its unexecuted deposits and withdraws its
 //!   pending balances.
 
+pub mod blocks;
+mod progress;
 pub mod recover;
 pub mod sync;
 #[cfg(feature = "test-utils")]

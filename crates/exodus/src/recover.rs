@@ -7,21 +7,22 @@
 //! its root checked against the committed one; every chain's stored block is recomputed and
 //! checked against the contract's hash.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use zkl_circuit::exit::ExitCircuit;
 use zkl_circuit::groth16::Keys;
-use zkl_contracts::bindings::ZkLink::{StoredBlockInfo, commitBlocksCall};
+use zkl_contracts::bindings::ZkLink::StoredBlockInfo;
 use zkl_contracts::block::{L2Block, genesis_info};
 use zkl_state::State;
-use zkl_types::layout::CHUNK_BYTES;
 use zkl_types::op::Op;
 use zkl_types::{Address as L2Address, ChainId, TokenRegistry};
 
+use crate::blocks::{BlockCache, committed_blocks};
 use crate::{ChainsFile, Connection, ExodusError, chain_status, data_availability};
 use zkl_crypto::field::fr_to_be_bytes;
 
@@ -79,64 +80,42 @@ pub async fn registry(conns: &[Connection]) -> Result<TokenRegistry, ExodusError
     Ok(r)
 }
 
+/// What the data-availability chain's `Initialized` event announced.
+#[derive(Clone, Copy, Debug)]
+pub struct Genesis {
+    pub root: B256,
+    pub fee_owner: Address,
+    /// The hash of the L1 block that holds the event (names the deployment in caches).
+    pub l1_block: B256,
+}
+
+impl Genesis {
+    /// The name of the deployment whose data-availability contract is `zklink` (block caches
+    /// are kept per deployment).
+    pub fn deployment(&self, zklink: Address) -> String {
+        format!("zkLink {zklink} initialised in L1 block {}", self.l1_block)
+    }
+}
+
 /// The genesis root and fee-account owner announced by the contract's `Initialized` event.
-pub async fn genesis(c: &Connection) -> Result<(B256, Address), ExodusError> {
+pub async fn genesis(c: &Connection) -> Result<Genesis, ExodusError> {
     let logs = c.zklink.Initialized_filter().from_block(0).query().await.map_err(|e| c.rpc(e))?;
-    let (ev, _) = logs.into_iter().next().ok_or_else(|| c.rpc("no Initialized event"))?;
-    Ok((ev.genesisRoot, ev.feeOwner))
+    let (ev, log) = logs.into_iter().next().ok_or_else(|| c.rpc("no Initialized event"))?;
+    let l1_block = log.block_hash.ok_or_else(|| c.rpc("the Initialized event has no block"))?;
+    Ok(Genesis { root: ev.genesisRoot, fee_owner: ev.feeOwner, l1_block })
 }
 
-/// Blocks 1..=`upto` from the data-availability chain's commit calldata.
-pub async fn committed_blocks(da: &Connection, upto: u32) -> Result<Vec<CommittedBlock>, ExodusError> {
-    let logs = da.zklink.BlockCommit_filter().from_block(0).query().await.map_err(|e| da.rpc(e))?;
-    let mut calls: HashMap<B256, commitBlocksCall> = HashMap::new();
-    let mut blocks: BTreeMap<u32, CommittedBlock> = BTreeMap::new();
-    for (ev, log) in logs {
-        if ev.blockNumber > upto {
-            continue;
-        }
-        let hash = log.transaction_hash.ok_or_else(|| da.rpc("a log without its transaction"))?;
-        if let std::collections::hash_map::Entry::Vacant(slot) = calls.entry(hash) {
-            let input = da.input_of(Some(hash)).await?;
-            slot.insert(commitBlocksCall::abi_decode(&input).map_err(|e| rebuild_err(ev.blockNumber, e))?);
-        }
-        let call = &calls[&hash];
-        let b = call
-            .newBlocks
-            .iter()
-            .find(|b| b.blockNumber == ev.blockNumber)
-            .ok_or_else(|| rebuild_err(ev.blockNumber, "its commit transaction does not carry it"))?;
-        let ops = Op::decode_block(&b.pubdata).map_err(|e| rebuild_err(b.blockNumber, e))?;
-        // Logs come in chain order: a later commit of the same number (after a revert) wins.
-        blocks.insert(
-            b.blockNumber,
-            CommittedBlock {
-                number: b.blockNumber,
-                timestamp: b.timestamp,
-                new_root: b.newStateRoot,
-                ops,
-                capacity: b.pubdata.len() / CHUNK_BYTES,
-            },
-        );
-    }
-    let out: Vec<CommittedBlock> = blocks.into_values().collect();
-    for (i, b) in out.iter().enumerate() {
-        if b.number as usize != i + 1 {
-            return Err(rebuild_err(i as u32 + 1, "not committed on the data-availability chain"));
-        }
-    }
-    if out.len() != upto as usize {
-        return Err(rebuild_err(out.len() as u32 + 1, "not committed on the data-availability chain"));
-    }
-    Ok(out)
-}
-
-/// Replays `blocks` on the genesis state, checking every root.
+/// Replays `blocks` on the genesis state. The root is checked after the last block, which
+/// binds the whole state (a wrong op anywhere gives another root), and after every
+/// `check_every`-th block (0: the last only) to tell where a divergence starts; `progress`
+/// counts blocks and shows txs per second.
 pub fn replay(
     registry: TokenRegistry,
     fee_owner: Address,
     genesis_root: B256,
     blocks: &[CommittedBlock],
+    check_every: u32,
+    progress: &ProgressBar,
 ) -> Result<State, ExodusError> {
     let mut state = State::new(registry, L2Address::from_evm(fee_owner.0.0));
     let root = B256::from(fr_to_be_bytes(&state.root()));
@@ -146,16 +125,32 @@ pub fn replay(
             format!("genesis root {root} from the announced fee owner, the contract has {genesis_root}"),
         ));
     }
-    for b in blocks {
+    progress.set_length(blocks.len() as u64);
+    let started = std::time::Instant::now();
+    let mut txs = 0u64;
+    for (i, b) in blocks.iter().enumerate() {
         for op in &b.ops {
             state.apply_op(op).map_err(|e| rebuild_err(b.number, format!("{op:?}: {e}")))?;
         }
+        txs += b.ops.iter().filter(|op| !matches!(op, Op::Noop)).count() as u64;
         state.credit_fees();
-        let root = B256::from(fr_to_be_bytes(&state.root()));
-        if root != b.new_root {
-            return Err(rebuild_err(b.number, format!("rebuilt root {root}, committed {}", b.new_root)));
+        let last = i + 1 == blocks.len();
+        if last || (check_every > 0 && b.number % check_every == 0) {
+            let root = B256::from(fr_to_be_bytes(&state.root()));
+            if root != b.new_root {
+                let since = if last && check_every == 0 { "blocks 1.." } else { "block " };
+                return Err(rebuild_err(
+                    b.number,
+                    format!("rebuilt root {root} after {since}{}, committed {}", b.number, b.new_root),
+                ));
+            }
+        }
+        if (i % 64 == 0 || last) && !progress.is_hidden() {
+            progress.set_position(i as u64 + 1);
+            progress.set_message(format!("{txs} txs, {:.0} txs/s", txs as f64 / started.elapsed().as_secs_f64()));
         }
     }
+    progress.finish();
     Ok(state)
 }
 
@@ -174,11 +169,22 @@ pub fn stored_blocks(
     Ok(out)
 }
 
-/// The state after block `upto`, rebuilt from the chains of `file` alone (every root checked),
+/// How a rebuild runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RebuildOptions<'a> {
+    /// Where fetched blocks are kept between runs (`l1-blocks.redb`); None fetches every time.
+    pub data_dir: Option<&'a Path>,
+    /// Also check the root after every `check_every`-th block (0: after the last one only).
+    pub check_every: u32,
+    /// Progress bars on stderr (drawn only on a terminal).
+    pub progress: bool,
+}
+
+/// The state after block `upto`, rebuilt from the chains of `file` alone (the root checked),
 /// with the blocks and the genesis root.
-pub async fn rebuild(file: &ChainsFile, upto: u32) -> Result<Rebuilt, ExodusError> {
+pub async fn rebuild(file: &ChainsFile, upto: u32, options: RebuildOptions<'_>) -> Result<Rebuilt, ExodusError> {
     let conns = file.connect(None)?;
-    rebuild_on(&conns, upto).await
+    rebuild_on(&conns, upto, options).await
 }
 
 /// What [`rebuild`] returns.
@@ -188,12 +194,22 @@ pub struct Rebuilt {
     pub genesis_root: B256,
 }
 
-async fn rebuild_on(conns: &[Connection], upto: u32) -> Result<Rebuilt, ExodusError> {
+async fn rebuild_on(conns: &[Connection], upto: u32, options: RebuildOptions<'_>) -> Result<Rebuilt, ExodusError> {
     let da = data_availability(conns)?;
-    let (genesis_root, fee_owner) = genesis(da).await?;
-    let blocks = committed_blocks(da, upto).await?;
-    let state = replay(registry(conns).await?, fee_owner, genesis_root, &blocks)?;
-    Ok(Rebuilt { state, blocks, genesis_root })
+    let g = genesis(da).await?;
+    let cache = match options.data_dir {
+        Some(dir) => {
+            Some(BlockCache::open(dir, &format!("zkLink {} initialised in L1 block {}", da.entry.zklink, g.l1_block))?)
+        }
+        None => None,
+    };
+    let fetch = crate::progress::bar(options.progress, "fetching");
+    let blocks = committed_blocks(da, upto, cache.as_ref(), &fetch).await?;
+    fetch.finish();
+    let registry = registry(conns).await?;
+    let replaying = crate::progress::bar(options.progress, "replaying");
+    let state = replay(registry, g.fee_owner, g.root, &blocks, options.check_every, &replaying)?;
+    Ok(Rebuilt { state, blocks, genesis_root: g.root })
 }
 
 /// One paid claim, refund or pending balance (L1 amounts as decimal strings).
@@ -223,7 +239,12 @@ pub struct ClaimReport {
 /// exodus root, refunds its unexecuted deposits and withdraws its pending balances. Needs every
 /// chain in exodus mode with claims open and at the same executed block. A second run pays
 /// nothing new.
-pub async fn claim(file: &ChainsFile, key: &PrivateKeySigner, keys: &Keys) -> Result<ClaimReport, ExodusError> {
+pub async fn claim(
+    file: &ChainsFile,
+    key: &PrivateKeySigner,
+    keys: &Keys,
+    options: RebuildOptions<'_>,
+) -> Result<ClaimReport, ExodusError> {
     let conns = file.connect(Some(key))?;
     let mut executed = BTreeSet::new();
     for c in &conns {
@@ -244,7 +265,7 @@ pub async fn claim(file: &ChainsFile, key: &PrivateKeySigner, keys: &Keys) -> Re
         });
     }
     let upto = *executed.iter().next().unwrap_or(&0);
-    let Rebuilt { state, blocks, genesis_root } = rebuild_on(&conns, upto).await?;
+    let Rebuilt { state, blocks, genesis_root } = rebuild_on(&conns, upto, options).await?;
     let owner = L2Address::from_evm(key.address().0.0);
     let mut report = ClaimReport::default();
     let mut rng = rand::rngs::OsRng;
@@ -382,7 +403,7 @@ pub async fn would_pay(file: &ChainsFile, owner: Address) -> Result<Vec<Payout>,
     for c in &conns {
         let executed = c.zklink.blockCounters().call().await.map_err(|e| c.rpc(e))?.executed;
         if let std::collections::btree_map::Entry::Vacant(slot) = rebuilt.entry(executed) {
-            slot.insert(rebuild_on(&conns, executed).await?);
+            slot.insert(rebuild_on(&conns, executed, RebuildOptions::default()).await?);
         }
         let state = &rebuilt[&executed].state;
         for (account, sub, l2_token, members) in open_claims(c, state, l2_owner).await? {
@@ -425,7 +446,7 @@ pub async fn request_exit(
     let conns = file.connect(None)?;
     let da = data_availability(&conns)?;
     let committed = da.zklink.blockCounters().call().await.map_err(|e| da.rpc(e))?.committed;
-    let rebuilt = rebuild_on(&conns, committed).await?;
+    let rebuilt = rebuild_on(&conns, committed, RebuildOptions::default()).await?;
     let l2_owner = L2Address::from_evm(key.address().0.0);
     let account = (0..rebuilt.state.account_count())
         .find(|i| rebuilt.state.account(*i).is_some_and(|a| a.owner == l2_owner))

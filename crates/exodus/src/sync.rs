@@ -11,10 +11,10 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use serde::{Deserialize, Serialize};
 use zkl_contracts::bindings::ZkLink::{ExecuteBlockInfo, proveBlocksCall, receiveFinalBlockCall};
-use zkl_contracts::block::L2Block;
 use zkl_types::ChainId;
 
-use crate::recover::{committed_blocks, genesis, stored_blocks};
+use crate::blocks::committed_blocks;
+use crate::recover::{genesis, stored_blocks};
 use crate::{ChainsFile, Connection, ExodusError, chain_status, data_availability};
 
 /// What [`sync`] did on one chain.
@@ -76,8 +76,8 @@ pub async fn sync(file: &ChainsFile, key: &PrivateKeySigner) -> Result<Vec<SyncR
         return Ok(conns.iter().map(|c| SyncReport { l2_chain: c.entry.l2_chain, ..Default::default() }).collect());
     };
     let da = data_availability(&conns)?;
-    let (genesis_root, _) = genesis(da).await?;
-    let blocks = committed_blocks(da, target).await?;
+    let genesis_root = genesis(da).await?.root;
+    let blocks = committed_blocks(da, target, None, &indicatif::ProgressBar::hidden()).await?;
     let all_proofs = proofs(&conns).await?;
     let mut out = Vec::new();
     for c in &conns {
@@ -116,13 +116,9 @@ pub async fn sync(file: &ChainsFile, key: &PrivateKeySigner) -> Result<Vec<SyncR
             let numbers: Vec<u32> = (s.executed + 1..=target).collect();
             let infos = numbers
                 .iter()
-                .map(|n| {
-                    let b = &blocks[*n as usize - 1];
-                    let l2 = L2Block::new(b.number, b.timestamp, b.new_root, b.ops.clone(), b.capacity);
-                    ExecuteBlockInfo {
-                        storedBlock: stored[*n as usize].clone(),
-                        withdrawals: l2.packed_withdrawals(chain),
-                    }
+                .map(|n| ExecuteBlockInfo {
+                    storedBlock: stored[*n as usize].clone(),
+                    withdrawals: blocks[*n as usize - 1].l2_block().packed_withdrawals(chain),
                 })
                 .collect();
             report.txs.push(c.send(c.zklink.executeBlocks(infos), "executeBlocks").await?);

@@ -23,7 +23,8 @@ use zkl_contracts::bindings::TestERC20;
 use zkl_contracts::bindings::ZkLink::StoredBlockInfo;
 use zkl_contracts::deploy::{Chain, ChainConfig, L2Block, provider, send, signer};
 use zkl_contracts::verifier;
-use zkl_exodus::recover::{ClaimReport, claim};
+use zkl_exodus::blocks::BlockCache;
+use zkl_exodus::recover::{ClaimReport, RebuildOptions, claim, rebuild};
 use zkl_state::testkit::{USD, USDC, USDT, User, demo_registry, deposit};
 use zkl_state::{BlockParams, State};
 use zkl_types::Address;
@@ -153,14 +154,21 @@ async fn the_tool_claims_each_users_pool_share_on_every_chain_from_the_chains_al
 
     // The tool claims for A from the chains alone: USDC on chain 1, USDT on chain 2.
     let (a_usdc, a_usdt) = (erc20_balance(&c1, usdc1, a_evm).await, erc20_balance(&c2, usdt2, a_evm).await);
-    let report = claim(&file, &signer(DEV_KEYS[1]).unwrap(), &keys).await.unwrap();
+    // It keeps the blocks it fetched in its data directory.
+    let dir = std::env::temp_dir().join(format!("zkl-exodus-claims-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cached = RebuildOptions { data_dir: Some(&dir), ..Default::default() };
+    let report = claim(&file, &signer(DEV_KEYS[1]).unwrap(), &keys, cached).await.unwrap();
     let got: Vec<(u8, u16, &str)> = report.claims.iter().map(|p| (p.chain, p.l1_token, p.amount.as_str())).collect();
     assert_eq!(got, vec![(1, USDC, "2250000000"), (2, USDT, "750000000")]);
     assert!(report.refunds.is_empty() && report.pending.is_empty());
     paid[0][0] = (erc20_balance(&c1, usdc1, a_evm).await - a_usdc).to::<u128>() * E12;
     paid[0][1] = (erc20_balance(&c2, usdt2, a_evm).await - a_usdt).to::<u128>() * E12;
     // A second run pays nothing new.
-    assert_eq!(claim(&file, &signer(DEV_KEYS[1]).unwrap(), &keys).await.unwrap(), ClaimReport::default());
+    assert_eq!(claim(&file, &signer(DEV_KEYS[1]).unwrap(), &keys, cached).await.unwrap(), ClaimReport::default());
+    cache_is_read(&file, &dir).await;
+    std::fs::remove_dir_all(&dir).unwrap();
 
     // B claims by hand: the contract refuses another user's proof, inflated amounts, a second claim.
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
@@ -200,7 +208,7 @@ async fn the_tool_claims_each_users_pool_share_on_every_chain_from_the_chains_al
     assert_eq!(c2.zklink.getToken(USDC).call().await.unwrap().liquidity, 5 * 1_000_000 * E12);
     // The late depositor has no L2 balance; the tool refunds both its deposits.
     let before = erc20_balance(&c2, usdc2, late_evm).await;
-    let report = claim(&file, &signer(DEV_KEYS[3]).unwrap(), &keys).await.unwrap();
+    let report = claim(&file, &signer(DEV_KEYS[3]).unwrap(), &keys, Default::default()).await.unwrap();
     assert!(report.claims.is_empty());
     let got: Vec<(u8, u16, &str)> = report.refunds.iter().map(|p| (p.chain, p.l1_token, p.amount.as_str())).collect();
     assert_eq!(got, vec![(1, 1, "1000000000000"), (2, USDC, "5000000")]);
@@ -280,4 +288,25 @@ async fn sync_brings_a_lagging_chain_to_what_another_executed() {
     // Nothing left to carry.
     let again = zkl_exodus::sync::sync(&file, &key).await.unwrap();
     assert!(again.iter().all(|r| r.txs.is_empty()), "{again:?}");
+}
+
+/// A rerun takes the blocks from the cache (a tampered cached block is caught by the root
+/// check; without the cache the rebuild is fine), and a cache of another deployment is refused.
+async fn cache_is_read(file: &zkl_exodus::ChainsFile, dir: &std::path::Path) {
+    let cache = BlockCache::open(dir, "another deployment").map(|_| ()).unwrap_err();
+    assert!(cache.to_string().contains("holds the blocks of another deployment"), "{cache}");
+    let cached = RebuildOptions { data_dir: Some(dir), ..Default::default() };
+    let blocks = rebuild(file, 1, cached).await.unwrap().blocks;
+    assert_eq!(blocks.len(), 1);
+    let entry = file.chains.iter().find(|c| c.data_availability).unwrap();
+    let g = zkl_exodus::recover::genesis(&zkl_exodus::Connection::open(entry, None).unwrap()).await.unwrap();
+    let name = g.deployment(entry.zklink);
+    let mut tampered = blocks[0].clone();
+    tampered.new_root = B256::repeat_byte(7);
+    let (scanned, _) = BlockCache::open(dir, &name).unwrap().load().unwrap();
+    BlockCache::open(dir, &name).unwrap().store(&[&tampered], scanned).unwrap();
+    let cached = RebuildOptions { data_dir: Some(dir), ..Default::default() };
+    let e = rebuild(file, 1, cached).await.map(|_| ()).unwrap_err().to_string();
+    assert!(e.starts_with("block 1: rebuilt root") && e.contains("0x0707"), "{e}");
+    rebuild(file, 1, RebuildOptions::default()).await.unwrap();
 }

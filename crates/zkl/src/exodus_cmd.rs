@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use zkl_exodus::recover::RebuildOptions;
 use zkl_exodus::{ChainsFile, ExodusError};
 
 use crate::Failure;
@@ -65,7 +66,8 @@ pub enum ExodusCommand {
         /// The owner's Ethereum key (claims pay the owner, who pays the gas)
         #[arg(long, env = "ZKL_ETH_PRIVATE_KEY", hide_env_values = true)]
         eth_private_key: String,
-        /// Where the report of the last run is kept (`last-claim.json`)
+        /// Where the blocks fetched from L1 are kept, so a rerun fetches only new ones
+        /// (`l1-blocks.redb`), and the report of the last run (`last-claim.json`)
         #[arg(long)]
         data_dir: PathBuf,
     },
@@ -94,7 +96,8 @@ pub fn run_exodus(a: ExodusArgs) -> Result<ExitCode, Failure> {
                     .map_err(|e| ExodusError::DataDir(format!("{}: {e}", data_dir.display())))?;
                 let keys = zkl_prover::load_exit_keys(true)
                     .map_err(|e| ExodusError::Rebuild { block: 0, msg: e.to_string() })?;
-                let report = zkl_exodus::recover::claim(&file, &key, &keys).await?;
+                let options = RebuildOptions { data_dir: Some(&data_dir), progress: true, ..Default::default() };
+                let report = zkl_exodus::recover::claim(&file, &key, &keys, options).await?;
                 let value = json!(report);
                 let _ = std::fs::write(data_dir.join("last-claim.json"), format!("{value}\n"));
                 Ok(value)

@@ -112,14 +112,20 @@ async fn operator_gone_every_user_recovers_from_layer_one_alone() {
     let second = zkl_exodus::activate(&file, &key).await.unwrap();
     assert!(second.iter().all(|x| matches!(x, Activation::Activated { .. })), "{second:?}");
     // Claims wait out the sync period.
-    assert!(claim(&file, &key, &keys).await.unwrap_err().to_string().contains("claims open at"));
+    assert!(claim(&file, &key, &keys, Default::default()).await.unwrap_err().to_string().contains("claims open at"));
     for c in &chains {
         c.provider.anvil_increase_time(PERIOD).await.unwrap();
         c.provider.evm_mine(None).await.unwrap();
     }
 
     // L(1) = 300, L(2) = 300 − 100 = 200 of P = 500; A and B hold 250 each: 150 + 100 each.
-    let rebuilt = zkl_exodus::recover::rebuild(&file, executed).await.unwrap();
+    let rebuilt = zkl_exodus::recover::rebuild(
+        &file,
+        executed,
+        zkl_exodus::recover::RebuildOptions { check_every: 1, ..Default::default() },
+    )
+    .await
+    .unwrap();
     let a_id = (0..rebuilt.state.account_count())
         .find(|i| rebuilt.state.account(*i).is_some_and(|x| x.owner == a.address))
         .unwrap();
@@ -129,12 +135,16 @@ async fn operator_gone_every_user_recovers_from_layer_one_alone() {
     assert_eq!(preview.iter().map(|p| (p.chain, p.l1_token, p.amount.clone())).collect::<Vec<_>>(), want);
     let a_usdc_1 = TestERC20::new(usdc1, chains[0].provider.clone());
     let before = a_usdc_1.balanceOf(a_evm).call().await.unwrap();
-    assert_eq!(claimed(&claim(&file, &key, &keys).await.unwrap()), want);
+    assert_eq!(claimed(&claim(&file, &key, &keys, Default::default()).await.unwrap()), want);
     assert_eq!(a_usdc_1.balanceOf(a_evm).call().await.unwrap() - before, U256::from(150_000_000u64));
-    assert_eq!(claim(&file, &key, &keys).await.unwrap(), ClaimReport::default(), "a second run pays nothing");
-    assert_eq!(claimed(&claim(&file, &signer(DEV_KEYS[2]).unwrap(), &keys).await.unwrap()), want);
+    assert_eq!(
+        claim(&file, &key, &keys, Default::default()).await.unwrap(),
+        ClaimReport::default(),
+        "a second run pays nothing"
+    );
+    assert_eq!(claimed(&claim(&file, &signer(DEV_KEYS[2]).unwrap(), &keys, Default::default()).await.unwrap()), want);
     // C has no L2 balance: its deposit comes back, to the unit.
-    let report = claim(&file, &signer(c_key).unwrap(), &keys).await.unwrap();
+    let report = claim(&file, &signer(c_key).unwrap(), &keys, Default::default()).await.unwrap();
     assert!(report.claims.is_empty());
     assert_eq!(report.refunds.iter().map(|p| (p.chain, p.amount.as_str())).collect::<Vec<_>>(), vec![(1, "7000000")]);
     assert_eq!(c_usdc.balanceOf(c_evm).call().await.unwrap() - c_before, U256::from(7_000_000u64));

@@ -323,7 +323,13 @@ fn every_block_the_node_seals_commits_on_every_chain() {
     // The recovery tool rebuilds the same state from the chains alone: every block's root as
     // committed (the node's), with every op kind the actions produced.
     let file = zkl_exodus::test_utils::chains_file(&env.chains);
-    let rebuilt = rt.block_on(zkl_exodus::recover::rebuild(&file, executed)).unwrap();
+    let rebuilt = rt
+        .block_on(zkl_exodus::recover::rebuild(
+            &file,
+            executed,
+            zkl_exodus::recover::RebuildOptions { check_every: 1, ..Default::default() },
+        ))
+        .unwrap();
     assert_eq!(rebuilt.blocks.len(), executed as usize);
     assert!(rebuilt.state.account_count() >= 5, "the users' accounts were rebuilt");
     let Env { node, chains, .. } = env;
