@@ -104,9 +104,14 @@ impl L2Block {
 
     /// The stored block info chain `chain` records when this block is committed after `prev`.
     pub fn stored_info(&self, prev: &StoredBlockInfo, chain: ChainId) -> Result<StoredBlockInfo, ContractsError> {
-        let commitment = self.commitment(prev.stateRoot)?;
+        Ok(self.stored_info_with(prev, chain, self.commitment(prev.stateRoot)?))
+    }
+
+    /// [`Self::stored_info`] with this block's commitment already computed (it is the same on
+    /// every chain).
+    pub fn stored_info_with(&self, prev: &StoredBlockInfo, chain: ChainId, commitment: B256) -> StoredBlockInfo {
         let priority = self.onchain_ops(chain).filter(|op| op.is_priority()).count();
-        Ok(StoredBlockInfo {
+        StoredBlockInfo {
             blockNumber: self.number,
             priorityOperations: priority as u64,
             timestamp: self.timestamp,
@@ -114,7 +119,7 @@ impl L2Block {
             commitment,
             syncHash: B256::from(zkl_types::block::next_sync_hash(&prev.syncHash.0, &commitment.0)),
             withdrawalsHash: B256::from(zkl_types::block::withdrawals_hash(&self.withdrawals(chain))),
-        })
+        }
     }
 }
 

@@ -3,5 +3,6 @@
 //! block-proving benchmark (`zkl bench prove`).
 
 pub mod devnet;
+pub mod exodus_bench;
 pub mod node_bench;
 pub mod prove_bench;

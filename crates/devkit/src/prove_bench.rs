@@ -52,12 +52,12 @@ pub fn transfer_block(capacity: usize) -> Result<BlockWitness, String> {
 }
 
 /// Resets the process's peak-RSS counter (Linux); false where unsupported.
-fn reset_peak_rss() -> bool {
+pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// The process's peak RSS in MiB since the last reset (Linux `VmHWM`).
-fn peak_rss_mb() -> Option<u64> {
+pub fn peak_rss_mb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

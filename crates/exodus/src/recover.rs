@@ -13,6 +13,7 @@ use std::path::Path;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
 use indicatif::ProgressBar;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use zkl_circuit::exit::ExitCircuit;
 use zkl_circuit::groth16::Keys;
@@ -154,17 +155,32 @@ pub fn replay(
     Ok(state)
 }
 
-/// Chain `chain`'s stored block of every replayed block, from genesis.
+/// Every chain's stored block of every replayed block, from genesis (index = block number).
+/// The commitments, the same on every chain, are computed once, in parallel.
 pub fn stored_blocks(
     genesis_root: B256,
     blocks: &[CommittedBlock],
-    chain: ChainId,
-) -> Result<Vec<StoredBlockInfo>, ExodusError> {
-    let mut prev = genesis_info(genesis_root);
-    let mut out = vec![prev.clone()];
-    for b in blocks {
-        prev = b.l2_block().stored_info(&prev, chain).map_err(|e| rebuild_err(b.number, e))?;
-        out.push(prev.clone());
+    chains: impl IntoIterator<Item = ChainId>,
+) -> Result<BTreeMap<ChainId, Vec<StoredBlockInfo>>, ExodusError> {
+    let l2: Vec<L2Block> = blocks.par_iter().map(CommittedBlock::l2_block).collect();
+    let commitments = l2
+        .par_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let old_root = if i == 0 { genesis_root } else { blocks[i - 1].new_root };
+            b.commitment(old_root).map_err(|e| rebuild_err(b.number, e))
+        })
+        .collect::<Result<Vec<B256>, ExodusError>>()?;
+    let mut out = BTreeMap::new();
+    for chain in chains {
+        let mut prev = genesis_info(genesis_root);
+        let mut stored = Vec::with_capacity(blocks.len() + 1);
+        stored.push(prev.clone());
+        for (b, commitment) in l2.iter().zip(&commitments) {
+            prev = b.stored_info_with(&prev, chain, *commitment);
+            stored.push(prev.clone());
+        }
+        out.insert(chain, stored);
     }
     Ok(out)
 }
@@ -269,10 +285,10 @@ pub async fn claim(
     let owner = L2Address::from_evm(key.address().0.0);
     let mut report = ClaimReport::default();
     let mut rng = rand::rngs::OsRng;
+    let stored = stored_blocks(genesis_root, &blocks, conns.iter().map(|c| c.entry.l2_chain))?;
     for c in &conns {
         let chain = c.entry.l2_chain;
-        let stored = stored_blocks(genesis_root, &blocks, chain)?;
-        let last = stored[upto as usize].clone();
+        let last = stored[&chain][upto as usize].clone();
         let on_chain = c.zklink.storedBlockHash(upto).call().await.map_err(|e| c.rpc(e))?;
         let mine = c.zklink.hashStoredBlockInfo(last.clone()).call().await.map_err(|e| c.rpc(e))?;
         if on_chain != mine {
@@ -314,7 +330,7 @@ async fn l1_units(c: &Connection, l1: u16, amount_l2: u128) -> Result<u128, Exod
 }
 
 /// Every (account, sub-account, L2 token) with a balance `owner` holds in `state` and has not
-/// claimed on `c` yet, with the token's exodus pool there.
+/// claimed on `c` yet, with the token's exodus pool there, in (account, sub-account, token) order.
 async fn open_claims(
     c: &Connection,
     state: &State,
@@ -326,7 +342,9 @@ async fn open_claims(
         if a.owner != owner {
             continue;
         }
-        for (index, balance) in a.balances().collect::<Vec<_>>() {
+        let mut balances: Vec<(u32, u128)> = a.balances().collect();
+        balances.sort_unstable();
+        for (index, balance) in balances {
             let (sub, l2_token) = ((index >> 16) as u8, (index & 0xffff) as u16);
             if balance == 0 || c.zklink.isExodusClaimed(account, sub, l2_token).call().await.map_err(|e| c.rpc(e))? {
                 continue;

@@ -80,9 +80,10 @@ pub async fn sync(file: &ChainsFile, key: &PrivateKeySigner) -> Result<Vec<SyncR
     let blocks = committed_blocks(da, target, None, &indicatif::ProgressBar::hidden()).await?;
     let all_proofs = proofs(&conns).await?;
     let mut out = Vec::new();
+    let all_stored = stored_blocks(genesis_root, &blocks, conns.iter().map(|c| c.entry.l2_chain))?;
     for c in &conns {
         let chain = c.entry.l2_chain;
-        let stored = stored_blocks(genesis_root, &blocks, chain)?;
+        let stored = &all_stored[&chain];
         let mut report = SyncReport { l2_chain: chain, ..Default::default() };
         let mut s = chain_status(c).await?;
         // A chain outside exodus is still its operator's (racing it would only fail); once

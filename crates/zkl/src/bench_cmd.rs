@@ -47,6 +47,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         block_time_ms: u64,
     },
+    /// Recovery: rebuild the state from synthetic L1 commit calldata, then prove one exit
+    Exodus {
+        /// Print one JSON line instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Txs in the synthetic history (two deposits per account, then transfers and order matchings)
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(4..=20_000_000))]
+        txs: u32,
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(2..=5_000_000))]
+        accounts: u32,
+        /// Chunks per block
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(4..=65_536))]
+        block_chunks: u64,
+    },
     /// Block circuit: constraints per op type, and per block capacity the prove and verify time and peak memory
     Prove {
         /// Print one JSON line instead of a table
@@ -71,6 +85,11 @@ pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
     match cmd {
         BenchCommand::Gas(a) => crate::bench_gas::run(a),
         BenchCommand::Prove { json, capacities } => run_prove(json, &capacities),
+        BenchCommand::Exodus { json, txs, accounts, block_chunks } => {
+            let config =
+                zkl_devkit::exodus_bench::ExodusBenchConfig { txs, accounts, block_chunks: block_chunks as usize };
+            run_exodus(json, &config)
+        }
         BenchCommand::State { json, accounts, blocks, block_size } => {
             let config = BenchConfig { accounts, blocks, block_size, ..BenchConfig::default() };
             let quiet = json;
@@ -164,6 +183,38 @@ fn run_prove(json: bool, capacities: &[u64]) -> Result<ExitCode, Failure> {
                 b.chunks, b.fee_slots, b.constraints, b.prove_s, b.verify_ms, rss
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_exodus(json: bool, config: &zkl_devkit::exodus_bench::ExodusBenchConfig) -> Result<ExitCode, Failure> {
+    let keys = zkl_prover::load_exit_keys(!json).map_err(|e| Failure::Failed(e.to_string()))?;
+    let r = zkl_devkit::exodus_bench::run(config, &keys, &|stage| {
+        if !json {
+            eprintln!("bench exodus: {stage}…");
+        }
+    })
+    .map_err(Failure::Failed)?;
+    if json {
+        let line = json!({
+            "rebuild_txs_per_s": r.rebuild_txs_per_s.round(),
+            "exit_proof_s": (r.exit_proof_s * 100.0).round() / 100.0,
+            "peak_rss_mb": r.peak_rss_mb,
+        });
+        println!("{line}");
+    } else {
+        let rss = r.peak_rss_mb.map(|m| m.to_string()).unwrap_or_else(|| "n/a".into());
+        println!(
+            "history             {} txs in {} blocks, {} accounts, {:.1} MB of calldata",
+            r.txs, r.blocks, r.accounts, r.calldata_mb
+        );
+        println!("set-up              {:.1} s", r.setup_s);
+        println!(
+            "rebuild             {:.1} s ({:.0} txs/s; decode {:.1} s, replay {:.1} s, stored blocks {:.1} s)",
+            r.rebuild_s, r.rebuild_txs_per_s, r.phases.decode_s, r.phases.replay_s, r.phases.stored_s
+        );
+        println!("exit proof          {:.2} s", r.exit_proof_s);
+        println!("peak RSS            {rss} MB");
     }
     Ok(ExitCode::SUCCESS)
 }
