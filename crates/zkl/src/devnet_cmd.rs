@@ -213,8 +213,10 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
         // `zkl devnet halt-operator` signals this process (SIGUSR1) through DATA_DIR/devnet.pid.
         std::fs::write(a.data_dir.join("devnet.pid"), format!("{}\n", std::process::id()))
             .map_err(failed("devnet.pid"))?;
-        let mut halt =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).map_err(failed("signal"))?;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut halt = signal(SignalKind::user_defined1()).map_err(failed("signal"))?;
+        // SIGTERM (kill, a supervisor) ends the devnet like Ctrl-C: the anvils are stopped too.
+        let mut term = signal(SignalKind::terminate()).map_err(failed("signal"))?;
         println!("{line}");
         let stopped = async {
             match worker.as_mut() {
@@ -224,6 +226,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
         };
         let (outcome, halted) = tokio::select! {
             r = tokio::signal::ctrl_c() => (r.map_err(failed("signal")).map(|_| ExitCode::SUCCESS), false),
+            _ = term.recv() => (Ok(ExitCode::SUCCESS), false),
             r = stopped => (Err(Failure::Failed(r.unwrap_or_else(|e| e.to_string()))), false),
             reason = node.failure() => (Err(Failure::Failed(reason)), false),
             _ = halt.recv() => (Ok(ExitCode::SUCCESS), true),
@@ -239,7 +242,10 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             // The operator is gone (node, prover worker, oracle signers); the chains stay up for
             // the exodus drill until Ctrl-C.
             eprintln!("==> operator halted: node, prover and oracle stopped; the chains keep running (Ctrl-C ends)");
-            tokio::signal::ctrl_c().await.map_err(failed("signal"))?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.map_err(failed("signal"))?,
+                _ = term.recv() => {}
+            }
         }
         drop(devnet);
         outcome

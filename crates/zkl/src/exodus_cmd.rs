@@ -15,9 +15,10 @@ use crate::Failure;
 #[derive(Args)]
 pub struct ExodusArgs {
     /// The chains: a JSON object with a `chains` array of {l2_chain, rpc, zklink,
-    /// data_availability} (the devnet writes DATA_DIR/devnet.json)
-    #[arg(long)]
-    pub chains: PathBuf,
+    /// data_availability} (the devnet writes DATA_DIR/devnet.json); required, before or after the
+    /// subcommand
+    #[arg(long, global = true)]
+    pub chains: Option<PathBuf>,
     #[command(subcommand)]
     pub command: ExodusCommand,
 }
@@ -83,7 +84,8 @@ fn failure(e: ExodusError) -> Failure {
 }
 
 pub fn run_exodus(a: ExodusArgs) -> Result<ExitCode, Failure> {
-    let file = ChainsFile::read(&a.chains).map_err(failure)?;
+    let chains = a.chains.ok_or_else(|| Failure::Usage("--chains FILE is required".into()))?;
+    let file = ChainsFile::read(&chains).map_err(failure)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

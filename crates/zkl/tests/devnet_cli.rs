@@ -1,5 +1,5 @@
 //! `zkl devnet` starts two anvils with the contracts and the node, prints where they are, and
-//! stops everything on Ctrl-C.
+//! stops everything on Ctrl-C or SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -73,9 +73,11 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     let chains_file = dir.path().join("db").join("devnet.json");
     let written: Value = serde_json::from_str(&std::fs::read_to_string(&chains_file).unwrap()).unwrap();
     assert_eq!(written, v);
+    // As the README writes it: `zkl exodus SUBCOMMAND --chains FILE …`.
     let exodus = |args: &[&str]| {
-        let mut all = vec!["exodus", "--chains", chains_file.to_str().unwrap()];
+        let mut all = vec!["exodus"];
         all.extend_from_slice(args);
+        all.extend_from_slice(&["--chains", chains_file.to_str().unwrap()]);
         Command::new(env!("CARGO_BIN_EXE_zkl")).args(all).output().unwrap()
     };
     let out = exodus(&["status"]);
@@ -102,6 +104,9 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: --chains /nonexistent: "));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    let out = Command::new(env!("CARGO_BIN_EXE_zkl")).args(["exodus", "status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "error: --chains FILE is required");
 
     // The exodus drill's first step: the operator (node, prover, oracle) is gone, the chains stay.
     let db = dir.path().join("db");
@@ -129,8 +134,8 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 
-    // Ctrl-C: the node and both anvils stop.
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    // SIGTERM, like Ctrl-C (SIGINT): the node and both anvils stop.
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
