@@ -26,7 +26,7 @@ use ark_bn254::Bn254;
 use ark_ff::{BigInteger, PrimeField, UniformRand};
 use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{
-    ConstraintSynthesizer, ConstraintSystem, ConstraintSystemRef, OptimizationGoal, R1CS_PREDICATE_LABEL,
+    ConstraintSynthesizer, ConstraintSystem, ConstraintSystemRef, Matrix, OptimizationGoal, R1CS_PREDICATE_LABEL,
     SynthesisError, SynthesisMode,
 };
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
@@ -34,6 +34,7 @@ use ark_snark::SNARK;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::Fr;
@@ -110,6 +111,30 @@ pub fn check_satisfied<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Result<Resul
 
 /// The shape hash: SHA-256 over the variable counts and every constraint matrix entry.
 pub fn shape_hash<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Result<[u8; 32], SynthesisError> {
+    Ok(shape(circuit)?.0)
+}
+
+/// A circuit's constraint matrices and sizes (its R1CS), built once when its keys are loaded, so
+/// that a proof only generates the witness.
+struct R1cs {
+    /// A, B, C.
+    matrices: Vec<Matrix<Fr>>,
+    num_instance: usize,
+    num_witness: usize,
+    num_constraints: usize,
+}
+
+impl R1cs {
+    /// The first constraint `(A·z)(B·z) = C·z` that `z` (instance then witness) breaks.
+    fn first_unsatisfied(&self, z: &[Fr]) -> Option<usize> {
+        let dot = |row: &[(Fr, usize)]| row.iter().map(|(c, i)| *c * z[*i]).sum::<Fr>();
+        let [a, b, c] = &self.matrices[..] else { unreachable!("shape() keeps exactly A, B and C") };
+        (0..self.num_constraints).into_par_iter().find_first(|&i| dot(&a[i]) * dot(&b[i]) != dot(&c[i]))
+    }
+}
+
+/// Synthesises `circuit` in setup mode: its shape hash and its R1CS.
+fn shape<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Result<([u8; 32], R1cs), SynthesisError> {
     let cs = ConstraintSystem::<Fr>::new_ref();
     cs.set_optimization_goal(OptimizationGoal::Constraints);
     cs.set_mode(SynthesisMode::Setup);
@@ -120,7 +145,8 @@ pub fn shape_hash<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Result<[u8; 32], 
     for n in [cs.num_instance_variables(), cs.num_witness_variables(), cs.num_constraints()] {
         h.update((n as u64).to_le_bytes());
     }
-    for (label, matrices) in cs.to_matrices()? {
+    let mut all = cs.to_matrices()?;
+    for (label, matrices) in &all {
         h.update((label.len() as u64).to_le_bytes());
         h.update(label.as_bytes());
         for matrix in matrices {
@@ -129,12 +155,20 @@ pub fn shape_hash<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Result<[u8; 32], 
                 h.update((row.len() as u64).to_le_bytes());
                 for (coeff, index) in row {
                     h.update(coeff.into_bigint().to_bytes_le());
-                    h.update((index as u64).to_le_bytes());
+                    h.update((*index as u64).to_le_bytes());
                 }
             }
         }
     }
-    Ok(h.finalize().into())
+    let matrices =
+        all.remove(R1CS_PREDICATE_LABEL).filter(|m| m.len() == 3).ok_or(SynthesisError::PredicateNotFound)?;
+    let r1cs = R1cs {
+        matrices,
+        num_instance: cs.num_instance_variables(),
+        num_witness: cs.num_witness_variables(),
+        num_constraints: cs.num_constraints(),
+    };
+    Ok((h.finalize().into(), r1cs))
 }
 
 /// The deterministic development RNG for a circuit (see the module documentation).
@@ -158,6 +192,17 @@ pub fn dev_setup<C: ConstraintSynthesizer<Fr>>(
     Ok(Groth16::<Bn254>::circuit_specific_setup(circuit, &mut rng)?)
 }
 
+/// Where a proof's time went.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProveTimings {
+    /// Synthesis in witness-only mode (the circuit's gadgets computing every variable).
+    pub witness: Duration,
+    /// Checking the witness against every constraint with the cached matrices.
+    pub check: Duration,
+    /// The Groth16 prover: the QAP witness map (FFTs) and the multi-scalar multiplications.
+    pub groth16: Duration,
+}
+
 /// Proving and verifying keys of one circuit.
 pub struct Keys {
     pub name: String,
@@ -165,6 +210,7 @@ pub struct Keys {
     pub pk: ProvingKey<Bn254>,
     pub vk: VerifyingKey<Bn254>,
     pub pvk: PreparedVerifyingKey<Bn254>,
+    r1cs: R1cs,
 }
 
 /// A directory of cached keys (by default `target/zkl-keys`).
@@ -221,7 +267,7 @@ impl KeyCache {
         circuit: C,
     ) -> Result<Keys, Groth16Error> {
         let pb = spinner(self.progress, format!("{name}: synthesising circuit"));
-        let shape = shape_hash(circuit.clone())?;
+        let (shape, r1cs) = shape(circuit.clone())?;
         let stem = self.stem(name, &shape);
         let (pk, vk) = if stem.with_extension("sha256").exists() {
             pb.set_message(format!("{name}: loading keys {}", stem.display()));
@@ -235,7 +281,7 @@ impl KeyCache {
         };
         pb.finish_and_clear();
         let pvk = Groth16::<Bn254>::process_vk(&vk)?;
-        Ok(Keys { name: name.to_string(), shape, pk, vk, pvk })
+        Ok(Keys { name: name.to_string(), shape, pk, vk, pvk, r1cs })
     }
 
     fn store(&self, stem: &Path, pk: &ProvingKey<Bn254>, vk: &VerifyingKey<Bn254>) -> Result<(), Groth16Error> {
@@ -293,36 +339,60 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Groth16Error> {
 }
 
 impl Keys {
-    /// Proves `circuit` with one synthesis: the witness is checked against the constraints first,
-    /// so an unsatisfied witness is reported by the name of its first failing constraint instead
-    /// of producing a proof that fails verification.
+    /// Proves `circuit`: one synthesis that only generates the witness (the constraint matrices
+    /// were built when the keys were loaded), checked against every constraint first, so an
+    /// unsatisfied witness is reported instead of producing a proof that fails verification
+    /// ([`check_satisfied`] names the failing constraint).
     pub fn prove<C: ConstraintSynthesizer<Fr>>(
         &self,
         circuit: C,
         rng: &mut (impl rand::RngCore + rand::CryptoRng),
     ) -> Result<Proof<Bn254>, Groth16Error> {
+        self.prove_timed(circuit, rng).map(|(proof, _)| proof)
+    }
+
+    /// [`Self::prove`], with where the time went.
+    pub fn prove_timed<C: ConstraintSynthesizer<Fr>>(
+        &self,
+        circuit: C,
+        rng: &mut (impl rand::RngCore + rand::CryptoRng),
+    ) -> Result<(Proof<Bn254>, ProveTimings), Groth16Error> {
+        let started = std::time::Instant::now();
         let cs = ConstraintSystem::<Fr>::new_ref();
         cs.set_optimization_goal(OptimizationGoal::Constraints);
-        cs.set_mode(SynthesisMode::Prove { construct_matrices: true, generate_lc_assignments: false });
+        cs.set_mode(SynthesisMode::Prove { construct_matrices: false, generate_lc_assignments: false });
         circuit.generate_constraints(cs.clone())?;
-        cs.finalize();
-        if !cs.is_satisfied()? {
-            return Err(Groth16Error::Unsatisfied(cs.which_is_unsatisfied()?.unwrap_or_default()));
+        let r1cs = &self.r1cs;
+        if (cs.num_instance_variables(), cs.num_witness_variables()) != (r1cs.num_instance, r1cs.num_witness) {
+            return Err(Groth16Error::Unsatisfied(format!(
+                "the circuit has {} inputs and {} witnesses, the keys of {} {} and {}",
+                cs.num_instance_variables(),
+                cs.num_witness_variables(),
+                self.name,
+                r1cs.num_instance,
+                r1cs.num_witness
+            )));
         }
-        let matrices = cs.to_matrices()?;
-        let r1cs = matrices.get(R1CS_PREDICATE_LABEL).ok_or(SynthesisError::PredicateNotFound)?;
         let mut full_assignment = cs.instance_assignment()?;
         full_assignment.extend(cs.witness_assignment()?);
+        drop(cs);
+        let witness = started.elapsed();
+        if let Some(i) = r1cs.first_unsatisfied(&full_assignment) {
+            return Err(Groth16Error::Unsatisfied(format!("R1CS row {i} of {}", r1cs.num_constraints)));
+        }
+        let check = started.elapsed() - witness;
         let (r, s) = (Fr::rand(rng), Fr::rand(rng));
-        Ok(Groth16::<Bn254>::create_proof_with_reduction_and_matrices(
+        let proof = Groth16::<Bn254>::create_proof_with_reduction_and_matrices(
             &self.pk,
             r,
             s,
-            r1cs,
-            cs.num_instance_variables(),
-            cs.num_constraints(),
+            &r1cs.matrices,
+            r1cs.num_instance,
+            r1cs.num_constraints,
             &full_assignment,
-        )?)
+        )?;
+        let groth16 = started.elapsed() - witness - check;
+        Ok((proof, ProveTimings { witness, check, groth16 }))
     }
 
     /// Verifies a proof against public inputs.

@@ -82,7 +82,12 @@ fn unsatisfied_witness_is_reported_not_proven() {
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     // 10 * 10^1 is not canonical (100 * 10^0 is).
     let bad = Tiny { packed_fee: Some((10 << 5) | 1), ..instance() };
-    assert!(matches!(keys.prove(bad, &mut rng), Err(Groth16Error::Unsatisfied(_))));
+    let e = keys.prove(bad, &mut rng).unwrap_err();
+    assert!(matches!(&e, Groth16Error::Unsatisfied(row) if row.starts_with("R1CS row ")), "{e}");
+    // Proving reuses the matrices built when the keys were loaded: a circuit of another shape is
+    // refused, not proven against the wrong constraints.
+    let e = keys.prove(FeeOnly, &mut rng).unwrap_err();
+    assert!(e.to_string().contains("the keys of tiny"), "{e}");
 }
 
 #[test]

@@ -16,8 +16,16 @@ pub struct BlockFigures {
     pub chunks: usize,
     pub fee_slots: usize,
     pub constraints: usize,
-    /// One proof: synthesis, satisfaction check and Groth16 prover.
+    /// One proof: witness generation, satisfaction check and Groth16 prover.
     pub prove_s: f64,
+    /// Of which witness generation (synthesis without building the constraint matrices).
+    pub witness_s: f64,
+    /// Of which the Groth16 prover (FFTs and multi-scalar multiplications).
+    pub groth16_s: f64,
+    /// Wall time per constraint on this machine.
+    pub us_per_constraint: f64,
+    /// Chunks proven per second (a transfer is one chunk).
+    pub transfers_per_s: f64,
     pub verify_ms: f64,
     /// Peak resident memory of this process while proving (Linux `VmHWM` after resetting it).
     pub peak_rss_mb: Option<u64>,
@@ -74,7 +82,8 @@ pub fn measure_block(keys: &KeyRing, capacity: usize) -> Result<BlockFigures, St
         zkl_circuit::block::BlockCost::measure(capacity, fee_slots(capacity)).map_err(|e| e.to_string())?.total;
     let tracked = reset_peak_rss();
     let t = Instant::now();
-    let proof = k.prove(BlockCircuit { witness }, &mut rand::rngs::OsRng).map_err(|e| e.to_string())?;
+    let (proof, timings) =
+        k.prove_timed(BlockCircuit { witness }, &mut rand::rngs::OsRng).map_err(|e| e.to_string())?;
     let prove_s = t.elapsed().as_secs_f64();
     let peak = if tracked { peak_rss_mb() } else { None };
     let t = Instant::now();
@@ -88,6 +97,10 @@ pub fn measure_block(keys: &KeyRing, capacity: usize) -> Result<BlockFigures, St
         fee_slots: fee_slots(capacity),
         constraints,
         prove_s,
+        witness_s: timings.witness.as_secs_f64(),
+        groth16_s: timings.groth16.as_secs_f64(),
+        us_per_constraint: prove_s * 1e6 / constraints as f64,
+        transfers_per_s: capacity as f64 / prove_s,
         verify_ms,
         peak_rss_mb: peak,
     })

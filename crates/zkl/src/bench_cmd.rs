@@ -175,12 +175,23 @@ fn run_prove(json: bool, capacities: &[u64]) -> Result<ExitCode, Failure> {
         for (op, n) in &per_op {
             println!("  {op:<16} {n:>9}");
         }
-        println!("chunks  fee slots  constraints  prove s  verify ms  peak RSS MB");
+        println!(
+            "chunks  fee slots  constraints  prove s  witness s  groth16 s  µs/constraint  transfers/s  verify ms  peak RSS MB"
+        );
         for b in &blocks {
             let rss = b.peak_rss_mb.map(|m| m.to_string()).unwrap_or_else(|| "n/a".into());
             println!(
-                "{:>6}  {:>9}  {:>11}  {:>7.1}  {:>9.1}  {:>11}",
-                b.chunks, b.fee_slots, b.constraints, b.prove_s, b.verify_ms, rss
+                "{:>6}  {:>9}  {:>11}  {:>7.1}  {:>9.1}  {:>9.1}  {:>13.1}  {:>11.2}  {:>9.1}  {:>11}",
+                b.chunks,
+                b.fee_slots,
+                b.constraints,
+                b.prove_s,
+                b.witness_s,
+                b.groth16_s,
+                b.us_per_constraint,
+                b.transfers_per_s,
+                b.verify_ms,
+                rss
             );
         }
     }
