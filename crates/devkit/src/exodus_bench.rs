@@ -23,9 +23,8 @@ use zkl_circuit::exit::ExitCircuit;
 use zkl_circuit::groth16::Keys;
 use zkl_contracts::bindings::ZkLink::{StoredBlockInfo, commitBlocksCall};
 use zkl_contracts::block::{L2Block, genesis_info};
-use zkl_crypto::field::fr_to_be_bytes;
 use zkl_exodus::blocks::blocks_of_commit;
-use zkl_exodus::recover::{CommittedBlock, replay, stored_blocks};
+use zkl_exodus::recover::{CommittedBlock, replay, state_root, stored_blocks};
 use zkl_state::State;
 use zkl_state::testkit::{ETH, ONE, USD, USDC, USDT, demo_registry};
 use zkl_types::op::{DepositOp, Op, OrderMatchingOp, TransferOp};
@@ -88,10 +87,6 @@ fn owner(i: u32) -> Address {
     Address::from_evm(a)
 }
 
-fn b256(s: &mut State) -> B256 {
-    B256::from(fr_to_be_bytes(&s.root()))
-}
-
 /// Generates the synthetic history of `config` (deterministic) and its calldata.
 pub fn synthetic_l1(config: &ExodusBenchConfig, progress: &dyn Fn(&str)) -> Result<SyntheticL1, String> {
     let (registry, fee_owner, genesis_root, blocks) = synthetic_blocks(config, progress)?;
@@ -109,7 +104,7 @@ pub fn synthetic_blocks(config: &ExodusBenchConfig, progress: &dyn Fn(&str)) -> 
     let registry = demo_registry();
     let fee_owner = alloy::primitives::Address::repeat_byte(0xfe);
     let mut state = State::new(registry.clone(), Address::from_evm(fee_owner.0.0));
-    let genesis_root = b256(&mut state);
+    let genesis_root = state_root(&mut state);
     let mut rng = StdRng::seed_from_u64(14);
     let first: AccountId = state.account_count();
 
@@ -188,7 +183,7 @@ pub fn synthetic_blocks(config: &ExodusBenchConfig, progress: &dyn Fn(&str)) -> 
     if !current.is_empty() {
         seal(&mut state, &mut blocks, current);
     }
-    let final_root = b256(&mut state);
+    let final_root = state_root(&mut state);
     let last = blocks.last_mut().ok_or("no blocks")?;
     last.new_root = final_root;
     Ok((registry, fee_owner, genesis_root, blocks))
@@ -309,7 +304,7 @@ mod tests {
         assert!(l1.blocks > BLOCKS_PER_COMMIT as u32 && l1.commits.len() > 1, "several calls of several blocks");
         assert!(l1.txs > 2_500, "few txs were refused: {}", l1.txs);
         let (mut state, stored, _) = rebuild(&l1).unwrap();
-        assert_eq!(b256(&mut state), l1.final_root);
+        assert_eq!(state_root(&mut state), l1.final_root);
         assert_eq!(stored.len(), 2);
         assert!(stored.iter().all(|s| s.blockNumber == l1.blocks && s.stateRoot == l1.final_root));
         assert_eq!(stored[0].syncHash, stored[1].syncHash, "one commitment chain for every chain");

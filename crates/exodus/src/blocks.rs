@@ -25,14 +25,10 @@ use crate::{Connection, ExodusError};
 /// L1 blocks per `eth_getLogs` query (public RPCs cap the range).
 pub const LOG_PAGE: u64 = 10_000;
 
-fn rebuild_err(block: u32, msg: impl std::fmt::Display) -> ExodusError {
-    ExodusError::Rebuild { block, msg: msg.to_string() }
-}
-
 /// The blocks one `commitBlocks` call carries, from its calldata, each with its ops decoded.
 pub fn blocks_of_commit(input: &[u8]) -> Result<Vec<CommittedBlock>, ExodusError> {
-    let call =
-        commitBlocksCall::abi_decode(input).map_err(|e| rebuild_err(0, format!("commitBlocks calldata: {e}")))?;
+    let call = commitBlocksCall::abi_decode(input)
+        .map_err(|e| ExodusError::rebuild(0, format!("commitBlocks calldata: {e}")))?;
     call.newBlocks
         .iter()
         .map(|b| {
@@ -40,7 +36,7 @@ pub fn blocks_of_commit(input: &[u8]) -> Result<Vec<CommittedBlock>, ExodusError
                 number: b.blockNumber,
                 timestamp: b.timestamp,
                 new_root: b.newStateRoot,
-                ops: Op::decode_block(&b.pubdata).map_err(|e| rebuild_err(b.blockNumber, e))?,
+                ops: Op::decode_block(&b.pubdata).map_err(|e| ExodusError::rebuild(b.blockNumber, e))?,
                 capacity: b.pubdata.len() / CHUNK_BYTES,
             })
         })
@@ -56,7 +52,7 @@ pub struct BlockCache {
 }
 
 fn encode_block(b: &CommittedBlock) -> Result<Vec<u8>, ExodusError> {
-    let pubdata = b.l2_block().pubdata().map_err(|e| rebuild_err(b.number, e))?;
+    let pubdata = b.l2_block().pubdata().map_err(|e| ExodusError::rebuild(b.number, e))?;
     let mut out = Vec::with_capacity(44 + pubdata.len());
     out.extend(b.timestamp.to_be_bytes());
     out.extend(b.new_root.0);
@@ -159,9 +155,16 @@ pub async fn committed_blocks(
         Some(c) => c.load()?,
         None => (0, BTreeMap::new()),
     };
-    let have = |blocks: &BTreeMap<u32, CommittedBlock>| (1..=upto).take_while(|n| blocks.contains_key(n)).count();
+    // Blocks 1..=have are all known; keys are only ever added, so `have` only grows.
+    let mut have = 0u32;
+    let advance = |blocks: &BTreeMap<u32, CommittedBlock>, have: &mut u32| {
+        while *have < upto && blocks.contains_key(&(*have + 1)) {
+            *have += 1;
+        }
+    };
+    advance(&blocks, &mut have);
     progress.set_length(u64::from(upto));
-    progress.set_position(have(&blocks) as u64);
+    progress.set_position(u64::from(have));
     let latest = da.provider.get_block_number().await.map_err(|e| da.rpc(e))?;
     // The scan always reaches the latest block: a block below `upto` that is not final yet may
     // have been reverted and committed again further on.
@@ -178,7 +181,7 @@ pub async fn committed_blocks(
             let b = calls[&hash]
                 .iter()
                 .find(|b| b.number == ev.blockNumber)
-                .ok_or_else(|| rebuild_err(ev.blockNumber, "its commit transaction does not carry it"))?;
+                .ok_or_else(|| ExodusError::rebuild(ev.blockNumber, "its commit transaction does not carry it"))?;
             // Logs come in chain order: a later commit of the same number (after a revert) wins.
             blocks.insert(b.number, b.clone());
             page.push(b.number);
@@ -188,11 +191,11 @@ pub async fn committed_blocks(
             let new: Vec<&CommittedBlock> = page.iter().map(|n| &blocks[n]).collect();
             c.store(&new, from)?;
         }
-        progress.set_position(have(&blocks) as u64);
+        advance(&blocks, &mut have);
+        progress.set_position(u64::from(have));
     }
-    let found = have(&blocks);
-    if found < upto as usize {
-        return Err(rebuild_err(found as u32 + 1, "not committed on the data-availability chain"));
+    if have < upto {
+        return Err(ExodusError::rebuild(have + 1, "not committed on the data-availability chain"));
     }
     Ok(blocks.into_values().take(upto as usize).collect())
 }

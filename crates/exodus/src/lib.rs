@@ -48,6 +48,13 @@ pub enum ExodusError {
     Rebuild { block: u32, msg: String },
 }
 
+impl ExodusError {
+    /// A rebuild failure at `block` (0: before any block).
+    pub fn rebuild(block: u32, msg: impl std::fmt::Display) -> Self {
+        ExodusError::Rebuild { block, msg: msg.to_string() }
+    }
+}
+
 /// One chain of a [`ChainsFile`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainEntry {
@@ -106,7 +113,7 @@ pub(crate) fn data_availability(conns: &[Connection]) -> Result<&Connection, Exo
     conns
         .iter()
         .find(|c| c.entry.data_availability)
-        .ok_or_else(|| ExodusError::Rebuild { block: 0, msg: "no data-availability chain".into() })
+        .ok_or_else(|| ExodusError::rebuild(0, "no data-availability chain"))
 }
 
 /// A connection to one chain's contract, signing with `key` if given.
@@ -252,7 +259,7 @@ pub async fn activate(file: &ChainsFile, key: &PrivateKeySigner) -> Result<Vec<A
         out.push(match s.oldest_request_deadline {
             _ if s.exodus => Activation::AlreadyActive { l2_chain },
             None => Activation::NoPendingRequest { l2_chain },
-            Some(at) if s.now < at => Activation::NotBefore { l2_chain, at },
+            Some(at) if !s.activatable() => Activation::NotBefore { l2_chain, at },
             Some(_) => Activation::Activated {
                 l2_chain,
                 tx: c.send(c.zklink.activateExodusMode(), "activateExodusMode").await?,

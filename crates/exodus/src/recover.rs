@@ -44,10 +44,6 @@ impl CommittedBlock {
     }
 }
 
-fn rebuild_err(block: u32, msg: impl std::fmt::Display) -> ExodusError {
-    ExodusError::Rebuild { block, msg: msg.to_string() }
-}
-
 /// The token registry of the deployment, from every chain's `TokenRegistered` events.
 pub async fn registry(conns: &[Connection]) -> Result<TokenRegistry, ExodusError> {
     let mut r = TokenRegistry::new();
@@ -65,7 +61,7 @@ pub async fn registry(conns: &[Connection]) -> Result<TokenRegistry, ExodusError
     }
     let tokens: BTreeSet<u16> = l1.iter().map(|t| t.0).collect();
     let group_ids: BTreeSet<u16> = groups.values().copied().collect();
-    let fail = |e: zkl_types::TokenError| ExodusError::Rebuild { block: 0, msg: format!("token registry: {e}") };
+    let fail = |e: zkl_types::TokenError| ExodusError::rebuild(0, format!("token registry: {e}"));
     for t in &tokens {
         r.add_token(*t, &format!("T{t}")).map_err(fail)?;
     }
@@ -106,6 +102,11 @@ pub async fn genesis(c: &Connection) -> Result<Genesis, ExodusError> {
     Ok(Genesis { root: ev.genesisRoot, fee_owner: ev.feeOwner, l1_block })
 }
 
+/// The state's root as the contracts store it (big-endian).
+pub fn state_root(state: &mut State) -> B256 {
+    B256::from(fr_to_be_bytes(&state.root()))
+}
+
 /// Replays `blocks` on the genesis state. The root is checked after the last block, which
 /// binds the whole state (a wrong op anywhere gives another root), and after every
 /// `check_every`-th block (0: the last only) to tell where a divergence starts; `progress`
@@ -119,9 +120,9 @@ pub fn replay(
     progress: &ProgressBar,
 ) -> Result<State, ExodusError> {
     let mut state = State::new(registry, L2Address::from_evm(fee_owner.0.0));
-    let root = B256::from(fr_to_be_bytes(&state.root()));
+    let root = state_root(&mut state);
     if root != genesis_root {
-        return Err(rebuild_err(
+        return Err(ExodusError::rebuild(
             0,
             format!("genesis root {root} from the announced fee owner, the contract has {genesis_root}"),
         ));
@@ -131,16 +132,16 @@ pub fn replay(
     let mut txs = 0u64;
     for (i, b) in blocks.iter().enumerate() {
         for op in &b.ops {
-            state.apply_op(op).map_err(|e| rebuild_err(b.number, format!("{op:?}: {e}")))?;
+            state.apply_op(op).map_err(|e| ExodusError::rebuild(b.number, format!("{op:?}: {e}")))?;
         }
         txs += b.ops.iter().filter(|op| !matches!(op, Op::Noop)).count() as u64;
         state.credit_fees();
         let last = i + 1 == blocks.len();
         if last || (check_every > 0 && b.number % check_every == 0) {
-            let root = B256::from(fr_to_be_bytes(&state.root()));
+            let root = state_root(&mut state);
             if root != b.new_root {
                 let since = if last && check_every == 0 { "blocks 1.." } else { "block " };
-                return Err(rebuild_err(
+                return Err(ExodusError::rebuild(
                     b.number,
                     format!("rebuilt root {root} after {since}{}, committed {}", b.number, b.new_root),
                 ));
@@ -168,7 +169,7 @@ pub fn stored_blocks(
         .enumerate()
         .map(|(i, b)| {
             let old_root = if i == 0 { genesis_root } else { blocks[i - 1].new_root };
-            b.commitment(old_root).map_err(|e| rebuild_err(b.number, e))
+            b.commitment(old_root).map_err(|e| ExodusError::rebuild(b.number, e))
         })
         .collect::<Result<Vec<B256>, ExodusError>>()?;
     let mut out = BTreeMap::new();
@@ -292,16 +293,17 @@ pub async fn claim(
         let on_chain = c.zklink.storedBlockHash(upto).call().await.map_err(|e| c.rpc(e))?;
         let mine = c.zklink.hashStoredBlockInfo(last.clone()).call().await.map_err(|e| c.rpc(e))?;
         if on_chain != mine {
-            return Err(rebuild_err(upto, format!("chain {chain} stores another block {upto}")));
+            return Err(ExodusError::rebuild(upto, format!("chain {chain} stores another block {upto}")));
         }
         for (account, sub, l2_token, members) in open_claims(c, &state, owner).await? {
             let (circuit, exit) = ExitCircuit::build(&state, chain, account, sub, l2_token, members)
-                .map_err(|e| rebuild_err(upto, format!("claim of account {account}: {e}")))?;
+                .map_err(|e| ExodusError::rebuild(upto, format!("claim of account {account}: {e}")))?;
             let amounts = exit.claim.amounts;
             if amounts.iter().all(|a| *a == 0) {
                 continue;
             }
-            let proof = keys.prove(circuit, &mut rng).map_err(|e| rebuild_err(upto, format!("exit proof: {e}")))?;
+            let proof =
+                keys.prove(circuit, &mut rng).map_err(|e| ExodusError::rebuild(upto, format!("exit proof: {e}")))?;
             let words = zkl_contracts::verifier::encode_proof(&proof);
             let call = c.zklink.performExodus(last.clone(), account, sub, l2_token, amounts, words);
             let tx = c.send(call, "performExodus").await?;
@@ -427,7 +429,7 @@ pub async fn would_pay(file: &ChainsFile, owner: Address) -> Result<Vec<Payout>,
         for (account, sub, l2_token, members) in open_claims(c, state, l2_owner).await? {
             let claim = state
                 .exodus_claim(c.entry.l2_chain, account, sub, l2_token, members)
-                .map_err(|e| rebuild_err(executed, format!("account {account}: {e}")))?;
+                .map_err(|e| ExodusError::rebuild(executed, format!("account {account}: {e}")))?;
             for (i, amount) in claim.amounts.iter().enumerate().filter(|(_, a)| **a > 0) {
                 out.push(Payout {
                     chain: c.entry.l2_chain,

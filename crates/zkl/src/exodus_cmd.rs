@@ -97,7 +97,7 @@ pub fn run_exodus(a: ExodusArgs) -> Result<ExitCode, Failure> {
                 std::fs::create_dir_all(&data_dir)
                     .map_err(|e| ExodusError::DataDir(format!("{}: {e}", data_dir.display())))?;
                 let keys = zkl_prover::load_exit_keys(true)
-                    .map_err(|e| ExodusError::Rebuild { block: 0, msg: e.to_string() })?;
+                    .map_err(|e| ExodusError::rebuild(0, e))?;
                 let options = RebuildOptions { data_dir: Some(&data_dir), progress: true, ..Default::default() };
                 let report = zkl_exodus::recover::claim(&file, &key, &keys, options).await?;
                 let value = json!(report);
