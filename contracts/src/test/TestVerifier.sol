@@ -26,7 +26,86 @@ contract TestVerifier {
     uint256 internal constant IC1_0 = 7448492147784328907352587835309845249137099384953279294968597067984754009243;
     uint256 internal constant IC1_1 = 19562019617014367339946999369451748237903663673833471533251042778663331062318;
 
-    function verifyProof(uint256[8] calldata proof, uint256 input) external view returns (bool) {
+    /// Verifies `proofs[i]` for `inputs[i]`, every `i`, with one pairing check of `k + 3`
+    /// pairings (random linear combination; coefficients hashed from all proofs and inputs).
+    /// False for an empty or mismatched batch, like `verifyProof` for any invalid proof.
+    function verifyProofs(uint256[8][] calldata proofs, uint256[] calldata inputs) external view returns (bool) {
+        uint256 k = proofs.length;
+        if (k == 0 || inputs.length != k) return false;
+        if (k == 1) return verifyProof(proofs[0], inputs[0]);
+        bytes32 seed = keccak256(abi.encode(proofs, inputs));
+        uint256[] memory p = new uint256[](6 * (k + 3));
+        uint256[2] memory acc; // Σ r_i·C_i, starting at the point at infinity (0, 0)
+        uint256 sumR;
+        uint256 sumRX;
+        for (uint256 i = 0; i < k; i++) {
+            if (inputs[i] >= R) return false;
+            uint256 r = i == 0 ? 1 : 1 + (uint256(keccak256(abi.encode(seed, i))) >> 128);
+            if (!_scaled(p, 6 * i, proofs[i], r, acc)) return false;
+            sumR = addmod(sumR, r, R);
+            sumRX = addmod(sumRX, mulmod(r, inputs[i], R), R);
+        }
+        uint256[2] memory al = [ALPHA_0, ALPHA_1];
+        uint256[2] memory vkx = [IC0_0, IC0_1];
+        uint256[2] memory ic1 = [IC1_0, IC1_1];
+        if (!(_mul(al, sumR) && _mul(vkx, sumR) && _mul(ic1, sumRX) && _add(vkx, ic1))) return false;
+        uint256 e = 6 * k;
+        _pair(p, e, al, [BETA_0, BETA_1, BETA_2, BETA_3]);
+        _pair(p, e + 6, vkx, [GAMMA_0, GAMMA_1, GAMMA_2, GAMMA_3]);
+        _pair(p, e + 12, acc, [DELTA_0, DELTA_1, DELTA_2, DELTA_3]);
+        uint256[1] memory out;
+        bool ok;
+        assembly {
+            ok := staticcall(gas(), 8, add(p, 32), mul(mload(p), 32), out, 32)
+        }
+        return ok && out[0] == 1;
+    }
+
+    /// Writes the pair (-r·A, B) of proof `pr` at `p[o..o + 6]` and adds r·C to `acc`; false if a
+    /// coordinate is not below Q or a point is not on its curve.
+    function _scaled(uint256[] memory p, uint256 o, uint256[8] calldata pr, uint256 r, uint256[2] memory acc)
+        internal
+        view
+        returns (bool)
+    {
+        for (uint256 j = 0; j < 8; j++) {
+            if (pr[j] >= Q) return false;
+        }
+        uint256[2] memory a = [pr[0], pr[1]];
+        uint256[2] memory c = [pr[6], pr[7]];
+        if (r != 1 && !(_mul(a, r) && _mul(c, r))) return false;
+        if (!_add(acc, c)) return false;
+        a[1] = (Q - a[1]) % Q;
+        _pair(p, o, a, [pr[2], pr[3], pr[4], pr[5]]);
+        return true;
+    }
+
+    /// p[o..o + 6] := (g1, g2).
+    function _pair(uint256[] memory p, uint256 o, uint256[2] memory g1, uint256[4] memory g2) internal pure {
+        p[o] = g1[0];
+        p[o + 1] = g1[1];
+        for (uint256 j = 0; j < 4; j++) {
+            p[o + 2 + j] = g2[j];
+        }
+    }
+
+    /// pt := s · pt (EIP-196); false if the precompile refuses (a point off the curve).
+    function _mul(uint256[2] memory pt, uint256 s) internal view returns (bool ok) {
+        uint256[3] memory input = [pt[0], pt[1], s];
+        assembly {
+            ok := staticcall(gas(), 7, input, 96, pt, 64)
+        }
+    }
+
+    /// pt := pt + q (EIP-196); false if the precompile refuses.
+    function _add(uint256[2] memory pt, uint256[2] memory q) internal view returns (bool ok) {
+        uint256[4] memory input = [pt[0], pt[1], q[0], q[1]];
+        assembly {
+            ok := staticcall(gas(), 6, input, 128, pt, 64)
+        }
+    }
+
+    function verifyProof(uint256[8] calldata proof, uint256 input) public view returns (bool) {
         if (input >= R) return false;
         for (uint256 i = 0; i < 8; i++) {
             if (proof[i] >= Q) return false;

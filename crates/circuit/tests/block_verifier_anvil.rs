@@ -60,7 +60,8 @@ async fn block_proof_verifies_in_zklink_prove_blocks() {
     let poseidon = *PoseidonT6::deploy(p.clone()).await.unwrap().address();
     let params = ZkLink::InitParams {
         governor,
-        verifier: block_verifier,
+        capacities: vec![CAPACITY as u32],
+        verifiers: vec![block_verifier],
         exitVerifier: block_verifier,
         poseidon,
         chainId: 1,
@@ -105,10 +106,51 @@ async fn block_proof_verifies_in_zklink_prove_blocks() {
     assert!(v.verifyProof(words, input).call().await.unwrap(), "the verifier rejects a valid block proof");
     assert!(!v.verifyProof(words, wrong).call().await.unwrap(), "the verifier accepts a wrong public input");
 
-    // proveBlocks: a tampered proof is rejected, the real one accepted.
+    // proveBlocks: a tampered proof is rejected.
     let mut tampered = words;
     tampered[0] = words[6];
     tampered[1] = words[7];
-    assert!(zklink.proveBlocks(vec![stored.clone()], vec![tampered]).call().await.is_err());
-    send(zklink.proveBlocks(vec![stored], vec![words])).await.unwrap();
+    assert!(zklink.proveBlocks(vec![stored.clone()], vec![tampered], CAPACITY as u32).call().await.is_err());
+
+    // Block 2, another deposit. The DA chain takes its own on-chain hash from the commit
+    // without recomputing it (protocol.md section 13): a wrong one is committed, but the block's
+    // real proof does not verify for it, alone or batched with block 1's.
+    send(as_user.depositETH(B256::from(owner.0), 0, ETH).value(U256::from(ONE))).await.unwrap();
+    let pre2 = state.clone();
+    state.execute_priority(&deposit(1, 1, owner, ETH, ETH, ONE)).unwrap();
+    let block2 = state.seal_block(now + 1);
+    let l2b =
+        L2Block::new(block2.number, block2.timestamp, b256(&block2.commitment.new_root), block2.ops.clone(), CAPACITY);
+    let mut info2 = l2b.commit_info(1, true).unwrap();
+    info2.onchainHashes[0] = B256::repeat_byte(7);
+    let mut hashes = l2b.onchain_hashes().unwrap().map(|h| h.0);
+    hashes[0] = [7; 32];
+    let preimage = zkl_types::block::commitment_preimage(
+        block2.number,
+        block2.timestamp,
+        &stored.stateRoot.0,
+        &l2b.new_root.0,
+        &zkl_types::block::pubdata_hash(&l2b.pubdata().unwrap()),
+        &hashes,
+    );
+    let wrong_commitment = B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(preimage));
+    let stored2_wrong = l2b.stored_info_with(&stored, 1, wrong_commitment);
+    send(zklink.commitBlocks(stored.clone(), vec![info2])).await.unwrap();
+    let w2 = BlockWitness::build(&pre2, &block2, &[None], FEE_SLOTS).unwrap();
+    let words2 = verifier::encode_proof(&keys.prove(BlockCircuit { witness: w2 }, &mut rng).unwrap());
+    let both = |second: &ZkLink::StoredBlockInfo| vec![stored.clone(), second.clone()];
+    assert!(zklink.proveBlocks(both(&stored2_wrong), vec![words, words2], CAPACITY as u32).call().await.is_err());
+    send(zklink.revertBlocks(vec![stored2_wrong])).await.unwrap();
+
+    // Committed honestly, both real proofs verify in one batched check.
+    let stored2 = l2b.stored_info(&stored, 1).unwrap();
+    assert_eq!(public_input(stored2.commitment), block2.public_input);
+    send(zklink.commitBlocks(stored.clone(), vec![l2b.commit_info(1, true).unwrap()])).await.unwrap();
+    assert!(
+        zklink.proveBlocks(both(&stored2), vec![words2, words], CAPACITY as u32).call().await.is_err(),
+        "proofs swapped"
+    );
+    let receipt = send(zklink.proveBlocks(both(&stored2), vec![words, words2], CAPACITY as u32)).await.unwrap();
+    println!("proveBlocks of 2 real block proofs: {} gas", receipt.gas_used);
+    assert_eq!(zklink.blockCounters().call().await.unwrap().proven, 2);
 }

@@ -1,12 +1,20 @@
 //! Gas benchmark of the ZkLink contract on anvil (`zkl bench gas`).
 //!
-//! For every op type and block capacity it deploys nothing new: one data-availability deployment
-//! (chain 1 of 1, full pubdata in calldata) and one non-DA deployment (pubdata hash only) on two
-//! anvils, then commits, proves (test verifier) and executes blocks filled with that op type.
-//! Per op type it reports, at the largest capacity: the pubdata bytes of one op, the commit gas per
-//! op (commit transaction gas / ops in the block, 21,000 base included), the commit gas per op on a
-//! non-DA chain, and the total gas per op (commit + prove + execute on the DA chain). It also
+//! One data-availability deployment (chain 1 of 1, full pubdata in calldata) and one non-DA
+//! deployment (chain 1 of 2, pubdata hash and its own on-chain ops only) on two anvils. For every
+//! op type and block capacity it settles a batch of blocks filled with that op type the way the
+//! settler does: one `commitBlocks` for the batch, one `proveBlocks` (the proofs verified in one
+//! batched pairing check), one `receiveFinalBlock` for the last block, one `executeBlocks`; and one
+//! `receiveSyncHash` of the last block on the non-DA deployment (with two chains, each chain
+//! receives the other's sync hash of the last block of each batch: a run of blocks executes on its
+//! last block's). Per op type it reports, at the largest capacity: the pubdata bytes of one
+//! op, the commit gas per op (21,000 base included), the commit gas per op on a non-DA chain, and
+//! the total gas per op on the DA chain (commit + prove + finalize + execute + relay). It also
 //! reports whether the commit transaction paid EIP-7623's calldata floor.
+//!
+//! Proofs come from the contracts' test circuit (`TestVerifier`): a verifier generated for one
+//! public input runs the same code whatever the circuit (only its constants differ), so the
+//! block circuit's verifier costs the same gas (`block_verifier_anvil` measures it).
 
 use std::collections::BTreeMap;
 
@@ -22,7 +30,7 @@ use crate::bindings::ZkLink::StoredBlockInfo;
 use zkl_types::op::{code, *};
 use zkl_types::{Address as L2Address, change_pubkey_eth_message};
 
-use crate::deploy::{Chain, ChainConfig, ETH_TOKEN_ID, L2Block, send, signer};
+use crate::deploy::{Chain, ChainConfig, DEV_ORACLE_KEYS, DEV_ORACLE_THRESHOLD, ETH_TOKEN_ID, L2Block, send, signer};
 
 /// Op types the benchmark measures (every op but Noop), with their op codes.
 pub fn op_types() -> impl Iterator<Item = (&'static str, u8)> {
@@ -34,6 +42,8 @@ pub fn op_types() -> impl Iterator<Item = (&'static str, u8)> {
 pub struct GasBenchConfig {
     /// Block capacities in chunks; the per-op figures come from the largest.
     pub capacities: Vec<usize>,
+    /// Blocks settled per transaction (the settler's batch: 8).
+    pub batch: usize,
     /// Op types to measure (names of [`op_types`]); empty = all.
     pub only: Vec<String>,
     /// Extra anvil arguments (e.g. `--hardfork cancun`).
@@ -42,22 +52,39 @@ pub struct GasBenchConfig {
 
 impl Default for GasBenchConfig {
     fn default() -> Self {
-        Self { capacities: vec![64, 256, 1024], only: Vec::new(), anvil_args: Vec::new() }
+        Self { capacities: vec![8, 32, 64, 256], batch: 8, only: Vec::new(), anvil_args: Vec::new() }
     }
 }
 
-/// Figures of one op type at one capacity.
+/// Figures of one op type at one capacity: one batch of `blocks` blocks of `ops` ops each; the
+/// gas figures are whole transactions (`relay_gas`: one `receiveSyncHash`, one per batch).
 #[derive(Clone, Debug, Serialize)]
 pub struct BlockGas {
     pub capacity: usize,
+    pub blocks: usize,
     pub ops: usize,
     pub commit_gas: u64,
     pub commit_gas_non_da: u64,
     pub prove_gas: u64,
+    pub finalize_gas: u64,
     pub execute_gas: u64,
+    pub relay_gas: u64,
     pub commit_calldata_bytes: usize,
     /// The commit transaction paid the EIP-7623 calldata floor (10/40 gas per zero/non-zero byte).
     pub commit_at_calldata_floor: bool,
+}
+
+impl BlockGas {
+    /// Ops in the batch.
+    pub fn batch_ops(&self) -> u64 {
+        (self.blocks * self.ops).max(1) as u64
+    }
+
+    /// Everything the DA chain pays for the batch with one other chain: commit, prove,
+    /// finalize, execute and the other chain's sync hash of the last block.
+    pub fn total_gas(&self) -> u64 {
+        self.commit_gas + self.prove_gas + self.finalize_gas + self.execute_gas + self.relay_gas
+    }
 }
 
 /// Per-op figures of one op type, at the largest capacity.
@@ -252,28 +279,47 @@ async fn calldata_of(chain: &Chain, receipt: &TransactionReceipt) -> Result<Vec<
     Ok(tx.input().to_vec())
 }
 
-async fn run_block(env: &mut Env, op: u8, capacity: usize) -> Result<BlockGas, ContractsError> {
+async fn run_batch(env: &mut Env, op: u8, capacity: usize, batch: usize) -> Result<BlockGas, ContractsError> {
     let chunks = chunks_of(op).ok_or_else(|| ContractsError::Encoding(format!("op {op}")))?;
     let n = capacity / chunks;
-    let (block_ops, witnesses) = make_ops(env, op, n).await?;
-    let mut block = L2Block::new(env.next_block, 1, B256::from(U256::from(env.next_block)), block_ops, capacity);
-    block.cpk_witnesses[0] = witnesses;
-    env.next_block += 1;
-
-    let (stored, commit) = env.da.commit(&env.last_da, std::slice::from_ref(&block)).await?;
+    let mut blocks = Vec::with_capacity(batch);
+    for _ in 0..batch {
+        let (block_ops, witnesses) = make_ops(env, op, n).await?;
+        let mut block = L2Block::new(env.next_block, 1, B256::from(U256::from(env.next_block)), block_ops, capacity);
+        block.cpk_witnesses[0] = witnesses;
+        env.next_block += 1;
+        blocks.push(block);
+    }
+    let (stored, commit) = env.da.commit(&env.last_da, &blocks).await?;
     let input = calldata_of(&env.da, &commit).await?;
-    let (stored_non_da, commit_non_da) = env.non_da.commit(&env.last_non_da, std::slice::from_ref(&block)).await?;
+    let (stored_non_da, commit_non_da) = env.non_da.commit(&env.last_non_da, &blocks).await?;
     let prove = env.da.prove(&env.pk, &stored).await?;
-    let execute = env.da.execute(&[(stored[0].clone(), block.packed_withdrawals(1).to_vec())]).await?;
-    env.last_da = stored[0].clone();
-    env.last_non_da = stored_non_da[0].clone();
+    let last = stored.last().ok_or_else(|| ContractsError::Encoding("empty batch".into()))?;
+    let finalize = env.da.finalize(last).await?;
+    let executed: Vec<_> =
+        stored.iter().zip(&blocks).map(|(s, b)| (s.clone(), b.packed_withdrawals(1).to_vec())).collect();
+    let execute = env.da.execute(&executed).await?;
+    // Chain 2's sync hash of the last block, relayed to the non-DA deployment (chain 1 of 2).
+    let last_non_da = stored_non_da.last().ok_or_else(|| ContractsError::Encoding("empty batch".into()))?;
+    let sigs = env.non_da.sign_sync_hash(
+        &DEV_ORACLE_KEYS[..DEV_ORACLE_THRESHOLD as usize],
+        2,
+        last_non_da.blockNumber,
+        last_non_da.syncHash,
+    )?;
+    let relay = send(env.non_da.zklink.receiveSyncHash(2, last_non_da.blockNumber, last_non_da.syncHash, sigs)).await?;
+    env.last_da = last.clone();
+    env.last_non_da = last_non_da.clone();
     Ok(BlockGas {
         capacity,
+        blocks: batch,
         ops: n,
         commit_gas: commit.gas_used,
         commit_gas_non_da: commit_non_da.gas_used,
         prove_gas: prove.gas_used,
+        finalize_gas: finalize.gas_used,
         execute_gas: execute.gas_used,
+        relay_gas: relay.gas_used,
         commit_calldata_bytes: input.len(),
         commit_at_calldata_floor: commit.gas_used == calldata_floor(&input),
     })
@@ -315,10 +361,10 @@ pub async fn run_gas_bench(cfg: &GasBenchConfig) -> Result<GasReport, ContractsE
         }
         let mut blocks = Vec::new();
         for &cap in &capacities {
-            blocks.push(run_block(&mut env, op, cap).await?);
+            blocks.push(run_batch(&mut env, op, cap, cfg.batch.max(1)).await?);
         }
         let Some(last) = blocks.last() else { continue };
-        let n = last.ops.max(1) as u64;
+        let n = last.batch_ops();
         let chunks = chunks_of(op).unwrap_or(1);
         report.insert(
             name.to_string(),
@@ -326,7 +372,7 @@ pub async fn run_gas_bench(cfg: &GasBenchConfig) -> Result<GasReport, ContractsE
                 pubdata_bytes: chunks * CHUNK_BYTES,
                 commit_gas_per_op: last.commit_gas / n,
                 commit_gas_per_op_non_da: last.commit_gas_non_da / n,
-                total_gas_per_op: (last.commit_gas + last.prove_gas + last.execute_gas) / n,
+                total_gas_per_op: last.total_gas() / n,
                 blocks,
             },
         );
@@ -363,7 +409,8 @@ async fn fund(env: &mut Env) -> Result<(), ContractsError> {
     Ok(())
 }
 
-/// The one-line JSON form: `{"ops":{"transfer":{"pubdata_bytes":…,"commit_gas_per_op":…,…},…}}`.
+/// The one-line JSON form: `{"hardfork":…,"ops":{"transfer":{"pubdata_bytes":…,"commit_gas_per_op":…,
+/// "total_gas_per_op":…,"capacity":…,"blocks_per_tx":…,"total_gas_per_op_by_capacity":{"8":…},…},…}}`.
 pub fn report_json(report: &GasReport) -> String {
     let mut ops = serde_json::Map::new();
     for (name, g) in &report.ops {
@@ -374,6 +421,9 @@ pub fn report_json(report: &GasReport) -> String {
                 "commit_gas_per_op": g.commit_gas_per_op,
                 "commit_gas_per_op_non_da": g.commit_gas_per_op_non_da,
                 "total_gas_per_op": g.total_gas_per_op,
+                "capacity": g.blocks.last().map(|b| b.capacity),
+                "blocks_per_tx": g.blocks.last().map(|b| b.blocks),
+                "total_gas_per_op_by_capacity": g.blocks.iter().map(|b| (b.capacity.to_string(), b.total_gas() / b.batch_ops())).collect::<BTreeMap<_, _>>(),
                 "commit_at_calldata_floor": g.blocks.last().is_some_and(|b| b.commit_at_calldata_floor),
             }),
         );
@@ -381,40 +431,48 @@ pub fn report_json(report: &GasReport) -> String {
     serde_json::json!({ "hardfork": report.hardfork, "ops": ops }).to_string()
 }
 
-/// A human-readable table.
+/// A human-readable table: one row per op type and capacity, gas per op over the batch.
 pub fn report_table(report: &GasReport) -> String {
     let mut s = format!(
-        "hardfork: {}\n{:<16} {:>6} {:>9} {:>6} {:>12} {:>12} {:>10} {:>10} {:>14} {:>10}\n",
+        "hardfork: {}\n{:<16} {:>6} {:>9} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7}\n",
         report.hardfork,
         "op",
         "bytes",
         "capacity",
+        "blocks",
         "ops",
         "commit/op",
         "commit/op*",
-        "prove",
-        "execute",
+        "prove/op",
+        "final/op",
+        "exec/op",
+        "relay/op",
         "total/op",
         "floor?"
     );
     for (name, g) in &report.ops {
         for b in &g.blocks {
-            let n = b.ops.max(1) as u64;
+            let n = b.batch_ops();
             s.push_str(&format!(
-                "{:<16} {:>6} {:>9} {:>6} {:>12} {:>12} {:>10} {:>10} {:>14} {:>10}\n",
+                "{:<16} {:>6} {:>9} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7}\n",
                 name,
                 g.pubdata_bytes,
                 b.capacity,
+                b.blocks,
                 b.ops,
                 b.commit_gas / n,
                 b.commit_gas_non_da / n,
-                b.prove_gas,
-                b.execute_gas,
-                (b.commit_gas + b.prove_gas + b.execute_gas) / n,
+                b.prove_gas / n,
+                b.finalize_gas / n,
+                b.execute_gas / n,
+                b.relay_gas / n,
+                b.total_gas() / n,
                 if b.commit_at_calldata_floor { "yes" } else { "no" }
             ));
         }
     }
-    s.push_str("commit/op* = on a chain without data availability (pubdata hash only)\n");
+    s.push_str("ops = per block; every column is gas per op over the batch (blocks × ops)\n");
+    s.push_str("commit/op* = on a chain without data availability (pubdata hash and own on-chain ops)\n");
+    s.push_str("total/op = commit + prove + final + exec + relay on the DA chain\n");
     s
 }

@@ -83,7 +83,8 @@ pub struct Chain {
     pub provider: DynProvider,
     pub governor: Address,
     pub zklink: ZkLinkInstance<DynProvider>,
-    pub verifier: Address,
+    /// The block verifier of each capacity.
+    pub verifiers: Vec<(u32, Address)>,
     pub exit_verifier: Address,
     pub poseidon: Address,
     pub config: ChainConfig,
@@ -98,45 +99,41 @@ impl Chain {
 
     /// As [`Chain::deploy`], on an anvil already running.
     pub async fn deploy_on(anvil: Anvil, config: ChainConfig) -> Result<Self, ContractsError> {
-        Self::deploy_with_verifier(anvil, config, None).await
+        Self::deploy_with_verifiers(anvil, config, &[], None).await
     }
 
-    /// As [`Chain::deploy_on`], with ZkLink verifying proofs with the contract whose creation
-    /// bytecode is `verifier` (the block circuit's, see [`crate::solc`]); `None` deploys the
-    /// test verifier.
-    pub async fn deploy_with_verifier(
-        anvil: Anvil,
-        config: ChainConfig,
-        verifier: Option<&[u8]>,
-    ) -> Result<Self, ContractsError> {
-        Self::deploy_with_verifiers(anvil, config, verifier, None).await
-    }
-
-    /// As [`Chain::deploy_with_verifier`], with exodus claims verified by the contract whose
-    /// creation bytecode is `exit_verifier` (the exit circuit's). `None` puts the test verifier
-    /// there too: its one-input interface answers no five-input call, so every claim is refused.
+    /// As [`Chain::deploy_on`], with ZkLink verifying the proofs of blocks of capacity `c` with
+    /// the contract whose creation bytecode is paired with `c` in `verifiers` (the block circuit's
+    /// of that capacity, see [`crate::solc`]); none deploys the test verifier for every capacity
+    /// of [`TEST_VERIFIER_CAPACITIES`]. Exodus claims are verified by the contract whose creation
+    /// bytecode is `exit_verifier` (the exit circuit's); `None` puts the test verifier there too:
+    /// its one-input interface answers no five-input call, so every claim is refused.
     /// Registers [`DEV_ORACLE_KEYS`] as the oracle.
     pub async fn deploy_with_verifiers(
         anvil: Anvil,
         config: ChainConfig,
-        verifier: Option<&[u8]>,
+        verifiers: &[(u32, Vec<u8>)],
         exit_verifier: Option<&[u8]>,
     ) -> Result<Self, ContractsError> {
         let provider = provider(&anvil, DEV_KEYS[0])?;
         let governor = signer(DEV_KEYS[0])?.address();
         let poseidon = *PoseidonT6::deploy(provider.clone()).await?.address();
         let test_verifier = *TestVerifier::deploy(provider.clone()).await?.address();
-        let verifier = match verifier {
-            Some(code) => deploy_code(&provider, code).await?,
-            None => test_verifier,
-        };
+        let mut block_verifiers = Vec::new();
+        for (capacity, code) in verifiers {
+            block_verifiers.push((*capacity, deploy_code(&provider, code).await?));
+        }
+        if verifiers.is_empty() {
+            block_verifiers = TEST_VERIFIER_CAPACITIES.map(|c| (c, test_verifier)).to_vec();
+        }
         let exit_verifier = match exit_verifier {
             Some(code) => deploy_code(&provider, code).await?,
             None => test_verifier,
         };
         let params = ZkLink::InitParams {
             governor,
-            verifier,
+            capacities: block_verifiers.iter().map(|(c, _)| *c).collect(),
+            verifiers: block_verifiers.iter().map(|(_, v)| *v).collect(),
             exitVerifier: exit_verifier,
             poseidon,
             chainId: config.l2_chain,
@@ -153,7 +150,7 @@ impl Chain {
         let oracles =
             DEV_ORACLE_KEYS.iter().map(|k| Ok(signer(k)?.address())).collect::<Result<Vec<_>, ContractsError>>()?;
         send(zklink.setOracleSigners(oracles, DEV_ORACLE_THRESHOLD)).await?;
-        Ok(Self { anvil, provider, governor, zklink, verifier, exit_verifier, poseidon, config })
+        Ok(Self { anvil, provider, governor, zklink, verifiers: block_verifiers, exit_verifier, poseidon, config })
     }
 
     /// Deploys a [`TestERC20`](crate::bindings::TestERC20) of `decimals`, registers it as L1
@@ -184,6 +181,26 @@ impl Chain {
         genesis_info(self.config.genesis_root)
     }
 }
+
+/// The capacities a test-verifier deployment accepts proofs for: every capacity up to 128 chunks
+/// and the powers of two up to 16,384 (what the tests and benchmarks seal blocks at).
+pub const TEST_VERIFIER_CAPACITIES: [u32; 135] = {
+    let mut out = [0u32; 135];
+    let mut i = 0;
+    while i < 128 {
+        out[i] = i as u32 + 1;
+        i += 1;
+    }
+    while i < 135 {
+        out[i] = 1 << (i - 128 + 8);
+        i += 1;
+    }
+    out
+};
+
+/// The capacity [`Chain::prove`] names: with the test verifier every registered capacity has
+/// the same verifier, and the contract cannot tell which one a block was sealed at.
+pub const TEST_PROOF_CAPACITY: u32 = 4;
 
 /// A proof of the test verifier for a stored block (its commitment as the public input).
 pub fn test_proof(
@@ -232,7 +249,7 @@ impl Chain {
         blocks: &[StoredBlockInfo],
     ) -> Result<TransactionReceipt, ContractsError> {
         let proofs = blocks.iter().map(|b| test_proof(pk, b)).collect::<Result<Vec<_>, _>>()?;
-        send(self.zklink.proveBlocks(blocks.to_vec(), proofs)).await
+        send(self.zklink.proveBlocks(blocks.to_vec(), proofs, TEST_PROOF_CAPACITY)).await
     }
 
     /// Executes `blocks` (with the packed withdrawals of each), after attesting the last one

@@ -214,11 +214,72 @@ async fn sync_hashes_survive_revert_and_recommit() {
     // Without the new sync hashes the block does not execute.
     a.prove(&pk, &sa2).await.unwrap();
     b.prove(&pk, &sb2).await.unwrap();
+    a.finalize(&sa2[0]).await.unwrap();
     assert_revert!(a.zklink.executeBlocks(a.execute_infos(&[(sa2[0].clone(), vec![])])), "SyncHashMissing");
     relay_sync_hash(&a, &b, &sb2[0]).await;
     relay_sync_hash(&b, &a, &sa2[0]).await;
     a.execute(&[(sa2[0].clone(), vec![])]).await.unwrap();
     b.execute(&[(sb2[0].clone(), vec![])]).await.unwrap();
+}
+
+/// A sync hash chains every commitment before it, so executing a run of blocks needs the other
+/// chains' sync hash of its last block only; a run ending at a block without it is refused.
+#[tokio::test]
+async fn a_run_of_blocks_executes_on_its_last_sync_hash() {
+    let (a, b) = two_chains().await;
+    let pk = zkl_contracts::verifier::test_circuit::proving_key().unwrap();
+    let blocks: Vec<L2Block> =
+        (1..=3).map(|n| L2Block::new(n, u64::from(n), root(n as u8), vec![], CAPACITY)).collect();
+    let (sa, _) = a.commit(&a.genesis(), &blocks).await.unwrap();
+    let (sb, _) = b.commit(&b.genesis(), &blocks).await.unwrap();
+    a.prove(&pk, &sa).await.unwrap();
+    relay_sync_hash(&a, &b, &sb[2]).await;
+    let run = |n: usize| a.execute_infos(&sa[..n].iter().map(|s| (s.clone(), vec![])).collect::<Vec<_>>());
+    a.finalize(&sa[2]).await.unwrap();
+    assert_revert!(a.zklink.executeBlocks(run(1)), "SyncHashMissing");
+    assert_revert!(a.zklink.executeBlocks(run(2)), "SyncHashMissing");
+    send(a.zklink.executeBlocks(run(3))).await.unwrap();
+    assert_eq!(a.zklink.blockCounters().call().await.unwrap().executed, 3);
+}
+
+/// Proofs name the capacity whose verifier checks them; a capacity without one is refused, and
+/// the verifiers are fixed at deployment (each capacity once, none empty).
+#[tokio::test]
+async fn proofs_need_a_registered_capacity() {
+    let a = Chain::deploy(single(4011)).await.unwrap();
+    let pk = zkl_contracts::verifier::test_circuit::proving_key().unwrap();
+    let block = L2Block::new(1, 1, root(1), vec![], CAPACITY);
+    let (stored, _) = a.commit(&a.genesis(), std::slice::from_ref(&block)).await.unwrap();
+    let proof = zkl_contracts::deploy::test_proof(&pk, &stored[0]).unwrap();
+    assert_eq!(a.zklink.blockVerifier(129).call().await.unwrap(), Address::ZERO);
+    assert_revert!(a.zklink.proveBlocks(stored.clone(), vec![proof], 129), "UnknownCapacity");
+    send(a.zklink.proveBlocks(stored, vec![proof], 128)).await.unwrap();
+    let verifier = *TestVerifier::deploy(a.provider.clone()).await.unwrap().address();
+    let poseidon = *PoseidonT6::deploy(a.provider.clone()).await.unwrap().address();
+    for (capacities, verifiers) in [
+        (vec![], vec![]),
+        (vec![4, 8], vec![verifier]),
+        (vec![0], vec![verifier]),
+        (vec![4, 4], vec![verifier, verifier]),
+        (vec![4], vec![Address::repeat_byte(1)]),
+    ] {
+        let params = ZkLink::InitParams {
+            governor: a.governor,
+            capacities: capacities.clone(),
+            verifiers,
+            exitVerifier: verifier,
+            poseidon,
+            chainId: 1,
+            chainCount: 1,
+            dataAvailabilityChain: 1,
+            priorityExpirationPeriod: EXPIRATION,
+            priorityFee: 0,
+            genesisRoot: root(1),
+            feeOwner: Address::ZERO,
+        };
+        let simulated = ZkLink::deploy_builder(a.provider.clone(), params).call().await;
+        assert!(simulated.is_err(), "deployed with capacities {capacities:?}");
+    }
 }
 
 /// Every deposit and full-exit request pays the priority fee (flooding the queue costs the
@@ -309,7 +370,8 @@ async fn deployment_needs_a_data_availability_chain() {
     for (da, ok) in [(0u8, false), (3, false), (2, true)] {
         let params = ZkLink::InitParams {
             governor: a.governor,
-            verifier,
+            capacities: vec![4],
+            verifiers: vec![verifier],
             exitVerifier: verifier,
             poseidon,
             chainId: 1,

@@ -88,3 +88,59 @@ async fn groth16_verifier_accepts_real_proofs_only() {
     // A proof for x does not verify for the zero input, and the all-zero proof never verifies.
     assert!(!v.verifyProof([U256::ZERO; 8], U256::ZERO).call().await.unwrap_or(false));
 }
+
+/// `verifyProofs` accepts exactly the batches whose every proof verifies alone. The attack a
+/// batch with fixed coefficients would let through: two valid proofs with their `C` points
+/// swapped are each invalid, but `e(C_1, δ) · e(C_2, δ)` is unchanged, so a plain product of
+/// the four-pairing equations (every `r_i = 1`) would accept them.
+#[tokio::test]
+async fn batched_verification_accepts_exactly_the_valid_batches() {
+    let anvil = Anvil::spawn(31337).unwrap();
+    let p = provider(&anvil, DEV_KEYS[0]).unwrap();
+    let v = TestVerifier::deploy(p).await.unwrap();
+    let pk = verifier::test_circuit::proving_key().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let xs: Vec<Fr> = (0..4).map(|_| Fr::rand(&mut rng)).collect();
+    let proofs: Vec<[U256; 8]> = xs
+        .iter()
+        .enumerate()
+        .map(|(i, x)| verifier::encode_proof(&verifier::test_circuit::prove(&pk, *x, 100 + i as u64).unwrap()))
+        .collect();
+    let inputs: Vec<U256> = xs.iter().map(fr_u256).collect();
+    let batch = |proofs: &[[U256; 8]], inputs: &[U256]| {
+        let call = v.verifyProofs(proofs.to_vec(), inputs.to_vec());
+        async move { call.call().await.unwrap_or(false) }
+    };
+    for k in 1..=4 {
+        assert!(batch(&proofs[..k], &inputs[..k]).await, "a valid batch of {k} rejected");
+    }
+    // Swapped C points: each proof alone is invalid, the naive product would hold.
+    let mut swapped = proofs.clone();
+    swapped[0][6..8].copy_from_slice(&proofs[1][6..8]);
+    swapped[1][6..8].copy_from_slice(&proofs[0][6..8]);
+    assert!(!v.verifyProof(swapped[0], inputs[0]).call().await.unwrap_or(false));
+    assert!(!batch(&swapped[..2], &inputs[..2]).await, "swapped C points accepted");
+    assert!(!batch(&swapped, &inputs).await, "swapped C points accepted in a batch of 4");
+    // Swapped inputs, one wrong input, one tampered word in any proof, an input not reduced.
+    let mut inputs_swapped = inputs.clone();
+    inputs_swapped.swap(2, 3);
+    assert!(!batch(&proofs, &inputs_swapped).await, "swapped inputs accepted");
+    for i in 0..4 {
+        let mut wrong = inputs.clone();
+        wrong[i] += U256::from(1u64);
+        assert!(!batch(&proofs, &wrong).await, "wrong input {i} accepted");
+        for w in [0, 3, 7] {
+            let mut bad = proofs.clone();
+            bad[i][w] += U256::from(1u64);
+            assert!(!batch(&bad, &inputs).await, "tampered word {w} of proof {i} accepted");
+        }
+        let mut unreduced = inputs.clone();
+        unreduced[i] += U256::from_be_slice(&Fr::MODULUS.to_bytes_be());
+        assert!(!batch(&proofs, &unreduced).await, "unreduced input {i} accepted");
+    }
+    // A proof repeated for another input, an empty batch and mismatched lengths.
+    assert!(!batch(&[proofs[0], proofs[0]], &inputs[..2]).await);
+    assert!(!batch(&[], &[]).await);
+    assert!(!batch(&proofs[..2], &inputs[..3]).await);
+    assert!(!batch(&proofs[..3], &inputs[..2]).await);
+}

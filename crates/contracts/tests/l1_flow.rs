@@ -7,7 +7,7 @@ use alloy::signers::SignerSync;
 use zkl_contracts::anvil::DEV_KEYS;
 use zkl_contracts::bindings::ZkLink::ZkLinkErrors;
 use zkl_contracts::bindings::{ReentrantToken, RejectingReceiver, TestERC20};
-use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, L2Block, send, signer};
+use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, L2Block, TEST_PROOF_CAPACITY, send, signer};
 
 mod common;
 use common::*;
@@ -115,9 +115,11 @@ async fn two_chain_happy_path() {
     a.prove(&pk, std::slice::from_ref(sa)).await.unwrap();
     b.prove(&pk, std::slice::from_ref(sb)).await.unwrap();
 
-    // Executing before the other chain's sync hash arrived fails.
+    // Executing a final block before the other chain's sync hash arrived fails.
     let wa = block.packed_withdrawals(1).to_vec();
     let wb = block.packed_withdrawals(2).to_vec();
+    assert_revert!(a.zklink.executeBlocks(a.execute_infos(&[(sa.clone(), wa.clone())])), "BlockNotFinal");
+    a.finalize(sa).await.unwrap();
     assert_revert!(a.zklink.executeBlocks(a.execute_infos(&[(sa.clone(), wa.clone())])), "SyncHashMissing");
 
     // The oracle relays each chain's sync hash to the other (EIP-712 digest matches the contract's).
@@ -238,12 +240,15 @@ async fn commit_attacks_fail() {
     let mut other = stored[0].clone();
     other.commitment = B256::repeat_byte(5);
     let wrong_input = zkl_contracts::deploy::test_proof(&pk, &other).unwrap();
-    assert_revert!(a.zklink.proveBlocks(stored.clone(), vec![wrong_input]), "InvalidProof");
+    assert_revert!(a.zklink.proveBlocks(stored.clone(), vec![wrong_input], TEST_PROOF_CAPACITY), "InvalidProof");
     let mut tampered = zkl_contracts::deploy::test_proof(&pk, &stored[0]).unwrap();
     tampered[7] += U256::from(1u64);
-    assert_revert!(a.zklink.proveBlocks(stored.clone(), vec![tampered]), "InvalidProof");
+    assert_revert!(a.zklink.proveBlocks(stored.clone(), vec![tampered], TEST_PROOF_CAPACITY), "InvalidProof");
     // A stored block whose commitment was swapped for the one a proof exists for.
-    assert_revert!(a.zklink.proveBlocks(vec![other.clone()], vec![wrong_input]), "StoredBlockMismatch");
+    assert_revert!(
+        a.zklink.proveBlocks(vec![other.clone()], vec![wrong_input], TEST_PROOF_CAPACITY),
+        "StoredBlockMismatch"
+    );
     a.prove(&pk, &stored).await.unwrap();
     assert_revert!(a.zklink.executeBlocks(a.execute_infos(&[(stored[0].clone(), vec![])])), "BlockNotFinal");
     a.finalize(&stored[0]).await.unwrap();

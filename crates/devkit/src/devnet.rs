@@ -1,9 +1,9 @@
 //! A development network: anvils with the ZkLink contracts deployed for a node configuration
 //! (the node's genesis root, ETH registered, the committer as validator, 2-of-3 oracle signers),
 //! and the configuration's `l1` section pointing at them. Used by `zkl devnet` and the tests.
-//! With [`DevnetOptions::verifier`] ZkLink verifies the block circuit's proofs (the `zkl devnet`
-//! command passes the verifier compiled from the block circuit's key); without it, the contracts'
-//! test verifier. [`DevnetOptions::test_tokens`] deploys a `TestERC20` for every configured L1
+//! With [`DevnetOptions::verifiers`] ZkLink verifies the block circuit's proofs (the `zkl devnet`
+//! command passes the verifiers compiled from the block circuit's keys, one per capacity);
+//! without them, the contracts' test verifier. [`DevnetOptions::test_tokens`] deploys a `TestERC20` for every configured L1
 //! token other than ETH, registered with the configuration's id, decimals and merge group, and
 //! mints to the funded dev keys.
 
@@ -62,8 +62,9 @@ pub struct DevnetOptions {
     pub evm_base: u64,
     /// Confirmations the node's watchers and settlers wait for.
     pub confirmations: u64,
-    /// Creation bytecode of the proof verifier; `None` = the test verifier.
-    pub verifier: Option<Vec<u8>>,
+    /// Creation bytecode of the block circuit's verifier of each capacity the prover proves
+    /// blocks at; empty = the test verifier.
+    pub verifiers: Vec<(u32, Vec<u8>)>,
     /// Creation bytecode of the exit-proof verifier (exodus claims); `None` = the test verifier,
     /// which refuses every claim.
     pub exit_verifier: Option<Vec<u8>>,
@@ -107,8 +108,7 @@ pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<
         };
         let anvil = Anvil::spawn(chain_config.evm_chain_id)?;
         let chain =
-            Chain::deploy_with_verifiers(anvil, chain_config, opts.verifier.as_deref(), opts.exit_verifier.as_deref())
-                .await?;
+            Chain::deploy_with_verifiers(anvil, chain_config, &opts.verifiers, opts.exit_verifier.as_deref()).await?;
         send(chain.zklink.setOracleSigners(oracles.clone(), ORACLE_THRESHOLD as u8)).await?;
         if opts.test_tokens {
             for t in &config.tokens {

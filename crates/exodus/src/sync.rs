@@ -47,8 +47,8 @@ async fn best_attestation(conns: &[Connection]) -> Result<Option<(u32, Vec<alloy
     Ok(best)
 }
 
-/// Every block proof any chain accepted, by block number.
-async fn proofs(conns: &[Connection]) -> Result<HashMap<u32, [U256; 8]>, ExodusError> {
+/// Every block proof any chain accepted, by block number, with the capacity it was proven at.
+async fn proofs(conns: &[Connection]) -> Result<HashMap<u32, ([U256; 8], u32)>, ExodusError> {
     let mut out = HashMap::new();
     for c in conns {
         let logs = c.zklink.BlockProven_filter().from_block(0).query().await.map_err(|e| c.rpc(e))?;
@@ -60,7 +60,7 @@ async fn proofs(conns: &[Connection]) -> Result<HashMap<u32, [U256; 8]>, ExodusE
             let call = proveBlocksCall::abi_decode(&c.input_of(log.transaction_hash).await?)
                 .map_err(|e| c.rpc(format!("proveBlocks calldata: {e}")))?;
             for (b, p) in call.blocks.iter().zip(call.proofs) {
-                out.entry(b.blockNumber).or_insert(p);
+                out.entry(b.blockNumber).or_insert((p, call.capacity));
             }
         }
     }
@@ -103,14 +103,22 @@ pub async fn sync(file: &ChainsFile, key: &PrivateKeySigner) -> Result<Vec<SyncR
         report.final_block = s.final_block;
         if s.proven < target {
             let numbers: Vec<u32> = (s.proven + 1..=target).collect();
-            let mut infos = Vec::new();
-            let mut words = Vec::new();
+            // One proveBlocks per run of blocks proven at the same capacity (one verifier each).
+            let mut runs: Vec<(u32, Vec<_>, Vec<[U256; 8]>)> = Vec::new();
             for n in &numbers {
-                let p = all_proofs.get(n).ok_or_else(|| c.rpc(format!("no chain holds a proof of block {n}")))?;
-                infos.push(stored[*n as usize].clone());
-                words.push(*p);
+                let (p, capacity) =
+                    all_proofs.get(n).ok_or_else(|| c.rpc(format!("no chain holds a proof of block {n}")))?;
+                if runs.last().is_none_or(|r| r.0 != *capacity) {
+                    runs.push((*capacity, Vec::new(), Vec::new()));
+                }
+                if let Some(run) = runs.last_mut() {
+                    run.1.push(stored[*n as usize].clone());
+                    run.2.push(*p);
+                }
             }
-            report.txs.push(c.send(c.zklink.proveBlocks(infos, words), "proveBlocks").await?);
+            for (capacity, infos, words) in runs {
+                report.txs.push(c.send(c.zklink.proveBlocks(infos, words, capacity), "proveBlocks").await?);
+            }
             report.proven = numbers;
         }
         if s.executed < target {

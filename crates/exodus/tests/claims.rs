@@ -92,7 +92,7 @@ async fn the_tool_claims_each_users_pool_share_on_every_chain_from_the_chains_al
         let code = exit_verifier.clone();
         async move {
             let anvil = Anvil::spawn(evm).unwrap();
-            Chain::deploy_with_verifiers(anvil, config(evm, l2, genesis), None, Some(&code)).await.unwrap()
+            Chain::deploy_with_verifiers(anvil, config(evm, l2, genesis), &[], Some(&code)).await.unwrap()
         }
     };
     let (c1, c2) = (deploy(7301, 1).await, deploy(7302, 2).await);
@@ -227,7 +227,7 @@ async fn sync_brings_a_lagging_chain_to_what_another_executed() {
     use zkl_types::op::{DepositOp, Op, WithdrawOp};
     let (c1, c2) = {
         let deploy = |evm: u64, l2: u8| async move {
-            Chain::deploy_with_verifiers(Anvil::spawn(evm).unwrap(), config(evm, l2, B256::repeat_byte(9)), None, None)
+            Chain::deploy_with_verifiers(Anvil::spawn(evm).unwrap(), config(evm, l2, B256::repeat_byte(9)), &[], None)
                 .await
                 .unwrap()
         };

@@ -67,7 +67,7 @@ enum Action {
         block: u32,
         sigs: Vec<Bytes>,
     },
-    Execute(u32),
+    Execute(Vec<u32>),
     /// Reverts committed blocks the node rewound (newest first).
     Revert(Vec<StoredBlockInfo>),
 }
@@ -79,7 +79,7 @@ impl Action {
             Action::Prove(b) => format!("prove {b:?}"),
             Action::Relay { src, block, .. } => format!("receiveSyncHash chain {src} block {block}"),
             Action::Finalize { block, .. } => format!("receiveFinalBlock {block}"),
-            Action::Execute(b) => format!("execute [{b}]"),
+            Action::Execute(b) => format!("execute {b:?}"),
             Action::Revert(b) => format!("revert {:?}", b.iter().map(|i| i.blockNumber).collect::<Vec<_>>()),
         }
     }
@@ -358,11 +358,13 @@ impl Settler {
             }
         }
         if c.proven < c.committed {
-            // The blocks whose proofs are ready, in order (a missing proof ends the batch; while
-            // the next block has none, proven blocks are still executed below).
+            // The blocks whose proofs are ready, in order, of one capacity (one verifier checks
+            // the batch; a missing proof ends it, and while the next block has none, proven
+            // blocks are still executed below).
             let mut ready = Vec::new();
+            let capacity = self.record(c.proven + 1)?.capacity;
             for n in c.proven + 1..=c.committed.min(c.proven + MAX_BATCH) {
-                if self.proof(n)?.is_none() {
+                if self.proof(n)?.is_none() || self.record(n)?.capacity != capacity {
                     break;
                 }
                 ready.push(n);
@@ -372,36 +374,76 @@ impl Settler {
             }
         }
         if c.executed < c.proven {
-            let n = c.executed + 1;
-            let own = self.stored_info(n)?.syncHash;
-            for &src in &self.others {
-                if z.isSyncHashReceived(src, own).call().await.map_err(|e| self.client.rpc(e))? {
-                    continue;
+            // Sync hashes are relayed for the proven blocks on a grid every chain agrees on
+            // (multiples of MAX_BATCH), and for the newest proven block once nothing newer is
+            // committed here (a quiet node's last blocks), not for every block: a sync hash
+            // chains every commitment before it, so the contract checks only the last executed
+            // block's. The lowest such block still missing here is relayed first.
+            let mut worthy: Vec<u32> = (c.executed + 1..=c.proven).filter(|n| n % MAX_BATCH == 0).collect();
+            if worthy.last() != Some(&c.proven) && c.proven == c.committed {
+                worthy.push(c.proven);
+            }
+            let mut synced = c.executed;
+            for &n in &worthy {
+                match self.missing_sync_hash(n).await? {
+                    None => synced = n,
+                    Some((src, own)) => {
+                        let (evm, contract) = (self.client.config.evm_chain_id, *z.address());
+                        match self.relayer.collect(src, n, evm, contract).await? {
+                            Some((sync_hash, _)) if sync_hash != own => {
+                                return Err(self.inconsistent(format!(
+                                    "block {n}: chain {src} committed sync hash {sync_hash}, this chain {own}"
+                                )));
+                            }
+                            Some((sync_hash, sigs)) => {
+                                return Ok(Some(Action::Relay { src, block: n, sync_hash, sigs }));
+                            }
+                            // That chain has not committed it yet.
+                            None => {}
+                        }
+                    }
                 }
-                let (evm, contract) = (self.client.config.evm_chain_id, *z.address());
-                return Ok(match self.relayer.collect(src, n, evm, contract).await? {
+            }
+            if synced == c.executed {
+                return Ok(None);
+            }
+            let final_ = z.exodusStatus().call().await.map_err(|e| self.client.rpc(e))?.totalBlocksFinal;
+            if final_ < synced {
+                // Final once every chain holds every other chain's sync hash of it (their settlers
+                // relay on the same grid), if the oracle attests it.
+                let own = self.stored_info(synced)?.syncHash;
+                match self.relayer.collect_final(synced).await? {
                     Some((sync_hash, _)) if sync_hash != own => {
                         return Err(self.inconsistent(format!(
-                            "block {n}: chain {src} committed sync hash {sync_hash}, this chain {own}"
+                            "block {synced}: the oracle attests sync hash {sync_hash} final, this chain committed {own}"
                         )));
                     }
-                    Some((sync_hash, sigs)) => Some(Action::Relay { src, block: n, sync_hash, sigs }),
-                    None => None,
-                });
+                    Some((_, sigs)) => return Ok(Some(Action::Finalize { block: synced, sigs })),
+                    None => {}
+                }
             }
-            if z.exodusStatus().call().await.map_err(|e| self.client.rpc(e))?.totalBlocksFinal < n {
-                // Final once every chain holds every other chain's sync hash (their settlers relay).
-                return Ok(match self.relayer.collect_final(n).await? {
-                    Some((sync_hash, _)) if sync_hash != own => {
-                        return Err(self.inconsistent(format!(
-                            "block {n}: the oracle attests sync hash {sync_hash} final, this chain committed {own}"
-                        )));
-                    }
-                    Some((_, sigs)) => Some(Action::Finalize { block: n, sigs }),
-                    None => None,
-                });
+            // Final blocks, at most MAX_BATCH, ending at one whose sync hashes this chain holds.
+            let mut last = c.executed;
+            for n in (c.executed + 1..=synced.min(final_).min(c.executed + MAX_BATCH)).rev() {
+                if self.missing_sync_hash(n).await?.is_none() {
+                    last = n;
+                    break;
+                }
             }
-            return Ok(Some(Action::Execute(n)));
+            return Ok((last > c.executed).then(|| Action::Execute((c.executed + 1..=last).collect())));
+        }
+        Ok(None)
+    }
+
+    /// The first other chain whose sync hash of block `n` this chain does not hold, with this
+    /// chain's own sync hash of `n`; `None` if it holds them all.
+    async fn missing_sync_hash(&self, n: u32) -> Result<Option<(ChainId, B256)>, L1Error> {
+        let own = self.stored_info(n)?.syncHash;
+        for &src in &self.others {
+            let held = self.client.zklink.isSyncHashReceived(src, own).call().await.map_err(|e| self.client.rpc(e))?;
+            if !held {
+                return Ok(Some((src, own)));
+            }
         }
         Ok(None)
     }
@@ -531,17 +573,22 @@ impl Settler {
                     infos.push(self.stored_info(n)?);
                     proofs.push(self.proof(n)?.ok_or(ProofError::Missing(n))?);
                 }
-                go!(z.proveBlocks(infos, proofs))
+                let capacity = self.record(blocks[0])?.capacity;
+                let capacity =
+                    u32::try_from(capacity).map_err(|_| self.inconsistent(format!("capacity {capacity}")))?;
+                go!(z.proveBlocks(infos, proofs, capacity))
             }
             Action::Relay { src, block, sync_hash, sigs } => {
                 go!(z.receiveSyncHash(*src, *block, *sync_hash, sigs.clone()))
             }
             Action::Finalize { block, sigs } => go!(z.receiveFinalBlock(self.stored_info(*block)?, sigs.clone())),
-            Action::Execute(n) => {
-                let info = self.stored_info(*n)?;
-                let block = self.l2_block(*n)?;
-                let w = block.packed_withdrawals(self.chain());
-                go!(z.executeBlocks(vec![ExecuteBlockInfo { storedBlock: info, withdrawals: w }]))
+            Action::Execute(blocks) => {
+                let mut infos = Vec::new();
+                for &n in blocks {
+                    let withdrawals = self.l2_block(n)?.packed_withdrawals(self.chain());
+                    infos.push(ExecuteBlockInfo { storedBlock: self.stored_info(n)?, withdrawals });
+                }
+                go!(z.executeBlocks(infos))
             }
             Action::Revert(infos) => go!(z.revertBlocks(infos.clone())),
         }

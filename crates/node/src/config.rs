@@ -52,6 +52,11 @@ pub struct NodeConfig {
     /// Block capacity in chunks.
     #[serde(default = "default_capacity")]
     pub block_capacity: usize,
+    /// Smaller capacities a block may be sealed at: the smallest one its ops and fee tokens fit
+    /// (a block sealed early is cheaper to prove). The provers need keys and every chain's
+    /// contract a verifier for each of these and for `block_capacity`.
+    #[serde(default)]
+    pub block_capacities: Vec<usize>,
     /// A non-empty block is sealed at the latest this long after its first tx.
     #[serde(default = "default_block_time")]
     pub block_time_ms: u64,
@@ -255,6 +260,12 @@ impl NodeConfig {
         if config.block_capacity == 0 {
             return Err(ConfigError::Invalid("block_capacity must be positive".into()));
         }
+        if let Some(c) = config.block_capacities.iter().find(|&&c| c == 0 || c > config.block_capacity) {
+            return Err(ConfigError::Invalid(format!(
+                "block_capacities: {c} is not within 1..={} (block_capacity)",
+                config.block_capacity
+            )));
+        }
         let registry = config.registry()?;
         for rate in &config.fees.rates {
             if registry.token(rate.token).is_err() {
@@ -297,6 +308,7 @@ impl NodeConfig {
             data_dir,
             rpc_addr: default_rpc(),
             block_capacity: default_capacity(),
+            block_capacities: Vec::new(),
             block_time_ms: default_block_time(),
             fee_owner: Address::from_evm([0xfe; 20]),
             matchers: vec![],

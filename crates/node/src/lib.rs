@@ -121,6 +121,7 @@ pub async fn start_with(config: NodeConfig, services: Services) -> Result<Node, 
     }
     let storage = Arc::new(Storage::open(&config.data_dir)?);
     let mut seq = Sequencer::recover(genesis(&config)?, storage.clone(), Duration::from_millis(config.block_time_ms))?;
+    seq.capacities = config.block_capacities.clone();
     seq.policy = Policy {
         fees: config.fees.clone(),
         max_queued_per_account: config.max_queued_per_account,

@@ -137,6 +137,8 @@ pub struct Sequencer {
     pub storage: Arc<Storage>,
     pub events: broadcast::Sender<Event>,
     pub block_time: Duration,
+    /// Smaller capacities a block may be sealed at (`NodeConfig::block_capacities`).
+    pub capacities: Vec<usize>,
     next_seq: u64,
     pending: Vec<([u8; 32], TxRecord)>,
     /// Per op of the block being built, the hash of its tx or priority request.
@@ -230,6 +232,7 @@ impl Sequencer {
             storage,
             events,
             block_time,
+            capacities: Vec::new(),
             next_seq,
             pending,
             pending_ops,
@@ -246,8 +249,9 @@ impl Sequencer {
 
     fn seal(&mut self, batch: &mut Batch, state: &mut State) -> u32 {
         let timestamp = now();
-        let block = state.seal_block(timestamp);
-        batch.log(self.next_seq, &LogEntry::Seal { timestamp });
+        let capacity = Some(state.fitting_capacity(&self.capacities)).filter(|_| !self.capacities.is_empty());
+        let block = state.seal_block_at(timestamp, capacity);
+        batch.log(self.next_seq, &LogEntry::Seal { timestamp, capacity });
         self.next_seq += 1;
         let mut hashes = Vec::with_capacity(self.pending.len());
         for (hash, mut record) in self.pending.drain(..) {

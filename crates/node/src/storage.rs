@@ -33,6 +33,10 @@ pub enum LogEntry {
     },
     Seal {
         timestamp: u64,
+        /// The capacity the block was sealed at, if below the configured one (logged, so a
+        /// replay seals the same block whatever the configuration is now).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capacity: Option<usize>,
     },
     /// An on-chain ChangePubKey authorisation read from a chain (before the txs that use it).
     AuthFact {
@@ -55,7 +59,9 @@ impl LogEntry {
         Ok(match self {
             LogEntry::Tx { tx } => Applied::Tx(state.execute_tx(tx)?),
             LogEntry::Priority { request } => Applied::Priority(state.execute_priority(request)?),
-            LogEntry::Seal { timestamp } => Applied::Sealed(Box::new(state.seal_block(*timestamp))),
+            LogEntry::Seal { timestamp, capacity } => {
+                Applied::Sealed(Box::new(state.seal_block_at(*timestamp, *capacity)))
+            }
             LogEntry::AuthFact { fact } => {
                 state.add_auth_fact(*fact);
                 Applied::Fact

@@ -124,10 +124,38 @@ impl State {
     /// Seals the current block: credits fees, computes the new root, the pubdata and the
     /// commitment. An empty block can be sealed (all Noop).
     pub fn seal_block(&mut self, timestamp: u64) -> SealedBlock {
+        self.seal_block_at(timestamp, None)
+    }
+
+    /// The smallest of `capacities` the current block fits, if it is below the block's own
+    /// capacity: its chunks fit, and so do its fee tokens in the fee slots of that capacity
+    /// ([`BlockParams::for_capacity`], the prover's rule). Otherwise the block's own capacity.
+    pub fn fitting_capacity(&mut self, capacities: &[usize]) -> usize {
+        let fee_tokens = self.pending_fees.len();
+        let b = self.pending();
+        capacities
+            .iter()
+            .copied()
+            .filter(|&c| {
+                c >= b.chunks.max(1)
+                    && c < b.params.capacity
+                    && fee_tokens <= BlockParams::for_capacity(c).max_fee_tokens
+            })
+            .min()
+            .unwrap_or(b.params.capacity)
+    }
+
+    /// [`State::seal_block`], padding the block to `capacity` chunks instead of its own capacity
+    /// (from [`State::fitting_capacity`]); a capacity it does not fit, or above its own, is
+    /// ignored.
+    pub fn seal_block_at(&mut self, timestamp: u64, capacity: Option<usize>) -> SealedBlock {
         self.pending();
         self.credit_fees();
         let new_root = self.commit();
-        let b = self.block.take().expect("pending block exists");
+        let mut b = self.block.take().expect("pending block exists");
+        if let Some(c) = capacity.filter(|&c| c >= b.chunks.max(1) && c <= b.params.capacity) {
+            b.params.capacity = c;
+        }
         let pubdata = pubdata_for_block(&b.ops, b.params.capacity).expect("ops were validated and fit");
         let c = BlockCommitment {
             block_number: b.number,

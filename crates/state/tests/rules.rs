@@ -539,3 +539,42 @@ fn blocks_limit_onchain_ops() {
     w.state.seal_block(2);
     w.state.execute_priority(&second).unwrap();
 }
+
+#[test]
+fn blocks_are_sealed_at_the_smallest_capacity_they_fit() {
+    let mut w = World::funded(2);
+    let (a, to) = (w.id(0), w.users[1].address);
+    let u0 = w.users[0].clone();
+    w.deposit(0, 2, USDT, USDT, 10_000_000_000).unwrap();
+    w.state.seal_block(1);
+    w.state.set_block_params(BlockParams::for_capacity(16));
+    let ladder = [8, 4];
+    assert_eq!(w.state.fitting_capacity(&ladder), 4, "an empty block");
+    for nonce in 1..=4 {
+        w.state.execute_tx(&u0.transfer(a, to, ETH, 1, 10, nonce)).unwrap();
+    }
+    assert_eq!(w.state.fitting_capacity(&ladder), 4);
+    w.state.execute_tx(&u0.transfer(a, to, ETH, 1, 10, 5)).unwrap();
+    assert_eq!(w.state.fitting_capacity(&ladder), 8);
+    assert_eq!(w.state.fitting_capacity(&[]), 16);
+    // Sealed at 8: the same transition as at 16, with the pubdata cut to 8 chunks.
+    let mut twin = w.state.clone();
+    let block = w.state.seal_block_at(2, Some(8));
+    let full = twin.seal_block(2);
+    assert_eq!((block.capacity, block.pubdata.len(), full.capacity), (8, 8 * CHUNK_BYTES, 16));
+    assert_eq!(block.commitment.new_root, full.commitment.new_root);
+    assert_eq!(block.pubdata[..], full.pubdata[..8 * CHUNK_BYTES]);
+    assert_ne!(block.commitment_hash, full.commitment_hash);
+    // A capacity the block does not fit (or above its own) is ignored.
+    for nonce in 6..=10 {
+        w.state.execute_tx(&u0.transfer(a, to, ETH, 1, 10, nonce)).unwrap();
+    }
+    assert_eq!(w.state.seal_block_at(3, Some(4)).capacity, 16);
+    assert_eq!(w.state.seal_block_at(4, Some(32)).capacity, 16);
+    // Three fee tokens do not fit the two fee slots of capacities 4 and 8.
+    w.state.execute_tx(&u0.transfer(a, to, ETH, 1, 10, 11)).unwrap();
+    w.state.execute_tx(&u0.transfer(a, to, USDC, 1, 10, 12)).unwrap();
+    assert_eq!(w.state.fitting_capacity(&ladder), 4);
+    w.state.execute_tx(&u0.transfer(a, to, USDT, 1, 10, 13)).unwrap();
+    assert_eq!(w.state.fitting_capacity(&ladder), 16);
+}

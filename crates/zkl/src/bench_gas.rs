@@ -15,8 +15,11 @@ pub struct GasArgs {
     #[arg(long)]
     json: bool,
     /// Block capacities in chunks (each at least 4); per-op figures come from the largest
-    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 256, 1024])]
+    #[arg(long, value_delimiter = ',', default_values_t = [8usize, 32, 64, 256])]
     capacities: Vec<usize>,
+    /// Blocks settled per commit, prove and execute transaction (the settler's batch)
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
     /// Op types to measure (default: all): transfer, transfer_to_new, order_matching, withdraw,
     /// deposit, full_exit, change_pubkey, forced_exit
     #[arg(long, value_delimiter = ',')]
@@ -27,14 +30,17 @@ pub struct GasArgs {
 }
 
 pub fn run(a: GasArgs) -> Result<ExitCode, Failure> {
-    let GasArgs { json, capacities, ops, hardfork } = a;
+    let GasArgs { json, capacities, batch, ops, hardfork } = a;
+    if !(1..=64).contains(&batch) {
+        return Err(Failure::Usage(format!("--batch: {batch} is outside 1..=64 blocks")));
+    }
     if let Some(bad) = capacities.iter().find(|c| !(4..=16384).contains(*c)) {
         return Err(Failure::Usage(format!("--capacities: {bad} is outside 4..=16384 chunks")));
     }
     if let Some(bad) = ops.iter().find(|o| !op_types().any(|(n, _)| n == o.as_str())) {
         return Err(Failure::Usage(format!("--ops: unknown op type '{bad}'")));
     }
-    let mut cfg = GasBenchConfig { capacities, only: ops, anvil_args: Vec::new() };
+    let mut cfg = GasBenchConfig { capacities, batch, only: ops, anvil_args: Vec::new() };
     if let Some(h) = hardfork {
         cfg.anvil_args = vec!["--hardfork".into(), h];
     }

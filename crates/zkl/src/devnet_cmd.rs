@@ -2,8 +2,9 @@
 //! ERC-20s, the node settling on every chain, a `zkl prover` worker process and a whitelisted
 //! matcher account, until Ctrl-C.
 //!
-//! Steps: the block circuit's keys for `--capacity` (generated once with a progress bar, then
-//! loaded from the key cache), its Solidity verifier compiled with solc-js, the chains deployed
+//! Steps: the block circuit's keys for `--capacity` and each of `--capacities` (generated once
+//! with a progress bar, then loaded from the key cache), their Solidity verifiers compiled with
+//! solc-js, the chains deployed
 //! (`zkl_devkit::devnet`), the node started with the prover queue (its log in `DATA_DIR/node.log`),
 //! the worker spawned (its log in `DATA_DIR/prover.log`), and the matcher (the last funded key) given an account (a 0.1 ETH
 //! deposit on chain 1, so account 2) and its L2 key. Then the endpoints go to stdout as one JSON
@@ -26,6 +27,8 @@ pub struct DevnetArgs {
     pub data_dir: PathBuf,
     pub confirmations: u64,
     pub capacity: usize,
+    /// Smaller capacities blocks are sealed at when they fit.
+    pub capacities: Vec<usize>,
     pub test_verifier: bool,
     pub priority_expiration: Option<u64>,
 }
@@ -90,6 +93,9 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
     if a.capacity == 0 {
         return Err(Failure::Usage("--capacity must be positive".into()));
     }
+    if let Some(c) = a.capacities.iter().find(|&&c| c == 0 || c >= a.capacity) {
+        return Err(Failure::Usage(format!("--capacities: {c} is not within 1..{} (below --capacity)", a.capacity)));
+    }
     if std::fs::read_dir(&a.data_dir).is_ok_and(|mut d| d.next().is_some()) {
         return Err(Failure::Usage(format!(
             "--data-dir {} is not empty: a devnet starts from fresh chains, so it needs a fresh directory",
@@ -104,21 +110,29 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
     rt.block_on(async {
         let mut config = zkl_node::NodeConfig::demo(a.data_dir.join("db"));
         config.block_capacity = a.capacity;
+        config.block_capacities = a.capacities.clone();
         config.matchers = vec![MATCHER_ACCOUNT];
-        let (verifier, services, token) = if a.test_verifier {
-            (None, zkl_node::Services::default(), None)
+        let (verifiers, services, token) = if a.test_verifier {
+            (Vec::new(), zkl_node::Services::default(), None)
         } else {
-            eprintln!("==> block circuit keys, capacity {} (generated once, then cached)", a.capacity);
-            let capacity = a.capacity;
-            let keys = tokio::task::spawn_blocking(move || zkl_prover::load_keys(capacity, true))
-                .await
-                .map_err(failed("key setup"))?
-                .map_err(failed("keys"))?;
-            let sol = zkl_contracts::verifier::groth16_verifier_solidity(&keys.vk, "BlockVerifier")
-                .map_err(failed("verifier"))?;
-            let code = zkl_contracts::solc::compile(&sol, "BlockVerifier").map_err(failed("verifier"))?;
             let ring = Arc::new(zkl_prover::KeyRing::new(true));
-            ring.insert(capacity, keys);
+            let mut verifiers = Vec::new();
+            let mut all = a.capacities.clone();
+            all.push(a.capacity);
+            all.sort_unstable();
+            all.dedup();
+            for capacity in all {
+                eprintln!("==> block circuit keys, capacity {capacity} (generated once, then cached)");
+                let keys = tokio::task::spawn_blocking(move || zkl_prover::load_keys(capacity, true))
+                    .await
+                    .map_err(failed("key setup"))?
+                    .map_err(failed("keys"))?;
+                let sol = zkl_contracts::verifier::groth16_verifier_solidity(&keys.vk, "BlockVerifier")
+                    .map_err(failed("verifier"))?;
+                let code = zkl_contracts::solc::compile(&sol, "BlockVerifier").map_err(failed("verifier"))?;
+                verifiers.push((capacity as u32, code));
+                ring.insert(capacity, keys);
+            }
             let token = hex::encode(rand::random::<[u8; 16]>());
             config.provers =
                 Some(zkl_node::provers::ProverConfig { tokens: vec![token.clone()], heartbeat_timeout_ms: 60_000 });
@@ -128,7 +142,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
                 job_payload: Some(Arc::new(zkl_prover::WitnessPayload)),
                 ..Default::default()
             };
-            (Some(code), services, Some(token))
+            (verifiers, services, Some(token))
         };
         // Exodus claims are verified by the exit circuit's verifier in every mode.
         eprintln!("==> exit circuit keys (generated once, then cached)");
@@ -145,7 +159,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
         let opts = DevnetOptions {
             evm_base: 31_000,
             confirmations: a.confirmations,
-            verifier,
+            verifiers,
             exit_verifier: Some(exit_verifier),
             test_tokens: true,
             priority_fee: zkl_devkit::devnet::DEVNET_PRIORITY_FEE,

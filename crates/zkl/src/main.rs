@@ -53,6 +53,10 @@ enum Command {
         /// Block capacity in chunks (the block circuit's keys are per capacity)
         #[arg(long, default_value_t = 4)]
         capacity: usize,
+        /// Smaller capacities a block is sealed at when its ops fit (the smallest that fits),
+        /// e.g. `--capacity 32 --capacities 4,8`; keys and a verifier for each
+        #[arg(long, value_delimiter = ',')]
+        capacities: Vec<usize>,
         /// Verify with the contracts' test verifier instead of the block circuit (no prover)
         #[arg(long)]
         test_verifier: bool,
@@ -117,12 +121,14 @@ fn main() -> ExitCode {
             data_dir: Some(data_dir),
             confirmations,
             capacity,
+            capacities,
             test_verifier,
             priority_expiration,
         } => devnet_cmd::run_devnet(devnet_cmd::DevnetArgs {
             data_dir,
             confirmations,
             capacity,
+            capacities,
             test_verifier,
             priority_expiration,
         }),

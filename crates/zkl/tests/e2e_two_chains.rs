@@ -1,5 +1,6 @@
-//! The project's end-to-end scenario on `zkl devnet` (two anvil chains, the block circuit's
-//! verifier on both, real Groth16 proofs from the devnet's `zkl prover` worker):
+//! The project's end-to-end scenario on `zkl devnet --capacity 8 --capacities 4` (two anvil
+//! chains, the block circuit's verifiers of both capacities on both, real Groth16 proofs from the
+//! devnet's `zkl prover` worker, blocks sealed at the smallest capacity that fits):
 //!
 //! A deposits 1,000 USDC on chain 1; B deposits 1 ETH on chain 2; B's sell order for 1 ETH at
 //! 1,000 USDC is filled by A's buy order in two partial fills (0.4 and 0.6 ETH) by the devnet's
@@ -80,7 +81,15 @@ async fn gas_paid(p: &DynProvider, hash: &str) -> U256 {
 async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_zkl"))
-        .args(["devnet", "--data-dir", dir.path().join("devnet").to_str().unwrap()])
+        .args([
+            "devnet",
+            "--capacity",
+            "8",
+            "--capacities",
+            "4",
+            "--data-dir",
+            dir.path().join("devnet").to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -163,6 +172,15 @@ async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
         done
     })
     .await;
+
+    // Blocks were sealed at the smallest capacity that fits them, 4 or 8 chunks, and proven with
+    // that capacity's keys and verifier.
+    let mut capacities = Vec::new();
+    for n in 1..=sealed as u32 {
+        capacities.push(node.block(n).await.unwrap().capacity);
+    }
+    println!("block capacities: {capacities:?}");
+    assert!(capacities.iter().all(|c| [4, 8].contains(c)), "{capacities:?}");
 
     // L1, to the wei. A: −1,000 USDC on chain 1, +0.999 ETH on chain 2 (A sent nothing there).
     assert_eq!(usdc_of(c1, a_evm).await, a_usdc1 - U256::from(1000 * USDC_L1));

@@ -36,11 +36,13 @@ struct Env {
     _dir: tempfile::TempDir,
 }
 
-/// Two chains (confirmations 1, test verifier) and a node whose blocks the test seals.
+/// Two chains (confirmations 1, test verifier) and a node whose blocks the test seals, at the
+/// smallest of 4, 16 or 64 chunks that fits them.
 async fn setup(evm_base: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig::demo(dir.path().join("db"));
     config.block_time_ms = 60_000; // blocks are sealed by the test
+    config.block_capacities = vec![4, 16];
     let opts = DevnetOptions { evm_base, confirmations: 1, ..DevnetOptions::default() };
     let (node, chains) = start_on_devnet(config, opts, 2_000).await;
     let url = format!("http://{}", node.rpc_addr);
@@ -79,6 +81,8 @@ async fn a_refused_block_halts_settlement_until_the_operator_reverts_it() {
     a.change_pubkey(1, ETH, 0).await.unwrap();
     admin.seal().await.unwrap();
     let settled = node.storage.last_block().unwrap().unwrap();
+    // Two deposits and a ChangePubKey (9 chunks): sealed at 16.
+    assert_eq!(node.storage.block(settled).unwrap().unwrap().capacity, 16);
     wait_for("block 1 executed on both chains", TIMEOUT, async || executed_everywhere(chains, settled).await).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // the settlers' last txs confirmed
 
@@ -135,6 +139,8 @@ async fn a_refused_block_halts_settlement_until_the_operator_reverts_it() {
     assert!(node.storage.l1_get::<Halt>(HALT_KEY).unwrap().is_none());
     let resealed = env.seal().await;
     assert_eq!(resealed, refused_block);
+    // One transfer: sealed at 4, and proven and executed at that capacity on both chains.
+    assert_eq!(node.storage.block(resealed).unwrap().unwrap().capacity, 4);
     wait_for("the new block executed on both chains", TIMEOUT, async || executed_everywhere(chains, resealed).await)
         .await;
 
