@@ -564,6 +564,11 @@ contract ZkLink {
             if (b.onchainOps.length != 0 || b.pubdata.length == 0 || b.pubdata.length % CHUNK_BYTES != 0) {
                 revert InvalidPubdata();
             }
+            // A block of a capacity no verifier here checks could never be proven.
+            uint256 chunks = b.pubdata.length / CHUNK_BYTES;
+            if (chunks > type(uint32).max || s.blockVerifiers[uint32(chunks)] == address(0)) {
+                revert UnknownCapacity(uint32(chunks));
+            }
             pubdataHash = sha256(b.pubdata);
             _scanPubdata(s, b.pubdata, b.changePubKeyWitnesses, cur);
         } else {

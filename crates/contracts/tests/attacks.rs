@@ -253,7 +253,11 @@ async fn proofs_need_a_registered_capacity() {
     let proof = zkl_contracts::deploy::test_proof(&pk, &stored[0]).unwrap();
     assert_eq!(a.zklink.blockVerifier(129).call().await.unwrap(), Address::ZERO);
     assert_revert!(a.zklink.proveBlocks(stored.clone(), vec![proof], 129), "UnknownCapacity");
-    send(a.zklink.proveBlocks(stored, vec![proof], 128)).await.unwrap();
+    send(a.zklink.proveBlocks(stored.clone(), vec![proof], 128)).await.unwrap();
+    // The data-availability chain refuses to commit a block of a capacity it has no verifier for.
+    let odd = L2Block::new(2, 2, root(2), vec![], 129);
+    let (infos, _) = a.prepare_commit(&stored[0], &[odd]).unwrap();
+    assert_revert!(a.zklink.commitBlocks(stored[0].clone(), infos), "UnknownCapacity");
     let verifier = *TestVerifier::deploy(a.provider.clone()).await.unwrap().address();
     let poseidon = *PoseidonT6::deploy(a.provider.clone()).await.unwrap().address();
     for (capacities, verifiers) in [

@@ -91,7 +91,8 @@ impl ChainClient {
     }
 
     /// Checks that the contract is deployed for the node's configuration: its L2 chain id, the
-    /// number of chains, the data-availability chain, and every L1 token it registered known to
+    /// number of chains, the data-availability chain, a block verifier for every capacity the
+    /// node seals blocks at, and every L1 token it registered known to
     /// the node with the same decimals and merge group. A contract that disagrees would refuse
     /// blocks the node seals, or accept deposits the node cannot credit.
     pub async fn check_contract(
@@ -99,6 +100,7 @@ impl ChainClient {
         chain_count: u8,
         data_availability_chain: ChainId,
         registry: &TokenRegistry,
+        capacities: &[usize],
     ) -> Result<(), L1Error> {
         let chain = self.chain();
         let bad = |msg: String| L1Error::Config(format!("chain {chain}: contract {}: {msg}", self.config.contract));
@@ -109,6 +111,16 @@ impl ChainClient {
             return Err(bad(format!(
                 "deployed as (chain, chain count, data-availability chain) {got:?}, the node expects {want:?}"
             )));
+        }
+        // Every capacity the node may seal a block at needs a verifier here, or such a block
+        // would be committed and never proven (the verifiers are fixed at deployment).
+        for &c in capacities {
+            let capacity = u32::try_from(c).map_err(|_| bad(format!("capacity {c}")))?;
+            if self.zklink.blockVerifier(capacity).call().await.map_err(|e| self.rpc(e))?.is_zero() {
+                return Err(bad(format!(
+                    "no block verifier for capacity {c}, which the node seals blocks at (block_capacity / block_capacities)"
+                )));
+            }
         }
         // Every token the contract registered must be one the node converts the same way: a
         // deposit of a token the node does not know would stop its watcher.

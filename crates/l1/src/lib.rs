@@ -145,9 +145,11 @@ pub async fn start(
     let mut clients = Vec::new();
     let chain_count = u8::try_from(l1.chains.len()).map_err(|_| L1Error::Config("too many chains".into()))?;
     let da_chain = l1.chains.iter().find(|c| c.data_availability).map(|c| c.l2_chain).unwrap_or(0);
+    let mut capacities = config.block_capacities.clone();
+    capacities.push(config.block_capacity);
     for c in &l1.chains {
         let client = ChainClient::connect(c).await?;
-        client.check_contract(chain_count, da_chain, &registry).await?;
+        client.check_contract(chain_count, da_chain, &registry, &capacities).await?;
         clients.push(client);
     }
     // Each signer reads the source chains through its own connections.

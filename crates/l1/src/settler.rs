@@ -383,10 +383,10 @@ impl Settler {
             if worthy.last() != Some(&c.proven) && c.proven == c.committed {
                 worthy.push(c.proven);
             }
-            let mut synced = c.executed;
+            let mut held = Vec::new();
             for &n in &worthy {
                 match self.missing_sync_hash(n).await? {
-                    None => synced = n,
+                    None => held.push(n),
                     Some((src, own)) => {
                         let (evm, contract) = (self.client.config.evm_chain_id, *z.address());
                         match self.relayer.collect(src, n, evm, contract).await? {
@@ -404,27 +404,26 @@ impl Settler {
                     }
                 }
             }
-            if synced == c.executed {
-                return Ok(None);
-            }
             let final_ = z.exodusStatus().call().await.map_err(|e| self.client.rpc(e))?.totalBlocksFinal;
-            if final_ < synced {
-                // Final once every chain holds every other chain's sync hash of it (their settlers
-                // relay on the same grid), if the oracle attests it.
-                let own = self.stored_info(synced)?.syncHash;
-                match self.relayer.collect_final(synced).await? {
+            // Final once every chain holds every other chain's sync hash of it (their settlers
+            // relay on the same grid), if the oracle attests it: the newest such block it
+            // attests, walking down (a chain whose confirmations lag makes the newest ones wait,
+            // never the older ones).
+            for &n in held.iter().rev().filter(|&&n| n > final_) {
+                let own = self.stored_info(n)?.syncHash;
+                match self.relayer.collect_final(n).await? {
                     Some((sync_hash, _)) if sync_hash != own => {
                         return Err(self.inconsistent(format!(
-                            "block {synced}: the oracle attests sync hash {sync_hash} final, this chain committed {own}"
+                            "block {n}: the oracle attests sync hash {sync_hash} final, this chain committed {own}"
                         )));
                     }
-                    Some((_, sigs)) => return Ok(Some(Action::Finalize { block: synced, sigs })),
+                    Some((_, sigs)) => return Ok(Some(Action::Finalize { block: n, sigs })),
                     None => {}
                 }
             }
             // Final blocks, at most MAX_BATCH, ending at one whose sync hashes this chain holds.
             let mut last = c.executed;
-            for n in (c.executed + 1..=synced.min(final_).min(c.executed + MAX_BATCH)).rev() {
+            for n in (c.executed + 1..=final_.min(c.proven).min(c.executed + MAX_BATCH)).rev() {
                 if self.missing_sync_hash(n).await?.is_none() {
                     last = n;
                     break;

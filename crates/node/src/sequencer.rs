@@ -249,9 +249,9 @@ impl Sequencer {
 
     fn seal(&mut self, batch: &mut Batch, state: &mut State) -> u32 {
         let timestamp = now();
-        let capacity = Some(state.fitting_capacity(&self.capacities)).filter(|_| !self.capacities.is_empty());
-        let block = state.seal_block_at(timestamp, capacity);
-        batch.log(self.next_seq, &LogEntry::Seal { timestamp, capacity });
+        let capacity = state.fitting_capacity(&self.capacities);
+        let block = state.seal_block_at(timestamp, Some(capacity));
+        batch.log(self.next_seq, &LogEntry::Seal { timestamp, capacity: Some(block.capacity) });
         self.next_seq += 1;
         let mut hashes = Vec::with_capacity(self.pending.len());
         for (hash, mut record) in self.pending.drain(..) {

@@ -33,8 +33,8 @@ pub enum LogEntry {
     },
     Seal {
         timestamp: u64,
-        /// The capacity the block was sealed at, if below the configured one (logged, so a
-        /// replay seals the same block whatever the configuration is now).
+        /// The capacity the block was sealed at (logged, so a replay seals the same block
+        /// whatever the configuration is now; absent in logs written before it existed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         capacity: Option<usize>,
     },
@@ -60,6 +60,13 @@ impl LogEntry {
             LogEntry::Tx { tx } => Applied::Tx(state.execute_tx(tx)?),
             LogEntry::Priority { request } => Applied::Priority(state.execute_priority(request)?),
             LogEntry::Seal { timestamp, capacity } => {
+                if let Some(c) = capacity {
+                    // The block as it was sealed, or nothing: a log sealed at a capacity the
+                    // configuration no longer allows does not silently become another block.
+                    if !state.can_seal_at(*c) {
+                        return Err(TxError::SealCapacity(*c));
+                    }
+                }
                 Applied::Sealed(Box::new(state.seal_block_at(*timestamp, *capacity)))
             }
             LogEntry::AuthFact { fact } => {

@@ -131,29 +131,32 @@ impl State {
     /// capacity: its chunks fit, and so do its fee tokens in the fee slots of that capacity
     /// ([`BlockParams::for_capacity`], the prover's rule). Otherwise the block's own capacity.
     pub fn fitting_capacity(&mut self, capacities: &[usize]) -> usize {
+        let own = self.pending().params.capacity;
+        capacities.iter().copied().filter(|&c| c < own && self.can_seal_at(c)).min().unwrap_or(own)
+    }
+
+    /// Whether the current block can be sealed at `capacity` chunks: its own capacity, or a
+    /// smaller one holding its chunks and, in `max(capacity/4, 2)` fee slots, its fee tokens.
+    pub fn can_seal_at(&mut self, capacity: usize) -> bool {
         let fee_tokens = self.pending_fees.len();
         let b = self.pending();
-        capacities
-            .iter()
-            .copied()
-            .filter(|&c| {
-                c >= b.chunks.max(1)
-                    && c < b.params.capacity
-                    && fee_tokens <= BlockParams::for_capacity(c).max_fee_tokens
-            })
-            .min()
-            .unwrap_or(b.params.capacity)
+        capacity == b.params.capacity
+            || (capacity >= b.chunks.max(1)
+                && capacity < b.params.capacity
+                && fee_tokens <= BlockParams::for_capacity(capacity).max_fee_tokens)
     }
 
     /// [`State::seal_block`], padding the block to `capacity` chunks instead of its own capacity
-    /// (from [`State::fitting_capacity`]); a capacity it does not fit, or above its own, is
-    /// ignored.
+    /// (from [`State::fitting_capacity`]); a capacity it cannot be sealed at
+    /// ([`State::can_seal_at`]) is ignored (a log replay checks first).
     pub fn seal_block_at(&mut self, timestamp: u64, capacity: Option<usize>) -> SealedBlock {
         self.pending();
+        // Decided before the fees are credited (they count as the block's fee tokens).
+        let capacity = capacity.filter(|&c| self.can_seal_at(c));
         self.credit_fees();
         let new_root = self.commit();
         let mut b = self.block.take().expect("pending block exists");
-        if let Some(c) = capacity.filter(|&c| c >= b.chunks.max(1) && c <= b.params.capacity) {
+        if let Some(c) = capacity {
             b.params.capacity = c;
         }
         let pubdata = pubdata_for_block(&b.ops, b.params.capacity).expect("ops were validated and fit");

@@ -86,6 +86,10 @@ pub enum TxError {
     ForcedExitAmount { claimed: u128, balance: u128 },
     #[error("block is full: {needed} chunks needed, {free} free")]
     BlockFull { needed: usize, free: usize },
+    #[error(
+        "the block cannot be sealed at {0} chunks (its ops or fee tokens do not fit, or it is not below the configured capacity)"
+    )]
+    SealCapacity(usize),
     #[error("block already collects fees in {0} tokens (the limit)")]
     TooManyFeeTokens(usize),
     #[error("block already holds {0} on-chain operations (the limit)")]

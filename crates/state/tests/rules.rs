@@ -557,6 +557,7 @@ fn blocks_are_sealed_at_the_smallest_capacity_they_fit() {
     w.state.execute_tx(&u0.transfer(a, to, ETH, 1, 10, 5)).unwrap();
     assert_eq!(w.state.fitting_capacity(&ladder), 8);
     assert_eq!(w.state.fitting_capacity(&[]), 16);
+    assert!(!w.state.can_seal_at(4) && w.state.can_seal_at(8) && w.state.can_seal_at(16) && !w.state.can_seal_at(32));
     // Sealed at 8: the same transition as at 16, with the pubdata cut to 8 chunks.
     let mut twin = w.state.clone();
     let block = w.state.seal_block_at(2, Some(8));

@@ -1,4 +1,4 @@
-//! The project's end-to-end scenario on `zkl devnet --capacity 8 --capacities 4` (two anvil
+//! The project's end-to-end scenario on `zkl devnet --capacity 7 --capacities 4` (two anvil
 //! chains, the block circuit's verifiers of both capacities on both, real Groth16 proofs from the
 //! devnet's `zkl prover` worker, blocks sealed at the smallest capacity that fits):
 //!
@@ -84,7 +84,7 @@ async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
         .args([
             "devnet",
             "--capacity",
-            "8",
+            "7",
             "--capacities",
             "4",
             "--data-dir",
@@ -173,14 +173,14 @@ async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
     })
     .await;
 
-    // Blocks were sealed at the smallest capacity that fits them, 4 or 8 chunks, and proven with
+    // Blocks were sealed at the smallest capacity that fits them, 4 or 7 chunks, and proven with
     // that capacity's keys and verifier.
     let mut capacities = Vec::new();
     for n in 1..=sealed as u32 {
         capacities.push(node.block(n).await.unwrap().capacity);
     }
     println!("block capacities: {capacities:?}");
-    assert!(capacities.iter().all(|c| [4, 8].contains(c)), "{capacities:?}");
+    assert!(capacities.iter().all(|c| [4, 7].contains(c)), "{capacities:?}");
 
     // L1, to the wei. A: −1,000 USDC on chain 1, +0.999 ETH on chain 2 (A sent nothing there).
     assert_eq!(usdc_of(c1, a_evm).await, a_usdc1 - U256::from(1000 * USDC_L1));
