@@ -89,6 +89,27 @@ contract TestVerifier {
         }
     }
 
+    function verifyProof(uint256[8] calldata proof, uint256 input) public view returns (bool) {
+        if (input >= R) return false;
+        for (uint256 i = 0; i < 8; i++) {
+            if (proof[i] >= Q) return false;
+        }
+        uint256[2] memory vkx = [IC1_0, IC1_1];
+        if (!(_mul(vkx, input) && _add(vkx, [IC0_0, IC0_1]))) return false;
+        bool ok;
+        uint256[24] memory p = [
+            proof[0], (Q - proof[1]) % Q, proof[2], proof[3], proof[4], proof[5],
+            ALPHA_0, ALPHA_1, BETA_0, BETA_1, BETA_2, BETA_3,
+            vkx[0], vkx[1], GAMMA_0, GAMMA_1, GAMMA_2, GAMMA_3,
+            proof[6], proof[7], DELTA_0, DELTA_1, DELTA_2, DELTA_3
+        ];
+        uint256[1] memory out;
+        assembly {
+            ok := staticcall(gas(), 8, p, 768, out, 32)
+        }
+        return ok && out[0] == 1;
+    }
+
     /// pt := s · pt (EIP-196); false if the precompile refuses (a point off the curve).
     function _mul(uint256[2] memory pt, uint256 s) internal view returns (bool ok) {
         uint256[3] memory input = [pt[0], pt[1], s];
@@ -103,36 +124,5 @@ contract TestVerifier {
         assembly {
             ok := staticcall(gas(), 6, input, 128, pt, 64)
         }
-    }
-
-    function verifyProof(uint256[8] calldata proof, uint256 input) public view returns (bool) {
-        if (input >= R) return false;
-        for (uint256 i = 0; i < 8; i++) {
-            if (proof[i] >= Q) return false;
-        }
-        uint256[3] memory mulIn = [IC1_0, IC1_1, input];
-        uint256[2] memory prod;
-        bool ok;
-        assembly {
-            ok := staticcall(gas(), 7, mulIn, 96, prod, 64)
-        }
-        if (!ok) return false;
-        uint256[4] memory addIn = [IC0_0, IC0_1, prod[0], prod[1]];
-        uint256[2] memory vkx;
-        assembly {
-            ok := staticcall(gas(), 6, addIn, 128, vkx, 64)
-        }
-        if (!ok) return false;
-        uint256[24] memory p = [
-            proof[0], (Q - proof[1]) % Q, proof[2], proof[3], proof[4], proof[5],
-            ALPHA_0, ALPHA_1, BETA_0, BETA_1, BETA_2, BETA_3,
-            vkx[0], vkx[1], GAMMA_0, GAMMA_1, GAMMA_2, GAMMA_3,
-            proof[6], proof[7], DELTA_0, DELTA_1, DELTA_2, DELTA_3
-        ];
-        uint256[1] memory out;
-        assembly {
-            ok := staticcall(gas(), 8, p, 768, out, 32)
-        }
-        return ok && out[0] == 1;
     }
 }

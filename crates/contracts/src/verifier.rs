@@ -94,19 +94,9 @@ pub fn groth16_verifier_solidity(vk: &VerifyingKey<Bn254>, contract_name: &str) 
         );
         let _ = writeln!(o, "        if (input >= R) return false;");
         write_proof_range_check(&mut o);
-        let _ = writeln!(o, "        uint256[3] memory mulIn = [IC1_0, IC1_1, input];");
-        let _ = writeln!(o, "        uint256[2] memory prod;");
+        let _ = writeln!(o, "        uint256[2] memory vkx = [IC1_0, IC1_1];");
+        let _ = writeln!(o, "        if (!(_mul(vkx, input) && _add(vkx, [IC0_0, IC0_1]))) return false;");
         let _ = writeln!(o, "        bool ok;");
-        let _ = writeln!(o, "        assembly {{");
-        let _ = writeln!(o, "            ok := staticcall(gas(), 7, mulIn, 96, prod, 64)");
-        let _ = writeln!(o, "        }}");
-        let _ = writeln!(o, "        if (!ok) return false;");
-        let _ = writeln!(o, "        uint256[4] memory addIn = [IC0_0, IC0_1, prod[0], prod[1]];");
-        let _ = writeln!(o, "        uint256[2] memory vkx;");
-        let _ = writeln!(o, "        assembly {{");
-        let _ = writeln!(o, "            ok := staticcall(gas(), 6, addIn, 128, vkx, 64)");
-        let _ = writeln!(o, "        }}");
-        let _ = writeln!(o, "        if (!ok) return false;");
     } else {
         let _ = writeln!(
             o,
@@ -136,25 +126,19 @@ pub fn groth16_verifier_solidity(vk: &VerifyingKey<Bn254>, contract_name: &str) 
         let _ = writeln!(o, "    /// vkx += s · (x, y); false if s >= R or a precompile fails.");
         let _ = writeln!(
             o,
-            "    function _accumulate(uint256[2] memory vkx, uint256 x, uint256 y, uint256 s) internal view returns (bool ok) {{"
+            "    function _accumulate(uint256[2] memory vkx, uint256 x, uint256 y, uint256 s) internal view returns (bool) {{"
         );
         let _ = writeln!(o, "        if (s >= R) return false;");
-        let _ = writeln!(o, "        uint256[3] memory mulIn = [x, y, s];");
-        let _ = writeln!(o, "        uint256[4] memory addIn = [vkx[0], vkx[1], 0, 0];");
-        let _ = writeln!(o, "        assembly {{");
-        let _ = writeln!(o, "            ok := staticcall(gas(), 7, mulIn, 96, add(addIn, 64), 64)");
-        let _ = writeln!(o, "        }}");
-        let _ = writeln!(o, "        if (!ok) return false;");
-        let _ = writeln!(o, "        assembly {{");
-        let _ = writeln!(o, "            ok := staticcall(gas(), 6, addIn, 128, vkx, 64)");
-        let _ = writeln!(o, "        }}");
+        let _ = writeln!(o, "        uint256[2] memory t = [x, y];");
+        let _ = writeln!(o, "        return _mul(t, s) && _add(vkx, t);");
         let _ = writeln!(o, "    }}");
     }
+    o.push_str(POINT_HELPERS);
     let _ = writeln!(o, "}}");
     Ok(o)
 }
 
-/// `verifyProofs` and its point helpers, for verifiers with one public input.
+/// `verifyProofs`, for verifiers with one public input.
 ///
 /// Same-key batch verification: each proof satisfies `e(A_i, B_i) = e(α, β) · e(vk_x_i, γ) ·
 /// e(C_i, δ)`; for coefficients `r_i` fixed only after every proof and input (Fiat-Shamir), the
@@ -227,6 +211,10 @@ const BATCH_VERIFIER: &str = r#"    /// Verifies `proofs[i]` for `inputs[i]`, ev
         }
     }
 
+"#;
+
+/// The EIP-196 point helpers every generated verifier uses.
+const POINT_HELPERS: &str = r#"
     /// pt := s · pt (EIP-196); false if the precompile refuses (a point off the curve).
     function _mul(uint256[2] memory pt, uint256 s) internal view returns (bool ok) {
         uint256[3] memory input = [pt[0], pt[1], s];
@@ -242,7 +230,6 @@ const BATCH_VERIFIER: &str = r#"    /// Verifies `proofs[i]` for `inputs[i]`, ev
             ok := staticcall(gas(), 6, input, 128, pt, 64)
         }
     }
-
 "#;
 
 fn write_proof_range_check(o: &mut String) {

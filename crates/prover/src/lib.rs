@@ -21,7 +21,9 @@ use ark_groth16::Proof;
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use serde_json::{Value, json};
 use zkl_circuit::block::{BlockCircuit, BlockWitness};
-use zkl_circuit::groth16::{KeyCache, Keys};
+use zkl_circuit::groth16::KeyCache;
+/// A circuit's Groth16 keys (what [`load_keys`] and [`load_exit_keys`] return).
+pub use zkl_circuit::groth16::Keys;
 use zkl_circuit::wire;
 use zkl_rpc_api::{BlockRecord, Job};
 use zkl_state::{BlockParams, SealedBlock, State};

@@ -37,6 +37,13 @@ fn failed<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> Failure + '_ {
     move |e| Failure::Failed(format!("{what}: {e}"))
 }
 
+/// Creation bytecode of the Solidity verifier of `keys`, compiled with solc-js.
+fn verifier_code(keys: &zkl_prover::Keys, name: &str) -> Result<Vec<u8>, Failure> {
+    let what = format!("{name} verifier");
+    let sol = zkl_contracts::verifier::groth16_verifier_solidity(&keys.vk, name).map_err(failed(&what))?;
+    zkl_contracts::solc::compile(&sol, name).map_err(failed(&what))
+}
+
 fn key_bytes(hex_key: &str) -> Result<[u8; 32], Failure> {
     crate::args::bytes32(hex_key).map_err(Failure::Failed)
 }
@@ -127,10 +134,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
                     .await
                     .map_err(failed("key setup"))?
                     .map_err(failed("keys"))?;
-                let sol = zkl_contracts::verifier::groth16_verifier_solidity(&keys.vk, "BlockVerifier")
-                    .map_err(failed("verifier"))?;
-                let code = zkl_contracts::solc::compile(&sol, "BlockVerifier").map_err(failed("verifier"))?;
-                verifiers.push((capacity as u32, code));
+                verifiers.push((capacity as u32, verifier_code(&keys, "BlockVerifier")?));
                 ring.insert(capacity, keys);
             }
             let token = hex::encode(rand::random::<[u8; 16]>());
@@ -150,9 +154,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             .await
             .map_err(failed("key setup"))?
             .map_err(failed("keys"))?;
-        let sol = zkl_contracts::verifier::groth16_verifier_solidity(&exit_keys.vk, "ExitVerifier")
-            .map_err(failed("exit verifier"))?;
-        let exit_verifier = zkl_contracts::solc::compile(&sol, "ExitVerifier").map_err(failed("exit verifier"))?;
+        let exit_verifier = verifier_code(&exit_keys, "ExitVerifier")?;
         eprintln!("==> {} anvil chains with the contracts", config.chains.len());
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
         config.admin = Some(zkl_node::config::AdminConfig { tokens: vec![admin_token.clone()] });
