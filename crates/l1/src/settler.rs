@@ -213,9 +213,14 @@ impl Settler {
 
     /// Sealed block `number` as the contracts see it, with the ChangePubKey witnesses of its txs.
     pub fn l2_block(&self, number: u32) -> Result<L2Block, L1Error> {
-        let r = self.record(number)?;
+        self.l2_block_of(&self.record(number)?)
+    }
+
+    /// [`Self::l2_block`] of a record already read.
+    fn l2_block_of(&self, r: &BlockRecord) -> Result<L2Block, L1Error> {
+        let number = r.number;
         let bad = |m: String| self.inconsistent(format!("block {number}: {m}"));
-        let mut block = self.block_of(&r)?;
+        let mut block = self.block_of(r)?;
         for h in &r.tx_hashes {
             let hash: [u8; 32] = parse_b256(h).map_err(bad)?.0;
             let tx = self.storage.tx(&hash)?.ok_or_else(|| bad(format!("tx {h} missing")))?;
@@ -470,15 +475,18 @@ impl Settler {
         let mut batch = Vec::new();
         let mut refused = None;
         for &n in blocks {
-            batch.push(self.l2_block(n)?);
+            // The record is read once: the halt names the block by its commitment, so a halt
+            // found on a block the operator has rewound meanwhile is ignored by the sequencer.
+            let record = self.record(n)?;
+            batch.push(self.l2_block_of(&record)?);
             if let Some(e) = self.simulate_commit(&prev, &batch).await? {
-                refused = Some((n, e));
+                refused = Some((record, e));
                 break;
             }
         }
         // A refusal that does not reproduce (the chain moved on meanwhile) halts nothing; the
         // next step simulates again.
-        let (Some((n, error)), Some(block)) = (refused, batch.pop()) else {
+        let (Some((record, error)), Some(block)) = (refused, batch.pop()) else {
             let action = format!("commit {blocks:?}");
             return Err(L1Error::Refused { chain, action, error: format!("{error} (did not reproduce)") });
         };
@@ -497,7 +505,7 @@ impl Settler {
                 lo = mid + 1;
             }
         }
-        let record = self.record(n)?;
+        let n = record.number;
         let op = (1..=own).contains(&lo).then(|| {
             let index = record
                 .ops
@@ -519,7 +527,7 @@ impl Settler {
         };
         let halt = Halt { block: n, chain, error, op, since_ms };
         if old.as_ref().is_none_or(|h| h.block > n || (h.block == n && h.chain == chain)) {
-            self.sequencer.set_halt(Some(halt.clone())).await.map_err(L1Error::Sequencer)?;
+            self.sequencer.halt(halt.clone(), record.commitment).await.map_err(L1Error::Sequencer)?;
         }
         Ok(halt)
     }
@@ -612,7 +620,7 @@ impl Settler {
                 if let Action::Commit(blocks) = action {
                     let halt: Option<Halt> = self.storage.l1_get(HALT_KEY)?;
                     if halt.is_some_and(|h| h.chain == self.chain() && blocks.contains(&h.block)) {
-                        self.sequencer.set_halt(None).await.map_err(L1Error::Sequencer)?;
+                        self.sequencer.lift_halt().await.map_err(L1Error::Sequencer)?;
                     }
                 }
                 Ok(env)

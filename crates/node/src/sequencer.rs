@@ -65,8 +65,11 @@ pub enum Request {
     /// An on-chain ChangePubKey authorisation read from a chain; the reply says whether it was new.
     AuthFact(AuthFact, oneshot::Sender<bool>),
     /// Settlement halted (`Some`): stop sealing and refuse new work; the record is persisted.
-    /// `None` lifts the halt (the refusal went away by itself).
-    Halt(Option<Halt>, oneshot::Sender<()>),
+    /// The halt names the refused block's commitment: a settler that simulated a block the
+    /// operator has rewound (and maybe sealed again) meanwhile must not halt the new one, so a
+    /// halt whose block no longer has that commitment is ignored. `None` lifts the halt (the
+    /// refusal went away by itself).
+    Halt(Option<(Halt, String)>, oneshot::Sender<()>),
     /// The operator's way out of a halt (processed alone, after the work received with it).
     Rewind(Rewind, oneshot::Sender<Result<RewindReport, SequencerError>>),
 }
@@ -692,6 +695,18 @@ impl Sequencer {
                             }));
                         }
                         Request::Halt(halt, reply) => {
+                            let halt = match halt {
+                                Some((h, commitment)) => {
+                                    let sealed = self.storage.block(h.block)?.map(|b| b.commitment);
+                                    if sealed.as_ref() == Some(&commitment) {
+                                        Some(h)
+                                    } else {
+                                        tracing::warn!(%h, "stale halt ignored: the block was rewound meanwhile");
+                                        self.halt.clone()
+                                    }
+                                }
+                                None => None,
+                            };
                             if halt != self.halt {
                                 match &halt {
                                     Some(h) => tracing::error!(%h, "settlement halted"),
@@ -790,8 +805,18 @@ impl SequencerHandle {
         rx.await.map_err(|_| SequencerError::Stopped)
     }
 
-    /// Sets (or lifts, with `None`) the settlement halt.
-    pub async fn set_halt(&self, halt: Option<Halt>) -> Result<(), SequencerError> {
+    /// Halts settlement on `halt.block`, if that block still has `commitment` (see
+    /// [`Request::Halt`]).
+    pub async fn halt(&self, halt: Halt, commitment: String) -> Result<(), SequencerError> {
+        self.set_halt(Some((halt, commitment))).await
+    }
+
+    /// Lifts the settlement halt.
+    pub async fn lift_halt(&self) -> Result<(), SequencerError> {
+        self.set_halt(None).await
+    }
+
+    async fn set_halt(&self, halt: Option<(Halt, String)>) -> Result<(), SequencerError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Request::Halt(halt, reply)).map_err(|_| SequencerError::Stopped)?;
         rx.await.map_err(|_| SequencerError::Stopped)

@@ -1,8 +1,9 @@
 //! The node's seam to its settlement layer (`zkl_node::settlement`): an `l1` section without a
 //! layer is refused before anything is opened; the layer is started with the node's context and
 //! must serve exactly the configured chains; the operator's revert asks it whether the blocks are
-//! executed anywhere, and is refused if they are or if a chain cannot answer; stopping the node's
-//! layer reaches it.
+//! executed anywhere, and is refused if they are or if a chain cannot answer; a halt only stops
+//! the node while its block still has the commitment the settler saw; stopping the node's layer
+//! reaches it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,8 @@ use jsonrpsee::core::async_trait;
 use jsonrpsee::core::client::Error as ClientError;
 use jsonrpsee::http_client::HttpClientBuilder;
 use zkl_node::config::{AdminConfig, L1ChainConfig, L1Config, OracleConfig};
-use zkl_node::settlement::{SettlementContext, SettlementError, SettlementLayer, SettlementStarter};
+use zkl_node::sequencer::SequencerHandle;
+use zkl_node::settlement::{HALT_KEY, Halt, SettlementContext, SettlementError, SettlementLayer, SettlementStarter};
 use zkl_node::{NodeConfig, NodeError, Services};
 use zkl_rpc_api::{AdminApiClient, RevertRequest, codes};
 use zkl_types::ChainId;
@@ -23,6 +25,7 @@ struct Fake {
     chains: Vec<ChainId>,
     executed: u32,
     started_with: Mutex<Option<NodeConfig>>,
+    sequencer: Mutex<Option<SequencerHandle>>,
     stopped: AtomicBool,
 }
 
@@ -48,6 +51,7 @@ struct Starter(Arc<Fake>);
 impl SettlementStarter for Starter {
     async fn start(&self, ctx: SettlementContext) -> Result<Arc<dyn SettlementLayer>, SettlementError> {
         *self.0.started_with.lock().unwrap() = Some(ctx.config);
+        *self.0.sequencer.lock().unwrap() = Some(ctx.sequencer);
         Ok(self.0.clone())
     }
 }
@@ -81,7 +85,13 @@ async fn an_l1_section_without_a_settlement_layer_is_refused_before_anything_is_
 }
 
 fn fake(chains: Vec<ChainId>, executed: u32) -> Arc<Fake> {
-    Arc::new(Fake { chains, executed, started_with: Mutex::new(None), stopped: AtomicBool::new(false) })
+    Arc::new(Fake {
+        chains,
+        executed,
+        started_with: Mutex::new(None),
+        sequencer: Mutex::new(None),
+        stopped: AtomicBool::new(false),
+    })
 }
 
 #[tokio::test]
@@ -128,5 +138,41 @@ async fn the_revert_asks_the_settlement_layer_and_executed_blocks_stay_final() {
 
     node.l1.take().expect("the node keeps its layer").stop().await;
     assert!(fake.stopped.load(Ordering::SeqCst));
+    let _ = node.handle.stop();
+}
+
+/// A settler that found a refusal while the operator rewound the block (and sealed another one
+/// under the same number) must not halt the node on the new block: the halt names the commitment
+/// it simulated, and the sequencer ignores a halt whose block no longer has it.
+#[tokio::test]
+async fn a_halt_on_a_block_rewound_meanwhile_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake(vec![1, 2], 0);
+    let services = Services { settlement: Some(Arc::new(Starter(fake.clone()))), ..Default::default() };
+    let mut node = zkl_node::start_with(config(dir.path()), services).await.unwrap();
+    let sequencer = fake.sequencer.lock().unwrap().clone().expect("the layer got the sequencer");
+    let user = zkl_state::testkit::User::new(1);
+    let deposit = |serial| zkl_state::testkit::deposit(1, serial, user.address, 1, 1, 1_000);
+    sequencer.priority(deposit(0)).await.unwrap();
+    let block = sequencer.seal().await.expect("block 1");
+    let commitment = node.storage.block(block).unwrap().unwrap().commitment;
+    let halt = |block| Halt { block, chain: 1, error: "Refused()".into(), op: None, since_ms: 0 };
+
+    // A commitment block 1 does not have, and a block not sealed: both stale, nothing halts.
+    sequencer.halt(halt(block), format!("0x{}", "00".repeat(32))).await.unwrap();
+    sequencer.halt(halt(block + 1), commitment.clone()).await.unwrap();
+    assert!(node.storage.l1_get::<Halt>(HALT_KEY).unwrap().is_none());
+    sequencer.priority(deposit(1)).await.expect("not halted");
+    assert_eq!(sequencer.seal().await, Some(block + 1));
+
+    // The block as sealed: halted, nothing new is taken, until the halt is lifted.
+    sequencer.halt(halt(block), commitment).await.unwrap();
+    assert_eq!(node.storage.l1_get::<Halt>(HALT_KEY).unwrap().map(|h| h.block), Some(block));
+    let refused = sequencer.priority(deposit(2)).await.unwrap_err();
+    assert!(refused.to_string().contains("settlement is halted"), "{refused}");
+    sequencer.lift_halt().await.unwrap();
+    sequencer.priority(deposit(2)).await.expect("resumed");
+
+    node.l1.take().expect("the node keeps its layer").stop().await;
     let _ = node.handle.stop();
 }
