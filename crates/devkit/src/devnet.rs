@@ -141,6 +141,7 @@ pub async fn deploy_with(mut config: NodeConfig, opts: DevnetOptions) -> Result<
             start_block: 0,
             poll_ms: 200,
             tx_timeout_ms: 10_000,
+            batch_wait_ms: 0,
         });
         chains.push(chain);
     }

@@ -151,6 +151,15 @@ pub struct Settler {
     published: Mutex<Option<L1Counters>>,
     /// When this chain last re-checked a block it refused.
     last_recheck: Mutex<Option<Instant>>,
+    /// The batch being waited for (see `batch_wait_ms`): its kind, first block and since when.
+    batch_wait: Mutex<Option<(BatchKind, u32, Instant)>>,
+}
+
+/// The actions that wait for a full batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchKind {
+    Commit,
+    Prove,
 }
 
 fn parse_b256(text: &str) -> Result<B256, String> {
@@ -179,6 +188,7 @@ impl Settler {
             proof_cache: Mutex::new(HashMap::new()),
             published: Mutex::new(None),
             last_recheck: Mutex::new(None),
+            batch_wait: Mutex::new(None),
         }
     }
 
@@ -320,6 +330,22 @@ impl Settler {
         Ok(blocks)
     }
 
+    /// Whether a batch of `kind` starting at `first` goes now: when it is `full` (it cannot grow)
+    /// or its first block has been ready for `batch_wait_ms`.
+    fn batch_due(&self, kind: BatchKind, first: u32, full: bool) -> bool {
+        let wait = Duration::from_millis(self.client.config.batch_wait_ms);
+        let mut at = self.batch_wait.lock().unwrap_or_else(|p| p.into_inner());
+        let since = match *at {
+            Some((k, n, since)) if k == kind && n == first => since,
+            _ => {
+                let now = Instant::now();
+                *at = Some((kind, first, now));
+                now
+            }
+        };
+        full || since.elapsed() >= wait
+    }
+
     /// The next step, from the contract's counters; `None` if there is nothing to do yet.
     async fn next_action(&self) -> Result<Option<Action>, L1Error> {
         let chain = self.chain();
@@ -359,7 +385,12 @@ impl Settler {
                 None => sealed,
             };
             if last >= first {
-                return Ok(Some(Action::Commit(self.commit_batch(first, last)?)));
+                let blocks = self.commit_batch(first, last)?;
+                // Full: MAX_BATCH blocks, or cut by the on-chain ops limit; a halt never waits.
+                let full = blocks.len() == MAX_BATCH as usize || blocks.last() < Some(&last) || halt.is_some();
+                if self.batch_due(BatchKind::Commit, first, full) {
+                    return Ok(Some(Action::Commit(blocks)));
+                }
             }
         }
         if c.proven < c.committed {
@@ -368,13 +399,20 @@ impl Settler {
             // blocks are still executed below).
             let mut ready = Vec::new();
             let capacity = self.record(c.proven + 1)?.capacity;
+            // Full: MAX_BATCH blocks, or the next committed block has another capacity.
+            let mut full = false;
             for n in c.proven + 1..=c.committed.min(c.proven + MAX_BATCH) {
-                if self.proof(n)?.is_none() || self.record(n)?.capacity != capacity {
+                if self.record(n)?.capacity != capacity {
+                    full = true;
+                    break;
+                }
+                if self.proof(n)?.is_none() {
                     break;
                 }
                 ready.push(n);
             }
-            if !ready.is_empty() {
+            full |= ready.len() == MAX_BATCH as usize;
+            if !ready.is_empty() && self.batch_due(BatchKind::Prove, ready[0], full) {
                 return Ok(Some(Action::Prove(ready)));
             }
         }

@@ -118,6 +118,12 @@ pub struct L1ChainConfig {
     /// A sent tx not mined after this long is replaced with higher fees.
     #[serde(default = "default_tx_timeout_ms")]
     pub tx_timeout_ms: u64,
+    /// How long commits and proofs wait for a full batch (8 blocks, one `commitBlocks` or
+    /// `proveBlocks`) once the first block of the batch is ready. 0 sends what is ready at once
+    /// (lowest latency); a wait trades latency for L1 gas when blocks or proofs trickle in (a
+    /// proof alone costs about 258,000 gas to verify, one of a batch of 8 about 87,000).
+    #[serde(default)]
+    pub batch_wait_ms: u64,
 }
 
 impl std::fmt::Debug for L1ChainConfig {
@@ -346,6 +352,7 @@ mod tests {
             start_block: 0,
             poll_ms: 100,
             tx_timeout_ms: 1000,
+            batch_wait_ms: 0,
         };
         L1Config {
             chains: vec![chain(1), chain(2)],

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use zkl_contracts::deploy::Chain;
 use zkl_devkit::devnet::DevnetOptions;
 use zkl_l1::proofs::{ProofSource, TestCircuitProofSource};
+use zkl_node::config::L1ChainConfig;
 use zkl_node::{Node, NodeConfig};
 use zkl_wallet::Wallet;
 
@@ -43,13 +44,23 @@ pub async fn executed_everywhere(chains: &[Chain], block: u32) -> bool {
 
 /// Deploys the chains of `config` (`opts`), polls them every 100 ms, replaces stuck txs after
 /// `tx_timeout_ms`, and starts the node on them with the admin token [`ADMIN`].
-pub async fn start_on_devnet(mut config: NodeConfig, opts: DevnetOptions, tx_timeout_ms: u64) -> (Node, Vec<Chain>) {
+pub async fn start_on_devnet(config: NodeConfig, opts: DevnetOptions, tx_timeout_ms: u64) -> (Node, Vec<Chain>) {
+    start_on_devnet_with(config, opts, |c| c.tx_timeout_ms = tx_timeout_ms).await
+}
+
+/// [`start_on_devnet`] with each chain's settlement configuration edited by `edit` (after the
+/// 100 ms polling is set).
+pub async fn start_on_devnet_with(
+    mut config: NodeConfig,
+    opts: DevnetOptions,
+    edit: impl Fn(&mut L1ChainConfig),
+) -> (Node, Vec<Chain>) {
     config.admin = Some(zkl_node::config::AdminConfig { tokens: vec![ADMIN.into()] });
     let devnet = zkl_devkit::devnet::deploy_with(config, opts).await.unwrap();
     let mut config = devnet.config;
     for c in &mut config.l1.as_mut().unwrap().chains {
         c.poll_ms = 100;
-        c.tx_timeout_ms = tx_timeout_ms;
+        edit(c);
     }
     let node = zkl_l1::start_node(config, Default::default(), Some(proofs())).await.unwrap();
     (node, devnet.chains)

@@ -6,6 +6,9 @@
 //! The refusal is produced the way it happens in practice: the node read an on-chain
 //! ChangePubKey authorisation one block deep (confirmations = 1), then the chain reorganised it
 //! away (anvil snapshot / revert), so the contract no longer holds the fact when the block comes.
+//!
+//! And the settler's batching when blocks trickle in: with `batch_wait_ms`, blocks sealed one at a
+//! time are committed and proven together.
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +26,7 @@ use zkl_rpc_api::{AdminApiClient, L1Stage, Record, TxStatus, method};
 use zkl_types::PriorityRequest;
 use zkl_wallet::Admin;
 
-use crate::common::{ADMIN, executed_everywhere, start_on_devnet, wait_for, wallet};
+use crate::common::{ADMIN, executed_everywhere, start_on_devnet_with, wait_for, wallet};
 
 const ETH: u16 = 1;
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -39,12 +42,21 @@ struct Env {
 /// Two chains (confirmations 1, test verifier) and a node whose blocks the test seals, at the
 /// smallest of 4, 16 or 64 chunks that fits them.
 async fn setup(evm_base: u64) -> Env {
+    setup_with(evm_base, 0).await
+}
+
+/// [`setup`] with the settlers' `batch_wait_ms`.
+async fn setup_with(evm_base: u64, batch_wait_ms: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig::demo(dir.path().join("db"));
     config.block_time_ms = 60_000; // blocks are sealed by the test
     config.block_capacities = vec![4, 16];
     let opts = DevnetOptions { evm_base, confirmations: 1, ..DevnetOptions::default() };
-    let (node, chains) = start_on_devnet(config, opts, 2_000).await;
+    let (node, chains) = start_on_devnet_with(config, opts, |c| {
+        c.tx_timeout_ms = 2_000;
+        c.batch_wait_ms = batch_wait_ms;
+    })
+    .await;
     let url = format!("http://{}", node.rpc_addr);
     let admin = Admin::new(&url, ADMIN).unwrap();
     Env { node, chains, admin, url, _dir: dir }
@@ -231,5 +243,40 @@ async fn a_reorganised_deposit_is_dropped_and_the_chain_read_again() {
         s.stage(1) == Some(L1Stage::Executed) && s.stage(2) == Some(L1Stage::Executed)
     })
     .await;
+    env.stop().await;
+}
+
+/// Blocks sealed a second apart, each proof ready at once: with `batch_wait_ms` the settler waits
+/// for more before committing and before proving, so three blocks sealed within the wait are
+/// committed by one transaction and proven by one (batched verification) on each chain. With a
+/// wait of 0 (the other tests) each block goes alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_that_trickle_in_are_committed_and_proven_together() {
+    let env = setup_with(37_000, 6_000).await;
+    let (node, chains) = (&env.node, &env.chains);
+    let (a, b) = (wallet(node, DEV_KEYS[1]), wallet(node, DEV_KEYS[2]));
+    a.deposit(1, ETH, ETH, "1", 0).await.unwrap();
+    wait_for("the deposit credited", TIMEOUT, async || a.account().await.is_ok()).await;
+    // A second apart: without the wait, each block is committed and proven before the next.
+    let first = env.seal().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    a.change_pubkey(1, ETH, 0).await.unwrap();
+    env.seal().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    a.transfer(0, b.address, 0, ETH, 1, 0).await.unwrap();
+    let last = env.seal().await;
+    assert_eq!(last, first + 2);
+    wait_for("the blocks executed on both chains", TIMEOUT, async || executed_everywhere(chains, last).await).await;
+    for chain in chains {
+        let z = &chain.zklink;
+        let tx_of = |logs: Vec<alloy::rpc::types::Log>| {
+            logs.iter().map(|l| l.transaction_hash.expect("mined")).collect::<std::collections::BTreeSet<_>>()
+        };
+        let commits = z.BlockCommit_filter().from_block(0).query().await.unwrap();
+        let proofs = z.BlockProven_filter().from_block(0).query().await.unwrap();
+        assert_eq!((commits.len(), proofs.len()), (3, 3));
+        assert_eq!(tx_of(commits.into_iter().map(|(_, l)| l).collect()).len(), 1, "one commit tx");
+        assert_eq!(tx_of(proofs.into_iter().map(|(_, l)| l).collect()).len(), 1, "one prove tx");
+    }
     env.stop().await;
 }

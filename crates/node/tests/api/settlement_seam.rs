@@ -70,6 +70,7 @@ fn config(dir: &std::path::Path) -> NodeConfig {
         start_block: 0,
         poll_ms: 100,
         tx_timeout_ms: 1_000,
+        batch_wait_ms: 0,
     };
     c.l1 =
         Some(L1Config { chains: vec![chain(1), chain(2)], oracle: OracleConfig { signer_keys: vec![], threshold: 0 } });
