@@ -1,0 +1,358 @@
+//! One pair's order book: limit orders with partial fills, price-time priority, immediate-or-cancel
+//! and post-only, cancel, self-trade prevention.
+//!
+//! Prices are the protocol's (quote units per base unit, times [`PRICE_SCALE`]), amounts are base
+//! units. Every fill is exact, as the node requires (`quote_fill · 10^18 = base_fill · price`):
+//! a pair's prices are multiples of its `tick` and amounts of its `lot`, and `tick · lot` is a
+//! multiple of 10^18, so `quote = base · price / 10^18` is an integer for every fill.
+//!
+//! Rules (the exchange's, on top of what the node checks; docs/exchange.md):
+//! - an incoming order trades with the best opposite price first, and within a price with the
+//!   order that rested first, at the resting (maker) order's price, while the prices cross;
+//! - a good-till-cancelled order rests with what is left; an immediate-or-cancel order never
+//!   rests (what is left expires); a post-only order that would trade is refused whole;
+//! - an incoming order never trades with a resting order of the same trader (account and
+//!   sub-account, which the node refuses): that resting order is cancelled instead (the newer
+//!   order wins) and reported in [`Placement::self_trade_cancelled`];
+//! - a refused order changes nothing.
+//!
+//! The book is deterministic: placing the same orders in the same order gives the same fills and
+//! the same book, which is how the engine rebuilds it from its store after a restart.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use alloy_primitives::U256;
+use serde::{Deserialize, Serialize};
+use zkl_types::{AccountId, PRICE_SCALE, SubAccountId};
+
+/// The engine's id of an order (unique per engine, assigned in arrival order).
+pub type OrderId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+impl Side {
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+}
+
+/// What happens to the part of an order that does not trade at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeInForce {
+    /// Good till cancelled: the rest rests.
+    #[default]
+    Gtc,
+    /// Immediate or cancel: the rest expires.
+    Ioc,
+    /// Post-only: refused if any of it would trade at once; otherwise rests whole.
+    PostOnly,
+}
+
+/// The trader an order belongs to (an L2 account's sub-account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Trader {
+    pub account: AccountId,
+    pub sub: SubAccountId,
+}
+
+/// A pair's price and amount granularity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairRules {
+    /// Prices are multiples of this.
+    pub tick: u128,
+    /// Amounts (base units) are multiples of this.
+    pub lot: u128,
+}
+
+impl PairRules {
+    /// Refused unless both are positive and `tick · lot` is a multiple of 10^18 (every fill exact).
+    pub fn new(tick: u128, lot: u128) -> Result<Self, BookError> {
+        // (a · b) mod m from a mod m and b mod m: both below 10^18, the product below 2^120.
+        let inexact = !((tick % PRICE_SCALE) * (lot % PRICE_SCALE)).is_multiple_of(PRICE_SCALE);
+        if tick == 0 || lot == 0 || inexact {
+            return Err(BookError::Rules { tick, lot });
+        }
+        Ok(Self { tick, lot })
+    }
+}
+
+/// An order as the book sees it (the engine keeps the signed order beside it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOrder {
+    pub id: OrderId,
+    pub trader: Trader,
+    pub side: Side,
+    /// Limit price: a buyer pays at most this, a seller receives at least this.
+    pub price: u128,
+    /// Base units.
+    pub amount: u128,
+    pub tif: TimeInForce,
+}
+
+/// A resting order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resting {
+    pub id: OrderId,
+    pub trader: Trader,
+    pub side: Side,
+    pub price: u128,
+    /// Base units left.
+    pub remaining: u128,
+}
+
+/// One trade: `base` units at the maker's `price`, `quote = base · price / 10^18` exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    pub maker: OrderId,
+    pub taker: OrderId,
+    /// The maker's side (the taker is on the other).
+    pub maker_side: Side,
+    pub price: u128,
+    pub base: u128,
+    pub quote: u128,
+}
+
+/// What placing an order did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// In execution order.
+    pub fills: Vec<Fill>,
+    /// Base units now resting (0 if the order does not rest).
+    pub rested: u128,
+    /// Base units of an immediate-or-cancel order that expired untraded.
+    pub expired: u128,
+    /// Resting orders of the same trader cancelled instead of trading with it.
+    pub self_trade_cancelled: Vec<OrderId>,
+}
+
+/// A price level in [`Book::depth`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Level {
+    pub price: u128,
+    /// Base units resting at this price.
+    pub amount: u128,
+    pub orders: usize,
+}
+
+/// Bids best (highest) first, asks best (lowest) first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Depth {
+    pub bids: Vec<Level>,
+    pub asks: Vec<Level>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    #[error("a pair's tick ({tick}) and lot ({lot}) must be positive and their product a multiple of 10^18")]
+    Rules { tick: u128, lot: u128 },
+    #[error("the amount must be positive")]
+    ZeroAmount,
+    #[error("price {price} is not a positive multiple of the pair's tick {tick}")]
+    Tick { price: u128, tick: u128 },
+    #[error("amount {amount} is not a multiple of the pair's lot {lot}")]
+    Lot { amount: u128, lot: u128 },
+    #[error("amount {amount} at price {price} is worth more than 2^128 quote units")]
+    TooLarge { amount: u128, price: u128 },
+    #[error("order {0} is already in the book")]
+    DuplicateId(OrderId),
+    #[error("order {0} is not in the book")]
+    UnknownOrder(OrderId),
+    #[error("post-only order would trade at once (best opposite price {best})")]
+    WouldTake { best: u128 },
+}
+
+/// One pair's book.
+#[derive(Debug, Clone)]
+pub struct Book {
+    rules: PairRules,
+    /// Per price, the resting order ids in arrival order.
+    bids: BTreeMap<u128, VecDeque<OrderId>>,
+    asks: BTreeMap<u128, VecDeque<OrderId>>,
+    orders: HashMap<OrderId, Resting>,
+}
+
+/// Whether a `side` order at `limit` trades with a resting opposite order at `resting`.
+fn crosses(side: Side, limit: u128, resting: u128) -> bool {
+    match side {
+        Side::Buy => resting <= limit,
+        Side::Sell => resting >= limit,
+    }
+}
+
+/// `base · price / 10^18` (rounded down), `None` above `u128::MAX`.
+fn quote_of(base: u128, price: u128) -> Option<u128> {
+    (U256::from(base) * U256::from(price) / U256::from(PRICE_SCALE)).try_into().ok()
+}
+
+impl Book {
+    pub fn new(rules: PairRules) -> Self {
+        Self { rules, bids: BTreeMap::new(), asks: BTreeMap::new(), orders: HashMap::new() }
+    }
+
+    pub fn rules(&self) -> PairRules {
+        self.rules
+    }
+
+    pub fn order(&self, id: OrderId) -> Option<&Resting> {
+        self.orders.get(&id)
+    }
+
+    /// The number of resting orders.
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+    }
+
+    pub fn best_bid(&self) -> Option<u128> {
+        self.bids.keys().next_back().copied()
+    }
+
+    pub fn best_ask(&self) -> Option<u128> {
+        self.asks.keys().next().copied()
+    }
+
+    fn best(&self, side: Side) -> Option<u128> {
+        match side {
+            Side::Buy => self.best_bid(),
+            Side::Sell => self.best_ask(),
+        }
+    }
+
+    fn levels(&mut self, side: Side) -> &mut BTreeMap<u128, VecDeque<OrderId>> {
+        match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        }
+    }
+
+    /// The checks of [`Self::place`] that need no book.
+    fn check(&self, o: &NewOrder) -> Result<(), BookError> {
+        let PairRules { tick, lot } = self.rules;
+        if o.amount == 0 {
+            return Err(BookError::ZeroAmount);
+        }
+        if o.price == 0 || !o.price.is_multiple_of(tick) {
+            return Err(BookError::Tick { price: o.price, tick });
+        }
+        if !o.amount.is_multiple_of(lot) {
+            return Err(BookError::Lot { amount: o.amount, lot });
+        }
+        // Bounds every fill's quote: a fill of this order as maker is at its price; as taker it
+        // trades with makers whose own bound holds.
+        if quote_of(o.amount, o.price).is_none() {
+            return Err(BookError::TooLarge { amount: o.amount, price: o.price });
+        }
+        if self.orders.contains_key(&o.id) {
+            return Err(BookError::DuplicateId(o.id));
+        }
+        Ok(())
+    }
+
+    /// Places `o`: trades it against the book, then rests, expires or refuses what is left by
+    /// its time in force. A refused order (`Err`) changes nothing.
+    pub fn place(&mut self, o: NewOrder) -> Result<Placement, BookError> {
+        self.check(&o)?;
+        let opposite = o.side.opposite();
+        if o.tif == TimeInForce::PostOnly
+            && let Some(best) = self.best(opposite).filter(|&best| crosses(o.side, o.price, best))
+        {
+            return Err(BookError::WouldTake { best });
+        }
+        let mut placement = Placement::default();
+        let mut remaining = o.amount;
+        while remaining > 0 {
+            let Some(price) = self.best(opposite).filter(|&best| crosses(o.side, o.price, best)) else {
+                break;
+            };
+            let level = self.levels(opposite).get_mut(&price).expect("a best price has a level");
+            let maker_id = *level.front().expect("levels are never empty");
+            let maker = self.orders.get_mut(&maker_id).expect("every queued id rests");
+            if maker.trader == o.trader {
+                placement.self_trade_cancelled.push(maker_id);
+                self.cancel(maker_id).expect("it rests");
+                continue;
+            }
+            let base = remaining.min(maker.remaining);
+            let quote = quote_of(base, price).expect("bounded by the maker's own amount and price");
+            placement.fills.push(Fill { maker: maker_id, taker: o.id, maker_side: opposite, price, base, quote });
+            remaining -= base;
+            maker.remaining -= base;
+            if maker.remaining == 0 {
+                self.cancel(maker_id).expect("it rests");
+            }
+        }
+        match o.tif {
+            _ if remaining == 0 => {}
+            TimeInForce::Ioc => placement.expired = remaining,
+            TimeInForce::Gtc | TimeInForce::PostOnly => {
+                let resting = Resting { id: o.id, trader: o.trader, side: o.side, price: o.price, remaining };
+                self.orders.insert(o.id, resting);
+                self.levels(o.side).entry(o.price).or_default().push_back(o.id);
+                placement.rested = remaining;
+            }
+        }
+        Ok(placement)
+    }
+
+    /// Removes a resting order (its owner cancelled it, or the node refused a fill of it).
+    pub fn cancel(&mut self, id: OrderId) -> Result<Resting, BookError> {
+        let order = self.orders.remove(&id).ok_or(BookError::UnknownOrder(id))?;
+        let levels = self.levels(order.side);
+        let queue = levels.get_mut(&order.price).expect("a resting order has its level");
+        queue.retain(|&queued| queued != id);
+        if queue.is_empty() {
+            levels.remove(&order.price);
+        }
+        Ok(order)
+    }
+
+    /// The best `n` price levels of each side.
+    pub fn depth(&self, n: usize) -> Depth {
+        let level = |(&price, queue): (&u128, &VecDeque<OrderId>)| Level {
+            price,
+            amount: queue.iter().map(|id| self.orders[id].remaining).sum(),
+            orders: queue.len(),
+        };
+        Depth {
+            bids: self.bids.iter().rev().take(n).map(level).collect(),
+            asks: self.asks.iter().take(n).map(level).collect(),
+        }
+    }
+
+    /// The resting orders of `side` in priority order (best price first, then arrival).
+    pub fn queue(&self, side: Side) -> Vec<Resting> {
+        let ids: Box<dyn Iterator<Item = &VecDeque<OrderId>>> = match side {
+            Side::Buy => Box::new(self.bids.values().rev()),
+            Side::Sell => Box::new(self.asks.values()),
+        };
+        ids.flatten().map(|id| self.orders[id]).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_of_is_the_exact_wide_quotient() {
+        assert_eq!(quote_of(3, 2 * PRICE_SCALE), Some(6));
+        assert_eq!(quote_of(u128::MAX, PRICE_SCALE), Some(u128::MAX));
+        assert_eq!(quote_of(u128::MAX, PRICE_SCALE + 1), None);
+        // The product needs more than 128 bits; the quotient does not.
+        assert_eq!(quote_of(PRICE_SCALE << 40, 1 << 80), Some(1 << 120));
+        assert_eq!(quote_of(7 * PRICE_SCALE, 1 << 100), Some(7 << 100));
+        assert_eq!(quote_of(1, PRICE_SCALE - 1), Some(0));
+    }
+}

@@ -1,0 +1,6 @@
+//! Exchange services on top of the rollup (issue 16). So far: one pair's order book
+//! ([`book::Book`]), the matching rules the engine will run as the node's whitelisted matcher.
+
+pub mod book;
+
+pub use book::{Book, BookError, Fill, NewOrder, OrderId, PairRules, Placement, Resting, Side, TimeInForce};
