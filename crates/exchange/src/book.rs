@@ -4,7 +4,11 @@
 //! Prices are the protocol's (quote units per base unit, times [`PRICE_SCALE`]), amounts are base
 //! units. Every fill is exact, as the node requires (`quote_fill · 10^18 = base_fill · price`):
 //! a pair's prices are multiples of its `tick` and amounts of its `lot`, and `tick · lot` is a
-//! multiple of 10^18, so `quote = base · price / 10^18` is an integer for every fill.
+//! multiple of 10^18, so `quote = base · price / 10^18` is an integer for every fill. And every
+//! fill's base and quote are packed amounts (the op carries them packed): a fill is the largest
+//! of the two orders' remainders that packs, else that rounded down to 10, 100, … lots, else one
+//! lot (an order is refused at a price where one lot's quote does not pack); a maker and a taker
+//! may so trade in several fills.
 //!
 //! Rules (the exchange's, on top of what the node checks; docs/exchange.md):
 //! - an incoming order trades with the best opposite price first, and within a price with the
@@ -23,6 +27,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use alloy_primitives::U256;
 use serde::{Deserialize, Serialize};
+use zkl_types::amount::is_packable_amount;
 use zkl_types::{AccountId, PRICE_SCALE, SubAccountId};
 
 /// The engine's id of an order (unique per engine, assigned in arrival order).
@@ -74,11 +79,12 @@ pub struct PairRules {
 }
 
 impl PairRules {
-    /// Refused unless both are positive and `tick · lot` is a multiple of 10^18 (every fill exact).
+    /// Refused unless both are positive, `tick · lot` is a multiple of 10^18 (every fill exact)
+    /// and the lot is a packed amount (a fill of one lot can travel).
     pub fn new(tick: u128, lot: u128) -> Result<Self, BookError> {
         // (a · b) mod m from a mod m and b mod m: both below 10^18, the product below 2^120.
         let inexact = !((tick % PRICE_SCALE) * (lot % PRICE_SCALE)).is_multiple_of(PRICE_SCALE);
-        if tick == 0 || lot == 0 || inexact {
+        if tick == 0 || lot == 0 || inexact || !is_packable_amount(lot) {
             return Err(BookError::Rules { tick, lot });
         }
         Ok(Self { tick, lot })
@@ -152,7 +158,9 @@ pub struct Depth {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookError {
-    #[error("a pair's tick ({tick}) and lot ({lot}) must be positive and their product a multiple of 10^18")]
+    #[error(
+        "a pair's tick ({tick}) and lot ({lot}) must be positive, their product a multiple of 10^18 and the lot a packed amount"
+    )]
     Rules { tick: u128, lot: u128 },
     #[error("the amount must be positive")]
     ZeroAmount,
@@ -162,6 +170,8 @@ pub enum BookError {
     Lot { amount: u128, lot: u128 },
     #[error("amount {amount} at price {price} is worth more than 2^128 quote units")]
     TooLarge { amount: u128, price: u128 },
+    #[error("{what} ({value}) is not a packed amount (35-bit mantissa times a power of ten)")]
+    Unpackable { what: &'static str, value: u128 },
     #[error("order {0} is already in the book")]
     DuplicateId(OrderId),
     #[error("order {0} is not in the book")]
@@ -237,6 +247,28 @@ impl Book {
         }
     }
 
+    /// The largest fill of at most `max` base units (a multiple of the lot) at `price` whose base
+    /// and quote both pack (the op carries them as packed amounts, docs/protocol.md §8): `max`
+    /// itself, or `max` rounded down to a multiple of 10^d lots for the smallest d that packs.
+    /// At least one lot: [`Self::check`] refuses prices where one lot's quote does not pack.
+    fn fill_size(&self, max: u128, price: u128) -> u128 {
+        let lot = self.rules.lot;
+        let packs = |lots: u128| {
+            let base = lots * lot;
+            is_packable_amount(base) && quote_of(base, price).is_some_and(is_packable_amount)
+        };
+        let lots = max / lot;
+        let mut unit = 1u128;
+        while unit <= lots {
+            let candidate = lots / unit * unit;
+            if packs(candidate) {
+                return candidate * lot;
+            }
+            unit = unit.saturating_mul(10);
+        }
+        lot
+    }
+
     /// The checks of [`Self::place`] that need no book.
     fn check(&self, o: &NewOrder) -> Result<(), BookError> {
         let PairRules { tick, lot } = self.rules;
@@ -253,6 +285,14 @@ impl Book {
         // trades with makers whose own bound holds.
         if quote_of(o.amount, o.price).is_none() {
             return Err(BookError::TooLarge { amount: o.amount, price: o.price });
+        }
+        // The signed order's amount travels packed; so does every fill, at least one lot.
+        if !is_packable_amount(o.amount) {
+            return Err(BookError::Unpackable { what: "the amount", value: o.amount });
+        }
+        let lot_quote = quote_of(lot, o.price).unwrap_or(u128::MAX);
+        if !is_packable_amount(lot_quote) {
+            return Err(BookError::Unpackable { what: "one lot's quote at this price", value: lot_quote });
         }
         if self.orders.contains_key(&o.id) {
             return Err(BookError::DuplicateId(o.id));
@@ -278,18 +318,19 @@ impl Book {
             };
             let level = self.levels(opposite).get_mut(&price).expect("a best price has a level");
             let maker_id = *level.front().expect("levels are never empty");
-            let maker = self.orders.get_mut(&maker_id).expect("every queued id rests");
+            let maker = self.orders[&maker_id];
             if maker.trader == o.trader {
                 placement.self_trade_cancelled.push(maker_id);
                 self.cancel(maker_id).expect("it rests");
                 continue;
             }
-            let base = remaining.min(maker.remaining);
+            let base = self.fill_size(remaining.min(maker.remaining), price);
             let quote = quote_of(base, price).expect("bounded by the maker's own amount and price");
             placement.fills.push(Fill { maker: maker_id, taker: o.id, maker_side: opposite, price, base, quote });
             remaining -= base;
-            maker.remaining -= base;
-            if maker.remaining == 0 {
+            let left = maker.remaining - base;
+            self.orders.get_mut(&maker_id).expect("it rests").remaining = left;
+            if left == 0 {
                 self.cancel(maker_id).expect("it rests");
             }
         }

@@ -290,3 +290,39 @@ fn pair_rules_must_make_every_fill_exact() {
         assert_eq!(PairRules::new(tick, lot), Err(BookError::Rules { tick, lot }), "{tick} {lot}");
     }
 }
+
+proptest! {
+    /// Realistic sizes (an 18-decimal base in lots of 10^14, a 6-decimal quote, a tick of 10^4):
+    /// a maker and a taker of any packed sizes trade exactly the smaller one, in fills whose base
+    /// and quote all pack (the node refuses others), the largest first.
+    #[test]
+    fn fills_always_pack_and_add_up(
+        maker_m in 1..(1u128 << 25), maker_e in 0..6u32,
+        taker_m in 1..(1u128 << 25), taker_e in 0..6u32,
+        ticks in 1..(1u128 << 24),
+    ) {
+        use zkl_types::amount::is_packable_amount;
+        let (tick, lot) = (10_000, 100_000_000_000_000);
+        let mut b = Book::new(PairRules::new(tick, lot).unwrap());
+        let (maker, taker) = (maker_m * 10u128.pow(maker_e) * lot, taker_m * 10u128.pow(taker_e) * lot);
+        let price = ticks * tick;
+        let sell = NewOrder { id: 1, trader: trader(1), side: Side::Sell, price, amount: maker, tif: TimeInForce::Gtc };
+        let placed = b.place(sell);
+        if matches!(placed, Err(BookError::Unpackable { .. })) {
+            // One lot's quote at this price does not pack: refused, and so is the buy.
+            let buy = NewOrder { id: 2, side: Side::Buy, amount: taker, trader: trader(2), ..sell };
+            let refused = matches!(b.place(buy), Err(BookError::Unpackable { .. }));
+            prop_assert!(refused, "the buy at the same price is refused too");
+            return Ok(());
+        }
+        placed.unwrap();
+        let buy = NewOrder { id: 2, trader: trader(2), side: Side::Buy, price, amount: taker, tif: TimeInForce::Ioc };
+        let p = b.place(buy).unwrap();
+        prop_assert_eq!(p.fills.iter().map(|f| f.base).sum::<u128>(), maker.min(taker));
+        for f in &p.fills {
+            prop_assert!(is_packable_amount(f.base) && is_packable_amount(f.quote), "{:?}", f);
+            prop_assert_eq!(f.quote * PRICE_SCALE, f.base * price);
+        }
+        prop_assert!(p.fills.windows(2).all(|w| w[0].base >= w[1].base));
+    }
+}
