@@ -199,7 +199,7 @@ fn crosses(side: Side, limit: u128, resting: u128) -> bool {
 }
 
 /// `base · price / 10^18` (rounded down), `None` above `u128::MAX`.
-fn quote_of(base: u128, price: u128) -> Option<u128> {
+pub(crate) fn quote_of(base: u128, price: u128) -> Option<u128> {
     (U256::from(base) * U256::from(price) / U256::from(PRICE_SCALE)).try_into().ok()
 }
 
@@ -300,49 +300,79 @@ impl Book {
         Ok(())
     }
 
-    /// Places `o`: trades it against the book, then rests, expires or refuses what is left by
-    /// its time in force. A refused order (`Err`) changes nothing.
-    pub fn place(&mut self, o: NewOrder) -> Result<Placement, BookError> {
-        self.check(&o)?;
+    /// What placing `o` would do, without doing it (the engine checks each maker against the
+    /// node before it places): the fills, the resting orders of the same trader it would cancel,
+    /// and the base units left. Refused exactly when [`Self::place`] refuses.
+    pub fn plan(&self, o: &NewOrder) -> Result<Placement, BookError> {
+        self.check(o)?;
         let opposite = o.side.opposite();
         if o.tif == TimeInForce::PostOnly
             && let Some(best) = self.best(opposite).filter(|&best| crosses(o.side, o.price, best))
         {
             return Err(BookError::WouldTake { best });
         }
+        let levels: Box<dyn Iterator<Item = (&u128, &VecDeque<OrderId>)>> = match opposite {
+            Side::Buy => Box::new(self.bids.iter().rev()),
+            Side::Sell => Box::new(self.asks.iter()),
+        };
         let mut placement = Placement::default();
         let mut remaining = o.amount;
-        while remaining > 0 {
-            let Some(price) = self.best(opposite).filter(|&best| crosses(o.side, o.price, best)) else {
+        'levels: for (&price, queue) in levels {
+            if !crosses(o.side, o.price, price) {
                 break;
-            };
-            let level = self.levels(opposite).get_mut(&price).expect("a best price has a level");
-            let maker_id = *level.front().expect("levels are never empty");
-            let maker = self.orders[&maker_id];
-            if maker.trader == o.trader {
-                placement.self_trade_cancelled.push(maker_id);
-                self.cancel(maker_id).expect("it rests");
-                continue;
             }
-            let base = self.fill_size(remaining.min(maker.remaining), price);
-            let quote = quote_of(base, price).expect("bounded by the maker's own amount and price");
-            placement.fills.push(Fill { maker: maker_id, taker: o.id, maker_side: opposite, price, base, quote });
-            remaining -= base;
-            let left = maker.remaining - base;
-            self.orders.get_mut(&maker_id).expect("it rests").remaining = left;
-            if left == 0 {
-                self.cancel(maker_id).expect("it rests");
+            for maker in queue.iter().map(|id| &self.orders[id]) {
+                if remaining == 0 {
+                    break 'levels;
+                }
+                if maker.trader == o.trader {
+                    placement.self_trade_cancelled.push(maker.id);
+                    continue;
+                }
+                let mut left = maker.remaining;
+                while left > 0 && remaining > 0 {
+                    let base = self.fill_size(remaining.min(left), price);
+                    let quote = quote_of(base, price).expect("bounded by the maker's own amount and price");
+                    placement.fills.push(Fill {
+                        maker: maker.id,
+                        taker: o.id,
+                        maker_side: opposite,
+                        price,
+                        base,
+                        quote,
+                    });
+                    remaining -= base;
+                    left -= base;
+                }
             }
         }
         match o.tif {
             _ if remaining == 0 => {}
             TimeInForce::Ioc => placement.expired = remaining,
-            TimeInForce::Gtc | TimeInForce::PostOnly => {
-                let resting = Resting { id: o.id, trader: o.trader, side: o.side, price: o.price, remaining };
-                self.orders.insert(o.id, resting);
-                self.levels(o.side).entry(o.price).or_default().push_back(o.id);
-                placement.rested = remaining;
+            TimeInForce::Gtc | TimeInForce::PostOnly => placement.rested = remaining,
+        }
+        Ok(placement)
+    }
+
+    /// Places `o`: trades it against the book, then rests, expires or refuses what is left by
+    /// its time in force ([`Self::plan`], applied). A refused order (`Err`) changes nothing.
+    pub fn place(&mut self, o: NewOrder) -> Result<Placement, BookError> {
+        let placement = self.plan(&o)?;
+        for &id in &placement.self_trade_cancelled {
+            self.cancel(id).expect("planned on resting orders");
+        }
+        for fill in &placement.fills {
+            let maker = self.orders.get_mut(&fill.maker).expect("planned on resting orders");
+            maker.remaining -= fill.base;
+            if maker.remaining == 0 {
+                self.cancel(fill.maker).expect("it rests");
             }
+        }
+        if placement.rested > 0 {
+            let resting =
+                Resting { id: o.id, trader: o.trader, side: o.side, price: o.price, remaining: placement.rested };
+            self.orders.insert(o.id, resting);
+            self.levels(o.side).entry(o.price).or_default().push_back(o.id);
         }
         Ok(placement)
     }

@@ -3,6 +3,7 @@
 //! and the `OrderMatching` tx of each fill ([`settle`]).
 
 pub mod book;
+pub mod engine;
 pub mod settle;
 
 pub use book::{Book, BookError, Fill, NewOrder, OrderId, PairRules, Placement, Resting, Side, TimeInForce};

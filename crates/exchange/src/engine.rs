@@ -1,0 +1,301 @@
+//! The matching engine's core, without I/O: it admits signed orders against the node's state
+//! (through [`NodeView`]), keeps one [`Book`] per pair and the funds each resting order needs,
+//! checks every maker a new order would trade with against the node before it trades, and turns
+//! the fills into the `OrderMatching` txs the node accepts (docs/exchange.md, "Engine").
+//!
+//! Everything it decides is a function of the requests and of what the node said, so a store
+//! that logs both rebuilds the same engine after a restart.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use zkl_crypto::{PubKeyHash, PublicKey};
+use zkl_types::amount::is_packable_amount;
+use zkl_types::{AccountId, MAX_FEE_BPS, Nonce, OrderMatching, SignedOrder, SlotId, SubAccountId, TokenId};
+
+use crate::book::{Book, BookError, OrderId, PairRules, Placement, Side, TimeInForce, quote_of};
+use crate::settle::{book_order, matching, residue};
+
+/// What the engine reads from the node (its public API in the service; the state machine in
+/// tests).
+pub trait NodeView {
+    /// The account's L2 key hash; `None` if the account does not exist or has no key.
+    fn pubkey_hash(&self, account: AccountId) -> Option<PubKeyHash>;
+    fn balance(&self, account: AccountId, sub: SubAccountId, token: TokenId) -> u128;
+    /// The order slot's (nonce, residue).
+    fn slot(&self, account: AccountId, sub: SubAccountId, slot: SlotId) -> (Nonce, u128);
+}
+
+/// A pair the engine trades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairConfig {
+    pub base: TokenId,
+    pub quote: TokenId,
+    pub tick: u128,
+    pub lot: u128,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// The engine's account, whitelisted as a matcher by the node.
+    pub matcher: AccountId,
+    pub pairs: Vec<PairConfig>,
+}
+
+/// A signed order with the key that signed it (the node publishes key hashes only) and the
+/// exchange-side time in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRequest {
+    pub order: SignedOrder,
+    #[serde(with = "zkl_types::serde_impls::pubkey_hex")]
+    pub pubkey: PublicKey,
+    #[serde(default)]
+    pub tif: TimeInForce,
+}
+
+/// An order the engine holds: resting, with `left` base units to fill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveOrder {
+    pub order: SignedOrder,
+    pub left: u128,
+}
+
+/// What admitting an order did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub id: OrderId,
+    pub placement: Placement,
+    /// One per fill, in order: what the engine submits to the node.
+    pub matches: Vec<OrderMatching>,
+    /// Resting orders removed before matching because the node's state no longer backs them
+    /// (the trader moved the funds or used the slot elsewhere), with why.
+    pub removed: Vec<(OrderId, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("the exchange does not trade {base}/{quote}")]
+    UnknownPair { base: TokenId, quote: TokenId },
+    #[error("fee rate {0} bps is above the protocol's maximum ({MAX_FEE_BPS})")]
+    FeeRate(u8),
+    #[error("order amount {0} is not a packed amount")]
+    Unpackable(u128),
+    #[error("account {0} has no L2 key")]
+    NoKey(AccountId),
+    #[error("the order is not signed by account {0}'s L2 key")]
+    WrongKey(AccountId),
+    #[error("bad order signature")]
+    BadSignature,
+    #[error("order slot {slot} of account {account} is at nonce {expected}, the order has {got}")]
+    StaleNonce { account: AccountId, slot: SlotId, expected: Nonce, got: Nonce },
+    #[error("order slot {slot} of account {account} already serves a resting order ({id})")]
+    SlotInUse { account: AccountId, slot: SlotId, id: OrderId },
+    #[error("account {account} has {available} of token {token} not reserved by its orders; the order needs {needed}")]
+    Insufficient { account: AccountId, token: TokenId, needed: u128, available: u128 },
+    #[error("order {0} is not resting")]
+    UnknownOrder(OrderId),
+    #[error("order {id} belongs to account {owner}, not {account}")]
+    NotOwner { id: OrderId, owner: AccountId, account: AccountId },
+    #[error(transparent)]
+    Book(#[from] BookError),
+}
+
+type Funds = (AccountId, SubAccountId, TokenId);
+
+/// The engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    config: EngineConfig,
+    books: HashMap<(TokenId, TokenId), Book>,
+    live: HashMap<OrderId, LiveOrder>,
+    /// The slots serving live orders.
+    slots: HashMap<(AccountId, SubAccountId, SlotId), OrderId>,
+    /// Per trader and token, what its live orders may still give.
+    reserved: HashMap<Funds, u128>,
+    next_id: OrderId,
+}
+
+/// The token `order` gives and how much of it for `left` base units (at its own price: what a
+/// resting order gives exactly, and the most an incoming order gives).
+fn need(order: &SignedOrder, left: u128) -> (TokenId, u128) {
+    let o = &order.order;
+    if o.is_sell { (o.base, left) } else { (o.quote, quote_of(left, o.price).unwrap_or(u128::MAX)) }
+}
+
+fn funds(order: &SignedOrder, token: TokenId) -> Funds {
+    (order.order.account, order.order.sub, token)
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        let mut books = HashMap::new();
+        for p in &config.pairs {
+            books.insert((p.base, p.quote), Book::new(PairRules::new(p.tick, p.lot)?));
+        }
+        Ok(Self { config, books, live: HashMap::new(), slots: HashMap::new(), reserved: HashMap::new(), next_id: 1 })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn book(&self, base: TokenId, quote: TokenId) -> Option<&Book> {
+        self.books.get(&(base, quote))
+    }
+
+    pub fn order(&self, id: OrderId) -> Option<&LiveOrder> {
+        self.live.get(&id)
+    }
+
+    /// The live orders of `account`, by id.
+    pub fn orders_of(&self, account: AccountId) -> Vec<(OrderId, &LiveOrder)> {
+        let mut out: Vec<_> =
+            self.live.iter().filter(|(_, l)| l.order.order.account == account).map(|(&id, l)| (id, l)).collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// What `account`'s live orders reserve of `token` in `sub`.
+    pub fn reserved(&self, account: AccountId, sub: SubAccountId, token: TokenId) -> u128 {
+        self.reserved.get(&(account, sub, token)).copied().unwrap_or(0)
+    }
+
+    fn reserve(&mut self, order: &SignedOrder, left: u128, add: bool) {
+        let (token, amount) = need(order, left);
+        let r = self.reserved.entry(funds(order, token)).or_default();
+        *r = if add { r.saturating_add(amount) } else { r.saturating_sub(amount) };
+    }
+
+    /// Checks a request against the node's state and the engine's own reservations; the order's
+    /// base units to fill (the slot's residue for an order filled in part before).
+    fn admit(&self, req: &OrderRequest, view: &impl NodeView) -> Result<u128, EngineError> {
+        let o = &req.order.order;
+        if !self.books.contains_key(&(o.base, o.quote)) {
+            return Err(EngineError::UnknownPair { base: o.base, quote: o.quote });
+        }
+        for bps in [o.maker_fee_bps, o.taker_fee_bps] {
+            if bps > MAX_FEE_BPS {
+                return Err(EngineError::FeeRate(bps));
+            }
+        }
+        if !is_packable_amount(o.amount) {
+            return Err(EngineError::Unpackable(o.amount));
+        }
+        let pkh = view.pubkey_hash(o.account).ok_or(EngineError::NoKey(o.account))?;
+        if req.pubkey.pubkey_hash() != pkh {
+            return Err(EngineError::WrongKey(o.account));
+        }
+        req.pubkey.verify(&o.message(), &req.order.signature).map_err(|_| EngineError::BadSignature)?;
+        if let Some(&id) = self.slots.get(&(o.account, o.sub, o.slot)) {
+            return Err(EngineError::SlotInUse { account: o.account, slot: o.slot, id });
+        }
+        let (nonce, slot_residue) = view.slot(o.account, o.sub, o.slot);
+        if nonce != o.nonce {
+            return Err(EngineError::StaleNonce { account: o.account, slot: o.slot, expected: nonce, got: o.nonce });
+        }
+        let left = if slot_residue == 0 { o.amount } else { slot_residue };
+        let (token, needed) = need(&req.order, left);
+        let available = view.balance(o.account, o.sub, token).saturating_sub(self.reserved(o.account, o.sub, token));
+        if needed > available {
+            return Err(EngineError::Insufficient { account: o.account, token, needed, available });
+        }
+        Ok(left)
+    }
+
+    /// Why the node would refuse `maker` giving `give` (cumulative in this placement) of its
+    /// token with `left` base units left before its first fill here; `None` if it would not.
+    fn unbacked(maker: &LiveOrder, give: u128, view: &impl NodeView) -> Option<String> {
+        let o = &maker.order.order;
+        let (token, _) = need(&maker.order, maker.left);
+        let balance = view.balance(o.account, o.sub, token);
+        if balance < give {
+            return Some(format!("account {} has {balance} of token {token}, the fill needs {give}", o.account));
+        }
+        let slot = view.slot(o.account, o.sub, o.slot);
+        let expected = (o.nonce, residue(&maker.order, maker.left));
+        (slot != expected).then(|| format!("order slot {} of account {} moved to {slot:?}", o.slot, o.account))
+    }
+
+    /// Admits `req` and matches it: every resting order it would trade with is checked against
+    /// the node first (one that fails is removed, reported, and the plan made again), then the
+    /// book is updated and each fill becomes an `OrderMatching`. A refused request changes
+    /// nothing.
+    pub fn submit(&mut self, req: OrderRequest, view: &impl NodeView) -> Result<Accepted, EngineError> {
+        let left = self.admit(&req, view)?;
+        let o = &req.order.order;
+        let pair = (o.base, o.quote);
+        let id = self.next_id;
+        let new = book_order(id, &req.order, left, req.tif);
+        let mut removed = Vec::new();
+        let placement = loop {
+            let plan = self.books[&pair].plan(&new)?;
+            let mut given: HashMap<Funds, u128> = HashMap::new();
+            let failing = plan.fills.iter().find_map(|f| {
+                let maker = &self.live[&f.maker];
+                let give = if f.maker_side == Side::Sell { f.base } else { f.quote };
+                let (token, _) = need(&maker.order, maker.left);
+                let total = given.entry(funds(&maker.order, token)).or_default();
+                *total += give;
+                Self::unbacked(maker, *total, view).map(|why| (f.maker, why))
+            });
+            match failing {
+                Some((maker, why)) => {
+                    self.drop_order(maker);
+                    removed.push((maker, why));
+                }
+                None => break plan,
+            }
+        };
+        let placed = self.books.get_mut(&pair).expect("checked").place(new)?;
+        debug_assert_eq!(placed, placement);
+        self.next_id += 1;
+        for &cancelled in &placed.self_trade_cancelled {
+            self.drop_order(cancelled);
+        }
+        let mut matches = Vec::with_capacity(placed.fills.len());
+        let mut taker_left = left;
+        for fill in &placed.fills {
+            let maker = self.live.get(&fill.maker).cloned().expect("fills are with live orders");
+            matches.push(matching(self.config.matcher, &maker.order, maker.left, &req.order, taker_left, fill));
+            taker_left -= fill.base;
+            self.reserve(&maker.order, maker.left, false);
+            let maker_left = maker.left - fill.base;
+            if maker_left == 0 {
+                self.drop_order(fill.maker);
+            } else {
+                self.reserve(&maker.order, maker_left, true);
+                self.live.get_mut(&fill.maker).expect("live").left = maker_left;
+            }
+        }
+        if placed.rested > 0 {
+            self.reserve(&req.order, placed.rested, true);
+            self.slots.insert((o.account, o.sub, o.slot), id);
+            self.live.insert(id, LiveOrder { order: req.order, left: placed.rested });
+        }
+        Ok(Accepted { id, placement: placed, matches, removed })
+    }
+
+    /// Removes a live order from its book and releases what it reserved.
+    fn drop_order(&mut self, id: OrderId) -> Option<LiveOrder> {
+        let live = self.live.remove(&id)?;
+        let o = &live.order.order;
+        let _ = self.books.get_mut(&(o.base, o.quote)).map(|b| b.cancel(id));
+        self.slots.remove(&(o.account, o.sub, o.slot));
+        self.reserve(&live.order, live.left, false);
+        Some(live)
+    }
+
+    /// Cancels `account`'s live order `id` (the service authenticates the request).
+    pub fn cancel(&mut self, account: AccountId, id: OrderId) -> Result<LiveOrder, EngineError> {
+        let owner = self.live.get(&id).ok_or(EngineError::UnknownOrder(id))?.order.order.account;
+        if owner != account {
+            return Err(EngineError::NotOwner { id, owner, account });
+        }
+        Ok(self.drop_order(id).expect("live"))
+    }
+
+    /// Removes order `id` whatever its owner (the node refused a fill of it).
+    pub fn remove(&mut self, id: OrderId) -> Option<LiveOrder> {
+        self.drop_order(id)
+    }
+}
