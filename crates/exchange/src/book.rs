@@ -73,8 +73,10 @@ pub struct Trader {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairRules {
     /// Prices are multiples of this.
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub tick: u128,
     /// Amounts (base units) are multiples of this.
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub lot: u128,
 }
 
@@ -98,8 +100,10 @@ pub struct NewOrder {
     pub trader: Trader,
     pub side: Side,
     /// Limit price: a buyer pays at most this, a seller receives at least this.
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub price: u128,
     /// Base units.
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub amount: u128,
     pub tif: TimeInForce,
 }
@@ -110,8 +114,10 @@ pub struct Resting {
     pub id: OrderId,
     pub trader: Trader,
     pub side: Side,
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub price: u128,
     /// Base units left.
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub remaining: u128,
 }
 
@@ -122,8 +128,11 @@ pub struct Fill {
     pub taker: OrderId,
     /// The maker's side (the taker is on the other).
     pub maker_side: Side,
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub price: u128,
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub base: u128,
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub quote: u128,
 }
 
@@ -133,8 +142,10 @@ pub struct Placement {
     /// In execution order.
     pub fills: Vec<Fill>,
     /// Base units now resting (0 if the order does not rest).
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub rested: u128,
     /// Base units of an immediate-or-cancel order that expired untraded.
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub expired: u128,
     /// Resting orders of the same trader cancelled instead of trading with it.
     pub self_trade_cancelled: Vec<OrderId>,
@@ -143,8 +154,10 @@ pub struct Placement {
 /// A price level in [`Book::depth`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Level {
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub price: u128,
     /// Base units resting at this price.
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub amount: u128,
     pub orders: usize,
 }

@@ -31,7 +31,9 @@ pub trait NodeView {
 pub struct PairConfig {
     pub base: TokenId,
     pub quote: TokenId,
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub tick: u128,
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub lot: u128,
 }
 
@@ -57,6 +59,7 @@ pub struct OrderRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveOrder {
     pub order: SignedOrder,
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub left: u128,
 }
 
@@ -64,12 +67,44 @@ pub struct LiveOrder {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accepted {
     pub id: OrderId,
+    /// The request as admitted.
+    pub request: OrderRequest,
+    /// The base units it came in to fill (its amount, or its slot's residue).
+    #[serde(with = "zkl_types::serde_impls::u128_str")]
+    pub left: u128,
     pub placement: Placement,
     /// One per fill, in order: what the engine submits to the node.
     pub matches: Vec<OrderMatching>,
     /// Resting orders removed before matching because the node's state no longer backs them
     /// (the trader moved the funds or used the slot elsewhere), with why.
     pub removed: Vec<(OrderId, String)>,
+}
+
+impl Accepted {
+    /// The event that replays this admission ([`Engine::replay`]).
+    pub fn event(&self) -> Event {
+        Event::Submitted {
+            request: Box::new(self.request.clone()),
+            left: self.left,
+            removed: self.removed.iter().map(|(id, _)| *id).collect(),
+        }
+    }
+}
+
+/// What changes the engine, as a store logs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// An admitted order, what it came in to fill, and the resting orders removed before it
+    /// matched.
+    Submitted {
+        request: Box<OrderRequest>,
+        #[serde(with = "zkl_types::serde_impls::u128_str")]
+        left: u128,
+        removed: Vec<OrderId>,
+    },
+    /// A live order cancelled by its owner or removed after the node refused a fill of it.
+    Cancelled { id: OrderId },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -224,8 +259,7 @@ impl Engine {
         let left = self.admit(&req, view)?;
         let o = &req.order.order;
         let pair = (o.base, o.quote);
-        let id = self.next_id;
-        let new = book_order(id, &req.order, left, req.tif);
+        let new = book_order(self.next_id, &req.order, left, req.tif);
         let mut removed = Vec::new();
         let placement = loop {
             let plan = self.books[&pair].plan(&new)?;
@@ -246,8 +280,20 @@ impl Engine {
                 None => break plan,
             }
         };
-        let placed = self.books.get_mut(&pair).expect("checked").place(new)?;
-        debug_assert_eq!(placed, placement);
+        let mut accepted = self.execute(req, left)?;
+        debug_assert_eq!(accepted.placement, placement);
+        accepted.removed = removed;
+        Ok(accepted)
+    }
+
+    /// Places an admitted order filling `left` base units and turns its fills into matches
+    /// (no checks against the node: they were made, or are being replayed).
+    fn execute(&mut self, req: OrderRequest, left: u128) -> Result<Accepted, EngineError> {
+        let o = &req.order.order;
+        let id = self.next_id;
+        let book =
+            self.books.get_mut(&(o.base, o.quote)).ok_or(EngineError::UnknownPair { base: o.base, quote: o.quote })?;
+        let placed = book.place(book_order(id, &req.order, left, req.tif))?;
         self.next_id += 1;
         for &cancelled in &placed.self_trade_cancelled {
             self.drop_order(cancelled);
@@ -270,9 +316,23 @@ impl Engine {
         if placed.rested > 0 {
             self.reserve(&req.order, placed.rested, true);
             self.slots.insert((o.account, o.sub, o.slot), id);
-            self.live.insert(id, LiveOrder { order: req.order, left: placed.rested });
+            self.live.insert(id, LiveOrder { order: req.order.clone(), left: placed.rested });
         }
-        Ok(Accepted { id, placement: placed, matches, removed })
+        Ok(Accepted { id, left, placement: placed, matches, removed: Vec::new(), request: req })
+    }
+
+    /// Applies a logged event again (after a restart): the engine ends where it was when the
+    /// events were made, with the same ids, books, reservations and matches.
+    pub fn replay(&mut self, event: &Event) -> Result<Option<Accepted>, EngineError> {
+        match event {
+            Event::Submitted { request, left, removed } => {
+                for &id in removed {
+                    self.drop_order(id);
+                }
+                self.execute((**request).clone(), *left).map(Some)
+            }
+            Event::Cancelled { id } => self.drop_order(*id).map(|_| None).ok_or(EngineError::UnknownOrder(*id)),
+        }
     }
 
     /// Removes a live order from its book and releases what it reserved.

@@ -5,5 +5,6 @@
 pub mod book;
 pub mod engine;
 pub mod settle;
+pub mod store;
 
 pub use book::{Book, BookError, Fill, NewOrder, OrderId, PairRules, Placement, Resting, Side, TimeInForce};

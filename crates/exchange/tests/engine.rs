@@ -1,13 +1,15 @@
 //! The engine against the node's rules (the state machine): it never hands the node a fill the
 //! node refuses, even when traders move their funds away or use a slot behind its back; each
-//! admission refusal, cancels and reservations.
+//! admission refusal, cancels and reservations; and an engine restored from its store is the
+//! engine it was.
 
 mod common;
 
 use common::{LOT, TICK, View, World};
 use proptest::prelude::*;
 use zkl_exchange::book::{BookError, Side, TimeInForce};
-use zkl_exchange::engine::{Engine, EngineConfig, EngineError, OrderRequest, PairConfig};
+use zkl_exchange::engine::{Engine, EngineConfig, EngineError, Event, OrderRequest, PairConfig};
+use zkl_exchange::store::{Store, restore};
 use zkl_state::testkit::{ETH, ONE, USDC, User};
 use zkl_types::{SignedOrder, SlotId, Tx};
 
@@ -94,10 +96,14 @@ proptest! {
     /// Random orders, cancels and traders emptying their accounts behind the engine's back:
     /// every match the engine returns is executed by the node's rules; an order is refused only
     /// with a typed reason; live orders are always backed by their slots; nothing is created.
+    /// Every event goes to a store; the engine restored from it is the engine it was.
     #[test]
     fn the_engine_never_hands_the_node_a_fill_it_refuses(actions in prop::collection::vec(action(), 1..40)) {
         let mut w = World::new();
         let mut e = engine(&w);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exchange.redb");
+        let store = Store::open(&path).unwrap();
         let (eth, usdc) = (w.total(ETH), w.total(USDC));
         let mut next_slot = [0u16; 5];
         let mut nonces = [1u32; 5];
@@ -108,7 +114,9 @@ proptest! {
                     let o = order(&w, who, next_slot[who], sell, ticks, lots);
                     next_slot[who] += 1;
                     match submit(&mut e, &mut w, who, o, tif) {
-                        Ok(_) => {}
+                        Ok(accepted) => {
+                            store.append(&accepted.event()).unwrap();
+                        }
                         Err(EngineError::Insufficient { .. } | EngineError::Book(BookError::WouldTake { .. })) => {}
                         Err(other) => prop_assert!(false, "unexpected refusal: {other}"),
                     }
@@ -127,6 +135,7 @@ proptest! {
                     if !mine.is_empty() {
                         let id = mine[k % mine.len()].0;
                         prop_assert!(e.cancel(w.ids[who], id).is_ok());
+                        store.append(&Event::Cancelled { id }).unwrap();
                     }
                 }
             }
@@ -141,6 +150,25 @@ proptest! {
             }
         }
         prop_assert_eq!((w.total(ETH), w.total(USDC)), (eth, usdc));
+
+        // Restarted from the store: the same orders, reservations and books, and the next
+        // order gets the same id and the same matches.
+        drop(store);
+        let mut again = restore(e.config().clone(), &Store::open(&path).unwrap()).unwrap();
+        for who in 1..5 {
+            let id = w.ids[who];
+            prop_assert_eq!(again.orders_of(id), e.orders_of(id));
+            for token in [ETH, USDC] {
+                prop_assert_eq!(again.reserved(id, 0, token), e.reserved(id, 0, token));
+            }
+        }
+        let (b1, b2) = (e.book(ETH, USDC).unwrap(), again.book(ETH, USDC).unwrap());
+        for side in [Side::Buy, Side::Sell] {
+            prop_assert_eq!(b1.queue(side), b2.queue(side));
+        }
+        let next = OrderRequest { order: order(&w, 1, 999, false, 100_005, 50), pubkey: w.users[1].pubkey, tif: TimeInForce::Gtc };
+        let view = View(&w.state);
+        prop_assert_eq!(again.submit(next.clone(), &view), e.submit(next, &view));
     }
 }
 
