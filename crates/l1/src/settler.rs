@@ -151,15 +151,16 @@ pub struct Settler {
     published: Mutex<Option<L1Counters>>,
     /// When this chain last re-checked a block it refused.
     last_recheck: Mutex<Option<Instant>>,
-    /// The batch being waited for (see `batch_wait_ms`): its kind, first block and since when.
-    batch_wait: Mutex<Option<(BatchKind, u32, Instant)>>,
+    /// Per kind, the batch being waited for (see `batch_wait_ms`): its first block and since
+    /// when. One timer per kind: a commit and a prove batch wait at the same time.
+    batch_wait: Mutex<[Option<(u32, Instant)>; 2]>,
 }
 
 /// The actions that wait for a full batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BatchKind {
-    Commit,
-    Prove,
+    Commit = 0,
+    Prove = 1,
 }
 
 fn parse_b256(text: &str) -> Result<B256, String> {
@@ -188,7 +189,7 @@ impl Settler {
             proof_cache: Mutex::new(HashMap::new()),
             published: Mutex::new(None),
             last_recheck: Mutex::new(None),
-            batch_wait: Mutex::new(None),
+            batch_wait: Mutex::new([None; 2]),
         }
     }
 
@@ -334,12 +335,13 @@ impl Settler {
     /// or its first block has been ready for `batch_wait_ms`.
     fn batch_due(&self, kind: BatchKind, first: u32, full: bool) -> bool {
         let wait = Duration::from_millis(self.client.config.batch_wait_ms);
-        let mut at = self.batch_wait.lock().unwrap_or_else(|p| p.into_inner());
-        let since = match *at {
-            Some((k, n, since)) if k == kind && n == first => since,
+        let mut timers = self.batch_wait.lock().unwrap_or_else(|p| p.into_inner());
+        let timer = &mut timers[kind as usize];
+        let since = match *timer {
+            Some((n, since)) if n == first => since,
             _ => {
                 let now = Instant::now();
-                *at = Some((kind, first, now));
+                *timer = Some((first, now));
                 now
             }
         };
@@ -399,8 +401,9 @@ impl Settler {
             // blocks are still executed below).
             let mut ready = Vec::new();
             let capacity = self.record(c.proven + 1)?.capacity;
-            // Full: MAX_BATCH blocks, or the next committed block has another capacity.
-            let mut full = false;
+            // Full: MAX_BATCH blocks, or the next committed block has another capacity; a halt
+            // never waits.
+            let mut full = halt.is_some();
             for n in c.proven + 1..=c.committed.min(c.proven + MAX_BATCH) {
                 if self.record(n)?.capacity != capacity {
                     full = true;

@@ -249,7 +249,8 @@ async fn a_reorganised_deposit_is_dropped_and_the_chain_read_again() {
 /// Blocks sealed a second apart, each proof ready at once: with `batch_wait_ms` the settler waits
 /// for more before committing and before proving, so three blocks sealed within the wait are
 /// committed by one transaction and proven by one (batched verification) on each chain. With a
-/// wait of 0 (the other tests) each block goes alone.
+/// wait of 0 (the other tests) each block goes alone. Then a commit and a prove batch wait at
+/// the same time, and both go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_that_trickle_in_are_committed_and_proven_together() {
     let env = setup_with(37_000, 6_000).await;
@@ -278,5 +279,20 @@ async fn blocks_that_trickle_in_are_committed_and_proven_together() {
         assert_eq!(tx_of(commits.into_iter().map(|(_, l)| l).collect()).len(), 1, "one commit tx");
         assert_eq!(tx_of(proofs.into_iter().map(|(_, l)| l).collect()).len(), 1, "one prove tx");
     }
+    // A commit batch and a prove batch waiting at the same time each keep their own clock: a
+    // block sealed once the previous one is committed (so its proof waits) still settles.
+    a.transfer(0, b.address, 0, ETH, 1, 0).await.unwrap();
+    let fourth = env.seal().await;
+    let committed = async || {
+        let mut all = true;
+        for c in chains {
+            all &= c.zklink.blockCounters().call().await.unwrap().committed >= fourth;
+        }
+        all
+    };
+    wait_for("block 4 committed on both chains", TIMEOUT, committed).await;
+    a.transfer(0, b.address, 0, ETH, 1, 0).await.unwrap();
+    let fifth = env.seal().await;
+    wait_for("block 5 executed on both chains", TIMEOUT, async || executed_everywhere(chains, fifth).await).await;
     env.stop().await;
 }
