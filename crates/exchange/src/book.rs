@@ -260,10 +260,12 @@ impl Book {
         }
     }
 
-    /// The largest fill of at most `max` base units (a multiple of the lot) at `price` whose base
-    /// and quote both pack (the op carries them as packed amounts, docs/protocol.md §8): `max`
-    /// itself, or `max` rounded down to a multiple of 10^d lots for the smallest d that packs.
-    /// At least one lot: [`Self::check`] refuses prices where one lot's quote does not pack.
+    /// A fill of at most `max` base units (a multiple of the lot) at `price` whose base and quote
+    /// both pack (the op carries them as packed amounts, docs/protocol.md §8): `max` itself, or
+    /// `max` rounded down to a multiple of 10, 100, … lots, or else the largest `m · 10^d` lots
+    /// (one digit `m` times a power of ten) that packs, at worst one lot. So a remainder of n
+    /// lots takes at most about 9 fills per decimal digit of n. At least one lot:
+    /// [`Self::check`] refuses prices where one lot's quote does not pack.
     fn fill_size(&self, max: u128, price: u128) -> u128 {
         let lot = self.rules.lot;
         let packs = |lots: u128| {
@@ -272,12 +274,25 @@ impl Book {
         };
         let lots = max / lot;
         let mut unit = 1u128;
+        let mut top = 1u128;
         while unit <= lots {
             let candidate = lots / unit * unit;
             if packs(candidate) {
                 return candidate * lot;
             }
+            top = unit;
             unit = unit.saturating_mul(10);
+        }
+        // One significant digit: the quote's mantissa is the digit times one lot's.
+        let mut unit = top;
+        while unit >= 1 {
+            let digit = (lots / unit).min(9);
+            for m in (1..=digit).rev() {
+                if packs(m * unit) {
+                    return m * unit * lot;
+                }
+            }
+            unit /= 10;
         }
         lot
     }
@@ -299,10 +314,8 @@ impl Book {
         if quote_of(o.amount, o.price).is_none() {
             return Err(BookError::TooLarge { amount: o.amount, price: o.price });
         }
-        // The signed order's amount travels packed; so does every fill, at least one lot.
-        if !is_packable_amount(o.amount) {
-            return Err(BookError::Unpackable { what: "the amount", value: o.amount });
-        }
+        // Every fill travels packed, at least one lot. (The signed order's amount travels packed
+        // too; the engine checks it: the book's amount may be what a partial fill left.)
         let lot_quote = quote_of(lot, o.price).unwrap_or(u128::MAX);
         if !is_packable_amount(lot_quote) {
             return Err(BookError::Unpackable { what: "one lot's quote at this price", value: lot_quote });

@@ -14,7 +14,7 @@ use zkl_types::amount::is_packable_amount;
 use zkl_types::{AccountId, MAX_FEE_BPS, Nonce, OrderMatching, SignedOrder, SlotId, SubAccountId, TokenId};
 
 use crate::book::{Book, BookError, OrderId, PairRules, Placement, Side, TimeInForce, quote_of};
-use crate::settle::{book_order, matching, residue};
+use crate::settle::{Party, book_order, matching};
 
 /// What the engine reads from the node (its public API in the service; the state machine in
 /// tests).
@@ -59,6 +59,8 @@ pub struct OrderRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveOrder {
     pub order: SignedOrder,
+    /// Its slot held no residue when it came in (see [`Party::residue`]).
+    pub fresh: bool,
     #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub left: u128,
 }
@@ -72,6 +74,8 @@ pub struct Accepted {
     /// The base units it came in to fill (its amount, or its slot's residue).
     #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub left: u128,
+    /// Its slot held no residue when it came in.
+    pub fresh: bool,
     pub placement: Placement,
     /// One per fill, in order: what the engine submits to the node.
     pub matches: Vec<OrderMatching>,
@@ -86,6 +90,7 @@ impl Accepted {
         Event::Submitted {
             request: Box::new(self.request.clone()),
             left: self.left,
+            fresh: self.fresh,
             removed: self.removed.iter().map(|(id, _)| *id).collect(),
         }
     }
@@ -95,12 +100,13 @@ impl Accepted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    /// An admitted order, what it came in to fill, and the resting orders removed before it
-    /// matched.
+    /// An admitted order, what it came in to fill (and whether its slot was fresh), and the
+    /// resting orders removed before it matched.
     Submitted {
         request: Box<OrderRequest>,
         #[serde(with = "zkl_types::serde_impls::u128_str")]
         left: u128,
+        fresh: bool,
         removed: Vec<OrderId>,
     },
     /// A live order cancelled by its owner or removed after the node refused a fill of it.
@@ -203,7 +209,7 @@ impl Engine {
 
     /// Checks a request against the node's state and the engine's own reservations; the order's
     /// base units to fill (the slot's residue for an order filled in part before).
-    fn admit(&self, req: &OrderRequest, view: &impl NodeView) -> Result<u128, EngineError> {
+    fn admit(&self, req: &OrderRequest, view: &impl NodeView) -> Result<(u128, bool), EngineError> {
         let o = &req.order.order;
         if !self.books.contains_key(&(o.base, o.quote)) {
             return Err(EngineError::UnknownPair { base: o.base, quote: o.quote });
@@ -228,13 +234,14 @@ impl Engine {
         if nonce != o.nonce {
             return Err(EngineError::StaleNonce { account: o.account, slot: o.slot, expected: nonce, got: o.nonce });
         }
-        let left = if slot_residue == 0 { o.amount } else { slot_residue };
+        let fresh = slot_residue == 0;
+        let left = if fresh { o.amount } else { slot_residue };
         let (token, needed) = need(&req.order, left);
         let available = view.balance(o.account, o.sub, token).saturating_sub(self.reserved(o.account, o.sub, token));
         if needed > available {
             return Err(EngineError::Insufficient { account: o.account, token, needed, available });
         }
-        Ok(left)
+        Ok((left, fresh))
     }
 
     /// Why the node would refuse `maker` giving `give` (cumulative in this placement) of its
@@ -247,7 +254,7 @@ impl Engine {
             return Some(format!("account {} has {balance} of token {token}, the fill needs {give}", o.account));
         }
         let slot = view.slot(o.account, o.sub, o.slot);
-        let expected = (o.nonce, residue(&maker.order, maker.left));
+        let expected = (o.nonce, Party { order: &maker.order, left: maker.left, fresh: maker.fresh }.residue());
         (slot != expected).then(|| format!("order slot {} of account {} moved to {slot:?}", o.slot, o.account))
     }
 
@@ -256,7 +263,7 @@ impl Engine {
     /// book is updated and each fill becomes an `OrderMatching`. A refused request changes
     /// nothing.
     pub fn submit(&mut self, req: OrderRequest, view: &impl NodeView) -> Result<Accepted, EngineError> {
-        let left = self.admit(&req, view)?;
+        let (left, fresh) = self.admit(&req, view)?;
         let o = &req.order.order;
         let pair = (o.base, o.quote);
         let new = book_order(self.next_id, &req.order, left, req.tif);
@@ -280,7 +287,7 @@ impl Engine {
                 None => break plan,
             }
         };
-        let mut accepted = self.execute(req, left)?;
+        let mut accepted = self.execute(req, left, fresh)?;
         debug_assert_eq!(accepted.placement, placement);
         accepted.removed = removed;
         Ok(accepted)
@@ -288,7 +295,7 @@ impl Engine {
 
     /// Places an admitted order filling `left` base units and turns its fills into matches
     /// (no checks against the node: they were made, or are being replayed).
-    fn execute(&mut self, req: OrderRequest, left: u128) -> Result<Accepted, EngineError> {
+    fn execute(&mut self, req: OrderRequest, left: u128, fresh: bool) -> Result<Accepted, EngineError> {
         let o = &req.order.order;
         let id = self.next_id;
         let book =
@@ -302,7 +309,9 @@ impl Engine {
         let mut taker_left = left;
         for fill in &placed.fills {
             let maker = self.live.get(&fill.maker).cloned().expect("fills are with live orders");
-            matches.push(matching(self.config.matcher, &maker.order, maker.left, &req.order, taker_left, fill));
+            let maker_party = Party { order: &maker.order, left: maker.left, fresh: maker.fresh };
+            let taker = Party { order: &req.order, left: taker_left, fresh };
+            matches.push(matching(self.config.matcher, maker_party, taker, fill));
             taker_left -= fill.base;
             self.reserve(&maker.order, maker.left, false);
             let maker_left = maker.left - fill.base;
@@ -316,20 +325,20 @@ impl Engine {
         if placed.rested > 0 {
             self.reserve(&req.order, placed.rested, true);
             self.slots.insert((o.account, o.sub, o.slot), id);
-            self.live.insert(id, LiveOrder { order: req.order.clone(), left: placed.rested });
+            self.live.insert(id, LiveOrder { order: req.order.clone(), fresh, left: placed.rested });
         }
-        Ok(Accepted { id, left, placement: placed, matches, removed: Vec::new(), request: req })
+        Ok(Accepted { id, left, fresh, placement: placed, matches, removed: Vec::new(), request: req })
     }
 
     /// Applies a logged event again (after a restart): the engine ends where it was when the
     /// events were made, with the same ids, books, reservations and matches.
     pub fn replay(&mut self, event: &Event) -> Result<Option<Accepted>, EngineError> {
         match event {
-            Event::Submitted { request, left, removed } => {
+            Event::Submitted { request, left, fresh, removed } => {
                 for &id in removed {
                     self.drop_order(id);
                 }
-                self.execute((**request).clone(), *left).map(Some)
+                self.execute((**request).clone(), *left, *fresh).map(Some)
             }
             Event::Cancelled { id } => self.drop_order(*id).map(|_| None).ok_or(EngineError::UnknownOrder(*id)),
         }

@@ -1,6 +1,7 @@
 //! Exchange services on top of the rollup (issue 16). So far: one pair's order book
-//! ([`book::Book`]), the matching rules the engine will run as the node's whitelisted matcher,
-//! and the `OrderMatching` tx of each fill ([`settle`]).
+//! ([`book::Book`]), the matching engine's core without I/O ([`engine::Engine`]: admission
+//! against the node's state, reservations, makers checked before they trade), the
+//! `OrderMatching` tx of each fill ([`settle`]) and the engine's durable log ([`store`]).
 
 pub mod book;
 pub mod engine;

@@ -23,27 +23,33 @@ pub fn book_order(id: OrderId, order: &SignedOrder, left: u128, tif: TimeInForce
     }
 }
 
-/// The residue the node's slot holds for `order` while `left` base units remain.
-pub fn residue(order: &SignedOrder, left: u128) -> u128 {
-    if left == order.order.amount { 0 } else { left }
+/// One side of a fill: a signed order, the base units it has left before the fill, and whether
+/// its slot held no residue when the order came in (`fresh`).
+#[derive(Debug, Clone, Copy)]
+pub struct Party<'a> {
+    pub order: &'a SignedOrder,
+    pub left: u128,
+    pub fresh: bool,
 }
 
-/// The `OrderMatching` of `fill`, given what each order had left before it.
-pub fn matching(
-    matcher: AccountId,
-    maker: &SignedOrder,
-    maker_left: u128,
-    taker: &SignedOrder,
-    taker_left: u128,
-    fill: &Fill,
-) -> OrderMatching {
+impl Party<'_> {
+    /// The residue the node's slot holds for the order now: 0 while a fresh order is untouched,
+    /// else what it has left (an order that came in on a slot with a residue, e.g. the rest of
+    /// an immediate-or-cancel order signed again at another price, fills that residue).
+    pub fn residue(&self) -> u128 {
+        if self.fresh && self.left == self.order.order.amount { 0 } else { self.left }
+    }
+}
+
+/// The `OrderMatching` of `fill` between `maker` and `taker` (each as it was before the fill).
+pub fn matching(matcher: AccountId, maker: Party<'_>, taker: Party<'_>, fill: &Fill) -> OrderMatching {
     OrderMatching {
         matcher,
-        maker: maker.clone(),
-        taker: taker.clone(),
+        maker: maker.order.clone(),
+        taker: taker.order.clone(),
         base_fill: fill.base,
         quote_fill: fill.quote,
-        maker_residue_before: residue(maker, maker_left),
-        taker_residue_before: residue(taker, taker_left),
+        maker_residue_before: maker.residue(),
+        taker_residue_before: taker.residue(),
     }
 }

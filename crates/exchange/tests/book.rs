@@ -326,3 +326,23 @@ proptest! {
         prop_assert!(p.fills.windows(2).all(|w| w[0].base >= w[1].base));
     }
 }
+
+/// One lot's quote with a large mantissa (20,000,000,001 packs, twice it does not): rounding to
+/// 10^d lots never packs, so fills take one significant digit of lots each, not one lot each.
+#[test]
+fn an_awkward_price_still_fills_in_few_fills() {
+    use zkl_types::amount::is_packable_amount;
+    let (tick, lot) = (PRICE_SCALE / 100, 100);
+    let mut b = Book::new(PairRules::new(tick, lot).unwrap());
+    let price = 20_000_000_001 * tick;
+    let lots = 999_999;
+    let sell =
+        NewOrder { id: 1, trader: trader(1), side: Side::Sell, price, amount: lots * lot, tif: TimeInForce::Gtc };
+    b.place(sell).unwrap();
+    let buy = NewOrder { id: 2, trader: trader(2), side: Side::Buy, price, amount: lots * lot, tif: TimeInForce::Gtc };
+    let p = b.place(buy).unwrap();
+    assert_eq!(p.fills.iter().map(|f| f.base).sum::<u128>(), lots * lot);
+    assert!(p.fills.iter().all(|f| is_packable_amount(f.base) && is_packable_amount(f.quote)));
+    assert!(p.fills.len() <= 9 * 6, "{} fills", p.fills.len());
+    assert!(b.is_empty());
+}

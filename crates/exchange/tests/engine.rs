@@ -9,6 +9,7 @@ use common::{LOT, TICK, View, World};
 use proptest::prelude::*;
 use zkl_exchange::book::{BookError, Side, TimeInForce};
 use zkl_exchange::engine::{Engine, EngineConfig, EngineError, Event, OrderRequest, PairConfig};
+use zkl_exchange::settle::Party;
 use zkl_exchange::store::{Store, restore};
 use zkl_state::testkit::{ETH, ONE, USDC, User};
 use zkl_types::{SignedOrder, SlotId, Tx};
@@ -144,7 +145,7 @@ proptest! {
                 for (_, live) in e.orders_of(w.ids[who]) {
                     let o = &live.order.order;
                     let slot = w.state.slot(o.account, o.sub, o.slot);
-                    let residue = if live.left == o.amount { 0 } else { live.left };
+                    let residue = Party { order: &live.order, left: live.left, fresh: live.fresh }.residue();
                     prop_assert_eq!((slot.nonce, slot.residue), (0, residue));
                 }
             }
@@ -266,4 +267,27 @@ fn an_order_filled_in_part_before_rests_with_its_slots_residue() {
     assert_eq!(w.state.slot(w.ids[2], 0, 0).nonce, 1, "the order is complete");
     assert!(e.order(again.id).is_none() && e.reserved(w.ids[2], 0, USDC) == 0);
     assert_eq!(e.book(ETH, USDC).unwrap().queue(Side::Buy), vec![]);
+}
+
+/// The rest of an immediate-or-cancel order signed again at another price for exactly what its
+/// slot holds: the slot is not fresh although the new order is untouched, so its fills claim the
+/// slot's residue, and the node accepts them.
+#[test]
+fn an_order_signed_again_for_its_slots_residue_claims_the_residue() {
+    let mut w = World::new();
+    let mut e = engine(&w);
+    place(&mut e, &mut w, 1, 0, true, 100_000, 100, TimeInForce::Gtc).unwrap();
+    let first = place(&mut e, &mut w, 2, 0, false, 100_000, 200, TimeInForce::Ioc).unwrap();
+    assert_eq!(first.placement.expired, 100 * LOT);
+    assert_eq!(w.state.slot(w.ids[2], 0, 0).residue, 100 * LOT);
+    // The same slot and nonce, 100 lots at a lower price: it rests those 100 lots, not fresh.
+    let again = place(&mut e, &mut w, 2, 0, false, 99_000, 100, TimeInForce::Gtc).unwrap();
+    assert!(!again.fresh && again.left == 100 * LOT);
+    let sell = place(&mut e, &mut w, 3, 0, true, 99_000, 40, TimeInForce::Gtc).unwrap();
+    assert_eq!(sell.matches[0].maker_residue_before, 100 * LOT);
+    assert_eq!(w.state.slot(w.ids[2], 0, 0).residue, 60 * LOT);
+    // Still backed as a maker: the next seller trades with it instead of removing it.
+    let more = place(&mut e, &mut w, 4, 0, true, 99_000, 60, TimeInForce::Gtc).unwrap();
+    assert!(more.removed.is_empty(), "{:?}", more.removed);
+    assert_eq!(w.state.slot(w.ids[2], 0, 0).nonce, 1);
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use common::{LOT, TICK, World};
 use proptest::prelude::*;
 use zkl_exchange::book::{Book, OrderId, PairRules, Side, TimeInForce};
-use zkl_exchange::settle::{book_order, matching, residue};
+use zkl_exchange::settle::{Party, book_order, matching};
 use zkl_state::testkit::{ETH, USDC};
 use zkl_types::{SignedOrder, Tx};
 
@@ -41,7 +41,9 @@ impl Market {
         }
         for fill in &p.fills {
             let (maker, maker_left) = self.live.get(&fill.maker).cloned().expect("the maker is live");
-            let tx = matching(self.world.ids[0], &maker, maker_left, &order, taker_left, fill);
+            let maker_party = Party { order: &maker, left: maker_left, fresh: true };
+            let taker = Party { order: &order, left: taker_left, fresh: true };
+            let tx = matching(self.world.ids[0], maker_party, taker, fill);
             let signed = Tx::OrderMatching(Box::new(tx)).sign(&self.world.users[0].l2);
             if let Err(e) = self.world.state.execute_tx(&signed) {
                 panic!("the node refuses fill {fill:?}: {e}");
@@ -89,7 +91,7 @@ proptest! {
             let o = &order.order;
             prop_assert_eq!(m.book.order(*id).map(|r| r.remaining), Some(*left));
             let slot = m.world.state.slot(o.account, o.sub, o.slot);
-            prop_assert_eq!((slot.nonce, slot.residue), (0, residue(order, *left)));
+            prop_assert_eq!((slot.nonce, slot.residue), (0, Party { order, left: *left, fresh: true }.residue()));
         }
         prop_assert_eq!(m.book.queue(Side::Buy).len() + m.book.queue(Side::Sell).len(), m.live.len());
         prop_assert_eq!((m.world.total(ETH), m.world.total(USDC)), (eth, usdc));
