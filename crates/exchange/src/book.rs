@@ -253,6 +253,14 @@ impl Book {
         }
     }
 
+    /// The price levels of `side`, best first.
+    fn priority(&self, side: Side) -> Box<dyn Iterator<Item = (&u128, &VecDeque<OrderId>)> + '_> {
+        match side {
+            Side::Buy => Box::new(self.bids.iter().rev()),
+            Side::Sell => Box::new(self.asks.iter()),
+        }
+    }
+
     fn levels(&mut self, side: Side) -> &mut BTreeMap<u128, VecDeque<OrderId>> {
         match side {
             Side::Buy => &mut self.bids,
@@ -337,10 +345,7 @@ impl Book {
         {
             return Err(BookError::WouldTake { best });
         }
-        let levels: Box<dyn Iterator<Item = (&u128, &VecDeque<OrderId>)>> = match opposite {
-            Side::Buy => Box::new(self.bids.iter().rev()),
-            Side::Sell => Box::new(self.asks.iter()),
-        };
+        let levels = self.priority(opposite);
         let mut placement = Placement::default();
         let mut remaining = o.amount;
         'levels: for (&price, queue) in levels {
@@ -430,11 +435,7 @@ impl Book {
 
     /// The resting orders of `side` in priority order (best price first, then arrival).
     pub fn queue(&self, side: Side) -> Vec<Resting> {
-        let ids: Box<dyn Iterator<Item = &VecDeque<OrderId>>> = match side {
-            Side::Buy => Box::new(self.bids.values().rev()),
-            Side::Sell => Box::new(self.asks.values()),
-        };
-        ids.flatten().map(|id| self.orders[id]).collect()
+        self.priority(side).flat_map(|(_, ids)| ids).map(|id| self.orders[id]).collect()
     }
 }
 

@@ -65,6 +65,13 @@ pub struct LiveOrder {
     pub left: u128,
 }
 
+impl LiveOrder {
+    /// This order as one side of its next fill.
+    pub fn party(&self) -> Party<'_> {
+        Party { order: &self.order, left: self.left, fresh: self.fresh }
+    }
+}
+
 /// What admitting an order did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accepted {
@@ -160,7 +167,12 @@ pub struct Engine {
 /// resting order gives exactly, and the most an incoming order gives).
 fn need(order: &SignedOrder, left: u128) -> (TokenId, u128) {
     let o = &order.order;
-    if o.is_sell { (o.base, left) } else { (o.quote, quote_of(left, o.price).unwrap_or(u128::MAX)) }
+    (gives(order), if o.is_sell { left } else { quote_of(left, o.price).unwrap_or(u128::MAX) })
+}
+
+/// The token `order` gives.
+fn gives(order: &SignedOrder) -> TokenId {
+    if order.order.is_sell { order.order.base } else { order.order.quote }
 }
 
 fn funds(order: &SignedOrder, token: TokenId) -> Funds {
@@ -248,13 +260,13 @@ impl Engine {
     /// token with `left` base units left before its first fill here; `None` if it would not.
     fn unbacked(maker: &LiveOrder, give: u128, view: &impl NodeView) -> Option<String> {
         let o = &maker.order.order;
-        let (token, _) = need(&maker.order, maker.left);
+        let token = gives(&maker.order);
         let balance = view.balance(o.account, o.sub, token);
         if balance < give {
             return Some(format!("account {} has {balance} of token {token}, the fill needs {give}", o.account));
         }
         let slot = view.slot(o.account, o.sub, o.slot);
-        let expected = (o.nonce, Party { order: &maker.order, left: maker.left, fresh: maker.fresh }.residue());
+        let expected = (o.nonce, maker.party().residue());
         (slot != expected).then(|| format!("order slot {} of account {} moved to {slot:?}", o.slot, o.account))
     }
 
@@ -274,8 +286,7 @@ impl Engine {
             let failing = plan.fills.iter().find_map(|f| {
                 let maker = &self.live[&f.maker];
                 let give = if f.maker_side == Side::Sell { f.base } else { f.quote };
-                let (token, _) = need(&maker.order, maker.left);
-                let total = given.entry(funds(&maker.order, token)).or_default();
+                let total = given.entry(funds(&maker.order, gives(&maker.order))).or_default();
                 *total += give;
                 Self::unbacked(maker, *total, view).map(|why| (f.maker, why))
             });
@@ -309,9 +320,8 @@ impl Engine {
         let mut taker_left = left;
         for fill in &placed.fills {
             let maker = self.live.get(&fill.maker).cloned().expect("fills are with live orders");
-            let maker_party = Party { order: &maker.order, left: maker.left, fresh: maker.fresh };
             let taker = Party { order: &req.order, left: taker_left, fresh };
-            matches.push(matching(self.config.matcher, maker_party, taker, fill));
+            matches.push(matching(self.config.matcher, maker.party(), taker, fill));
             taker_left -= fill.base;
             self.reserve(&maker.order, maker.left, false);
             let maker_left = maker.left - fill.base;

@@ -9,7 +9,6 @@ use common::{LOT, TICK, View, World};
 use proptest::prelude::*;
 use zkl_exchange::book::{BookError, Side, TimeInForce};
 use zkl_exchange::engine::{Engine, EngineConfig, EngineError, Event, OrderRequest, PairConfig};
-use zkl_exchange::settle::Party;
 use zkl_exchange::store::{Store, restore};
 use zkl_state::testkit::{ETH, ONE, USDC, User};
 use zkl_types::{SignedOrder, SlotId, Tx};
@@ -145,7 +144,7 @@ proptest! {
                 for (_, live) in e.orders_of(w.ids[who]) {
                     let o = &live.order.order;
                     let slot = w.state.slot(o.account, o.sub, o.slot);
-                    let residue = Party { order: &live.order, left: live.left, fresh: live.fresh }.residue();
+                    let residue = live.party().residue();
                     prop_assert_eq!((slot.nonce, slot.residue), (0, residue));
                 }
             }
