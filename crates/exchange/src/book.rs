@@ -23,7 +23,7 @@
 //! The book is deterministic: placing the same orders in the same order gives the same fills and
 //! the same book, which is how the engine rebuilds it from its store after a restart.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use alloy_primitives::U256;
 use serde::{Deserialize, Serialize};
@@ -246,13 +246,6 @@ impl Book {
         self.asks.keys().next().copied()
     }
 
-    fn best(&self, side: Side) -> Option<u128> {
-        match side {
-            Side::Buy => self.best_bid(),
-            Side::Sell => self.best_ask(),
-        }
-    }
-
     /// The price levels of `side`, best first.
     fn priority(&self, side: Side) -> Box<dyn Iterator<Item = (&u128, &VecDeque<OrderId>)> + '_> {
         match side {
@@ -338,43 +331,42 @@ impl Book {
     /// node before it places): the fills, the resting orders of the same trader it would cancel,
     /// and the base units left. Refused exactly when [`Self::place`] refuses.
     pub fn plan(&self, o: &NewOrder) -> Result<Placement, BookError> {
+        self.plan_without(o, &HashSet::new())
+    }
+
+    /// [`Self::plan`] as if the resting orders in `skip` were not there (the engine's makers
+    /// that the node's state no longer backs, removed only once the whole placement checks out).
+    pub fn plan_without(&self, o: &NewOrder, skip: &HashSet<OrderId>) -> Result<Placement, BookError> {
         self.check(o)?;
         let opposite = o.side.opposite();
+        let crossing = || {
+            self.priority(opposite)
+                .take_while(|&(&price, _)| crosses(o.side, o.price, price))
+                .flat_map(|(&price, queue)| queue.iter().filter(|id| !skip.contains(id)).map(move |&id| (price, id)))
+        };
         if o.tif == TimeInForce::PostOnly
-            && let Some(best) = self.best(opposite).filter(|&best| crosses(o.side, o.price, best))
+            && let Some((best, _)) = crossing().next()
         {
             return Err(BookError::WouldTake { best });
         }
-        let levels = self.priority(opposite);
         let mut placement = Placement::default();
         let mut remaining = o.amount;
-        'levels: for (&price, queue) in levels {
-            if !crosses(o.side, o.price, price) {
+        for (price, id) in crossing() {
+            if remaining == 0 {
                 break;
             }
-            for maker in queue.iter().map(|id| &self.orders[id]) {
-                if remaining == 0 {
-                    break 'levels;
-                }
-                if maker.trader == o.trader {
-                    placement.self_trade_cancelled.push(maker.id);
-                    continue;
-                }
-                let mut left = maker.remaining;
-                while left > 0 && remaining > 0 {
-                    let base = self.fill_size(remaining.min(left), price);
-                    let quote = quote_of(base, price).expect("bounded by the maker's own amount and price");
-                    placement.fills.push(Fill {
-                        maker: maker.id,
-                        taker: o.id,
-                        maker_side: opposite,
-                        price,
-                        base,
-                        quote,
-                    });
-                    remaining -= base;
-                    left -= base;
-                }
+            let maker = &self.orders[&id];
+            if maker.trader == o.trader {
+                placement.self_trade_cancelled.push(maker.id);
+                continue;
+            }
+            let mut left = maker.remaining;
+            while left > 0 && remaining > 0 {
+                let base = self.fill_size(remaining.min(left), price);
+                let quote = quote_of(base, price).expect("bounded by the maker's own amount and price");
+                placement.fills.push(Fill { maker: maker.id, taker: o.id, maker_side: opposite, price, base, quote });
+                remaining -= base;
+                left -= base;
             }
         }
         match o.tif {
@@ -431,6 +423,16 @@ impl Book {
             bids: self.bids.iter().rev().take(n).map(level).collect(),
             asks: self.asks.iter().take(n).map(level).collect(),
         }
+    }
+
+    /// The price level `price` of `side` (zero amount and no orders if nothing rests there).
+    pub fn level(&self, side: Side, price: u128) -> Level {
+        let queue = match side {
+            Side::Buy => self.bids.get(&price),
+            Side::Sell => self.asks.get(&price),
+        };
+        let (amount, orders) = queue.map_or((0, 0), |q| (q.iter().map(|id| self.orders[id].remaining).sum(), q.len()));
+        Level { price, amount, orders }
     }
 
     /// The resting orders of `side` in priority order (best price first, then arrival).

@@ -6,7 +6,7 @@
 //! Everything it decides is a function of the requests and of what the node said, so a store
 //! that logs both rebuilds the same engine after a restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use zkl_crypto::{PubKeyHash, PublicKey};
@@ -17,14 +17,19 @@ use crate::book::{Book, BookError, OrderId, PairRules, Placement, Side, TimeInFo
 use crate::settle::{Party, book_order, matching};
 
 /// What the engine reads from the node (its public API in the service; the state machine in
-/// tests).
+/// tests). A read that fails ([`Unavailable`]) refuses the request and changes nothing.
 pub trait NodeView {
     /// The account's L2 key hash; `None` if the account does not exist or has no key.
-    fn pubkey_hash(&self, account: AccountId) -> Option<PubKeyHash>;
-    fn balance(&self, account: AccountId, sub: SubAccountId, token: TokenId) -> u128;
+    fn pubkey_hash(&self, account: AccountId) -> Result<Option<PubKeyHash>, Unavailable>;
+    fn balance(&self, account: AccountId, sub: SubAccountId, token: TokenId) -> Result<u128, Unavailable>;
     /// The order slot's (nonce, residue).
-    fn slot(&self, account: AccountId, sub: SubAccountId, slot: SlotId) -> (Nonce, u128);
+    fn slot(&self, account: AccountId, sub: SubAccountId, slot: SlotId) -> Result<(Nonce, u128), Unavailable>;
 }
+
+/// The node could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the node cannot be read: {0}")]
+pub struct Unavailable(pub String);
 
 /// A pair the engine trades.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +94,9 @@ pub struct Accepted {
     /// Resting orders removed before matching because the node's state no longer backs them
     /// (the trader moved the funds or used the slot elsewhere), with why.
     pub removed: Vec<(OrderId, String)>,
+    /// When the service admitted it (ms since the Unix epoch; 0 from the engine alone).
+    #[serde(default)]
+    pub at_ms: u64,
 }
 
 impl Accepted {
@@ -99,6 +107,7 @@ impl Accepted {
             left: self.left,
             fresh: self.fresh,
             removed: self.removed.iter().map(|(id, _)| *id).collect(),
+            at_ms: self.at_ms,
         }
     }
 }
@@ -115,9 +124,16 @@ pub enum Event {
         left: u128,
         fresh: bool,
         removed: Vec<OrderId>,
+        /// When it was admitted (ms since the Unix epoch).
+        #[serde(default)]
+        at_ms: u64,
     },
     /// A live order cancelled by its owner or removed after the node refused a fill of it.
     Cancelled { id: OrderId },
+    /// The node answered the matches of the last `submitted` event: the indices of those it
+    /// refused (the others it accepted). A `submitted` event with matches and no `settled`
+    /// after it had its matches in flight when the service stopped.
+    Settled { refused: Vec<u32> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,6 +162,8 @@ pub enum EngineError {
     NotOwner { id: OrderId, owner: AccountId, account: AccountId },
     #[error(transparent)]
     Book(#[from] BookError),
+    #[error(transparent)]
+    Node(#[from] Unavailable),
 }
 
 type Funds = (AccountId, SubAccountId, TokenId);
@@ -234,7 +252,7 @@ impl Engine {
         if !is_packable_amount(o.amount) {
             return Err(EngineError::Unpackable(o.amount));
         }
-        let pkh = view.pubkey_hash(o.account).ok_or(EngineError::NoKey(o.account))?;
+        let pkh = view.pubkey_hash(o.account)?.ok_or(EngineError::NoKey(o.account))?;
         if req.pubkey.pubkey_hash() != pkh {
             return Err(EngineError::WrongKey(o.account));
         }
@@ -242,14 +260,14 @@ impl Engine {
         if let Some(&id) = self.slots.get(&(o.account, o.sub, o.slot)) {
             return Err(EngineError::SlotInUse { account: o.account, slot: o.slot, id });
         }
-        let (nonce, slot_residue) = view.slot(o.account, o.sub, o.slot);
+        let (nonce, slot_residue) = view.slot(o.account, o.sub, o.slot)?;
         if nonce != o.nonce {
             return Err(EngineError::StaleNonce { account: o.account, slot: o.slot, expected: nonce, got: o.nonce });
         }
         let fresh = slot_residue == 0;
         let left = if fresh { o.amount } else { slot_residue };
         let (token, needed) = need(&req.order, left);
-        let available = view.balance(o.account, o.sub, token).saturating_sub(self.reserved(o.account, o.sub, token));
+        let available = view.balance(o.account, o.sub, token)?.saturating_sub(self.reserved(o.account, o.sub, token));
         if needed > available {
             return Err(EngineError::Insufficient { account: o.account, token, needed, available });
         }
@@ -258,16 +276,16 @@ impl Engine {
 
     /// Why the node would refuse `maker` giving `give` (cumulative in this placement) of its
     /// token with `left` base units left before its first fill here; `None` if it would not.
-    fn unbacked(maker: &LiveOrder, give: u128, view: &impl NodeView) -> Option<String> {
+    fn unbacked(maker: &LiveOrder, give: u128, view: &impl NodeView) -> Result<Option<String>, Unavailable> {
         let o = &maker.order.order;
         let token = gives(&maker.order);
-        let balance = view.balance(o.account, o.sub, token);
+        let balance = view.balance(o.account, o.sub, token)?;
         if balance < give {
-            return Some(format!("account {} has {balance} of token {token}, the fill needs {give}", o.account));
+            return Ok(Some(format!("account {} has {balance} of token {token}, the fill needs {give}", o.account)));
         }
-        let slot = view.slot(o.account, o.sub, o.slot);
+        let slot = view.slot(o.account, o.sub, o.slot)?;
         let expected = (o.nonce, maker.party().residue());
-        (slot != expected).then(|| format!("order slot {} of account {} moved to {slot:?}", o.slot, o.account))
+        Ok((slot != expected).then(|| format!("order slot {} of account {} moved to {slot:?}", o.slot, o.account)))
     }
 
     /// Admits `req` and matches it: every resting order it would trade with is checked against
@@ -279,25 +297,34 @@ impl Engine {
         let o = &req.order.order;
         let pair = (o.base, o.quote);
         let new = book_order(self.next_id, &req.order, left, req.tif);
-        let mut removed = Vec::new();
+        let mut removed: Vec<(OrderId, String)> = Vec::new();
+        let mut skip = HashSet::new();
         let placement = loop {
-            let plan = self.books[&pair].plan(&new)?;
+            let plan = self.books[&pair].plan_without(&new, &skip)?;
             let mut given: HashMap<Funds, u128> = HashMap::new();
-            let failing = plan.fills.iter().find_map(|f| {
+            let mut failing = None;
+            for f in &plan.fills {
                 let maker = &self.live[&f.maker];
                 let give = if f.maker_side == Side::Sell { f.base } else { f.quote };
                 let total = given.entry(funds(&maker.order, gives(&maker.order))).or_default();
                 *total += give;
-                Self::unbacked(maker, *total, view).map(|why| (f.maker, why))
-            });
+                if let Some(why) = Self::unbacked(maker, *total, view)? {
+                    failing = Some((f.maker, why));
+                    break;
+                }
+            }
             match failing {
                 Some((maker, why)) => {
-                    self.drop_order(maker);
+                    skip.insert(maker);
                     removed.push((maker, why));
                 }
                 None => break plan,
             }
         };
+        // Every check passed: from here on nothing fails.
+        for &(id, _) in &removed {
+            self.drop_order(id);
+        }
         let mut accepted = self.execute(req, left, fresh)?;
         debug_assert_eq!(accepted.placement, placement);
         accepted.removed = removed;
@@ -337,20 +364,23 @@ impl Engine {
             self.slots.insert((o.account, o.sub, o.slot), id);
             self.live.insert(id, LiveOrder { order: req.order.clone(), fresh, left: placed.rested });
         }
-        Ok(Accepted { id, left, fresh, placement: placed, matches, removed: Vec::new(), request: req })
+        Ok(Accepted { id, left, fresh, placement: placed, matches, removed: Vec::new(), request: req, at_ms: 0 })
     }
 
     /// Applies a logged event again (after a restart): the engine ends where it was when the
     /// events were made, with the same ids, books, reservations and matches.
     pub fn replay(&mut self, event: &Event) -> Result<Option<Accepted>, EngineError> {
         match event {
-            Event::Submitted { request, left, fresh, removed } => {
+            Event::Submitted { request, left, fresh, removed, at_ms } => {
                 for &id in removed {
                     self.drop_order(id);
                 }
-                self.execute((**request).clone(), *left, *fresh).map(Some)
+                let mut accepted = self.execute((**request).clone(), *left, *fresh)?;
+                accepted.at_ms = *at_ms;
+                Ok(Some(accepted))
             }
             Event::Cancelled { id } => self.drop_order(*id).map(|_| None).ok_or(EngineError::UnknownOrder(*id)),
+            Event::Settled { .. } => Ok(None),
         }
     }
 

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use zkl_crypto::PubKeyHash;
-use zkl_exchange::engine::NodeView;
+use zkl_exchange::engine::{NodeView, Unavailable};
 use zkl_state::State;
 use zkl_state::testkit::{ETH, ONE, USDC, User, demo_registry, deposit};
 use zkl_types::{AccountId, Nonce, SlotId, SubAccountId, TokenId};
@@ -60,14 +60,14 @@ impl World {
 pub struct View<'a>(pub &'a State);
 
 impl NodeView for View<'_> {
-    fn pubkey_hash(&self, account: AccountId) -> Option<PubKeyHash> {
-        self.0.account(account).and_then(|a| a.pubkey).map(|k| k.pubkey_hash())
+    fn pubkey_hash(&self, account: AccountId) -> Result<Option<PubKeyHash>, Unavailable> {
+        Ok(self.0.account(account).and_then(|a| a.pubkey).map(|k| k.pubkey_hash()))
     }
-    fn balance(&self, account: AccountId, sub: SubAccountId, token: TokenId) -> u128 {
-        self.0.balance(account, sub, token)
+    fn balance(&self, account: AccountId, sub: SubAccountId, token: TokenId) -> Result<u128, Unavailable> {
+        Ok(self.0.balance(account, sub, token))
     }
-    fn slot(&self, account: AccountId, sub: SubAccountId, slot: SlotId) -> (Nonce, u128) {
+    fn slot(&self, account: AccountId, sub: SubAccountId, slot: SlotId) -> Result<(Nonce, u128), Unavailable> {
         let s = self.0.slot(account, sub, slot);
-        (s.nonce, s.residue)
+        Ok((s.nonce, s.residue))
     }
 }
