@@ -30,37 +30,7 @@ use serde::{Deserialize, Serialize};
 use zkl_types::amount::is_packable_amount;
 use zkl_types::{AccountId, PRICE_SCALE, SubAccountId};
 
-/// The engine's id of an order (unique per engine, assigned in arrival order).
-pub type OrderId = u64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    Buy,
-    Sell,
-}
-
-impl Side {
-    pub fn opposite(self) -> Side {
-        match self {
-            Side::Buy => Side::Sell,
-            Side::Sell => Side::Buy,
-        }
-    }
-}
-
-/// What happens to the part of an order that does not trade at once.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimeInForce {
-    /// Good till cancelled: the rest rests.
-    #[default]
-    Gtc,
-    /// Immediate or cancel: the rest expires.
-    Ioc,
-    /// Post-only: refused if any of it would trade at once; otherwise rests whole.
-    PostOnly,
-}
+pub use zkl_rpc_api::exchange::{Depth, Level, OrderId, Side, TimeInForce};
 
 /// The trader an order belongs to (an L2 account's sub-account).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -151,24 +121,6 @@ pub struct Placement {
     pub self_trade_cancelled: Vec<OrderId>,
 }
 
-/// A price level in [`Book::depth`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Level {
-    #[serde(with = "zkl_types::serde_impls::u128_str")]
-    pub price: u128,
-    /// Base units resting at this price.
-    #[serde(with = "zkl_types::serde_impls::u128_str")]
-    pub amount: u128,
-    pub orders: usize,
-}
-
-/// Bids best (highest) first, asks best (lowest) first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Depth {
-    pub bids: Vec<Level>,
-    pub asks: Vec<Level>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookError {
     #[error(
@@ -212,7 +164,7 @@ fn crosses(side: Side, limit: u128, resting: u128) -> bool {
 }
 
 /// `base · price / 10^18` (rounded down), `None` above `u128::MAX`.
-pub(crate) fn quote_of(base: u128, price: u128) -> Option<u128> {
+pub fn quote_of(base: u128, price: u128) -> Option<u128> {
     (U256::from(base) * U256::from(price) / U256::from(PRICE_SCALE)).try_into().ok()
 }
 
@@ -417,7 +369,7 @@ impl Book {
         let level = |(&price, queue): (&u128, &VecDeque<OrderId>)| Level {
             price,
             amount: queue.iter().map(|id| self.orders[id].remaining).sum(),
-            orders: queue.len(),
+            orders: queue.len() as u32,
         };
         Depth {
             bids: self.bids.iter().rev().take(n).map(level).collect(),
@@ -431,7 +383,8 @@ impl Book {
             Side::Buy => self.bids.get(&price),
             Side::Sell => self.asks.get(&price),
         };
-        let (amount, orders) = queue.map_or((0, 0), |q| (q.iter().map(|id| self.orders[id].remaining).sum(), q.len()));
+        let (amount, orders) =
+            queue.map_or((0, 0), |q| (q.iter().map(|id| self.orders[id].remaining).sum(), q.len() as u32));
         Level { price, amount, orders }
     }
 

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use zkl_crypto::{PubKeyHash, PublicKey};
+use zkl_crypto::PubKeyHash;
 use zkl_types::amount::is_packable_amount;
 use zkl_types::{AccountId, MAX_FEE_BPS, Nonce, OrderMatching, SignedOrder, SlotId, SubAccountId, TokenId};
 
@@ -49,16 +49,7 @@ pub struct EngineConfig {
     pub pairs: Vec<PairConfig>,
 }
 
-/// A signed order with the key that signed it (the node publishes key hashes only) and the
-/// exchange-side time in force.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderRequest {
-    pub order: SignedOrder,
-    #[serde(with = "zkl_types::serde_impls::pubkey_hex")]
-    pub pubkey: PublicKey,
-    #[serde(default)]
-    pub tif: TimeInForce,
-}
+pub use zkl_rpc_api::exchange::OrderRequest;
 
 /// An order the engine holds: resting, with `left` base units to fill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +59,8 @@ pub struct LiveOrder {
     pub fresh: bool,
     #[serde(with = "zkl_types::serde_impls::u128_str")]
     pub left: u128,
+    #[serde(default)]
+    pub tif: TimeInForce,
 }
 
 impl LiveOrder {
@@ -94,6 +87,10 @@ pub struct Accepted {
     /// Resting orders removed before matching because the node's state no longer backs them
     /// (the trader moved the funds or used the slot elsewhere), with why.
     pub removed: Vec<(OrderId, String)>,
+    /// The resting orders that left the book in this admission (removed, cancelled by
+    /// self-trade prevention, or filled: `left` 0), as they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closed: Vec<(OrderId, LiveOrder)>,
     /// When the service admitted it (ms since the Unix epoch; 0 from the engine alone).
     #[serde(default)]
     pub at_ms: u64,
@@ -322,12 +319,11 @@ impl Engine {
             }
         };
         // Every check passed: from here on nothing fails.
-        for &(id, _) in &removed {
-            self.drop_order(id);
-        }
+        let dropped: Vec<_> = removed.iter().filter_map(|&(id, _)| self.drop_order(id).map(|l| (id, l))).collect();
         let mut accepted = self.execute(req, left, fresh)?;
         debug_assert_eq!(accepted.placement, placement);
         accepted.removed = removed;
+        accepted.closed.splice(0..0, dropped);
         Ok(accepted)
     }
 
@@ -340,8 +336,9 @@ impl Engine {
             self.books.get_mut(&(o.base, o.quote)).ok_or(EngineError::UnknownPair { base: o.base, quote: o.quote })?;
         let placed = book.place(book_order(id, &req.order, left, req.tif))?;
         self.next_id += 1;
+        let mut closed = Vec::new();
         for &cancelled in &placed.self_trade_cancelled {
-            self.drop_order(cancelled);
+            closed.extend(self.drop_order(cancelled).map(|l| (cancelled, l)));
         }
         let mut matches = Vec::with_capacity(placed.fills.len());
         let mut taker_left = left;
@@ -350,11 +347,12 @@ impl Engine {
             let taker = Party { order: &req.order, left: taker_left, fresh };
             matches.push(matching(self.config.matcher, maker.party(), taker, fill));
             taker_left -= fill.base;
-            self.reserve(&maker.order, maker.left, false);
             let maker_left = maker.left - fill.base;
             if maker_left == 0 {
-                self.drop_order(fill.maker);
+                // Releases what it reserved.
+                closed.extend(self.drop_order(fill.maker).map(|l| (fill.maker, LiveOrder { left: 0, ..l })));
             } else {
+                self.reserve(&maker.order, maker.left, false);
                 self.reserve(&maker.order, maker_left, true);
                 self.live.get_mut(&fill.maker).expect("live").left = maker_left;
             }
@@ -362,9 +360,19 @@ impl Engine {
         if placed.rested > 0 {
             self.reserve(&req.order, placed.rested, true);
             self.slots.insert((o.account, o.sub, o.slot), id);
-            self.live.insert(id, LiveOrder { order: req.order.clone(), fresh, left: placed.rested });
+            self.live.insert(id, LiveOrder { order: req.order.clone(), fresh, left: placed.rested, tif: req.tif });
         }
-        Ok(Accepted { id, left, fresh, placement: placed, matches, removed: Vec::new(), request: req, at_ms: 0 })
+        Ok(Accepted {
+            id,
+            left,
+            fresh,
+            placement: placed,
+            matches,
+            removed: Vec::new(),
+            closed,
+            request: req,
+            at_ms: 0,
+        })
     }
 
     /// Applies a logged event again (after a restart): the engine ends where it was when the

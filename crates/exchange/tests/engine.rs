@@ -7,7 +7,7 @@ mod common;
 
 use common::{LOT, TICK, View, World};
 use proptest::prelude::*;
-use zkl_exchange::book::{BookError, Side, TimeInForce};
+use zkl_exchange::book::{BookError, Side, TimeInForce, quote_of};
 use zkl_exchange::engine::{Engine, EngineConfig, EngineError, Event, OrderRequest, PairConfig};
 use zkl_exchange::store::{Store, restore};
 use zkl_state::testkit::{ETH, ONE, USDC, User};
@@ -146,6 +146,16 @@ proptest! {
                     let slot = w.state.slot(o.account, o.sub, o.slot);
                     let residue = live.party().residue();
                     prop_assert_eq!((slot.nonce, slot.residue), (0, residue));
+                }
+                // Reservations are what the live orders may still give.
+                for token in [ETH, USDC] {
+                    let owed: u128 = e
+                        .orders_of(w.ids[who])
+                        .iter()
+                        .filter(|(_, l)| (if l.order.order.is_sell { ETH } else { USDC }) == token)
+                        .map(|(_, l)| if l.order.order.is_sell { l.left } else { quote_of(l.left, l.order.order.price).unwrap() })
+                        .sum();
+                    prop_assert_eq!(e.reserved(w.ids[who], 0, token), owed, "trader {} token {}", who, token);
                 }
             }
         }

@@ -7,6 +7,7 @@
 //! [`AdminApi`] for the operator (an admin token first), [`ProverApi`] for prover workers (a
 //! prover token first).
 
+pub mod exchange;
 pub mod types;
 
 use jsonrpsee::core::{RpcResult, SubscriptionResult};

@@ -37,6 +37,10 @@ impl Writer {
         self.bytes.extend_from_slice(&v.to_be_bytes());
         self
     }
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.bytes.extend_from_slice(&v.to_be_bytes());
+        self
+    }
     pub fn raw(&mut self, v: &[u8]) -> &mut Self {
         self.bytes.extend_from_slice(v);
         self

@@ -197,6 +197,15 @@ impl Order {
         poseidon::hash_array([h.to_fr(), u(self.amount), u(self.price)])
     }
 
+    /// What the order's owner signs to cancel it while it rests on an exchange as the
+    /// exchange's order `order_id` (docs/exchange.md; never a Layer-2 tx):
+    /// `Poseidon(header(0x0a, account 4, order_id 8), order_msg)`.
+    pub fn cancel_message(&self, order_id: u64) -> Fr {
+        let mut h = Writer::new();
+        h.u8(0x0a).u32(self.account).u64(order_id);
+        poseidon::hash_array([h.to_fr(), self.message()])
+    }
+
     /// Signs the order.
     pub fn sign(self, key: &PrivateKey) -> SignedOrder {
         let signature = key.sign(&self.message());
