@@ -55,6 +55,20 @@ impl Store {
         Ok(seq)
     }
 
+    /// Appends `events` durably in one commit (all or none).
+    pub fn append_all(&self, events: &[Event]) -> Result<(), StoreError> {
+        let w = self.db.begin_write().map_err(db)?;
+        {
+            let mut t = w.open_table(EVENTS).map_err(db)?;
+            let first = t.last().map_err(db)?.map_or(0, |(k, _)| k.value() + 1);
+            for (seq, event) in (first..).zip(events) {
+                let bytes = serde_json::to_vec(event).map_err(db)?;
+                t.insert(seq, bytes.as_slice()).map_err(db)?;
+            }
+        }
+        w.commit().map_err(db)
+    }
+
     /// Every event, in order.
     pub fn events(&self) -> Result<Vec<Event>, StoreError> {
         let r = self.db.begin_read().map_err(db)?;

@@ -1,0 +1,156 @@
+//! The exchange process (`zkl exchange --config FILE`, docs/exchange.md "Service"): the engine
+//! on one thread ([`core`]) with its redb store, the node through its public API as the
+//! whitelisted matcher ([`node`]), and the exchange's JSON-RPC/WebSocket API ([`api`]).
+
+pub mod api;
+pub mod core;
+pub mod node;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use jsonrpsee::server::{Server, ServerHandle};
+use serde::{Deserialize, Serialize};
+use zkl_crypto::{EthKey, derive_l2_key};
+use zkl_rpc_api::exchange::ExchangeApiServer;
+use zkl_types::AccountId;
+
+use self::core::{Core, CoreHandle};
+use self::node::{HttpNode, NodeClient};
+use crate::engine::{Engine, EngineConfig, PairConfig};
+use crate::store::Store;
+
+/// The exchange's configuration file (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeConfig {
+    /// The node's JSON-RPC endpoint (`http://…`).
+    pub node: String,
+    /// Where the exchange's JSON-RPC/WebSocket API listens (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The store's directory (`exchange.redb` in it).
+    pub data_dir: PathBuf,
+    pub matcher: MatcherConfig,
+    pub pairs: Vec<PairConfig>,
+    /// Requests waiting for the engine beyond which new ones are refused ("busy").
+    #[serde(default = "default_queue")]
+    pub max_queue: usize,
+}
+
+fn default_queue() -> usize {
+    10_000
+}
+
+/// The matcher account the node whitelists and the Ethereum key its L2 key derives from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatcherConfig {
+    pub account: AccountId,
+    /// `0x` + 64 hex.
+    pub eth_private_key: String,
+}
+
+impl ExchangeConfig {
+    pub fn load(path: &Path) -> Result<Self, ServiceError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ServiceError::Config(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| ServiceError::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("exchange config: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Start(String),
+    #[error("exchange api: {0}")]
+    Rpc(String),
+}
+
+/// A running exchange.
+pub struct Exchange {
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+    core: std::thread::JoinHandle<()>,
+}
+
+impl Exchange {
+    /// Stops the API and the engine thread (after the request it is serving).
+    pub async fn stop(self) {
+        let _ = self.handle.stop();
+        self.handle.stopped().await;
+        // The server's handlers held the last command senders; the thread ends with them.
+        let _ = tokio::task::spawn_blocking(move || self.core.join()).await;
+    }
+
+    /// Resolves when the API server has stopped.
+    pub async fn stopped(&self) {
+        self.handle.clone().stopped().await
+    }
+}
+
+/// Starts the exchange against the node at `config.node`.
+pub async fn start(config: ExchangeConfig) -> Result<Exchange, ServiceError> {
+    let node = HttpNode::new(&config.node).map_err(ServiceError::Config)?;
+    start_with(config, node).await
+}
+
+/// Starts the exchange with `node` as its node: checks the matcher's key against the node,
+/// replays the store (resolving matches that were in flight), then serves.
+pub async fn start_with<N: NodeClient>(config: ExchangeConfig, node: N) -> Result<Exchange, ServiceError> {
+    let key_bytes: [u8; 32] = hex::decode(config.matcher.eth_private_key.trim_start_matches("0x"))
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ServiceError::Config("matcher.eth_private_key: expected 0x + 64 hex".into()))?;
+    let eth =
+        EthKey::from_bytes(&key_bytes).map_err(|e| ServiceError::Config(format!("matcher.eth_private_key: {e}")))?;
+    let derived = derive_l2_key(&eth);
+    let matcher = config.matcher.account;
+    let account = node
+        .account(matcher)
+        .await
+        .map_err(|e| ServiceError::Start(e.to_string()))?
+        .ok_or_else(|| ServiceError::Start(format!("the node has no account {matcher} (the matcher)")))?;
+    let expected = derived.public_key.pubkey_hash().to_string();
+    if account.pubkey_hash != expected {
+        return Err(ServiceError::Start(format!(
+            "account {matcher}'s L2 key hash is {}, the matcher key's is {expected}",
+            account.pubkey_hash
+        )));
+    }
+    let engine = Engine::new(EngineConfig { matcher, pairs: config.pairs.clone() })
+        .map_err(|e| ServiceError::Config(format!("pairs: {e}")))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| ServiceError::Start(format!("{}: {e}", config.data_dir.display())))?;
+    let store = Store::open(&config.data_dir.join("exchange.redb")).map_err(|e| ServiceError::Start(e.to_string()))?;
+
+    // The engine thread replays the store (it may call the node) before it serves.
+    let rt = tokio::runtime::Handle::current();
+    let (commands, receiver) = std::sync::mpsc::sync_channel(config.max_queue);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let key = derived.l2_private_key;
+    let core = std::thread::Builder::new()
+        .name("exchange-engine".into())
+        .spawn(move || match Core::open(engine, store, node, rt, key) {
+            Ok(core) => {
+                let _ = ready_tx.send(Ok(core.market()));
+                core.run(receiver);
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+            }
+        })
+        .map_err(|e| ServiceError::Start(e.to_string()))?;
+    let market = ready_rx
+        .await
+        .map_err(|_| ServiceError::Start("the engine thread ended".into()))?
+        .map_err(ServiceError::Start)?;
+
+    let server = Server::builder().build(config.listen).await.map_err(|e| ServiceError::Rpc(e.to_string()))?;
+    let addr = server.local_addr().map_err(|e| ServiceError::Rpc(e.to_string()))?;
+    let api = api::Api::new(CoreHandle { commands, market }, &config.pairs);
+    let handle = server.start(api.into_rpc());
+    tracing::info!(%addr, "exchange api listening");
+    Ok(Exchange { addr, handle, core })
+}

@@ -1,0 +1,403 @@
+//! The exchange process against a real node (in process, no Layer 1): orders from several
+//! traders trade through the node, market data follows the books, signed cancels, a fill the
+//! node refuses, and restarts (with matches in flight).
+
+use std::sync::{Arc, Mutex};
+
+use jsonrpsee::core::client::Subscription;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use zkl_exchange::engine::{EngineConfig, Event, PairConfig};
+use zkl_exchange::service::core::matching_hash;
+use zkl_exchange::service::node::{HttpNode, NodeClient};
+use zkl_exchange::service::{Exchange, ExchangeConfig, MatcherConfig, start_with};
+use zkl_exchange::store::{Store, restore};
+use zkl_node::{Node, NodeConfig};
+use zkl_rpc_api::exchange::{
+    AccountUpdate, CancelRequest, DepthUpdate, ExchangeApiClient, Level, OrderRequest, OrderStatus, TimeInForce, Trade,
+    codes,
+};
+use zkl_rpc_api::{AccountInfo, AdminApiClient, BatchResult, TxStatus, ZklApiClient};
+use zkl_state::testkit::{ETH, ONE, USDC, User, deposit};
+use zkl_types::{Op, SignedOrder, SignedTx, Tx};
+
+/// ETH/USDC: ticks of 0.01 USDC, lots of 0.0001 ETH.
+const TICK: u128 = ONE / 100;
+const LOT: u128 = ONE / 10_000;
+/// The first deposit of a fresh node creates account 2: the matcher's.
+const MATCHER: u32 = 2;
+const ADMIN: &str = "operator";
+
+struct Net {
+    _node: Node,
+    url: String,
+    http: HttpClient,
+    /// User 0 is the matcher; 1..=4 trade.
+    users: Vec<User>,
+    ids: Vec<u32>,
+}
+
+impl Net {
+    async fn start(dir: &std::path::Path) -> Net {
+        let mut c = NodeConfig::demo(dir.join("node"));
+        c.dev_priority_ops = true;
+        c.matchers = vec![MATCHER];
+        c.admin = Some(zkl_node::config::AdminConfig { tokens: vec![ADMIN.into()] });
+        let node = zkl_node::start(c).await.expect("node starts");
+        let url = format!("http://{}", node.rpc_addr);
+        let http = HttpClientBuilder::default().build(&url).unwrap();
+        let users: Vec<User> = (0..5).map(User::new).collect();
+        let mut ids = Vec::new();
+        let mut serial = 0;
+        for u in &users {
+            let mut id = 0;
+            // 1,000 ETH on chain 1, 10,000,000 USDC (6 decimals on Layer 1) on chain 2.
+            for (chain, token, amount) in [(1, ETH, 1_000 * ONE), (2, USDC, 10_000_000_000_000)] {
+                serial += 1;
+                let Op::Deposit(d) =
+                    http.dev_priority_op(deposit(chain, serial, u.address, token, token, amount)).await.unwrap()
+                else {
+                    panic!("a deposit")
+                };
+                id = d.account;
+            }
+            http.send_tx(u.change_pubkey(id, 0, 1, ETH, 0)).await.unwrap();
+            ids.push(id);
+        }
+        assert_eq!(ids[0], MATCHER);
+        Net { _node: node, url, http, users, ids }
+    }
+
+    async fn account(&self, who: usize) -> AccountInfo {
+        self.http.account(self.ids[who].to_string()).await.unwrap()
+    }
+
+    fn order(&self, who: usize, slot: u16, is_sell: bool, ticks: u128, lots: u128) -> SignedOrder {
+        self.users[who].order(self.ids[who], slot, 0, ETH, USDC, lots * LOT, ticks * TICK, is_sell)
+    }
+
+    fn request(&self, who: usize, order: SignedOrder, tif: TimeInForce) -> OrderRequest {
+        OrderRequest { order, pubkey: self.users[who].pubkey, tif }
+    }
+
+    fn config(&self, dir: &std::path::Path) -> ExchangeConfig {
+        ExchangeConfig {
+            node: self.url.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.join("exchange"),
+            matcher: MatcherConfig {
+                account: MATCHER,
+                eth_private_key: format!("0x{}", hex::encode(self.users[0].eth.to_bytes())),
+            },
+            pairs: vec![PairConfig { base: ETH, quote: USDC, tick: TICK, lot: LOT }],
+            max_queue: 1000,
+        }
+    }
+}
+
+/// The node, with a tx the test slips in just before the exchange's next batch of matches
+/// (a trader moving funds between the exchange's check and its match).
+#[derive(Clone)]
+struct Racing {
+    inner: Arc<HttpNode>,
+    slip: Arc<Mutex<Option<SignedTx>>>,
+}
+
+impl Racing {
+    fn new(net: &Net) -> Self {
+        Self { inner: Arc::new(HttpNode::new(&net.url).unwrap()), slip: Arc::default() }
+    }
+}
+
+impl NodeClient for Racing {
+    async fn account(&self, id: u32) -> Result<Option<AccountInfo>, zkl_exchange::engine::Unavailable> {
+        self.inner.account(id).await
+    }
+    async fn send_batch(&self, txs: Vec<SignedTx>) -> Result<Vec<BatchResult>, zkl_exchange::engine::Unavailable> {
+        let slip = self.slip.lock().unwrap().take();
+        if let Some(tx) = slip {
+            let r = self.inner.send_batch(vec![tx]).await?;
+            assert!(matches!(r[0], BatchResult::Accepted { .. }), "{r:?}");
+        }
+        self.inner.send_batch(txs).await
+    }
+    async fn status(&self, hash: &str) -> Result<Option<TxStatus>, zkl_exchange::engine::Unavailable> {
+        self.inner.status(hash).await
+    }
+}
+
+async fn ws(ex: &Exchange) -> WsClient {
+    WsClientBuilder::default().build(format!("ws://{}", ex.addr)).await.unwrap()
+}
+
+async fn next<T: serde::de::DeserializeOwned>(sub: &mut Subscription<T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+        .await
+        .expect("a notification within 10 s")
+        .expect("open")
+        .expect("decodes")
+}
+
+/// Applies depth updates to a snapshot: a level of amount 0 is gone.
+fn apply(book: &mut DepthUpdate, u: &DepthUpdate) {
+    assert_eq!(u.seq, book.seq + 1, "updates arrive in sequence");
+    book.seq = u.seq;
+    for (side, changes, bids) in [(&mut book.bids, &u.bids, true), (&mut book.asks, &u.asks, false)] {
+        for l in changes {
+            side.retain(|x: &Level| x.price != l.price);
+            if l.amount > 0 {
+                side.push(*l);
+            }
+        }
+        side.sort_by_key(|l| l.price);
+        if bids {
+            side.reverse();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_trade_through_the_node_and_market_data_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::start(dir.path()).await;
+    let ex = start_with(net.config(dir.path()), Racing::new(&net)).await.unwrap();
+    let c = ws(&ex).await;
+    let mut depth: Subscription<DepthUpdate> = c.subscribe_depth(ETH, USDC).await.unwrap();
+    let mut trades: Subscription<Trade> = c.subscribe_trades(ETH, USDC).await.unwrap();
+    let mut buyer_feed: Subscription<AccountUpdate> = c.subscribe_account(net.ids[3]).await.unwrap();
+    let mut book = next(&mut depth).await;
+    assert!(book.snapshot && book.bids.is_empty() && book.asks.is_empty());
+    let before: Vec<AccountInfo> = futures_all(&net).await;
+
+    // Two asks rest; a bid crossing both takes the better one whole and the other in part.
+    let a = c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
+    let b = c.place_order(net.request(2, net.order(2, 0, true, 100_100, 10), TimeInForce::Gtc)).await.unwrap();
+    assert_eq!((a.order.status, b.order.status), (OrderStatus::Open, OrderStatus::Open));
+    assert!(a.fills.is_empty() && a.order.left == 10 * LOT);
+    let bid = c.place_order(net.request(3, net.order(3, 0, false, 100_100, 15), TimeInForce::Gtc)).await.unwrap();
+    assert_eq!(bid.order.status, OrderStatus::Filled, "{bid:?}");
+    let filled: Vec<_> = bid.fills.iter().map(|f| (f.maker_order, f.base_amount, f.price, f.refused.clone())).collect();
+    assert_eq!(filled, vec![(a.order.id, 10 * LOT, 100_000 * TICK, None), (b.order.id, 5 * LOT, 100_100 * TICK, None)]);
+    let statuses: Vec<_> = bid.affected.iter().map(|o| (o.id, o.status, o.left)).collect();
+    assert_eq!(statuses, vec![(a.order.id, OrderStatus::Filled, 0), (b.order.id, OrderStatus::Open, 5 * LOT)]);
+
+    // The node executed both fills: the buyer got 15 lots, the sellers gave theirs, and the
+    // partly filled ask's slot holds what the exchange has left of it.
+    for f in &bid.fills {
+        let status = net.http.tx_status(f.tx_hash.clone()).await.unwrap();
+        assert_eq!(status.status(), &TxStatus::Pending);
+    }
+    let after: Vec<AccountInfo> = futures_all(&net).await;
+    // (less the taker's fee: 10 bps of what it receives)
+    assert_eq!(after[3].balance(0, ETH) - before[3].balance(0, ETH), 15 * LOT - 15 * LOT / 1000);
+    assert_eq!(before[1].balance(0, ETH) - after[1].balance(0, ETH), 10 * LOT);
+    assert_eq!(before[2].balance(0, ETH) - after[2].balance(0, ETH), 5 * LOT);
+    assert_eq!(after[2].order_slot(0, 0).residue, 5 * LOT);
+    assert_eq!(after[1].order_slot(0, 0).nonce, 1, "a filled order moves its slot on");
+
+    // Trades: pushed and queried (newest first, paged by seq).
+    let t1 = next(&mut trades).await;
+    let t2 = next(&mut trades).await;
+    assert_eq!((t1.base_amount, t2.base_amount), (10 * LOT, 5 * LOT));
+    assert_eq!(t1.tx_hash, bid.fills[0].tx_hash);
+    let listed = c.trades(ETH, USDC, None, None).await.unwrap();
+    assert_eq!(listed, vec![t2.clone(), t1.clone()]);
+    assert_eq!(c.trades(ETH, USDC, Some(5), Some(t2.seq)).await.unwrap(), vec![t1.clone()]);
+    let too_many = c.trades(ETH, USDC, Some(5000), None).await.unwrap_err().to_string();
+    assert!(too_many.contains("at most 1000"), "{too_many}");
+
+    // The buyer's feed: its two fills, then its order.
+    let mut feed = Vec::new();
+    for _ in 0..3 {
+        feed.push(next(&mut buyer_feed).await);
+    }
+    assert_eq!(feed[0], AccountUpdate::Fill(t1));
+    assert_eq!(feed[1], AccountUpdate::Fill(t2));
+    assert!(matches!(&feed[2], AccountUpdate::Order(o) if o.id == bid.order.id && o.status == OrderStatus::Filled));
+
+    // Signed cancels: another key is refused, an unknown id is not found, the owner's works.
+    let b_order = net.order(2, 0, true, 100_100, 10).order;
+    let forged = CancelRequest {
+        id: b.order.id,
+        pubkey: net.users[3].pubkey,
+        signature: net.users[3].l2.sign(&b_order.cancel_message(b.order.id)),
+    };
+    let e = c.cancel_order(forged).await.unwrap_err();
+    assert!(e.to_string().contains("not signed by account"), "{e}");
+    let wrong_message = CancelRequest {
+        id: b.order.id,
+        pubkey: net.users[2].pubkey,
+        signature: net.users[2].l2.sign(&b_order.cancel_message(b.order.id + 1)),
+    };
+    assert!(c.cancel_order(wrong_message).await.unwrap_err().to_string().contains("bad cancel signature"));
+    let cancel = |id| CancelRequest {
+        id,
+        pubkey: net.users[2].pubkey,
+        signature: net.users[2].l2.sign(&b_order.cancel_message(id)),
+    };
+    match c.cancel_order(cancel(999)).await.unwrap_err() {
+        jsonrpsee::core::ClientError::Call(e) => assert_eq!(e.code(), codes::NOT_FOUND),
+        other => panic!("{other}"),
+    }
+    let cancelled = c.cancel_order(cancel(b.order.id)).await.unwrap();
+    assert_eq!((cancelled.status, cancelled.left), (OrderStatus::Cancelled, 5 * LOT));
+    assert!(c.orders(net.ids[2]).await.unwrap().is_empty());
+
+    // A post-only bid rests, an IOC that does not cross expires; the depth feed, applied to
+    // the first snapshot, is the book.
+    let post = c.place_order(net.request(4, net.order(4, 0, false, 99_000, 3), TimeInForce::PostOnly)).await.unwrap();
+    assert_eq!(post.order.status, OrderStatus::Open);
+    let ioc = c.place_order(net.request(4, net.order(4, 1, true, 101_000, 3), TimeInForce::Ioc)).await.unwrap();
+    assert_eq!((ioc.order.status, ioc.order.left), (OrderStatus::Expired, 3 * LOT));
+    let now = c.book(ETH, USDC, None).await.unwrap();
+    while book.seq < now.seq {
+        let u = next(&mut depth).await;
+        assert!(!u.snapshot);
+        apply(&mut book, &u);
+    }
+    assert_eq!((book.bids.clone(), book.asks.clone()), (now.bids.clone(), now.asks.clone()));
+    assert_eq!(now.bids, vec![Level { price: 99_000 * TICK, amount: 3 * LOT, orders: 1 }]);
+    assert!(now.asks.is_empty());
+    let post_again = c.place_order(net.request(1, net.order(1, 1, true, 99_000, 1), TimeInForce::PostOnly)).await;
+    assert!(post_again.unwrap_err().to_string().contains("post-only"));
+    ex.stop().await;
+}
+
+async fn futures_all(net: &Net) -> Vec<AccountInfo> {
+    let mut out = Vec::new();
+    for who in 0..5 {
+        out.push(net.account(who).await);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_the_node_refuses_removes_its_orders_and_the_taker_can_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::start(dir.path()).await;
+    let racing = Racing::new(&net);
+    let ex = start_with(net.config(dir.path()), racing.clone()).await.unwrap();
+    let c = ws(&ex).await;
+    let ask = c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
+    let ask2 = c.place_order(net.request(2, net.order(2, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
+
+    // Trader 1 sends its ETH away after the exchange checked it and before the match lands.
+    let nonce = net.account(1).await.nonce;
+    let all = net.account(1).await.balance(0, ETH);
+    *racing.slip.lock().unwrap() = Some(net.users[1].transfer(net.ids[1], net.users[0].address, ETH, all, 0, nonce));
+    let bid_order = net.order(3, 0, false, 100_000, 15);
+    let bid = c.place_order(net.request(3, bid_order.clone(), TimeInForce::Gtc)).await.unwrap();
+    assert_eq!(bid.fills.len(), 2, "{bid:?}");
+    let refusal = bid.fills[0].refused.clone().expect("the node refused the first fill");
+    assert!(refusal.contains("balance") || refusal.contains("insufficient"), "{refusal}");
+    assert!(bid.fills[1].refused.is_some(), "the second fill claims a residue the refusal broke");
+    // Every order of the broken fills is removed, with why; nothing rests, nothing is reserved.
+    assert_eq!(bid.order.status, OrderStatus::Removed);
+    let removed: Vec<_> = bid.affected.iter().map(|o| (o.id, o.status)).collect();
+    assert_eq!(removed, vec![(ask.order.id, OrderStatus::Removed), (ask2.order.id, OrderStatus::Removed)]);
+    assert!(c.book(ETH, USDC, None).await.unwrap().asks.is_empty());
+    assert!(c.trades(ETH, USDC, None, None).await.unwrap().is_empty());
+    for who in [1, 2, 3] {
+        let a = net.account(who).await;
+        assert_eq!((a.order_slot(0, 0).nonce, a.order_slot(0, 0).residue), (0, 0), "trader {who}: nothing filled");
+    }
+
+    // The owners place the same signed orders again: they trade.
+    c.place_order(net.request(2, ask2_order(&net), TimeInForce::Gtc)).await.unwrap();
+    let again = c.place_order(net.request(3, bid_order, TimeInForce::Gtc)).await.unwrap();
+    assert_eq!(
+        again.fills.iter().map(|f| (f.base_amount, f.refused.is_none())).collect::<Vec<_>>(),
+        vec![(10 * LOT, true)]
+    );
+    assert_eq!((again.order.status, again.order.left), (OrderStatus::Open, 5 * LOT));
+    let (book, orders, trades) = (
+        c.book(ETH, USDC, None).await.unwrap(),
+        c.orders(net.ids[3]).await.unwrap(),
+        c.trades(ETH, USDC, None, None).await.unwrap(),
+    );
+    assert_eq!(book.bids, vec![Level { price: 100_000 * TICK, amount: 5 * LOT, orders: 1 }]);
+    assert_eq!(trades.len(), 1);
+    ex.stop().await;
+
+    // A restart rebuilds the same book, orders and trades from the store.
+    let ex = start_with(net.config(dir.path()), racing).await.unwrap();
+    let c = ws(&ex).await;
+    assert_eq!(c.book(ETH, USDC, None).await.unwrap().bids, book.bids);
+    assert_eq!(c.orders(net.ids[3]).await.unwrap(), orders);
+    assert_eq!(c.trades(ETH, USDC, None, None).await.unwrap(), trades);
+    ex.stop().await;
+}
+
+fn ask2_order(net: &Net) -> SignedOrder {
+    net.order(2, 0, true, 100_000, 10)
+}
+
+/// A placement logged with its matches but stopped before they reached the node (lost) or
+/// before the node's answer was logged (accepted): the restarted exchange sends the lost ones
+/// once and does not send the accepted ones again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matches_in_flight_at_a_crash_are_settled_once_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::start(dir.path()).await;
+    let config = net.config(dir.path());
+    for already_sent in [false, true] {
+        let ex = start_with(config.clone(), Racing::new(&net)).await.unwrap();
+        let c = ws(&ex).await;
+        let slot = u16::from(already_sent);
+        let ask = net.users[1].order(net.ids[1], slot, 0, ETH, USDC, 10 * LOT, 100_000 * TICK, true);
+        c.place_order(net.request(1, ask, TimeInForce::Gtc)).await.unwrap();
+        ex.stop().await;
+
+        // The crash: the taker's admission is in the store, its matches went nowhere (or
+        // reached the node, whose answer was not logged).
+        let bid = net.users[3].order(net.ids[3], slot, 0, ETH, USDC, 4 * LOT, 100_000 * TICK, false);
+        let event = Event::Submitted {
+            request: Box::new(net.request(3, bid, TimeInForce::Gtc)),
+            left: 4 * LOT,
+            fresh: true,
+            removed: vec![],
+            at_ms: 1,
+        };
+        let path = config.data_dir.join("exchange.redb");
+        let engine_config = EngineConfig { matcher: MATCHER, pairs: config.pairs.clone() };
+        let matches = {
+            let store = Store::open(&path).unwrap();
+            let mut engine = restore(engine_config, &store).unwrap();
+            store.append(&event).unwrap();
+            engine.replay(&event).unwrap().unwrap().matches
+        };
+        assert_eq!(matches.len(), 1);
+        let hash = matching_hash(&matches[0]);
+        if already_sent {
+            let tx = Tx::OrderMatching(Box::new(matches[0].clone())).sign(&net.users[0].l2);
+            net.http.send_tx(tx).await.unwrap();
+        }
+        let seller_before = net.account(1).await.balance(0, ETH);
+
+        let ex = start_with(config.clone(), Racing::new(&net)).await.unwrap();
+        let c = ws(&ex).await;
+        assert_eq!(net.http.tx_status(hash.clone()).await.unwrap().status(), &TxStatus::Pending);
+        let seller_after = net.account(1).await.balance(0, ETH);
+        let moved = if already_sent { 0 } else { 4 * LOT };
+        assert_eq!(seller_before - seller_after, moved, "round {already_sent}: the match executed once");
+        let resting = c.orders(net.ids[1]).await.unwrap();
+        assert_eq!(resting.iter().map(|o| o.left).collect::<Vec<_>>(), vec![6 * LOT]);
+        assert_eq!(net.account(1).await.order_slot(0, slot).residue, 6 * LOT);
+        let trades = c.trades(ETH, USDC, None, None).await.unwrap();
+        assert_eq!(trades.first().map(|t| t.tx_hash.clone()), Some(hash));
+        // The store now records the node's answer: the next restart sends nothing.
+        let events = Store::open(&path).map(|s| s.events().unwrap());
+        assert!(events.is_err(), "the running exchange holds the store");
+        ex.stop().await;
+        let events = Store::open(&path).unwrap().events().unwrap();
+        assert_eq!(events.last(), Some(&Event::Settled { refused: vec![] }));
+        // Clear the book for the next round.
+        let ex = start_with(config.clone(), Racing::new(&net)).await.unwrap();
+        let c = ws(&ex).await;
+        let o = resting[0].clone();
+        let ask = net.users[1].order(net.ids[1], slot, 0, ETH, USDC, 10 * LOT, 100_000 * TICK, true).order;
+        let sig = net.users[1].l2.sign(&ask.cancel_message(o.id));
+        c.cancel_order(CancelRequest { id: o.id, pubkey: net.users[1].pubkey, signature: sig }).await.unwrap();
+        ex.stop().await;
+    }
+}
