@@ -174,7 +174,8 @@ pub enum OrderStatus {
     Removed,
 }
 
-/// An order as the exchange holds it.
+/// An order as the exchange holds it (with the signed order's fields, so its owner can sign a
+/// cancel from it: [`OrderInfo::order`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderInfo {
     pub id: OrderId,
@@ -193,11 +194,32 @@ pub struct OrderInfo {
     /// Base units still to fill on the exchange.
     #[serde(with = "u128_str")]
     pub left: u128,
+    pub maker_fee_bps: u8,
+    pub taker_fee_bps: u8,
     pub tif: TimeInForce,
     pub status: OrderStatus,
     /// Why, for `removed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl OrderInfo {
+    /// The signed order's fields.
+    pub fn order(&self) -> zkl_types::Order {
+        zkl_types::Order {
+            account: self.account,
+            sub: self.sub,
+            slot: self.slot,
+            nonce: self.nonce,
+            base: self.base,
+            quote: self.quote,
+            amount: self.amount,
+            price: self.price,
+            is_sell: self.side == Side::Sell,
+            maker_fee_bps: self.maker_fee_bps,
+            taker_fee_bps: self.taker_fee_bps,
+        }
+    }
 }
 
 /// One fill: the maker's and the taker's orders at the maker's price, settled on Layer 2 by the

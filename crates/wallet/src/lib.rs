@@ -9,6 +9,7 @@ use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use zkl_contracts::bindings::{TestERC20, ZkLink};
 use zkl_crypto::keys::eth_signature_bytes;
 use zkl_crypto::{EthKey, PrivateKey, PublicKey, derive_l2_key};
+use zkl_rpc_api::exchange::{CancelRequest, ExchangeApiClient, OrderInfo, OrderRequest, PlaceResult, TimeInForce};
 use zkl_rpc_api::{AccountInfo, AdminApiClient, L1ChainStatus, RevertRequest, RewindReport, TxLookup, ZklApiClient};
 use zkl_types::*;
 
@@ -67,6 +68,22 @@ async fn mined<D: alloy::contract::CallDecoder>(
         return Err(l1_err(chain, &format!("tx {:?} reverted", receipt.transaction_hash)));
     }
     Ok(format!("{:?}", receipt.transaction_hash))
+}
+
+/// An exchange's API (`zkl exchange`).
+pub struct Exchange(HttpClient);
+
+impl Exchange {
+    pub fn new(url: &str) -> Result<Self, WalletError> {
+        HttpClientBuilder::default().build(url).map(Self).map_err(|e| WalletError::Input(format!("--exchange: {e}")))
+    }
+}
+
+fn exchange_err(e: jsonrpsee::core::ClientError) -> WalletError {
+    match e {
+        jsonrpsee::core::ClientError::Call(obj) => WalletError::Node(format!("exchange: {}", obj.message())),
+        other => WalletError::Node(format!("exchange: {other}")),
+    }
 }
 
 /// A wallet bound to one Ethereum key and one node.
@@ -299,6 +316,69 @@ impl Wallet {
             taker_fee_bps: fees_bps.1,
         };
         Ok(order.sign(&self.l2))
+    }
+
+    /// Signs an order and places it on the exchange `exchange` (`zkl exchange`). With no
+    /// `slot`, the lowest order slot of `sub` that neither rests on the exchange nor holds a
+    /// residue on the node (an order signed for a slot with a residue fills that residue).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn place_order(
+        &self,
+        exchange: &Exchange,
+        sub: SubAccountId,
+        slot: Option<SlotId>,
+        base: TokenId,
+        quote: TokenId,
+        amount: u128,
+        price: u128,
+        is_sell: bool,
+        fees_bps: (u8, u8),
+        tif: TimeInForce,
+    ) -> Result<PlaceResult, WalletError> {
+        let a = self.account().await?;
+        let slot = match slot {
+            Some(s) => s,
+            None => {
+                let resting = exchange.0.orders(a.id).await.map_err(exchange_err)?;
+                (0..=SlotId::MAX)
+                    .find(|&s| {
+                        a.order_slot(sub, s).residue == 0 && !resting.iter().any(|o| o.sub == sub && o.slot == s)
+                    })
+                    .ok_or_else(|| WalletError::Input("every order slot is in use".into()))?
+            }
+        };
+        let order = Order {
+            account: a.id,
+            sub,
+            slot,
+            nonce: a.order_slot(sub, slot).nonce,
+            base,
+            quote,
+            amount,
+            price,
+            is_sell,
+            maker_fee_bps: fees_bps.0,
+            taker_fee_bps: fees_bps.1,
+        };
+        let request = OrderRequest { order: order.sign(&self.l2), pubkey: self.pubkey, tif };
+        exchange.0.place_order(request).await.map_err(exchange_err)
+    }
+
+    /// This account's open orders on `exchange`.
+    pub async fn orders(&self, exchange: &Exchange) -> Result<Vec<OrderInfo>, WalletError> {
+        let (id, _) = self.id_and_nonce().await?;
+        exchange.0.orders(id).await.map_err(exchange_err)
+    }
+
+    /// Cancels this account's open order `id` on `exchange` (signed with the L2 key).
+    pub async fn cancel_order(&self, exchange: &Exchange, id: u64) -> Result<OrderInfo, WalletError> {
+        let open = self.orders(exchange).await?;
+        let info = open
+            .iter()
+            .find(|o| o.id == id)
+            .ok_or_else(|| WalletError::Input(format!("no open order {id} of this account on the exchange")))?;
+        let signature = self.l2.sign(&info.order().cancel_message(id));
+        exchange.0.cancel_order(CancelRequest { id, pubkey: self.pubkey, signature }).await.map_err(exchange_err)
     }
 
     /// Submits a matching of two signed orders as this wallet's (whitelisted) matcher account.

@@ -7,8 +7,9 @@
 //! solc-js, the chains deployed
 //! (`zkl_devkit::devnet`), the node started with the prover queue (its log in `DATA_DIR/node.log`),
 //! the worker spawned (its log in `DATA_DIR/prover.log`), and the matcher (the last funded key) given an account (a 0.1 ETH
-//! deposit on chain 1, so account 2) and its L2 key. Then the endpoints go to stdout as one JSON
-//! line.
+//! deposit on chain 1, so account 2) and its L2 key, and the exchange (`zkl exchange`, a separate
+//! process, as that matcher; its log in `DATA_DIR/exchange.log`). Then the endpoints go to stdout
+//! as one JSON line.
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
@@ -64,6 +65,57 @@ pub fn halt_operator(data_dir: &std::path::Path) -> Result<ExitCode, Failure> {
     }
     println!("{}", serde_json::json!({ "halted": pid }));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The devnet's pairs: ETH against USDC and against the merged USD token, prices in steps of
+/// 0.01, amounts in steps of 0.0001 ETH.
+fn devnet_pairs() -> Vec<zkl_exchange::engine::PairConfig> {
+    let (tick, lot) = (10u128.pow(16), 10u128.pow(14));
+    [2, 100].into_iter().map(|quote| zkl_exchange::engine::PairConfig { base: 1, quote, tick, lot }).collect()
+}
+
+/// Starts `zkl exchange` as the devnet's matcher (config in `DATA_DIR/exchange.json`, store in
+/// `DATA_DIR/exchange`, log in `DATA_DIR/exchange.log`); the process and its endpoints line.
+async fn start_exchange(
+    data_dir: &std::path::Path,
+    rpc: &str,
+) -> Result<(tokio::process::Child, serde_json::Value), Failure> {
+    use tokio::io::AsyncBufReadExt;
+    let config = zkl_exchange::service::ExchangeConfig {
+        node: rpc.to_string(),
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        data_dir: data_dir.join("exchange"),
+        matcher: zkl_exchange::service::MatcherConfig {
+            account: MATCHER_ACCOUNT,
+            eth_private_key: DEV_KEYS[3].to_string(),
+        },
+        pairs: devnet_pairs(),
+        max_queue: 10_000,
+    };
+    let path = data_dir.join("exchange.json");
+    let text = serde_json::to_string_pretty(&config).map_err(failed("exchange config"))?;
+    std::fs::write(&path, text).map_err(failed("exchange config"))?;
+    let exe = std::env::current_exe().map_err(failed("cannot find the zkl binary"))?;
+    let log = std::fs::File::create(data_dir.join("exchange.log")).map_err(failed("exchange log"))?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("exchange")
+        .arg("--config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(failed("cannot start the exchange"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .map_err(|_| Failure::Failed("the exchange did not start within 60 s (DATA_DIR/exchange.log)".into()))?
+        .map_err(failed("exchange"))?
+        .ok_or_else(|| Failure::Failed("the exchange exited at start (DATA_DIR/exchange.log)".into()))?;
+    let endpoints = serde_json::from_str(&line).map_err(failed("the exchange's first line"))?;
+    Ok((child, endpoints))
 }
 
 /// Gives the matcher key an account (deposit) and its L2 key, waiting for each step.
@@ -190,6 +242,8 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
         };
         eprintln!("==> matcher account {MATCHER_ACCOUNT} (deposit and L2 key)");
         setup_matcher(&rpc).await?;
+        eprintln!("==> exchange (zkl exchange, its log in DATA_DIR/exchange.log)");
+        let (mut exchange, exchange_line) = start_exchange(&a.data_dir, &rpc).await?;
         let chains: Vec<_> = devnet
             .chains
             .iter()
@@ -219,6 +273,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
                 "funded_keys": &DEV_KEYS[1..],
                 "erc20_minted_per_key": TEST_TOKEN_MINT,
                 "matcher": { "key": DEV_KEYS[3], "account": MATCHER_ACCOUNT },
+                "exchange": exchange_line,
                 "eth_token": zkl_contracts::deploy::ETH_TOKEN_ID,
                 "priority_fee_wei": zkl_devkit::devnet::DEVNET_PRIORITY_FEE.to_string(),
                 "admin_token": admin_token,
@@ -240,16 +295,19 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
                 None => std::future::pending().await,
             }
         };
+        let exchange_stopped = async { exchange.wait().await.map(|s| format!("the exchange exited ({s})")) };
         let (outcome, halted) = tokio::select! {
             r = tokio::signal::ctrl_c() => (r.map_err(failed("signal")).map(|_| ExitCode::SUCCESS), false),
             _ = term.recv() => (Ok(ExitCode::SUCCESS), false),
             r = stopped => (Err(Failure::Failed(r.unwrap_or_else(|e| e.to_string()))), false),
+            r = exchange_stopped => (Err(Failure::Failed(r.unwrap_or_else(|e| e.to_string()))), false),
             reason = node.failure() => (Err(Failure::Failed(reason)), false),
             _ = halt.recv() => (Ok(ExitCode::SUCCESS), true),
         };
         if let Some(mut w) = worker {
             let _ = w.kill().await;
         }
+        let _ = exchange.kill().await;
         if let Some(l1) = node.l1.take() {
             l1.stop().await;
         }

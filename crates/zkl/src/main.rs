@@ -8,6 +8,7 @@ mod bench_cmd;
 mod bench_gas;
 mod crypto_cmd;
 mod devnet_cmd;
+mod exchange_cmd;
 mod exodus_cmd;
 mod node_cmd;
 mod prover_cmd;
@@ -36,6 +37,13 @@ enum Command {
     /// Run the sequencer node (JSON-RPC over HTTP and WebSocket)
     Node {
         /// Node configuration (JSON)
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+    /// Run the exchange: order books and matching engine as the node's whitelisted matcher,
+    /// market data (JSON-RPC over HTTP and WebSocket; docs/exchange.md)
+    Exchange {
+        /// Exchange configuration (JSON)
         #[arg(long)]
         config: std::path::PathBuf,
     },
@@ -110,6 +118,7 @@ fn main() -> ExitCode {
         Command::Key(c) => crypto_cmd::run_key(c),
         Command::Bench(c) => bench_cmd::run_bench(c),
         Command::Node { config } => node_cmd::run_node(config),
+        Command::Exchange { config } => exchange_cmd::run_exchange(config),
         Command::Devnet { action: Some(DevnetAction::HaltOperator { data_dir }), .. } => {
             devnet_cmd::halt_operator(&data_dir)
         }

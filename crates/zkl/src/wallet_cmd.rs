@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use zkl_rpc_api::exchange::TimeInForce;
 use zkl_types::{Address, SignedOrder};
-use zkl_wallet::{Wallet, WalletError, format_amount, parse_amount};
+use zkl_wallet::{Exchange, Wallet, WalletError, format_amount, parse_amount};
 
 use crate::Failure;
 use crate::args::bytes32;
@@ -113,6 +114,50 @@ pub enum WalletCommand {
     },
     /// Status of a tx
     TxStatus { hash: String },
+    /// Sign an order and place it on an exchange (`zkl exchange`); prints its fills and status
+    PlaceOrder {
+        /// The exchange's JSON-RPC URL ("exchange" in the devnet's line)
+        #[arg(long)]
+        exchange: String,
+        #[arg(long)]
+        base: u16,
+        #[arg(long)]
+        quote: u16,
+        /// buy or sell
+        #[arg(long, value_parser = ["buy", "sell"])]
+        side: String,
+        /// Base amount
+        #[arg(long, value_parser = amount)]
+        amount: u128,
+        /// Quote units per base unit
+        #[arg(long, value_parser = amount)]
+        price: u128,
+        /// gtc (rests), ioc (the rest expires) or post_only (refused if it would trade)
+        #[arg(long, default_value = "gtc", value_parser = ["gtc", "ioc", "post_only"])]
+        tif: String,
+        /// Order slot (default: the lowest free one)
+        #[arg(long)]
+        slot: Option<u16>,
+        #[arg(long, default_value_t = 0)]
+        sub: u8,
+        #[arg(long, default_value_t = 5)]
+        maker_fee_bps: u8,
+        #[arg(long, default_value_t = 10)]
+        taker_fee_bps: u8,
+    },
+    /// Cancel one of this account's open orders on an exchange (signed with the L2 key)
+    CancelOrder {
+        #[arg(long)]
+        exchange: String,
+        /// The exchange's order id
+        #[arg(long)]
+        id: u64,
+    },
+    /// This account's open orders on an exchange
+    Orders {
+        #[arg(long)]
+        exchange: String,
+    },
     /// Sign an order and print it as JSON (for `zkl matcher submit`)
     SignOrder {
         #[arg(long)]
@@ -223,6 +268,43 @@ pub fn run_wallet(a: WalletArgs) -> Result<ExitCode, Failure> {
             }
             WalletCommand::TxStatus { hash } => {
                 println!("{}", json!(w.tx_status(&hash).await.map_err(fail)?));
+                Ok(ExitCode::SUCCESS)
+            }
+            WalletCommand::PlaceOrder {
+                exchange,
+                base,
+                quote,
+                side,
+                amount,
+                price,
+                tif,
+                slot,
+                sub,
+                maker_fee_bps,
+                taker_fee_bps,
+            } => {
+                let ex = Exchange::new(&exchange).map_err(fail)?;
+                let tif = match tif.as_str() {
+                    "ioc" => TimeInForce::Ioc,
+                    "post_only" => TimeInForce::PostOnly,
+                    _ => TimeInForce::Gtc,
+                };
+                let fees = (maker_fee_bps, taker_fee_bps);
+                let placed = w
+                    .place_order(&ex, sub, slot, base, quote, amount, price, side == "sell", fees, tif)
+                    .await
+                    .map_err(fail)?;
+                println!("{}", json!(placed));
+                Ok(ExitCode::SUCCESS)
+            }
+            WalletCommand::CancelOrder { exchange, id } => {
+                let ex = Exchange::new(&exchange).map_err(fail)?;
+                println!("{}", json!(w.cancel_order(&ex, id).await.map_err(fail)?));
+                Ok(ExitCode::SUCCESS)
+            }
+            WalletCommand::Orders { exchange } => {
+                let ex = Exchange::new(&exchange).map_err(fail)?;
+                println!("{}", json!(w.orders(&ex).await.map_err(fail)?));
                 Ok(ExitCode::SUCCESS)
             }
             WalletCommand::SignOrder {

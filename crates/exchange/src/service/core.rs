@@ -178,6 +178,8 @@ fn info(id: OrderId, live: &LiveOrder, status: OrderStatus, reason: Option<Strin
         price: o.price,
         amount: o.amount,
         left: live.left,
+        maker_fee_bps: o.maker_fee_bps,
+        taker_fee_bps: o.taker_fee_bps,
         tif: live.tif,
         status,
         reason,

@@ -73,6 +73,7 @@ pub struct Exchange {
     pub addr: SocketAddr,
     handle: ServerHandle,
     core: std::thread::JoinHandle<()>,
+    ended: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Exchange {
@@ -84,9 +85,15 @@ impl Exchange {
         let _ = tokio::task::spawn_blocking(move || self.core.join()).await;
     }
 
-    /// Resolves when the API server has stopped.
-    pub async fn stopped(&self) {
-        self.handle.clone().stopped().await
+    /// Resolves when the engine thread has ended on its own (its store failed): the process
+    /// should exit (a restart replays the store).
+    pub async fn engine_ended(&mut self) {
+        match self.ended.take() {
+            Some(rx) => {
+                let _ = rx.await;
+            }
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -130,16 +137,20 @@ pub async fn start_with<N: NodeClient>(config: ExchangeConfig, node: N) -> Resul
     let (commands, receiver) = std::sync::mpsc::sync_channel(config.max_queue);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let key = derived.l2_private_key;
+    let (ended_tx, ended) = tokio::sync::oneshot::channel();
     let core = std::thread::Builder::new()
         .name("exchange-engine".into())
-        .spawn(move || match Core::open(engine, store, node, rt, key) {
-            Ok(core) => {
-                let _ = ready_tx.send(Ok(core.market()));
-                core.run(receiver);
+        .spawn(move || {
+            match Core::open(engine, store, node, rt, key) {
+                Ok(core) => {
+                    let _ = ready_tx.send(Ok(core.market()));
+                    core.run(receiver);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
             }
-            Err(e) => {
-                let _ = ready_tx.send(Err(e));
-            }
+            let _ = ended_tx.send(());
         })
         .map_err(|e| ServiceError::Start(e.to_string()))?;
     let market = ready_rx
@@ -152,5 +163,5 @@ pub async fn start_with<N: NodeClient>(config: ExchangeConfig, node: N) -> Resul
     let api = api::Api::new(CoreHandle { commands, market }, &config.pairs);
     let handle = server.start(api.into_rpc());
     tracing::info!(%addr, "exchange api listening");
-    Ok(Exchange { addr, handle, core })
+    Ok(Exchange { addr, handle, core, ended: Some(ended) })
 }
