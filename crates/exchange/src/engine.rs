@@ -127,10 +127,10 @@ pub enum Event {
     },
     /// A live order cancelled by its owner or removed after the node refused a fill of it.
     Cancelled { id: OrderId },
-    /// The node answered the matches of the last `submitted` event: the indices of those it
-    /// refused (the others it accepted). A `submitted` event with matches and no `settled`
-    /// after it had its matches in flight when the service stopped.
-    Settled { refused: Vec<u32> },
+    /// The node answered the matches of the order `order`'s `submitted` event: the indices of
+    /// those it refused (the others it accepted). A `submitted` event with matches and no
+    /// `settled` event for it had its matches in flight when the service stopped.
+    Settled { order: OrderId, refused: Vec<u32> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

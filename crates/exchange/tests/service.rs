@@ -97,15 +97,17 @@ impl Net {
 
 /// The node, with a tx the test slips in just before the exchange's next batch of matches
 /// (a trader moving funds between the exchange's check and its match).
+/// Or a delay before the next batch reaches the node (requests pile up behind it).
 #[derive(Clone)]
 struct Racing {
     inner: Arc<HttpNode>,
     slip: Arc<Mutex<Option<SignedTx>>>,
+    delay: Arc<Mutex<Option<std::time::Duration>>>,
 }
 
 impl Racing {
     fn new(net: &Net) -> Self {
-        Self { inner: Arc::new(HttpNode::new(&net.url).unwrap()), slip: Arc::default() }
+        Self { inner: Arc::new(HttpNode::new(&net.url).unwrap()), slip: Arc::default(), delay: Arc::default() }
     }
 }
 
@@ -114,6 +116,10 @@ impl NodeClient for Racing {
         self.inner.account(id).await
     }
     async fn send_batch(&self, txs: Vec<SignedTx>) -> Result<Vec<BatchResult>, zkl_exchange::engine::Unavailable> {
+        let delay = self.delay.lock().unwrap().take();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
         let slip = self.slip.lock().unwrap().take();
         if let Some(tx) = slip {
             let r = self.inner.send_batch(vec![tx]).await?;
@@ -390,7 +396,7 @@ async fn matches_in_flight_at_a_crash_are_settled_once_on_restart() {
         assert!(events.is_err(), "the running exchange holds the store");
         ex.stop().await;
         let events = Store::open(&path).unwrap().events().unwrap();
-        assert_eq!(events.last(), Some(&Event::Settled { refused: vec![] }));
+        assert!(matches!(events.last(), Some(Event::Settled { refused, .. }) if refused.is_empty()), "{events:?}");
         // Clear the book for the next round.
         let ex = start_with(config.clone(), Racing::new(&net)).await.unwrap();
         let c = ws(&ex).await;
@@ -400,4 +406,47 @@ async fn matches_in_flight_at_a_crash_are_settled_once_on_restart() {
         c.cancel_order(CancelRequest { id: o.id, pubkey: net.users[1].pubkey, signature: sig }).await.unwrap();
         ex.stop().await;
     }
+}
+
+/// Orders that wait while the engine settles a batch are served together: a maker filled by
+/// one of them is checked for the next against its slot as the batch's matches leave it, and
+/// every fill of the batch is accepted by the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_served_in_one_batch_see_each_others_fills() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::start(dir.path()).await;
+    let racing = Racing::new(&net);
+    let ex = start_with(net.config(dir.path()), racing.clone()).await.unwrap();
+    let c = ws(&ex).await;
+    let ask = c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
+
+    // The first bid's match is held back 500 ms; two more bids and a sell arrive meanwhile.
+    *racing.delay.lock().unwrap() = Some(std::time::Duration::from_millis(500));
+    let first = {
+        let (c, req) = (ws(&ex).await, net.request(3, net.order(3, 0, false, 100_000, 1), TimeInForce::Gtc));
+        tokio::spawn(async move { c.place_order(req).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let mut later = Vec::new();
+    for (who, slot) in [(4, 0), (3, 1), (4, 1)] {
+        let (c, req) = (ws(&ex).await, net.request(who, net.order(who, slot, false, 100_000, 3), TimeInForce::Gtc));
+        later.push(tokio::spawn(async move { c.place_order(req).await }));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(first.await.unwrap().unwrap().fills.len(), 1);
+    let mut filled = 0;
+    for t in later {
+        let placed = t.await.unwrap().unwrap();
+        assert!(placed.fills.iter().all(|f| f.refused.is_none()), "{placed:?}");
+        assert!(placed.affected.iter().all(|o| o.status != OrderStatus::Removed), "{placed:?}");
+        filled += placed.fills.iter().map(|f| f.base_amount).sum::<u128>();
+    }
+    assert_eq!(filled, 9 * LOT);
+    let resting = c.orders(net.ids[1]).await.unwrap();
+    assert!(resting.is_empty(), "the ask is filled: {resting:?}");
+    let slot = net.account(1).await.order_slot(0, 0);
+    assert_eq!((slot.nonce, slot.residue), (1, 0));
+    assert_eq!(c.trades(ETH, USDC, None, None).await.unwrap().len(), 4);
+    let _ = ask;
+    ex.stop().await;
 }

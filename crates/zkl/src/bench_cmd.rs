@@ -47,6 +47,26 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         block_time_ms: u64,
     },
+    /// Exchange throughput and latency: signed orders through the exchange's API into a node
+    Exchange {
+        /// Print one JSON line instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Traders (half sell, half buy, around one price: about half the orders cross)
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+        traders: u32,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+        orders_per_trader: u32,
+        /// Concurrent API clients
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        senders: u32,
+        /// Block capacity in chunks
+        #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        block_capacity: u64,
+        /// Longest time a non-empty block waits before it is sealed
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+        block_time_ms: u64,
+    },
     /// Recovery: rebuild the state from synthetic L1 commit calldata, then prove one exit
     Exodus {
         /// Print one JSON line instead of a table
@@ -114,6 +134,52 @@ pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
                 println!("order matchings/s   {:.0}  ({})", report.orders_per_s, phases(&report.order_phases));
                 println!("blocks              {}", report.blocks);
                 println!("final root          {}", fr_to_hex(&report.final_root));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Exchange { json, traders, orders_per_trader, senders, block_capacity, block_time_ms } => {
+            let dir = std::env::temp_dir().join(format!("zkl-bench-exchange-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut config = zkl_node::NodeConfig::demo(dir.join("node"));
+            config.block_capacity = block_capacity as usize;
+            config.block_time_ms = block_time_ms;
+            let bench = zkl_devkit::exchange_bench::ExchangeBenchConfig { traders, orders_per_trader, senders };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
+            let quiet = json;
+            let report = rt
+                .block_on(zkl_devkit::exchange_bench::run(config, &dir, bench, &|stage| {
+                    if !quiet {
+                        eprintln!("bench exchange: {stage}…");
+                    }
+                }))
+                .map_err(Failure::Failed);
+            let _ = std::fs::remove_dir_all(&dir);
+            let r = report?;
+            let ms = |v: f64| (v * 10.0).round() / 10.0;
+            if json {
+                let line = json!({
+                    "orders_per_s": r.orders_per_s.round(),
+                    "matches_per_s": r.matches_per_s.round(),
+                    "p99_order_to_match_ms": ms(r.p99_order_to_match_ms),
+                    "p99_match_to_inclusion_ms": ms(r.p99_match_to_inclusion_ms),
+                });
+                println!("{line}");
+            } else {
+                println!("orders accepted        {} ({} refused)", r.orders, r.refused_orders);
+                println!("matches accepted       {} ({} refused by the node)", r.matches, r.refused_matches);
+                println!("orders/s               {:.0}", r.orders_per_s);
+                println!("matches/s              {:.0}", r.matches_per_s);
+                println!(
+                    "order → match          p50 {:.1} ms, p99 {:.1} ms",
+                    r.p50_order_to_match_ms, r.p99_order_to_match_ms
+                );
+                println!(
+                    "match → L2 inclusion   p50 {:.1} ms, p99 {:.1} ms",
+                    r.p50_match_to_inclusion_ms, r.p99_match_to_inclusion_ms
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -22,6 +22,9 @@ use super::node::NodeClient;
 use crate::engine::{Accepted, Engine, EngineError, Event, LiveOrder, NodeView, Unavailable};
 use crate::store::Store;
 
+/// Requests served together at most (one store commit and one node round trip for all).
+pub const BATCH: usize = 512;
+
 /// Trades kept per pair for `exchange_trades` (the indexer keeps the whole history).
 pub const TRADES_KEPT: usize = 10_000;
 
@@ -125,16 +128,21 @@ fn parse_pkh(text: &str) -> Option<PubKeyHash> {
     (bytes != [0; 20]).then_some(PubKeyHash(bytes))
 }
 
-/// The node read through its API, each account at most once per request.
+/// The node read through its API, each account at most once per batch of requests, and the
+/// matches of the batch not yet answered by the node laid over it: their slots as they will be,
+/// and what their traders give taken off their balances (what they receive is not counted until
+/// the node has it, so an admission never relies on a fill that may be refused).
 struct Fetched<'a, N> {
     node: &'a N,
     rt: &'a Handle,
     cache: RefCell<HashMap<AccountId, Option<AccountInfo>>>,
+    gives: HashMap<(AccountId, SubAccountId, TokenId), u128>,
+    slots: HashMap<(AccountId, SubAccountId, SlotId), (Nonce, u128)>,
 }
 
 impl<'a, N: NodeClient> Fetched<'a, N> {
     fn new(node: &'a N, rt: &'a Handle) -> Self {
-        Self { node, rt, cache: RefCell::new(HashMap::new()) }
+        Self { node, rt, cache: RefCell::new(HashMap::new()), gives: HashMap::new(), slots: HashMap::new() }
     }
 
     fn with<T>(&self, id: AccountId, f: impl FnOnce(Option<&AccountInfo>) -> T) -> Result<T, Unavailable> {
@@ -144,6 +152,19 @@ impl<'a, N: NodeClient> Fetched<'a, N> {
         }
         Ok(f(self.cache.borrow()[&id].as_ref()))
     }
+
+    /// Lays `m` (handed to the node, not yet answered) over the node's state.
+    fn in_flight(&mut self, m: &OrderMatching) {
+        for (order, residue_before) in [(&m.maker, m.maker_residue_before), (&m.taker, m.taker_residue_before)] {
+            let o = &order.order;
+            let left = if residue_before == 0 { o.amount } else { residue_before };
+            let after = left.saturating_sub(m.base_fill);
+            let slot = if after == 0 { (o.nonce.saturating_add(1), 0) } else { (o.nonce, after) };
+            self.slots.insert((o.account, o.sub, o.slot), slot);
+            let (token, amount) = if o.is_sell { (o.base, m.base_fill) } else { (o.quote, m.quote_fill) };
+            *self.gives.entry((o.account, o.sub, token)).or_default() += amount;
+        }
+    }
 }
 
 impl<N: NodeClient> NodeView for Fetched<'_, N> {
@@ -151,9 +172,13 @@ impl<N: NodeClient> NodeView for Fetched<'_, N> {
         self.with(account, |a| a.and_then(|a| parse_pkh(&a.pubkey_hash)))
     }
     fn balance(&self, account: AccountId, sub: SubAccountId, token: TokenId) -> Result<u128, Unavailable> {
-        self.with(account, |a| a.map_or(0, |a| a.balance(sub, token)))
+        let given = self.gives.get(&(account, sub, token)).copied().unwrap_or(0);
+        self.with(account, |a| a.map_or(0, |a| a.balance(sub, token)).saturating_sub(given))
     }
     fn slot(&self, account: AccountId, sub: SubAccountId, slot: SlotId) -> Result<(Nonce, u128), Unavailable> {
+        if let Some(&s) = self.slots.get(&(account, sub, slot)) {
+            return Ok(s);
+        }
         self.with(account, |a| {
             a.map_or((0, 0), |a| {
                 let s = a.order_slot(sub, slot);
@@ -242,14 +267,16 @@ impl<N: NodeClient> Core<N> {
             failed: false,
         };
         let events = core.store.events().map_err(|e| e.to_string())?;
-        let mut in_flight: Option<Accepted> = None;
+        let mut in_flight: BTreeMap<OrderId, Accepted> = BTreeMap::new();
         for (seq, event) in events.iter().enumerate() {
             let replayed =
                 core.engine.replay(event).map_err(|e| format!("exchange store: event {seq} does not replay: {e}"))?;
             match (event, replayed) {
-                (Event::Submitted { .. }, Some(acc)) => in_flight = (!acc.matches.is_empty()).then_some(acc),
-                (Event::Settled { refused }, _) => {
-                    if let Some(acc) = in_flight.take() {
+                (Event::Submitted { .. }, Some(acc)) if !acc.matches.is_empty() => {
+                    in_flight.insert(acc.id, acc);
+                }
+                (Event::Settled { order, refused }, _) => {
+                    if let Some(acc) = in_flight.remove(order) {
                         let outcomes =
                             (0..acc.matches.len()).map(|i| refused.contains(&(i as u32)).then(String::new)).collect();
                         core.record_trades(&acc, &outcomes);
@@ -258,10 +285,10 @@ impl<N: NodeClient> Core<N> {
                 _ => {}
             }
         }
-        if let Some(acc) = in_flight {
-            tracing::info!(order = acc.id, matches = acc.matches.len(), "resolving matches in flight at the last stop");
-            let outcomes = core.settle(&acc.matches, true);
-            core.after_settle(&acc, &outcomes).map_err(|e| e.message)?;
+        if !in_flight.is_empty() {
+            let placements: Vec<Accepted> = in_flight.into_values().collect();
+            tracing::info!(placements = placements.len(), "resolving matches in flight at the last stop");
+            core.settle_placements(placements, true).map_err(|e| e.message)?;
         }
         Ok(core)
     }
@@ -270,16 +297,57 @@ impl<N: NodeClient> Core<N> {
         self.market.clone()
     }
 
-    /// Serves commands until every sender is gone.
+    /// Serves commands until every sender is gone, in batches: the requests waiting when the
+    /// thread is free (at most [`BATCH`]) are admitted in arrival order, their events logged in
+    /// one commit, all their matches handed to the node at once, the node's answers logged in a
+    /// second commit, and only then answered.
     pub fn run(mut self, commands: Receiver<Command>) {
-        while let Ok(command) = commands.recv() {
+        while let Ok(first) = commands.recv() {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match commands.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.serve(batch);
+            if self.failed {
+                tracing::error!("the exchange's store failed; the exchange stops (restart it to replay its store)");
+                return;
+            }
+        }
+    }
+
+    fn serve(&mut self, batch: Vec<Command>) {
+        let mut view = Fetched::new(&self.node, &self.rt);
+        let mut events = Vec::new();
+        let mut placed: Vec<(Accepted, Reply<PlaceResult>)> = Vec::new();
+        let mut cancelled: Vec<(OrderInfo, Reply<OrderInfo>)> = Vec::new();
+        for command in batch {
             match command {
-                Command::Place(req, reply) => {
-                    let _ = reply.send(self.place(*req));
-                }
-                Command::Cancel(req, reply) => {
-                    let _ = reply.send(self.cancel(req));
-                }
+                Command::Place(req, reply) => match self.engine.submit(*req, &view) {
+                    Ok(mut acc) => {
+                        acc.at_ms = now_ms();
+                        events.push(acc.event());
+                        for m in &acc.matches {
+                            view.in_flight(m);
+                        }
+                        placed.push((acc, reply));
+                    }
+                    // Refused: nothing changed.
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                },
+                Command::Cancel(req, reply) => match Self::cancel(&mut self.engine, &view, &req) {
+                    Ok(info) => {
+                        events.push(Event::Cancelled { id: req.id });
+                        cancelled.push((info, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                },
                 Command::Orders(account, reply) => {
                     let orders = self
                         .engine
@@ -313,9 +381,37 @@ impl<N: NodeClient> Core<N> {
                     let _ = reply.send(r);
                 }
             }
-            if self.failed {
-                tracing::error!("the exchange's store failed; the exchange stops (restart it to replay its store)");
-                return;
+        }
+        drop(view);
+        // Durable before anyone hears of it or any match leaves.
+        if !events.is_empty()
+            && let Err(e) = self.log(&events)
+        {
+            for (_, reply) in placed {
+                let _ = reply.send(Err(e.clone()));
+            }
+            for (_, reply) in cancelled {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return;
+        }
+        for (info, reply) in cancelled {
+            let o = info.order();
+            self.depth_changed((o.base, o.quote), &BTreeSet::from([(o.is_sell, o.price)]));
+            let _ = self.market.send(Market::Account(o.account, AccountUpdate::Order(info.clone())));
+            let _ = reply.send(Ok(info));
+        }
+        let (placements, replies): (Vec<Accepted>, Vec<Reply<PlaceResult>>) = placed.into_iter().unzip();
+        match self.settle_placements(placements, false) {
+            Ok(results) => {
+                for (result, reply) in results.into_iter().zip(replies) {
+                    let _ = reply.send(Ok(result));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
             }
         }
     }
@@ -339,14 +435,39 @@ impl<N: NodeClient> Core<N> {
         })
     }
 
-    fn place(&mut self, req: OrderRequest) -> Result<PlaceResult, ApiError> {
-        let view = Fetched::new(&self.node, &self.rt);
-        let mut acc = self.engine.submit(req, &view)?;
-        acc.at_ms = now_ms();
-        // Durable before anyone hears of it or any match leaves.
-        self.log(&[acc.event()])?;
-        let outcomes = if acc.matches.is_empty() { Vec::new() } else { self.settle(&acc.matches, false) };
-        self.after_settle(&acc, &outcomes)
+    /// Hands the matches of `placements` (logged) to the node and waits for its answers (looking
+    /// each up first when `unsure`: after a restart), removes the orders refused fills broke,
+    /// logs the answers and the removals in one commit, and publishes what changed; the
+    /// placements' results, in order.
+    fn settle_placements(&mut self, placements: Vec<Accepted>, unsure: bool) -> Result<Vec<PlaceResult>, ApiError> {
+        let all: Vec<OrderMatching> = placements.iter().flat_map(|a| a.matches.iter().cloned()).collect();
+        let mut outcomes = if all.is_empty() { Vec::new() } else { self.settle(&all, unsure) }.into_iter();
+        let per: Vec<Outcomes> = placements.iter().map(|a| outcomes.by_ref().take(a.matches.len()).collect()).collect();
+        let mut events = Vec::new();
+        let mut removed = Vec::new();
+        for (acc, outcomes) in placements.iter().zip(&per) {
+            let mut gone: Vec<(OrderId, LiveOrder, String)> = Vec::new();
+            for (id, why) in broken(acc, outcomes) {
+                if let Some(live) = self.engine.remove(id) {
+                    gone.push((id, live, why));
+                }
+            }
+            if !acc.matches.is_empty() {
+                let refused = outcomes.iter().enumerate().filter(|(_, o)| o.is_some()).map(|(i, _)| i as u32).collect();
+                events.push(Event::Settled { order: acc.id, refused });
+            }
+            events.extend(gone.iter().map(|(id, _, _)| Event::Cancelled { id: *id }));
+            removed.push(gone);
+        }
+        if !events.is_empty() {
+            self.log(&events)?;
+        }
+        Ok(placements
+            .iter()
+            .zip(&per)
+            .zip(&removed)
+            .map(|((acc, outcomes), gone)| self.publish(acc, outcomes, gone))
+            .collect())
     }
 
     /// Hands `matches` to the node, in order, until it has answered each: a tx whose fate is
@@ -399,29 +520,6 @@ impl<N: NodeClient> Core<N> {
             }
         }
         outcomes
-    }
-
-    /// After the node answered a placement's matches: removes every order whose fill the node
-    /// refused (and, from the first refusal on, every order of a later fill of the placement,
-    /// whose residues the refusal broke), logs it, and publishes what changed.
-    fn after_settle(&mut self, acc: &Accepted, outcomes: &Outcomes) -> Result<PlaceResult, ApiError> {
-        let broken = broken(acc, outcomes);
-        let mut removed: Vec<(OrderId, LiveOrder, String)> = Vec::new();
-        for (&id, why) in &broken {
-            if let Some(live) = self.engine.remove(id) {
-                removed.push((id, live, why.clone()));
-            }
-        }
-        let mut events = Vec::new();
-        if !acc.matches.is_empty() {
-            let refused = outcomes.iter().enumerate().filter(|(_, o)| o.is_some()).map(|(i, _)| i as u32).collect();
-            events.push(Event::Settled { refused });
-        }
-        events.extend(removed.iter().map(|(id, _, _)| Event::Cancelled { id: *id }));
-        if !events.is_empty() {
-            self.log(&events)?;
-        }
-        Ok(self.publish(acc, outcomes, &removed))
     }
 
     /// Records the accepted fills of `acc` as trades; returns them.
@@ -567,10 +665,11 @@ impl<N: NodeClient> Core<N> {
         let _ = self.market.send(Market::Depth(update));
     }
 
-    fn cancel(&mut self, req: CancelRequest) -> Result<OrderInfo, ApiError> {
-        let live = self.engine.order(req.id).ok_or(EngineError::UnknownOrder(req.id))?.clone();
+    /// Checks a signed cancel against the node's key for the owner and cancels the order (the
+    /// caller logs it).
+    fn cancel(engine: &mut Engine, view: &impl NodeView, req: &CancelRequest) -> Result<OrderInfo, ApiError> {
+        let live = engine.order(req.id).ok_or(EngineError::UnknownOrder(req.id))?;
         let o = &live.order.order;
-        let view = Fetched::new(&self.node, &self.rt);
         let pkh = view.pubkey_hash(o.account).map_err(EngineError::from)?;
         if pkh != Some(req.pubkey.pubkey_hash()) {
             return Err(ApiError::new(
@@ -581,12 +680,7 @@ impl<N: NodeClient> Core<N> {
         if req.pubkey.verify(&o.cancel_message(req.id), &req.signature).is_err() {
             return Err(ApiError::new(codes::REJECTED, "bad cancel signature"));
         }
-        let live = self.engine.cancel(o.account, req.id)?;
-        self.log(&[Event::Cancelled { id: req.id }])?;
-        let o = &live.order.order;
-        self.depth_changed((o.base, o.quote), &BTreeSet::from([(o.is_sell, o.price)]));
-        let info = info(req.id, &live, OrderStatus::Cancelled, None);
-        let _ = self.market.send(Market::Account(o.account, AccountUpdate::Order(info.clone())));
-        Ok(info)
+        let live = engine.cancel(o.account, req.id)?;
+        Ok(info(req.id, &live, OrderStatus::Cancelled, None))
     }
 }
