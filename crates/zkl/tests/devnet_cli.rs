@@ -37,6 +37,11 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     let matcher = node.account("2".into()).await.unwrap();
     assert_ne!(matcher.pubkey_hash.trim_start_matches("0x").trim_start_matches('0'), "");
     assert_eq!(v["proofs"], "test verifier");
+    // The exchange runs as that matcher and trades the devnet's pairs.
+    let exchange = HttpClientBuilder::default().build(v["exchange"]["rpc"].as_str().unwrap()).unwrap();
+    let pairs: Value = exchange.request("exchange_pairs", rpc_params![]).await.unwrap();
+    assert_eq!(pairs[0]["base"], 1);
+    assert_eq!(pairs[0]["quote"], 2);
     let chains = v["chains"].as_array().unwrap();
     assert_eq!(chains.len(), 2);
     let mut endpoints = Vec::new();

@@ -3,8 +3,8 @@
 //! devnet's `zkl prover` worker, blocks sealed at the smallest capacity that fits):
 //!
 //! A deposits 1,000 USDC on chain 1; B deposits 1 ETH on chain 2; B's sell order for 1 ETH at
-//! 1,000 USDC is filled by A's buy order in two partial fills (0.4 and 0.6 ETH) by the devnet's
-//! matcher; A withdraws its ETH on chain 2 and B its USDC on chain 1; a USDC withdrawal on chain 2
+//! 1,000 USDC rests on the devnet's exchange and is filled by two buy orders of A (0.4 and 0.6
+//! ETH), each fill an OrderMatching the exchange hands to the node as its matcher; A withdraws its ETH on chain 2 and B its USDC on chain 1; a USDC withdrawal on chain 2
 //! (which holds no USDC) is rejected with the liquidity error. Every block is committed, proven
 //! and executed on both chains, and the L1 balances of A, B and the contracts are checked to the
 //! wei, fees included (maker 5 bps in USDC, taker 10 bps in ETH, kept by the rollup's fee account).
@@ -21,7 +21,8 @@ use jsonrpsee::http_client::HttpClientBuilder;
 use serde_json::Value;
 use zkl_contracts::bindings::{TestERC20, ZkLink};
 use zkl_rpc_api::ZklApiClient;
-use zkl_wallet::Wallet;
+use zkl_rpc_api::exchange::{OrderStatus, TimeInForce};
+use zkl_wallet::{Exchange, Wallet};
 
 const ETH: u128 = 1_000_000_000_000_000_000;
 const USDC_L1: u128 = 1_000_000; // 6 decimals
@@ -136,20 +137,27 @@ async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
     a.change_pubkey(1, USDC_ID, 0).await.unwrap();
     b.change_pubkey(2, ETH_ID, 0).await.unwrap();
 
-    // B (maker) sells 1 ETH at 1,000 USDC; A (taker) buys; two partial fills by the matcher.
-    let sell = b.sign_order(0, 1, None, ETH_ID, USDC_ID, ETH, 1000 * ETH, true, (5, 10)).await.unwrap();
-    let buy = a.sign_order(0, 1, None, ETH_ID, USDC_ID, ETH, 1000 * ETH, false, (5, 10)).await.unwrap();
-    let matcher = Wallet::new(&key(v["matcher"]["key"].as_str().unwrap()), &rpc).unwrap();
-    matcher.submit_matching(sell.clone(), buy.clone(), 4 * ETH / 10).await.unwrap();
-    matcher.submit_matching(sell.clone(), buy.clone(), 6 * ETH / 10).await.unwrap();
+    // Through the devnet's exchange: B's sell of 1 ETH at 1,000 USDC rests (maker); A buys 0.4,
+    // then 0.6 (taker); each fill is an OrderMatching the exchange hands to the node.
+    let ex = Exchange::new(v["exchange"]["rpc"].as_str().unwrap()).unwrap();
+    let tif = TimeInForce::Gtc;
+    let sell = b.place_order(&ex, 0, None, ETH_ID, USDC_ID, ETH, 1000 * ETH, true, (5, 10), tif).await.unwrap();
+    assert_eq!(sell.order.status, OrderStatus::Open);
+    for part in [4 * ETH / 10, 6 * ETH / 10] {
+        let buy = a.place_order(&ex, 0, None, ETH_ID, USDC_ID, part, 1000 * ETH, false, (5, 10), tif).await.unwrap();
+        assert_eq!(buy.order.status, OrderStatus::Filled, "{buy:?}");
+        assert_eq!(
+            buy.fills.iter().map(|f| (f.maker_order, f.base_amount)).collect::<Vec<_>>(),
+            [(sell.order.id, part)]
+        );
+    }
     // Taker fee 10 bps of the ETH A receives; maker fee 5 bps of the USDC B receives.
     let (a_eth, b_usdc) = (ETH - ETH / 1000, 1000 * ETH - ETH / 2);
     assert_eq!(l2_balance(&a, ETH_ID).await, a_eth);
     assert_eq!(l2_balance(&b, USDC_ID).await, b_usdc);
     assert_eq!((l2_balance(&a, USDC_ID).await, l2_balance(&b, ETH_ID).await), (0, 0));
-    // The order is filled: a third fill is refused with the state machine's reason.
-    let err = matcher.submit_matching(sell, buy, ETH / 10).await.unwrap_err().to_string();
-    assert!(err.contains("nonce") || err.contains("overfill"), "{err}");
+    // B's order is filled: nothing of it rests.
+    assert!(b.orders(&ex).await.unwrap().is_empty());
 
     // Withdrawals on the other chain than the deposit; USDC cannot leave from chain 2.
     let err = b.withdraw(0, 2, USDC_ID, USDC_ID, ETH, 0, b.address).await.unwrap_err().to_string();
