@@ -450,3 +450,44 @@ async fn orders_served_in_one_batch_see_each_others_fills() {
     let _ = ask;
     ex.stop().await;
 }
+
+/// A cancel racing a crossing order: whichever the engine takes first, the ask's units are
+/// either filled or cancelled, never both, and the node's slot agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_racing_a_fill_never_loses_or_doubles_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::start(dir.path()).await;
+    let ex = start_with(net.config(dir.path()), Racing::new(&net)).await.unwrap();
+    let c = ws(&ex).await;
+    let (mut cancelled_first, mut filled_first) = (0, 0);
+    for round in 0..12u16 {
+        let ask_order = net.order(1, round, true, 100_000, 10);
+        let ask = c.place_order(net.request(1, ask_order.clone(), TimeInForce::Gtc)).await.unwrap();
+        let id = ask.order.id;
+        let signature = net.users[1].l2.sign(&ask_order.order.cancel_message(id));
+        let cancel = CancelRequest { id, pubkey: net.users[1].pubkey, signature };
+        let bid = net.request(3, net.order(3, round, false, 100_000, 4), TimeInForce::Ioc);
+        let (c1, c2) = (ws(&ex).await, ws(&ex).await);
+        let (cancelled, placed) = if round % 2 == 0 {
+            tokio::join!(async move { c1.cancel_order(cancel).await }, async move { c2.place_order(bid).await })
+        } else {
+            let (p, x) =
+                tokio::join!(async move { c2.place_order(bid).await }, async move { c1.cancel_order(cancel).await });
+            (x, p)
+        };
+        let cancelled = cancelled.expect("the ask rests until cancelled (the bid takes 4 of 10 lots)");
+        let placed = placed.unwrap();
+        let filled: u128 = placed.fills.iter().filter(|f| f.refused.is_none()).map(|f| f.base_amount).sum();
+        assert_eq!(cancelled.left + filled, 10 * LOT, "round {round}");
+        if filled == 0 {
+            cancelled_first += 1
+        } else {
+            filled_first += 1
+        }
+        let slot = net.account(1).await.order_slot(0, round);
+        assert_eq!((slot.nonce, slot.residue), (0, if filled == 0 { 0 } else { 10 * LOT - filled }), "round {round}");
+    }
+    assert!(c.orders(net.ids[1]).await.unwrap().is_empty());
+    eprintln!("cancel first {cancelled_first}, fill first {filled_first}");
+    ex.stop().await;
+}
