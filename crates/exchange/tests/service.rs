@@ -29,7 +29,7 @@ const MATCHER: u32 = 2;
 const ADMIN: &str = "operator";
 
 struct Net {
-    _node: Node,
+    node: Node,
     url: String,
     http: HttpClient,
     /// User 0 is the matcher; 1..=4 trade.
@@ -65,7 +65,7 @@ impl Net {
             ids.push(id);
         }
         assert_eq!(ids[0], MATCHER);
-        Net { _node: node, url, http, users, ids }
+        Net { node, url, http, users, ids }
     }
 
     async fn account(&self, who: usize) -> AccountInfo {
@@ -489,5 +489,36 @@ async fn a_cancel_racing_a_fill_never_loses_or_doubles_units() {
     }
     assert!(c.orders(net.ids[1]).await.unwrap().is_empty());
     eprintln!("cancel first {cancelled_first}, fill first {filled_first}");
+    ex.stop().await;
+}
+
+/// While settlement is halted the node takes no work: the exchange's matches wait for it (the
+/// orders stay), and go through once the halt is lifted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matches_wait_while_settlement_is_halted() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::start(dir.path()).await;
+    let ex = start_with(net.config(dir.path()), Racing::new(&net)).await.unwrap();
+    let c = ws(&ex).await;
+    let ask = c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
+
+    let seq = &net.node.sequencer;
+    let block = seq.seal().await.expect("a block");
+    let commitment = net.node.storage.block(block).unwrap().unwrap().commitment;
+    let halt = zkl_node::settlement::Halt { block, chain: 1, error: "Refused()".into(), op: None, since_ms: 0 };
+    seq.halt(halt, commitment).await.unwrap();
+    let bid = {
+        let (c, req) = (ws(&ex).await, net.request(3, net.order(3, 0, false, 100_000, 4), TimeInForce::Gtc));
+        tokio::spawn(async move { c.place_order(req).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(!bid.is_finished(), "the match waits for the node");
+    seq.lift_halt().await.unwrap();
+    let placed = bid.await.unwrap().unwrap();
+    assert_eq!(placed.fills.iter().map(|f| (f.base_amount, f.refused.clone())).collect::<Vec<_>>(), [(4 * LOT, None)]);
+    assert_eq!(placed.order.status, OrderStatus::Filled);
+    let resting = c.orders(net.ids[1]).await.unwrap();
+    assert_eq!(resting.iter().map(|o| (o.id, o.left)).collect::<Vec<_>>(), [(ask.order.id, 6 * LOT)]);
+    assert_eq!(net.account(1).await.order_slot(0, 0).residue, 6 * LOT);
     ex.stop().await;
 }

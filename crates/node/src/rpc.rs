@@ -257,7 +257,10 @@ impl ZklApiServer for Api {
             .into_iter()
             .map(|r| match r {
                 Ok(h) => BatchResult::Accepted { hash: format!("0x{}", hex::encode(h)) },
-                Err(e) => BatchResult::Rejected { error: e.to_string() },
+                Err(e) => {
+                    let retry = matches!(e, SequencerError::Halted(_) | SequencerError::Stopped);
+                    BatchResult::Rejected { error: e.to_string(), retry }
+                }
             })
             .collect())
     }

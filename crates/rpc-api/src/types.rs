@@ -127,8 +127,17 @@ pub struct FeeEstimate {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum BatchResult {
-    Accepted { hash: String },
-    Rejected { error: String },
+    Accepted {
+        hash: String,
+    },
+    Rejected {
+        error: String,
+        /// The node is not taking work now (settlement halted, sequencer stopped): the tx was
+        /// not judged, and the same tx may be sent again later. Absent (false) when a rule or
+        /// the node's policy refused the tx.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        retry: bool,
+    },
 }
 
 /// `zkl_stateRoot`.

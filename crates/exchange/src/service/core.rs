@@ -470,9 +470,10 @@ impl<N: NodeClient> Core<N> {
             .collect())
     }
 
-    /// Hands `matches` to the node, in order, until it has answered each: a tx whose fate is
+    /// Hands `matches` to the node, in order, until it has judged each: a tx whose fate is
     /// unknown (`unsure`: it may have been sent before a restart; or the node could not be
-    /// reached) is looked up before it is sent (again), so none is sent twice and none is lost.
+    /// reached) is looked up before it is sent (again), so none is sent twice and none is lost;
+    /// while the node takes no work (settlement halted) the matches wait, they are not refused.
     fn settle(&self, matches: &[OrderMatching], mut unsure: bool) -> Outcomes {
         let hashes: Vec<String> = matches.iter().map(matching_hash).collect();
         let mut outcomes: Outcomes = Vec::with_capacity(matches.len());
@@ -506,10 +507,20 @@ impl<N: NodeClient> Core<N> {
             match self.rt.block_on(self.node.send_batch(batch)) {
                 Ok(results) => {
                     wait = Duration::from_millis(100);
-                    outcomes.extend(results.into_iter().map(|r| match r {
-                        BatchResult::Accepted { .. } => None,
-                        BatchResult::Rejected { error } => Some(error),
-                    }));
+                    for r in results {
+                        match r {
+                            BatchResult::Accepted { .. } => outcomes.push(None),
+                            BatchResult::Rejected { error, retry: false } => outcomes.push(Some(error)),
+                            // Not judged (settlement halted, the sequencer stopped): the rest
+                            // waits for the node, in order.
+                            BatchResult::Rejected { error, retry: true } => {
+                                tracing::warn!(%error, "the node takes no work now; waiting to send the matches");
+                                std::thread::sleep(wait);
+                                wait = (wait * 2).min(Duration::from_secs(5));
+                                break;
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "sending matches failed; looking them up");
