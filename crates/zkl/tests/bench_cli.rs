@@ -51,3 +51,21 @@ fn bench_node_json_shape() {
     let (p50, p99) = (v["p50_inclusion_ms"].as_f64().unwrap(), v["p99_inclusion_ms"].as_f64().unwrap());
     assert!(p50 > 0.0 && p99 >= p50, "{v}");
 }
+
+#[test]
+fn bench_exchange_json_shape() {
+    let out = Command::new(env!("CARGO_BIN_EXE_zkl"))
+        .args(["bench", "exchange", "--json", "--traders", "4", "--orders-per-trader", "10", "--senders", "2"])
+        .output()
+        .expect("run zkl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim_end().lines().count(), 1, "one line: {text}");
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    for key in ["orders_per_s", "matches_per_s"] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
+    }
+    for key in ["p99_order_to_match_ms", "p99_match_to_inclusion_ms"] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
+    }
+}
