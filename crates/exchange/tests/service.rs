@@ -264,6 +264,10 @@ async fn orders_trade_through_the_node_and_market_data_follows() {
     assert_eq!((book.bids.clone(), book.asks.clone()), (now.bids.clone(), now.asks.clone()));
     assert_eq!(now.bids, vec![Level { price: 99_000 * TICK, amount: 3 * LOT, orders: 1 }]);
     assert!(now.asks.is_empty());
+    let mut forged = net.order(1, 1, true, 99_000, 1);
+    forged.order.price += TICK;
+    let e = c.place_order(net.request(1, forged, TimeInForce::Gtc)).await.unwrap_err();
+    assert!(e.to_string().contains("bad order signature"), "{e}");
     let post_again = c.place_order(net.request(1, net.order(1, 1, true, 99_000, 1), TimeInForce::PostOnly)).await;
     assert!(post_again.unwrap_err().to_string().contains("post-only"));
     ex.stop().await;

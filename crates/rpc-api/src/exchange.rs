@@ -102,6 +102,13 @@ pub struct OrderRequest {
     pub tif: TimeInForce,
 }
 
+impl OrderRequest {
+    /// Whether `pubkey` signed the order (whose key it is, is checked against the node).
+    pub fn signature_ok(&self) -> bool {
+        self.pubkey.verify(&self.order.order.message(), &self.order.signature).is_ok()
+    }
+}
+
 /// A cancel signed by the order's owner (`exchange_cancelOrder`): the signature over
 /// `Order::cancel_message(id)` by the account's current L2 key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

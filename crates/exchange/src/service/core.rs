@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rayon::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, oneshot};
 use zkl_crypto::{PrivateKey, PubKeyHash};
@@ -151,6 +152,17 @@ impl<'a, N: NodeClient> Fetched<'a, N> {
             self.cache.borrow_mut().insert(id, info);
         }
         Ok(f(self.cache.borrow()[&id].as_ref()))
+    }
+
+    /// Reads `ids` from the node concurrently (a failed read is left to the request that needs
+    /// it, which then fails alone).
+    fn prefetch(&self, ids: &BTreeSet<AccountId>) {
+        let reads = ids.iter().map(|&id| async move { (id, self.node.account(id).await) });
+        for (id, read) in self.rt.block_on(futures_util::future::join_all(reads)) {
+            if let Ok(info) = read {
+                self.cache.borrow_mut().insert(id, info);
+            }
+        }
     }
 
     /// Lays `m` (handed to the node, not yet answered) over the node's state.
@@ -320,12 +332,32 @@ impl<N: NodeClient> Core<N> {
 
     fn serve(&mut self, batch: Vec<Command>) {
         let mut view = Fetched::new(&self.node, &self.rt);
+        // Before the engine's sequential work: the orders' signatures in parallel, and the
+        // accounts of their traders read from the node concurrently.
+        let signed: Vec<bool> = batch
+            .par_iter()
+            .map(|c| match c {
+                Command::Place(req, _) => req.signature_ok(),
+                _ => true,
+            })
+            .collect();
+        let traders: BTreeSet<AccountId> = batch
+            .iter()
+            .filter_map(|c| match c {
+                Command::Place(req, _) => Some(req.order.order.account),
+                _ => None,
+            })
+            .collect();
+        view.prefetch(&traders);
         let mut events = Vec::new();
         let mut placed: Vec<(Accepted, Reply<PlaceResult>)> = Vec::new();
         let mut cancelled: Vec<(OrderInfo, Reply<OrderInfo>)> = Vec::new();
-        for command in batch {
+        for (command, signed) in batch.into_iter().zip(signed) {
             match command {
-                Command::Place(req, reply) => match self.engine.submit(*req, &view) {
+                Command::Place(_, reply) if !signed => {
+                    let _ = reply.send(Err(EngineError::BadSignature.into()));
+                }
+                Command::Place(req, reply) => match self.engine.submit_checked(*req, &view) {
                     Ok(mut acc) => {
                         acc.at_ms = now_ms();
                         events.push(acc.event());
