@@ -12,6 +12,8 @@ use jsonrpsee::core::client::Subscription;
 use jsonrpsee::http_client::HttpClientBuilder;
 use jsonrpsee::ws_client::WsClientBuilder;
 use rayon::prelude::*;
+
+use crate::percentile;
 use zkl_exchange::engine::PairConfig;
 use zkl_exchange::service::{ExchangeConfig, MatcherConfig};
 use zkl_node::config::NodeConfig;
@@ -53,13 +55,6 @@ pub struct ExchangeBenchReport {
     pub p99_order_to_match_ms: f64,
     pub p50_match_to_inclusion_ms: f64,
     pub p99_match_to_inclusion_ms: f64,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Runs the benchmark against a node started in process with `config` (development priority

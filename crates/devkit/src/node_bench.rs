@@ -10,6 +10,8 @@ use jsonrpsee::core::client::Subscription;
 use jsonrpsee::http_client::HttpClientBuilder;
 use jsonrpsee::ws_client::WsClientBuilder;
 use rayon::prelude::*;
+
+use crate::percentile;
 use zkl_rpc_api::{AdminApiClient, EventsApiClient, ZklApiClient};
 use zkl_state::testkit::{ETH, ONE, User, deposit};
 use zkl_types::{Op, SignedTx};
@@ -40,13 +42,6 @@ pub struct NodeBenchReport {
     pub accepted_tx_per_s: f64,
     pub p50_inclusion_ms: f64,
     pub p99_inclusion_ms: f64,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Runs the benchmark against a node started in-process with `config` (which must allow

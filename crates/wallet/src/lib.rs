@@ -347,20 +347,8 @@ impl Wallet {
                     .ok_or_else(|| WalletError::Input("every order slot is in use".into()))?
             }
         };
-        let order = Order {
-            account: a.id,
-            sub,
-            slot,
-            nonce: a.order_slot(sub, slot).nonce,
-            base,
-            quote,
-            amount,
-            price,
-            is_sell,
-            maker_fee_bps: fees_bps.0,
-            taker_fee_bps: fees_bps.1,
-        };
-        let request = OrderRequest { order: order.sign(&self.l2), pubkey: self.pubkey, tif };
+        let order = self.sign_order(sub, slot, None, base, quote, amount, price, is_sell, fees_bps).await?;
+        let request = OrderRequest { order, pubkey: self.pubkey, tif };
         exchange.0.place_order(request).await.map_err(exchange_err)
     }
 

@@ -92,6 +92,13 @@ pub enum BenchCommand {
     },
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))
+}
+
 fn phases(p: &Phases) -> String {
     format!(
         "signatures {:.2} s, apply {:.2} s, root {:.2} s",
@@ -144,10 +151,7 @@ pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
             config.block_capacity = block_capacity as usize;
             config.block_time_ms = block_time_ms;
             let bench = zkl_devkit::exchange_bench::ExchangeBenchConfig { traders, orders_per_trader, senders };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
+            let rt = runtime()?;
             let quiet = json;
             let report = rt
                 .block_on(zkl_devkit::exchange_bench::run(config, &dir, bench, &|stage| {
@@ -190,10 +194,7 @@ pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
             config.block_capacity = block_capacity as usize;
             config.block_time_ms = block_time_ms;
             let bench = zkl_devkit::node_bench::NodeBenchConfig { accounts, txs_per_account, senders };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
+            let rt = runtime()?;
             let quiet = json;
             let report = rt
                 .block_on(zkl_devkit::node_bench::run(config, bench, &|stage| {
