@@ -253,8 +253,8 @@ impl Engine {
         if req.pubkey.pubkey_hash() != pkh {
             return Err(EngineError::WrongKey(o.account));
         }
-        if verify {
-            req.pubkey.verify(&o.message(), &req.order.signature).map_err(|_| EngineError::BadSignature)?;
+        if verify && !req.signature_ok() {
+            return Err(EngineError::BadSignature);
         }
         if let Some(&id) = self.slots.get(&(o.account, o.sub, o.slot)) {
             return Err(EngineError::SlotInUse { account: o.account, slot: o.slot, id });

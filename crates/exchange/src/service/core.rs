@@ -1,7 +1,8 @@
-//! The exchange's one engine thread: it owns the engine and its store, reads the node for each
-//! request, logs every change before it answers or sends a match, hands each placement's matches
-//! to the node and waits for the node's answer before it takes the next request, and publishes
-//! market data. Requests reach it over a bounded channel; the API's handlers await the reply.
+//! The exchange's one engine thread: it owns the engine and its store and serves requests in
+//! batches: it reads the node for them, logs every change before it answers or sends a match,
+//! hands the batch's matches to the node and waits for the node's answers before it takes the
+//! next batch, and publishes market data. Requests reach it over a bounded channel; the API's
+//! handlers await the reply.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -121,6 +122,21 @@ fn hash_hex(h: [u8; 32]) -> String {
 /// The hash of the `OrderMatching` tx of `m` (the matcher's signature is not part of it).
 pub fn matching_hash(m: &OrderMatching) -> String {
     hash_hex(tx_hash(&Tx::OrderMatching(Box::new(m.clone())).message()))
+}
+
+/// The `OrderMatching` tx of `m` signed by `key`, and its hash: its message computed once (three
+/// Poseidon hashes) for both.
+fn signed_matching(m: &OrderMatching, key: &PrivateKey) -> (SignedTx, String) {
+    let tx = Tx::OrderMatching(Box::new(m.clone()));
+    let message = tx.message();
+    let signature = key.sign(&message);
+    (SignedTx { tx, signature }, hash_hex(tx_hash(&message)))
+}
+
+/// Sleeps `wait`, then doubles it up to 5 s (retries of the node).
+fn back_off(wait: &mut Duration) {
+    std::thread::sleep(*wait);
+    *wait = (*wait * 2).min(Duration::from_secs(5));
 }
 
 /// The node's 20-byte key hash from its `0x` hex; `None` for the zero hash (no key yet).
@@ -260,6 +276,16 @@ pub struct Core<N> {
 /// How a placement's matches fared at the node: `None` accepted, `Some(reason)` refused.
 type Outcomes = Vec<Option<String>>;
 
+/// What settling one placement left for its answer: how the node answered its matches, their
+/// tx hashes, the orders the node's refusals broke ([`broken`]) and those of them the engine
+/// removed (as they were).
+struct Settled {
+    outcomes: Outcomes,
+    hashes: Vec<String>,
+    broken: BTreeMap<OrderId, String>,
+    gone: Vec<(OrderId, LiveOrder, String)>,
+}
+
 impl<N: NodeClient> Core<N> {
     /// The engine rebuilt from the store; the matches of a placement that were in flight when
     /// the service stopped are resolved with the node (accepted ones kept, lost ones sent again,
@@ -289,9 +315,10 @@ impl<N: NodeClient> Core<N> {
                 }
                 (Event::Settled { order, refused }, _) => {
                     if let Some(acc) = in_flight.remove(order) {
-                        let outcomes =
+                        let outcomes: Outcomes =
                             (0..acc.matches.len()).map(|i| refused.contains(&(i as u32)).then(String::new)).collect();
-                        core.record_trades(&acc, &outcomes);
+                        let hashes: Vec<String> = acc.matches.iter().map(matching_hash).collect();
+                        core.record_trades(&acc, &outcomes, &hashes);
                     }
                 }
                 _ => {}
@@ -472,16 +499,20 @@ impl<N: NodeClient> Core<N> {
     /// logs the answers and the removals in one commit, and publishes what changed; the
     /// placements' results, in order.
     fn settle_placements(&mut self, placements: Vec<Accepted>, unsure: bool) -> Result<Vec<PlaceResult>, ApiError> {
-        let all: Vec<OrderMatching> = placements.iter().flat_map(|a| a.matches.iter().cloned()).collect();
-        let mut outcomes = if all.is_empty() { Vec::new() } else { self.settle(&all, unsure) }.into_iter();
-        let per: Vec<Outcomes> = placements.iter().map(|a| outcomes.by_ref().take(a.matches.len()).collect()).collect();
+        let (txs, hashes): (Vec<SignedTx>, Vec<String>) =
+            placements.iter().flat_map(|a| &a.matches).map(|m| signed_matching(m, &self.key)).unzip();
+        let outcomes = if txs.is_empty() { Vec::new() } else { self.settle(&txs, &hashes, unsure) };
+        let (mut outcomes, mut hashes) = (outcomes.into_iter(), hashes.into_iter());
         let mut events = Vec::new();
-        let mut removed = Vec::new();
-        for (acc, outcomes) in placements.iter().zip(&per) {
+        let mut settled = Vec::new();
+        for acc in &placements {
+            let outcomes: Outcomes = outcomes.by_ref().take(acc.matches.len()).collect();
+            let hashes: Vec<String> = hashes.by_ref().take(acc.matches.len()).collect();
+            let broken = broken(acc, &outcomes);
             let mut gone: Vec<(OrderId, LiveOrder, String)> = Vec::new();
-            for (id, why) in broken(acc, outcomes) {
+            for (&id, why) in &broken {
                 if let Some(live) = self.engine.remove(id) {
-                    gone.push((id, live, why));
+                    gone.push((id, live, why.clone()));
                 }
             }
             if !acc.matches.is_empty() {
@@ -489,28 +520,22 @@ impl<N: NodeClient> Core<N> {
                 events.push(Event::Settled { order: acc.id, refused });
             }
             events.extend(gone.iter().map(|(id, _, _)| Event::Cancelled { id: *id }));
-            removed.push(gone);
+            settled.push(Settled { outcomes, hashes, broken, gone });
         }
         if !events.is_empty() {
             self.log(&events)?;
         }
-        Ok(placements
-            .iter()
-            .zip(&per)
-            .zip(&removed)
-            .map(|((acc, outcomes), gone)| self.publish(acc, outcomes, gone))
-            .collect())
+        Ok(placements.iter().zip(&settled).map(|(acc, settled)| self.publish(acc, settled)).collect())
     }
 
-    /// Hands `matches` to the node, in order, until it has judged each: a tx whose fate is
+    /// Hands `txs` (with their `hashes`) to the node, in order, until it has judged each: a tx whose fate is
     /// unknown (`unsure`: it may have been sent before a restart; or the node could not be
     /// reached) is looked up before it is sent (again), so none is sent twice and none is lost;
     /// while the node takes no work (settlement halted) the matches wait, they are not refused.
-    fn settle(&self, matches: &[OrderMatching], mut unsure: bool) -> Outcomes {
-        let hashes: Vec<String> = matches.iter().map(matching_hash).collect();
-        let mut outcomes: Outcomes = Vec::with_capacity(matches.len());
+    fn settle(&self, txs: &[SignedTx], hashes: &[String], mut unsure: bool) -> Outcomes {
+        let mut outcomes: Outcomes = Vec::with_capacity(txs.len());
         let mut wait = Duration::from_millis(100);
-        while outcomes.len() < matches.len() {
+        while outcomes.len() < txs.len() {
             let next = outcomes.len();
             if unsure {
                 match self.rt.block_on(self.node.status(&hashes[next])) {
@@ -525,17 +550,12 @@ impl<N: NodeClient> Core<N> {
                     Ok(None) => unsure = false,
                     Err(e) => {
                         tracing::warn!(error = %e, "the node cannot be reached; retrying");
-                        std::thread::sleep(wait);
-                        wait = (wait * 2).min(Duration::from_secs(5));
+                        back_off(&mut wait);
                         continue;
                     }
                 }
             }
-            let batch: Vec<SignedTx> = matches[next..]
-                .iter()
-                .take(1000)
-                .map(|m| Tx::OrderMatching(Box::new(m.clone())).sign(&self.key))
-                .collect();
+            let batch = txs[next..txs.len().min(next + 1000)].to_vec();
             match self.rt.block_on(self.node.send_batch(batch)) {
                 Ok(results) => {
                     wait = Duration::from_millis(100);
@@ -547,8 +567,7 @@ impl<N: NodeClient> Core<N> {
                             // waits for the node, in order.
                             BatchResult::Rejected { error, retry: true } => {
                                 tracing::warn!(%error, "the node takes no work now; waiting to send the matches");
-                                std::thread::sleep(wait);
-                                wait = (wait * 2).min(Duration::from_secs(5));
+                                back_off(&mut wait);
                                 break;
                             }
                         }
@@ -557,19 +576,18 @@ impl<N: NodeClient> Core<N> {
                 Err(e) => {
                     tracing::warn!(error = %e, "sending matches failed; looking them up");
                     unsure = true;
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(5));
+                    back_off(&mut wait);
                 }
             }
         }
         outcomes
     }
 
-    /// Records the accepted fills of `acc` as trades; returns them.
-    fn record_trades(&mut self, acc: &Accepted, outcomes: &Outcomes) -> Vec<Trade> {
+    /// Records the accepted fills of `acc` (their txs' `hashes`) as trades; returns them.
+    fn record_trades(&mut self, acc: &Accepted, outcomes: &Outcomes, hashes: &[String]) -> Vec<Trade> {
         let o = &acc.request.order.order;
         let mut out = Vec::new();
-        for ((fill, m), outcome) in acc.placement.fills.iter().zip(&acc.matches).zip(outcomes) {
+        for (((fill, m), outcome), hash) in acc.placement.fills.iter().zip(&acc.matches).zip(outcomes).zip(hashes) {
             if outcome.is_some() {
                 continue;
             }
@@ -587,7 +605,7 @@ impl<N: NodeClient> Core<N> {
                 maker_account: m.maker.order.account,
                 taker_account: o.account,
                 at_ms: acc.at_ms,
-                tx_hash: matching_hash(m),
+                tx_hash: hash.clone(),
             };
             let kept = self.trades.entry((o.base, o.quote)).or_default();
             if kept.len() == TRADES_KEPT {
@@ -601,34 +619,29 @@ impl<N: NodeClient> Core<N> {
 
     /// The placement's answer, and its market data: trades, the changed price levels, and each
     /// account's order changes and fills.
-    fn publish(
-        &mut self,
-        acc: &Accepted,
-        outcomes: &Outcomes,
-        removed: &[(OrderId, LiveOrder, String)],
-    ) -> PlaceResult {
+    fn publish(&mut self, acc: &Accepted, settled: &Settled) -> PlaceResult {
+        let Settled { outcomes, hashes, broken, gone: removed } = settled;
         let req = &acc.request;
         let o = &req.order.order;
         let pair = (o.base, o.quote);
-        let trades = self.record_trades(acc, outcomes);
+        let trades = self.record_trades(acc, outcomes, hashes);
         let fills: Vec<FillResult> = acc
             .placement
             .fills
             .iter()
-            .zip(&acc.matches)
+            .zip(hashes)
             .zip(outcomes)
-            .map(|((f, m), outcome)| FillResult {
+            .map(|((f, hash), outcome)| FillResult {
                 maker_order: f.maker,
                 price: f.price,
                 base_amount: f.base,
                 quote_amount: f.quote,
-                tx_hash: matching_hash(m),
+                tx_hash: hash.clone(),
                 refused: outcome.clone(),
             })
             .collect();
 
         // The taker as it stands now.
-        let broken = broken(acc, outcomes);
         let taker_removed = removed.iter().find(|(id, _, _)| *id == acc.id);
         let taker_live = LiveOrder { order: req.order.clone(), fresh: acc.fresh, left: 0, tif: req.tif };
         let order = match (self.engine.order(acc.id), taker_removed) {
