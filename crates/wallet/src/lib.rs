@@ -300,10 +300,27 @@ impl Wallet {
         fees_bps: (u8, u8),
     ) -> Result<SignedOrder, WalletError> {
         let a = self.account().await?;
-        let account = a.id;
+        Ok(self.order_of(&a, sub, slot, nonce, base, quote, amount, price, is_sell, fees_bps))
+    }
+
+    /// An order of account `a` signed with the L2 key (nonce: the slot's, unless given).
+    #[allow(clippy::too_many_arguments)]
+    fn order_of(
+        &self,
+        a: &AccountInfo,
+        sub: SubAccountId,
+        slot: SlotId,
+        nonce: Option<Nonce>,
+        base: TokenId,
+        quote: TokenId,
+        amount: u128,
+        price: u128,
+        is_sell: bool,
+        fees_bps: (u8, u8),
+    ) -> SignedOrder {
         let nonce = nonce.unwrap_or_else(|| a.order_slot(sub, slot).nonce);
         let order = Order {
-            account,
+            account: a.id,
             sub,
             slot,
             nonce,
@@ -315,7 +332,7 @@ impl Wallet {
             maker_fee_bps: fees_bps.0,
             taker_fee_bps: fees_bps.1,
         };
-        Ok(order.sign(&self.l2))
+        order.sign(&self.l2)
     }
 
     /// Signs an order and places it on the exchange `exchange` (`zkl exchange`). With no
@@ -347,7 +364,7 @@ impl Wallet {
                     .ok_or_else(|| WalletError::Input("every order slot is in use".into()))?
             }
         };
-        let order = self.sign_order(sub, slot, None, base, quote, amount, price, is_sell, fees_bps).await?;
+        let order = self.order_of(&a, sub, slot, None, base, quote, amount, price, is_sell, fees_bps);
         let request = OrderRequest { order, pubkey: self.pubkey, tif };
         exchange.0.place_order(request).await.map_err(exchange_err)
     }
