@@ -15,9 +15,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "production crates without development features"
 # A workspace build unifies features; these must also build as their users get them (no
 # test-utils, no proofs, the prover without the node).
-cargo check --locked -p zkl-node -p zkl-prover -p zkl-wallet -p zkl-contracts -p zkl-state -p zkl-exodus
+cargo check --locked -p zkl-node -p zkl-prover -p zkl-wallet -p zkl-contracts -p zkl-state -p zkl-exodus -p zkl-indexer
 step "L1 tooling"
 scripts/setup-l1.sh
+step "PostgreSQL (the indexer's tests)"
+scripts/setup-postgres.sh
 step "tests"
 cargo test --workspace --locked
 step "done"

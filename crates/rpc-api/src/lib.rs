@@ -8,6 +8,7 @@
 //! prover token first).
 
 pub mod exchange;
+pub mod explorer;
 pub mod types;
 
 use jsonrpsee::core::{RpcResult, SubscriptionResult};

@@ -274,6 +274,23 @@ impl Op {
         }
     }
 
+    /// The accounts whose balances or keys the op changes, fee account aside (each once).
+    pub fn accounts(&self) -> Vec<AccountId> {
+        let mut accounts = match self {
+            Op::Noop => vec![],
+            Op::Deposit(o) => vec![o.account],
+            Op::TransferToNew(o) => vec![o.from, o.to],
+            Op::Withdraw(o) => vec![o.account],
+            Op::Transfer(o) => vec![o.from, o.to],
+            Op::FullExit(o) => vec![o.account],
+            Op::ChangePubKey(o) => vec![o.account],
+            Op::ForcedExit(o) => vec![o.initiator, o.target],
+            Op::OrderMatching(o) => vec![o.maker, o.taker],
+        };
+        accounts.dedup();
+        accounts
+    }
+
     /// Whether this op is a priority operation (consumes an L1 request).
     pub fn is_priority(&self) -> bool {
         matches!(self, Op::Deposit(_) | Op::FullExit(_))

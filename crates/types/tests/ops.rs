@@ -178,6 +178,23 @@ proptest! {
         prop_assert_eq!(Op::decode_block(&pubdata).unwrap(), without_noops);
     }
 
+    /// `Op::accounts` is every account id field of the op (read from its JSON, so a field added
+    /// to an op and forgotten there fails this), each once.
+    #[test]
+    fn accounts_are_the_account_fields(op in op()) {
+        let json = serde_json::to_value(op).unwrap();
+        let mut expected: Vec<u64> = ["account", "from", "to", "initiator", "target", "maker", "taker"]
+            .iter()
+            .filter_map(|k| json.get(*k)?.as_u64())
+            .collect();
+        expected.sort_unstable();
+        expected.dedup();
+        let mut got: Vec<u64> = op.accounts().into_iter().map(u64::from).collect();
+        prop_assert_eq!(got.len(), expected.len(), "{:?}", op);
+        got.sort_unstable();
+        prop_assert_eq!(got, expected);
+    }
+
     #[test]
     fn decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = Op::decode_block(&bytes);

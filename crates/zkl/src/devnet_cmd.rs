@@ -8,8 +8,9 @@
 //! (`zkl_devkit::devnet`), the node started with the prover queue (its log in `DATA_DIR/node.log`),
 //! the worker spawned (its log in `DATA_DIR/prover.log`), and the matcher (the last funded key) given an account (a 0.1 ETH
 //! deposit on chain 1, so account 2) and its L2 key, and the exchange (`zkl exchange`, a separate
-//! process, as that matcher; its log in `DATA_DIR/exchange.log`). Then the endpoints go to stdout
-//! as one JSON line.
+//! process, as that matcher; its log in `DATA_DIR/exchange.log`), and the indexer (`zkl indexer`,
+//! a separate process, on a PostgreSQL server of the devnet's own or `--database`; its log in
+//! `DATA_DIR/indexer.log`). Then the endpoints go to stdout as one JSON line.
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
@@ -32,6 +33,7 @@ pub struct DevnetArgs {
     pub capacities: Vec<usize>,
     pub test_verifier: bool,
     pub priority_expiration: Option<u64>,
+    pub indexer: IndexerChoice,
 }
 
 fn failed<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> Failure + '_ {
@@ -80,7 +82,6 @@ async fn start_exchange(
     data_dir: &std::path::Path,
     rpc: &str,
 ) -> Result<(tokio::process::Child, serde_json::Value), Failure> {
-    use tokio::io::AsyncBufReadExt;
     let config = zkl_exchange::service::ExchangeConfig {
         node: rpc.to_string(),
         listen: "127.0.0.1:0".parse().expect("an address"),
@@ -95,26 +96,79 @@ async fn start_exchange(
     let path = data_dir.join("exchange.json");
     let text = serde_json::to_string_pretty(&config).map_err(failed("exchange config"))?;
     std::fs::write(&path, text).map_err(failed("exchange config"))?;
+    let path = path.to_string_lossy().into_owned();
+    spawn_service(data_dir, "exchange", &["exchange", "--config", &path]).await
+}
+
+/// Which database the devnet's indexer writes to.
+pub enum IndexerChoice {
+    /// Not started.
+    Off,
+    /// A PostgreSQL server of the devnet's own (Debian's binaries), deleted when it stops.
+    Local,
+    /// This database URL.
+    Database(String),
+}
+
+/// The indexer's choice when nothing was asked: its own server when PostgreSQL's binaries are
+/// installed, none otherwise.
+pub fn default_indexer() -> IndexerChoice {
+    if zkl_indexer::local_pg::bin_dir().is_some() { IndexerChoice::Local } else { IndexerChoice::Off }
+}
+
+/// Starts `zkl indexer` (log in `DATA_DIR/indexer.log`) against the node, on a local PostgreSQL
+/// server of its own or on a given database: the process, the server (held until the devnet
+/// stops) and the endpoints line (`database` added).
+async fn start_indexer(
+    data_dir: &std::path::Path,
+    rpc: &str,
+    choice: IndexerChoice,
+) -> Result<Option<(tokio::process::Child, Option<zkl_indexer::local_pg::LocalPostgres>, serde_json::Value)>, Failure> {
+    let (server, url) = match choice {
+        IndexerChoice::Off => return Ok(None),
+        IndexerChoice::Database(url) => (None, url),
+        IndexerChoice::Local => {
+            let pg = tokio::task::spawn_blocking(zkl_indexer::local_pg::LocalPostgres::start)
+                .await
+                .map_err(failed("PostgreSQL"))?
+                .map_err(failed("the indexer's database"))?;
+            let url = pg.url.clone();
+            (Some(pg), url)
+        }
+    };
+    let args = ["indexer", "--node", rpc, "--database", &url, "--listen", "127.0.0.1:0"];
+    let (child, mut line) = spawn_service(data_dir, "indexer", &args).await?;
+    line["database"] = serde_json::json!(url);
+    Ok(Some((child, server, line)))
+}
+
+/// Spawns `zkl ARGS` (stderr to `DATA_DIR/NAME.log`) and reads its first stdout line: the
+/// service's endpoints as JSON.
+async fn spawn_service(
+    data_dir: &std::path::Path,
+    name: &str,
+    args: &[&str],
+) -> Result<(tokio::process::Child, serde_json::Value), Failure> {
+    use tokio::io::AsyncBufReadExt;
     let exe = std::env::current_exe().map_err(failed("cannot find the zkl binary"))?;
-    let log = std::fs::File::create(data_dir.join("exchange.log")).map_err(failed("exchange log"))?;
+    let log = std::fs::File::create(data_dir.join(format!("{name}.log"))).map_err(failed("log"))?;
     let mut child = tokio::process::Command::new(exe)
-        .arg("exchange")
-        .arg("--config")
-        .arg(&path)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)
         .kill_on_drop(true)
         .spawn()
-        .map_err(failed("cannot start the exchange"))?;
+        .map_err(|e| Failure::Failed(format!("cannot start the {name}: {e}")))?;
     let stdout = child.stdout.take().expect("piped");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
         .await
-        .map_err(|_| Failure::Failed("the exchange did not start within 60 s (DATA_DIR/exchange.log)".into()))?
-        .map_err(failed("exchange"))?
-        .ok_or_else(|| Failure::Failed("the exchange exited at start (DATA_DIR/exchange.log)".into()))?;
-    let endpoints = serde_json::from_str(&line).map_err(failed("the exchange's first line"))?;
+        .map_err(|_| Failure::Failed(format!("the {name} did not start within 60 s (DATA_DIR/{name}.log)")))?
+        .map_err(|e| Failure::Failed(format!("{name}: {e}")))?
+        .ok_or_else(|| Failure::Failed(format!("the {name} exited at start (DATA_DIR/{name}.log)")))?;
+    let endpoints =
+        serde_json::from_str(&line).map_err(|e| Failure::Failed(format!("the {name}'s first line: {e}")))?;
     Ok((child, endpoints))
 }
 
@@ -244,6 +298,14 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
         setup_matcher(&rpc).await?;
         eprintln!("==> exchange (zkl exchange, its log in DATA_DIR/exchange.log)");
         let (mut exchange, exchange_line) = start_exchange(&a.data_dir, &rpc).await?;
+        let indexer = start_indexer(&a.data_dir, &rpc, a.indexer).await?;
+        if indexer.is_some() {
+            eprintln!("==> indexer (zkl indexer, its log in DATA_DIR/indexer.log)");
+        }
+        let (mut indexer, _database, indexer_line) = match indexer {
+            Some((child, db, line)) => (Some(child), db, line),
+            None => (None, None, serde_json::Value::Null),
+        };
         let chains: Vec<_> = devnet
             .chains
             .iter()
@@ -274,6 +336,7 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
                 "erc20_minted_per_key": TEST_TOKEN_MINT,
                 "matcher": { "key": DEV_KEYS[3], "account": MATCHER_ACCOUNT },
                 "exchange": exchange_line,
+                "indexer": indexer_line,
                 "eth_token": zkl_contracts::deploy::ETH_TOKEN_ID,
                 "priority_fee_wei": zkl_devkit::devnet::DEVNET_PRIORITY_FEE.to_string(),
                 "admin_token": admin_token,
@@ -296,11 +359,18 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             }
         };
         let exchange_stopped = async { exchange.wait().await.map(|s| format!("the exchange exited ({s})")) };
+        let indexer_stopped = async {
+            match indexer.as_mut() {
+                Some(i) => i.wait().await.map(|s| format!("the indexer exited ({s})")),
+                None => std::future::pending().await,
+            }
+        };
         let (outcome, halted) = tokio::select! {
             r = tokio::signal::ctrl_c() => (r.map_err(failed("signal")).map(|_| ExitCode::SUCCESS), false),
             _ = term.recv() => (Ok(ExitCode::SUCCESS), false),
             r = stopped => (Err(Failure::Failed(r.unwrap_or_else(|e| e.to_string()))), false),
             r = exchange_stopped => (Err(Failure::Failed(r.unwrap_or_else(|e| e.to_string()))), false),
+            r = indexer_stopped => (Err(Failure::Failed(r.unwrap_or_else(|e| e.to_string()))), false),
             reason = node.failure() => (Err(Failure::Failed(reason)), false),
             _ = halt.recv() => (Ok(ExitCode::SUCCESS), true),
         };
@@ -308,6 +378,9 @@ pub fn run_devnet(a: DevnetArgs) -> Result<ExitCode, Failure> {
             let _ = w.kill().await;
         }
         let _ = exchange.kill().await;
+        if let Some(mut i) = indexer {
+            let _ = i.kill().await;
+        }
         if let Some(l1) = node.l1.take() {
             l1.stop().await;
         }

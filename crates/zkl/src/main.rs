@@ -10,6 +10,7 @@ mod crypto_cmd;
 mod devnet_cmd;
 mod exchange_cmd;
 mod exodus_cmd;
+mod indexer_cmd;
 mod node_cmd;
 mod prover_cmd;
 mod wallet_cmd;
@@ -47,6 +48,22 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Run the indexer: follows a node's blocks and the chains' settlement into PostgreSQL and
+    /// serves the explorer API (JSON-RPC over HTTP and WebSocket; docs/indexer.md)
+    Indexer {
+        /// The node's JSON-RPC endpoint
+        #[arg(long)]
+        node: String,
+        /// PostgreSQL connection URL (postgres://user:password@host:port/database)
+        #[arg(long, env = "DATABASE_URL")]
+        database: String,
+        /// Where the explorer API listens
+        #[arg(long, default_value = "127.0.0.1:8547")]
+        listen: std::net::SocketAddr,
+        /// Milliseconds between two looks at the node once caught up
+        #[arg(long, default_value_t = 200)]
+        poll_ms: u64,
+    },
     /// Development network: two anvils with the contracts, and the node settling on both
     #[command(args_conflicts_with_subcommands = true)]
     Devnet {
@@ -71,6 +88,16 @@ enum Command {
         /// Seconds until a priority request expires, for exodus drills (default three days)
         #[arg(long)]
         priority_expiration: Option<u64>,
+        /// Start the indexer (by default it starts when PostgreSQL's server binaries are
+        /// installed), on a PostgreSQL server of the devnet's own unless --database is given
+        #[arg(long, conflicts_with = "no_indexer")]
+        indexer: bool,
+        /// Do not start the indexer
+        #[arg(long)]
+        no_indexer: bool,
+        /// The indexer's database (postgres://…) instead of a server of the devnet's own
+        #[arg(long, conflicts_with = "no_indexer")]
+        database: Option<String>,
     },
     /// Prover worker for a node (`--node URL --token T`), or `export-verifier`
     Prover(prover_cmd::ProverArgs),
@@ -119,6 +146,9 @@ fn main() -> ExitCode {
         Command::Bench(c) => bench_cmd::run_bench(c),
         Command::Node { config } => node_cmd::run_node(config),
         Command::Exchange { config } => exchange_cmd::run_exchange(config),
+        Command::Indexer { node, database, listen, poll_ms } => {
+            indexer_cmd::run_indexer(node, database, listen, poll_ms)
+        }
         Command::Devnet { action: Some(DevnetAction::HaltOperator { data_dir }), .. } => {
             devnet_cmd::halt_operator(&data_dir)
         }
@@ -133,14 +163,27 @@ fn main() -> ExitCode {
             capacities,
             test_verifier,
             priority_expiration,
-        } => devnet_cmd::run_devnet(devnet_cmd::DevnetArgs {
-            data_dir,
-            confirmations,
-            capacity,
-            capacities,
-            test_verifier,
-            priority_expiration,
-        }),
+            indexer,
+            no_indexer,
+            database,
+        } => {
+            use devnet_cmd::IndexerChoice;
+            let indexer = match (database, indexer, no_indexer) {
+                (Some(url), _, _) => IndexerChoice::Database(url),
+                (None, true, _) => IndexerChoice::Local,
+                (None, false, true) => IndexerChoice::Off,
+                (None, false, false) => devnet_cmd::default_indexer(),
+            };
+            devnet_cmd::run_devnet(devnet_cmd::DevnetArgs {
+                data_dir,
+                confirmations,
+                capacity,
+                capacities,
+                test_verifier,
+                priority_expiration,
+                indexer,
+            })
+        }
         Command::Wallet(a) => wallet_cmd::run_wallet(a),
         Command::Prover(a) => prover_cmd::run_prover(a),
         Command::Matcher(c) => wallet_cmd::run_matcher(c),

@@ -1,5 +1,5 @@
-//! `zkl devnet` starts two anvils with the contracts and the node, prints where they are, and
-//! stops everything on Ctrl-C or SIGTERM.
+//! `zkl devnet` starts two anvils with the contracts, the node, the exchange and the indexer,
+//! prints where they are, and stops everything on Ctrl-C or SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -42,6 +42,14 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     let pairs: Value = exchange.request("exchange_pairs", rpc_params![]).await.unwrap();
     assert_eq!(pairs[0]["base"], 1);
     assert_eq!(pairs[0]["quote"], 2);
+    // The indexer runs on a PostgreSQL server of the devnet's own (scripts/setup-postgres.sh
+    // installs the binaries), which stops with the devnet.
+    let indexer = HttpClientBuilder::default().build(v["indexer"]["rpc"].as_str().expect("an indexer")).unwrap();
+    let status: Value = indexer.request("explorer_status", rpc_params![]).await.unwrap();
+    assert!(status["block"].is_u64(), "{status}");
+    let database = v["indexer"]["database"].as_str().unwrap();
+    let pg_port: u16 = database.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_ok());
     let chains = v["chains"].as_array().unwrap();
     assert_eq!(chains.len(), 2);
     let mut endpoints = Vec::new();
@@ -148,4 +156,5 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     for rpc in endpoints {
         assert!(rpc.request::<String, _>("eth_chainId", rpc_params![]).await.is_err(), "anvil still running");
     }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_err(), "PostgreSQL still running");
 }

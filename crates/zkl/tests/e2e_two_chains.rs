@@ -8,6 +8,7 @@
 //! (which holds no USDC) is rejected with the liquidity error. Every block is committed, proven
 //! and executed on both chains, and the L1 balances of A, B and the contracts are checked to the
 //! wei, fees included (maker 5 bps in USDC, taker 10 bps in ETH, kept by the rollup's fee account).
+//! The devnet's indexer then has the deposits, withdrawals and trades, executed on both chains.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -19,9 +20,13 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use jsonrpsee::http_client::HttpClientBuilder;
 
 use serde_json::Value;
+use std::collections::BTreeMap;
 use zkl_contracts::bindings::{TestERC20, ZkLink};
-use zkl_rpc_api::ZklApiClient;
+
 use zkl_rpc_api::exchange::{OrderStatus, TimeInForce};
+use zkl_rpc_api::explorer::{CandleQuery, ExplorerApiClient, HistoryQuery, TradeQuery};
+use zkl_rpc_api::{L1Stage, ZklApiClient};
+use zkl_types::Op;
 use zkl_wallet::{Exchange, Wallet};
 
 const ETH: u128 = 1_000_000_000_000_000_000;
@@ -185,7 +190,7 @@ async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
     // that capacity's keys and verifier.
     let mut capacities = Vec::new();
     for n in 1..=sealed as u32 {
-        capacities.push(node.block(n).await.unwrap().capacity);
+        capacities.push(ZklApiClient::block(&node, n).await.unwrap().capacity);
     }
     println!("block capacities: {capacities:?}");
     assert!(capacities.iter().all(|c| [4, 7].contains(c)), "{capacities:?}");
@@ -217,4 +222,32 @@ async fn deposit_trade_withdraw_across_two_chains_with_real_proofs() {
     let fees = node.account("0".into()).await.unwrap();
     let fee_of = |t: u16| fees.balance(0, t);
     assert_eq!((fee_of(ETH_ID), fee_of(USDC_ID)), (ETH / 1000, ETH / 2));
+
+    // The devnet's indexer (its own PostgreSQL server) has every block with its stage on both
+    // chains, the deposits and withdrawals executed everywhere, and the two trades.
+    let explorer = HttpClientBuilder::default().build(v["indexer"]["rpc"].as_str().expect("an indexer")).unwrap();
+    wait_for("the indexer caught up with both chains", Duration::from_secs(30), async || {
+        let s = explorer.status().await.unwrap();
+        s.block == sealed as u32
+            && s.chains.len() == 2
+            && s.chains.iter().all(|c| u64::from(c.counters.executed) == sealed)
+    })
+    .await;
+    let executed: BTreeMap<String, L1Stage> = [("1".into(), L1Stage::Executed), ("2".into(), L1Stage::Executed)].into();
+    let all = HistoryQuery::default();
+    let deposits = explorer.deposits(all.clone()).await.unwrap().items;
+    assert_eq!(deposits.len(), 3, "the matcher's, A's and B's");
+    assert!(deposits.iter().all(|d| d.l1 == executed));
+    let a_id = a.account().await.unwrap().id;
+    let mine = HistoryQuery { account: Some(a_id), ..Default::default() };
+    let withdrawals = explorer.withdrawals(mine).await.unwrap().items;
+    assert!(matches!(&withdrawals[..], [w] if matches!(w.op, Op::Withdraw(o) if o.chain == 2 && o.amount == a_eth)));
+    assert_eq!(withdrawals[0].l1, executed);
+    let trades = explorer.trades(TradeQuery { base: Some(ETH_ID), quote: Some(USDC_ID), ..Default::default() });
+    let trades = trades.await.unwrap().items;
+    let fills: Vec<_> = trades.iter().rev().map(|t| (t.price, t.base_amount, t.taker)).collect();
+    assert_eq!(fills, [(1000 * ETH, 4 * ETH / 10, a_id), (1000 * ETH, 6 * ETH / 10, a_id)]);
+    let candles = CandleQuery { base: ETH_ID, quote: USDC_ID, interval: 86_400, from: None, to: None, limit: None };
+    let volume: u128 = explorer.candles(candles).await.unwrap().iter().map(|c| c.volume).sum();
+    assert_eq!(volume, ETH);
 }
