@@ -92,12 +92,7 @@ pub enum BenchCommand {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))
-}
+use crate::node_cmd::runtime;
 
 fn phases(p: &Phases) -> String {
     format!(

@@ -33,14 +33,33 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
     filter
 }
 
+/// The multi-threaded runtime every long-running command runs on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))
+}
+
+/// A service's first stdout line: where to reach its JSON-RPC API (scripts and tests read it).
+pub fn print_endpoints(addr: std::net::SocketAddr) {
+    println!("{}", serde_json::json!({ "rpc": format!("http://{addr}"), "ws": format!("ws://{addr}") }));
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn terminated() -> Result<(), Failure> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Failure::Failed(e.to_string()))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| Failure::Failed(e.to_string())),
+        _ = term.recv() => Ok(()),
+    }
+}
+
 pub fn run_node(config: PathBuf) -> Result<ExitCode, Failure> {
     let config = zkl_node::NodeConfig::load(&config).map_err(|e| Failure::Usage(e.to_string()))?;
     init_logs();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
-    rt.block_on(async {
+    runtime()?.block_on(async {
         let services = match &config.provers {
             // Prover workers are served: check their proofs with the block circuit's key (set up
             // now, with a progress display, the first time) and hand them replayed witnesses.

@@ -61,11 +61,7 @@ pub fn run_prover(args: ProverArgs) -> Result<ExitCode, Failure> {
         .or_else(|| std::env::var("ZKL_PROVER_TOKEN").ok())
         .ok_or_else(|| Failure::Usage("--token (or ZKL_PROVER_TOKEN) is required".into()))?;
     crate::node_cmd::init_logs();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
-    rt.block_on(async {
+    crate::node_cmd::runtime()?.block_on(async {
         let (stop, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;

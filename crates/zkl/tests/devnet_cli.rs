@@ -158,3 +158,25 @@ async fn devnet_starts_prints_endpoints_and_stops_on_ctrl_c() {
     }
     assert!(std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_err(), "PostgreSQL still running");
 }
+
+/// `zkl indexer` without a reachable database exits with one line; without one, with usage.
+#[test]
+fn indexer_reports_an_unreachable_or_missing_database_in_one_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let database = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let out = Command::new(env!("CARGO_BIN_EXE_zkl"))
+        .args(["indexer", "--node", "http://127.0.0.1:1", "--database", &database])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().last().unwrap().starts_with("error: database: "), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_zkl"))
+        .args(["indexer", "--node", "http://127.0.0.1:1"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--database"));
+}
