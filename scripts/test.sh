@@ -21,5 +21,7 @@ scripts/setup-l1.sh
 step "PostgreSQL (the indexer's tests)"
 scripts/setup-postgres.sh
 step "tests"
-cargo test --workspace --locked
+# Unit and integration tests and the binary's; not the examples (clippy --all-targets compiles
+# them) nor doc tests (the docs have no Rust examples).
+cargo test --workspace --locked --lib --bins --tests
 step "done"

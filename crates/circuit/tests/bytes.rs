@@ -1,6 +1,6 @@
 //! Bit/byte decompositions, packed amounts and fees, SHA-256 and the block commitment.
 
-mod common;
+use crate::common;
 
 use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField, UniformRand};
 use ark_r1cs_std::GR1CSVar;

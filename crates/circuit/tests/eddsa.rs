@@ -1,7 +1,7 @@
 //! EdDSA-Poseidon gadget against `zkl_crypto::eddsa`: the circuit accepts exactly what the
 //! native strict verifier accepts.
 
-mod common;
+use crate::common;
 
 use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField, UniformRand};
 use ark_r1cs_std::alloc::AllocVar;

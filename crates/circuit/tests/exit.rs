@@ -6,7 +6,7 @@
 //! Each check synthesises the whole circuit (57k constraints): about 2 s per check in the test
 //! profile.
 
-mod common;
+use crate::common;
 
 use ark_ff::{AdditiveGroup, Field};
 use num_bigint::BigUint;

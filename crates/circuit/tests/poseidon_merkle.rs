@@ -1,6 +1,6 @@
 //! Poseidon and quad Merkle gadgets against `zkl_crypto` and a native sparse quad tree.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -9,7 +9,8 @@ use zkl_contracts::bindings::ZkLink::{self, ZkLinkErrors};
 use zkl_contracts::bindings::{MisbehavingToken, PoseidonT6, ReentrantReceiver, ReturnBomb, TestERC20, TestVerifier};
 use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, L2Block, send, signer};
 
-mod common;
+use crate::assert_revert;
+use crate::common;
 use common::*;
 
 fn no_fee() -> u128 {

@@ -11,7 +11,8 @@ use zkl_contracts::bindings::ZkLink::StoredBlockInfo;
 use zkl_contracts::block::final_digest;
 use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, L2Block, send, signer};
 
-mod common;
+use crate::assert_revert;
+use crate::common;
 use common::*;
 
 /// Commits, proves and relays both ways one block on both chains; returns the stored infos.

@@ -9,7 +9,8 @@ use zkl_contracts::bindings::ZkLink::ZkLinkErrors;
 use zkl_contracts::bindings::{ReentrantToken, RejectingReceiver, TestERC20};
 use zkl_contracts::deploy::{Chain, ETH_TOKEN_ID, L2Block, TEST_PROOF_CAPACITY, send, signer};
 
-mod common;
+use crate::assert_revert;
+use crate::common;
 use common::*;
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! admission refusal, cancels and reservations; and an engine restored from its store is the
 //! engine it was.
 
-mod common;
+use crate::common;
 
 use common::{LOT, TICK, View, World};
 use proptest::prelude::*;

@@ -3,7 +3,7 @@
 //! state machine (`zkl-state`, the node's rules) executes without error; afterwards every slot
 //! holds what the book says is left of its order, and no token was created or lost.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -4,9 +4,9 @@
 //! typed error that leaves the state unchanged.
 //!
 //! CI runs proptest's default 256 cases per property; a long run:
-//! `PROPTEST_CASES=1000000 cargo test --release -p zkl-state --test fuzz`.
+//! `PROPTEST_CASES=1000000 cargo test --release -p zkl-state --test state fuzz::`.
 
-mod common;
+use crate::common;
 
 use common::World;
 use proptest::prelude::*;

@@ -1,6 +1,6 @@
 //! The golden scenario of docs/protocol.md section 14: fixed keys, fixed transactions, and the
 //! resulting roots and commitments, which other implementations check themselves against.
-//! `ZKL_PRINT_GOLDEN=1 cargo test -p zkl-state --test golden -- --nocapture` prints the lines.
+//! `ZKL_PRINT_GOLDEN=1 cargo test -p zkl-state --test state golden:: -- --nocapture` prints the lines.
 
 use zkl_crypto::field::fr_to_hex;
 use zkl_state::testkit::*;

@@ -6,7 +6,7 @@
 //! - the state rebuilt from the blocks' pubdata alone, committing after every op, has the same
 //!   root after every block as the deferred, batched computation.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,6 +1,7 @@
 //! Every transaction's happy path and every rejection (each leaves the state unchanged).
 
-mod common;
+use crate::assert_rejected;
+use crate::common;
 
 use common::World;
 use zkl_state::testkit::*;

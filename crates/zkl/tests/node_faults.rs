@@ -14,7 +14,7 @@ use zkl_contracts::deploy::Chain;
 use zkl_node::NodeConfig;
 use zkl_wallet::Wallet;
 
-mod common;
+use crate::common;
 use common::{NodeProc, start};
 
 const ADMIN: &str = "operator";

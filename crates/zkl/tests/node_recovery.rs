@@ -11,7 +11,7 @@ use zkl_node::NodeConfig;
 use zkl_state::testkit::{ETH, ONE, User, deposit};
 use zkl_types::{SignedTx, Tx};
 
-mod common;
+use crate::common;
 use common::start;
 
 async fn eth_balance(c: &HttpClient, who: &User) -> (u32, u128) {
