@@ -342,7 +342,8 @@ pub async fn trades(db: &Client, q: &TradeQuery, limit: u32) -> Result<Page<Trad
              t.quote_amount::text, t.maker, t.maker_sub, t.taker, t.taker_sub, t.maker_is_sell \
              FROM trades t JOIN ops o ON o.pos = t.pos \
              WHERE t.pos < $1 AND ($2::int IS NULL OR t.base = $2) AND ($3::int IS NULL OR t.quote = $3) \
-             AND ($4::bigint IS NULL OR t.maker = $4 OR t.taker = $4) ORDER BY t.pos DESC LIMIT $5",
+             AND ($4::bigint IS NULL OR t.pos IN (SELECT a.pos FROM op_accounts a \
+               WHERE a.account = $4 AND a.kind = 'order_matching' AND a.pos < $1)) ORDER BY t.pos DESC LIMIT $5",
             &[&before, &base, &quote, &account, &(i64::from(limit) + 1)],
         )
         .await
@@ -372,21 +373,35 @@ pub async fn trades(db: &Client, q: &TradeQuery, limit: u32) -> Result<Page<Trad
     Ok(page(items, limit, |t| t.pos))
 }
 
-/// A pair's candles (the last `limit` of the range), oldest first.
+/// A pair's candles of the last `limit` intervals of the range, oldest first. Only those
+/// intervals are read (an explorer query never scans a pair's whole history); without an end,
+/// the range ends with the pair's last trade.
 pub async fn candles(db: &Client, q: &CandleQuery, limit: u32) -> Result<Vec<Candle>, IndexerError> {
+    let (base, quote) = (i32::from(q.base), i32::from(q.quote));
     let interval = i64::from(q.interval);
-    let from = q.from.map_or(0, |t| t.min(i64::MAX as u64) as i64);
-    let to = q.to.map_or(i64::MAX, |t| t.min(i64::MAX as u64) as i64);
+    let to = match q.to {
+        Some(t) => t.min(i64::MAX as u64 / 2) as i64,
+        None => db
+            .query_one(
+                "SELECT COALESCE(MAX(time), -1) + 1 FROM trades WHERE base = $1 AND quote = $2",
+                &[&base, &quote],
+            )
+            .await
+            .map_err(IndexerError::db)?
+            .get::<_, i64>(0),
+    };
+    // The end of the interval holding the range's last second, and `limit` intervals back.
+    let end = if to <= 0 { 0 } else { ((to - 1) / interval + 1) * interval };
+    let from = q.from.map_or(0, |t| t.min(i64::MAX as u64 / 2) as i64).max(end - i64::from(limit) * interval);
     let rows = db
         .query(
-            "SELECT start, open, high, low, close, volume, quote_volume, trades FROM ( \
-               SELECT (time / $3) * $3 AS start, \
-                 ((array_agg(price ORDER BY pos))[1])::text AS open, MAX(price)::text AS high, \
-                 MIN(price)::text AS low, ((array_agg(price ORDER BY pos DESC))[1])::text AS close, \
-                 SUM(base_amount)::text AS volume, SUM(quote_amount)::text AS quote_volume, COUNT(*) AS trades \
-               FROM trades WHERE base = $1 AND quote = $2 AND time >= $4 AND time < $5 \
-               GROUP BY 1 ORDER BY 1 DESC LIMIT $6) c ORDER BY start",
-            &[&i32::from(q.base), &i32::from(q.quote), &interval, &from, &to, &i64::from(limit)],
+            "SELECT (time / $3) * $3 AS start, \
+               ((array_agg(price ORDER BY pos))[1])::text AS open, MAX(price)::text AS high, \
+               MIN(price)::text AS low, ((array_agg(price ORDER BY pos DESC))[1])::text AS close, \
+               SUM(base_amount)::text AS volume, SUM(quote_amount)::text AS quote_volume, COUNT(*) AS trades \
+             FROM trades WHERE base = $1 AND quote = $2 AND time >= $4 AND time < $5 \
+             GROUP BY 1 ORDER BY 1",
+            &[&base, &quote, &interval, &from, &to],
         )
         .await
         .map_err(IndexerError::db)?;

@@ -308,6 +308,12 @@ async fn indexed_history_rebuilds_the_node_state_and_agrees_with_its_blocks() {
         candles.iter().map(|c| (c.start, (c.volume, c.quote_volume, c.trades))).collect();
     assert_eq!(got, expected_candles);
     assert!(candles.iter().all(|c| (c.open, c.high, c.low, c.close) == (PRICE, PRICE, PRICE, PRICE)));
+    // Only the last `limit` intervals of the range; none before the first trade.
+    let q = |limit, to| CandleQuery { base: ETH, quote: USDC, interval: 60, from: None, to, limit };
+    let last = api.candles(q(Some(1), None)).await.unwrap();
+    assert_eq!(last, candles[candles.len() - 1..]);
+    let first = trades.iter().map(|t| t.timestamp).min().unwrap();
+    assert_eq!(api.candles(q(None, Some(first))).await.unwrap(), []);
     let taker = trades[0].taker;
     let theirs = api.trades(TradeQuery { account: Some(taker), ..Default::default() }).await.unwrap();
     assert!(!theirs.items.is_empty());

@@ -194,10 +194,10 @@ pub struct CandleQuery {
     /// Unix time (s), inclusive; default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<u64>,
-    /// Unix time (s), exclusive; default: no end.
+    /// Unix time (s), exclusive; default: just after the pair's last trade.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<u64>,
-    /// The last `limit` candles of the range: default 100, at most 1,000.
+    /// How many intervals, the last of the range: default 100, at most 1,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
