@@ -72,23 +72,21 @@ async fn step(db: &mut Client, node: &HttpClient) -> Result<bool, IndexerError> 
     let mut last = 0;
     let mut root = String::new();
     if let Some((number, stored)) = db::last_block(db).await? {
-        let mut keep = number;
-        let mut kept_root = stored;
+        let (mut keep, mut ours) = (number, Some(stored));
         while keep > 0 {
-            let ours = db::root_of(db, keep).await?;
             let theirs = node_block(node, keep).await?.map(|b| b.new_root);
             if ours.is_some() && ours == theirs {
-                kept_root = ours.unwrap_or_default();
                 break;
             }
             keep -= 1;
+            ours = db::root_of(db, keep).await?;
         }
         if keep < number {
             let gone = db::rewind(db, keep).await?;
             tracing::warn!("indexer: the node no longer has blocks {}..={number}: forgot {gone}", keep + 1);
         }
         last = keep;
-        root = kept_root;
+        root = ours.unwrap_or_default();
     }
 
     let end = tip.min(last.saturating_add(BLOCKS_PER_STEP));
