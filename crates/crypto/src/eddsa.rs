@@ -14,6 +14,8 @@
 use ark_ff::{BigInteger, PrimeField};
 use blake_hash::{Blake512, Digest};
 use num_bigint::BigUint;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 use ark_ec::AffineRepr;
 
@@ -102,6 +104,9 @@ fn challenge(r8: &Point, a: &Point, msg: &Fr) -> Scalar {
     Scalar::from_le_bytes_mod_order(&hm.into_bigint().to_bytes_le())
 }
 
+/// Packed public keys [`PublicKey::from_packed`] remembers at most (then it starts afresh).
+pub const KEY_CACHE: usize = 1 << 16;
+
 /// A public key: a point of the prime-order subgroup (checked at construction).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PublicKey(Point);
@@ -112,12 +117,24 @@ impl PublicKey {
         Point::new_in_subgroup(x, y).map(Self).map_err(SignatureError::PublicKey)
     }
 
-    /// From circomlibjs' packed form (`packPoint`).
+    /// From circomlibjs' packed form (`packPoint`). Decompression and the subgroup check cost
+    /// about 90 µs, and every order and tx a process reads names its signer's key again: keys
+    /// that passed are remembered (at most [`KEY_CACHE`] of them, per process), rejected
+    /// encodings are checked again each time.
     pub fn from_packed(bytes: &[u8; 32]) -> Result<Self, SignatureError> {
+        static KEYS: LazyLock<Mutex<HashMap<[u8; 32], PublicKey>>> = LazyLock::new(Default::default);
+        if let Some(key) = KEYS.lock().unwrap_or_else(|p| p.into_inner()).get(bytes) {
+            return Ok(*key);
+        }
         let p = Point::unpack(bytes).map_err(SignatureError::PublicKey)?;
         if !p.is_in_subgroup() {
             return Err(SignatureError::PublicKey(PointError::NotInSubgroup));
         }
+        let mut keys = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= KEY_CACHE {
+            keys.clear();
+        }
+        keys.insert(*bytes, Self(p));
         Ok(Self(p))
     }
 
@@ -261,6 +278,10 @@ mod tests {
         let t = Point::new(Fr::ZERO, -Fr::ONE).unwrap();
         let a_t = a.add(&t);
         assert_eq!(PublicKey::from_coords(a_t.x(), a_t.y()), Err(SignatureError::PublicKey(PointError::NotInSubgroup)));
+        assert_eq!(PublicKey::from_packed(&a_t.pack()), Err(SignatureError::PublicKey(PointError::NotInSubgroup)));
+        // Remembering accepted keys changes no verdict: asked again, after the valid key.
+        assert_eq!(PublicKey::from_packed(&a.pack()), Ok(PublicKey(a)));
+        assert_eq!(PublicKey::from_packed(&a.pack()), Ok(PublicKey(a)));
         assert_eq!(PublicKey::from_packed(&a_t.pack()), Err(SignatureError::PublicKey(PointError::NotInSubgroup)));
     }
 

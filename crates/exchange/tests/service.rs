@@ -175,6 +175,13 @@ async fn orders_trade_through_the_node_and_market_data_follows() {
     assert!(book.snapshot && book.bids.is_empty() && book.asks.is_empty());
     let before: Vec<AccountInfo> = futures_all(&net).await;
 
+    // An order from an account the node does not have is refused as such, not as the node
+    // being unreachable.
+    let ghost = net.users[1].order(9_999, 0, 0, ETH, USDC, LOT, 100_000 * TICK, true);
+    let err = c.place_order(net.request(1, ghost, TimeInForce::Gtc)).await.unwrap_err();
+    let rejected = |e: &jsonrpsee::core::ClientError| matches!(e, jsonrpsee::core::ClientError::Call(o) if o.code() == codes::REJECTED && o.message() == "account 9999 has no L2 key");
+    assert!(rejected(&err), "{err}");
+
     // Two asks rest; a bid crossing both takes the better one whole and the other in part.
     let a = c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
     let b = c.place_order(net.request(2, net.order(2, 0, true, 100_100, 10), TimeInForce::Gtc)).await.unwrap();

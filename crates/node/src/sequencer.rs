@@ -434,6 +434,15 @@ impl Sequencer {
         Ok(())
     }
 
+    /// Makes `batch` durable, then publishes its events.
+    fn commit(&mut self, batch: Batch) -> Result<(), StorageError> {
+        let started = Instant::now();
+        self.storage.commit(batch)?;
+        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.publish();
+        Ok(())
+    }
+
     /// Publishes the events of durable work.
     fn publish(&mut self) {
         for event in self.outbox.drain(..) {
@@ -736,20 +745,26 @@ impl Sequencer {
                         }
                     }
                 }
-                if self.halt.is_none()
-                    && self.block_started.is_some_and(|t| t.elapsed() >= self.block_time)
-                    && !state.pending_ops().is_empty()
-                {
-                    self.seal(&mut batch, &mut state);
-                }
             }
             // Nothing is acknowledged before it is durable.
-            let started = Instant::now();
-            self.storage.commit(batch)?;
-            self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-            self.publish();
+            self.commit(batch)?;
             for reply in replies {
                 reply();
+            }
+            // A block whose time is up is sealed after the work's answers: hashing its roots
+            // takes tens of milliseconds that no sender waits for.
+            if self.halt.is_none() && self.block_started.is_some_and(|t| t.elapsed() >= self.block_time) {
+                let mut batch = Batch::default();
+                let state_lock = Arc::clone(&self.state);
+                let mut state = state_lock.write().unwrap_or_else(|p| p.into_inner());
+                let due = !state.pending_ops().is_empty();
+                if due {
+                    self.seal(&mut batch, &mut state);
+                }
+                drop(state);
+                if due {
+                    self.commit(batch)?;
+                }
             }
             if let Some((args, reply)) = rewind {
                 let _ = reply.send(self.rewind(args));

@@ -1,6 +1,9 @@
 //! Signed transactions and priority requests: signature, nonce and policy checks, then the
 //! operation they become (applied through [`State::apply_op`]).
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use rayon::prelude::*;
 use zkl_crypto::PublicKey;
 use zkl_crypto::keys::{parse_canonical_eth_signature, recover_personal_signer};
@@ -13,6 +16,34 @@ use crate::state::{State, fee_of};
 /// The keys a transaction's signatures were checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedKeys(Vec<(AccountId, PublicKey)>);
+
+/// Order signatures found valid: (key, message, signature) packed. A maker order is signed once
+/// and checked in each of its fills; a fact about three values, true forever, so clones of the
+/// state share it. At most [`ORDERS_CHECKED`] are kept (then it starts afresh).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OrdersChecked(Arc<Mutex<HashSet<[u8; 128]>>>);
+
+/// How many checked order signatures the state remembers at most.
+pub const ORDERS_CHECKED: usize = 1 << 16;
+
+impl OrdersChecked {
+    fn verify(&self, key: &PublicKey, msg: &zkl_crypto::Fr, sig: &zkl_crypto::Signature) -> Result<(), TxError> {
+        let mut fact = [0u8; 128];
+        fact[..32].copy_from_slice(&key.pack());
+        fact[32..64].copy_from_slice(&zkl_crypto::field::fr_to_le_bytes(msg));
+        fact[64..].copy_from_slice(&sig.pack());
+        if self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(&fact) {
+            return Ok(());
+        }
+        key.verify(msg, sig)?;
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= ORDERS_CHECKED {
+            known.clear();
+        }
+        known.insert(fact);
+        Ok(())
+    }
+}
 
 /// `a · b` as a 256-bit (hi, lo) pair.
 fn mul_wide(a: u128, b: u128) -> (u128, u128) {
@@ -51,14 +82,13 @@ impl State {
                 if !self.is_matcher(t.matcher) {
                     return Err(TxError::MatcherNotAllowed(t.matcher));
                 }
-                for (account, m, sig) in [
-                    (t.matcher, msg, &stx.signature),
-                    (t.maker.order.account, t.maker.order.message(), &t.maker.signature),
-                    (t.taker.order.account, t.taker.order.message(), &t.taker.signature),
-                ] {
-                    let key = self.signing_key(account)?;
-                    key.verify(&m, sig)?;
-                    keys.push((account, key));
+                let key = self.signing_key(t.matcher)?;
+                key.verify(&msg, &stx.signature)?;
+                keys.push((t.matcher, key));
+                for order in [&t.maker, &t.taker] {
+                    let key = self.signing_key(order.order.account)?;
+                    self.orders_checked.verify(&key, &order.order.message(), &order.signature)?;
+                    keys.push((order.order.account, key));
                 }
             }
             other => {

@@ -87,6 +87,8 @@ pub struct State {
     pub(crate) block: Option<crate::block::PendingBlock>,
     pub(crate) block_params: crate::block::BlockParams,
     pub(crate) last_block: u32,
+    /// Order signatures already found valid (a resting order is in every fill it makes).
+    pub(crate) orders_checked: crate::exec::OrdersChecked,
 }
 
 impl State {
@@ -105,6 +107,7 @@ impl State {
             block: None,
             block_params: crate::block::BlockParams::for_capacity(64),
             last_block: 0,
+            orders_checked: Default::default(),
         };
         s.accounts.push(Account::new(fee_owner));
         if fee_owner != Address::ZERO {

@@ -501,6 +501,28 @@ fn order_matching_rejections() {
 }
 
 #[test]
+fn an_order_checked_once_is_refused_after_its_signer_changes_key() {
+    let mut w = World::funded(3);
+    let (m, a, b) = (w.id(0), w.id(1), w.id(2));
+    let price = 1_000 * ONE;
+    let maker = w.users[2].order(b, 1, 0, ETH, USDC, ONE, price, true);
+    let taker = w.users[1].order(a, 1, 0, ETH, USDC, ONE, price, false);
+    let u0 = w.users[0].clone();
+    let half = ONE / 2;
+    // The maker's signature is checked (and remembered) in its first fill.
+    w.state.execute_tx(&matching(&u0, m, maker.clone(), taker.clone(), half, (0, 0))).unwrap();
+    // Its owner moves the account to another L2 key.
+    let mut moved = w.users[2].clone();
+    let other = User::new(77);
+    (moved.l2, moved.pubkey) = (other.l2, other.pubkey);
+    let nonce = w.nonce(2);
+    w.state.execute_tx(&moved.change_pubkey(b, nonce, 1, ETH, 0)).unwrap();
+    // The order signed by the old key no longer fills.
+    let tx = matching(&u0, m, maker.clone(), taker.clone(), half, (half, half));
+    assert_rejected!(w, w.state.execute_tx(&tx), TxError::BadSignature(_));
+}
+
+#[test]
 fn blocks_respect_capacity_and_fee_token_limit() {
     let mut w = World::funded(2);
     let (a, _b) = (w.id(0), w.id(1));
