@@ -14,14 +14,14 @@
 use ark_ff::{BigInteger, PrimeField};
 use blake_hash::{Blake512, Digest};
 use num_bigint::BigUint;
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use ark_ec::AffineRepr;
 
 use crate::babyjubjub::{Point, PointError, Scalar, mul_base8, mul_base8_projective, wnaf_mul};
 use crate::field::{Fr, fr_low_bytes, fr_to_le_bytes};
 use crate::poseidon;
+use crate::remembered::Remembered;
 
 /// Why a signature, public key or encoding was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,19 +122,15 @@ impl PublicKey {
     /// that passed are remembered (at most [`KEY_CACHE`] of them, per process), rejected
     /// encodings are checked again each time.
     pub fn from_packed(bytes: &[u8; 32]) -> Result<Self, SignatureError> {
-        static KEYS: LazyLock<Mutex<HashMap<[u8; 32], PublicKey>>> = LazyLock::new(Default::default);
-        if let Some(key) = KEYS.lock().unwrap_or_else(|p| p.into_inner()).get(bytes) {
-            return Ok(*key);
+        static KEYS: LazyLock<Remembered<[u8; 32], PublicKey>> = LazyLock::new(|| Remembered::new(KEY_CACHE));
+        if let Some(key) = KEYS.get(bytes) {
+            return Ok(key);
         }
         let p = Point::unpack(bytes).map_err(SignatureError::PublicKey)?;
         if !p.is_in_subgroup() {
             return Err(SignatureError::PublicKey(PointError::NotInSubgroup));
         }
-        let mut keys = KEYS.lock().unwrap_or_else(|p| p.into_inner());
-        if keys.len() >= KEY_CACHE {
-            keys.clear();
-        }
-        keys.insert(*bytes, Self(p));
+        KEYS.insert(*bytes, Self(p));
         Ok(Self(p))
     }
 

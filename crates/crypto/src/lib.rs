@@ -8,6 +8,7 @@ pub mod eddsa;
 pub mod field;
 pub mod keys;
 pub mod poseidon;
+pub mod remembered;
 
 pub use eddsa::{PrivateKey, PubKeyHash, PublicKey, Signature, SignatureError};
 pub use field::{FieldParseError, Fr, fr_to_hex, parse_fr};

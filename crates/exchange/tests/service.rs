@@ -179,8 +179,10 @@ async fn orders_trade_through_the_node_and_market_data_follows() {
     // being unreachable.
     let ghost = net.users[1].order(9_999, 0, 0, ETH, USDC, LOT, 100_000 * TICK, true);
     let err = c.place_order(net.request(1, ghost, TimeInForce::Gtc)).await.unwrap_err();
-    let rejected = |e: &jsonrpsee::core::ClientError| matches!(e, jsonrpsee::core::ClientError::Call(o) if o.code() == codes::REJECTED && o.message() == "account 9999 has no L2 key");
-    assert!(rejected(&err), "{err}");
+    assert!(
+        matches!(&err, jsonrpsee::core::ClientError::Call(o) if o.code() == codes::REJECTED && o.message() == "account 9999 has no L2 key"),
+        "{err}"
+    );
 
     // Two asks rest; a bid crossing both takes the better one whole and the other in part.
     let a = c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();

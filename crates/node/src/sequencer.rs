@@ -757,14 +757,11 @@ impl Sequencer {
                 let mut batch = Batch::default();
                 let state_lock = Arc::clone(&self.state);
                 let mut state = state_lock.write().unwrap_or_else(|p| p.into_inner());
-                let due = !state.pending_ops().is_empty();
-                if due {
+                if !state.pending_ops().is_empty() {
                     self.seal(&mut batch, &mut state);
                 }
                 drop(state);
-                if due {
-                    self.commit(batch)?;
-                }
+                self.commit(batch)?;
             }
             if let Some((args, reply)) = rewind {
                 let _ = reply.send(self.rewind(args));

@@ -1,12 +1,12 @@
 //! Signed transactions and priority requests: signature, nonce and policy checks, then the
 //! operation they become (applied through [`State::apply_op`]).
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use zkl_crypto::PublicKey;
 use zkl_crypto::keys::{parse_canonical_eth_signature, recover_personal_signer};
+use zkl_crypto::remembered::Remembered;
 use zkl_types::op::*;
 use zkl_types::*;
 
@@ -20,11 +20,17 @@ pub struct VerifiedKeys(Vec<(AccountId, PublicKey)>);
 /// Order signatures found valid: (key, message, signature) packed. A maker order is signed once
 /// and checked in each of its fills; a fact about three values, true forever, so clones of the
 /// state share it. At most [`ORDERS_CHECKED`] are kept (then it starts afresh).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct OrdersChecked(Arc<Mutex<HashSet<[u8; 128]>>>);
+#[derive(Debug, Clone)]
+pub(crate) struct OrdersChecked(Arc<Remembered<[u8; 128], ()>>);
 
 /// How many checked order signatures the state remembers at most.
 pub const ORDERS_CHECKED: usize = 1 << 16;
+
+impl Default for OrdersChecked {
+    fn default() -> Self {
+        Self(Arc::new(Remembered::new(ORDERS_CHECKED)))
+    }
+}
 
 impl OrdersChecked {
     fn verify(&self, key: &PublicKey, msg: &zkl_crypto::Fr, sig: &zkl_crypto::Signature) -> Result<(), TxError> {
@@ -32,15 +38,10 @@ impl OrdersChecked {
         fact[..32].copy_from_slice(&key.pack());
         fact[32..64].copy_from_slice(&zkl_crypto::field::fr_to_le_bytes(msg));
         fact[64..].copy_from_slice(&sig.pack());
-        if self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(&fact) {
-            return Ok(());
+        if self.0.get(&fact).is_none() {
+            key.verify(msg, sig)?;
+            self.0.insert(fact, ());
         }
-        key.verify(msg, sig)?;
-        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if known.len() >= ORDERS_CHECKED {
-            known.clear();
-        }
-        known.insert(fact);
         Ok(())
     }
 }
