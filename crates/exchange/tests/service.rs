@@ -421,11 +421,12 @@ async fn matches_in_flight_at_a_crash_are_settled_once_on_restart() {
     }
 }
 
-/// Orders that wait while the engine settles a batch are served together: a maker filled by
-/// one of them is checked for the next against its slot as the batch's matches leave it, and
-/// every fill of the batch is accepted by the node.
+/// The engine does not wait for the node: while a batch's matches are held on their way to the
+/// node, an order that rests is admitted and answered, and later orders are matched against the
+/// ask as the fills in flight leave it (checked against its slot as those fills leave it); every
+/// fill is accepted by the node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_served_in_one_batch_see_each_others_fills() {
+async fn orders_admitted_while_matches_are_in_flight_see_them() {
     let dir = tempfile::tempdir().unwrap();
     let net = Net::start(dir.path()).await;
     let racing = Racing::new(&net);
@@ -440,6 +441,9 @@ async fn orders_served_in_one_batch_see_each_others_fills() {
         tokio::spawn(async move { c.place_order(req).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let resting = c.place_order(net.request(2, net.order(2, 0, false, 99_000, 3), TimeInForce::Gtc)).await.unwrap();
+    assert_eq!(resting.order.status, OrderStatus::Open);
+    assert!(!first.is_finished(), "the resting order is answered while the earlier match is held");
     let mut later = Vec::new();
     for (who, slot) in [(4, 0), (3, 1), (4, 1)] {
         let (c, req) = (ws(&ex).await, net.request(who, net.order(who, slot, false, 100_000, 3), TimeInForce::Gtc));

@@ -1,13 +1,15 @@
 //! The exchange's one engine thread: it owns the engine and its store and serves requests in
 //! batches: it reads the node for them, logs every change before it answers or sends a match,
-//! hands the batch's matches to the node and waits for the node's answers before it takes the
-//! next batch, and publishes market data. Requests reach it over a bounded channel; the API's
-//! handlers await the reply.
+//! hands each batch's matches to the settler thread, which sends them to the node in order, and
+//! takes the next batch while the node judges them (the matches in flight laid over what the node
+//! says); the node's answers come back as a command, are logged, and only then answered and
+//! published. Requests reach it over a bounded channel; the API's handlers await the reply.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 use tokio::runtime::Handle;
@@ -29,6 +31,14 @@ pub const BATCH: usize = 512;
 
 /// Trades kept per pair for `exchange_trades` (the indexer keeps the whole history).
 pub const TRADES_KEPT: usize = 10_000;
+
+/// Matches handed to the node and not answered yet beyond which new orders are refused as
+/// "busy" (the node takes no work, e.g. while settlement is halted).
+pub const MAX_IN_FLIGHT: usize = 10_000;
+
+/// How long a stopping engine waits for the node's answers to the matches in flight (those it
+/// does not get are looked up on the node at the next start).
+const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// A failed request: an API error code and a one-line message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +97,15 @@ pub enum Command {
         quote: TokenId,
         reply: Reply<(DepthUpdate, broadcast::Receiver<Market>)>,
     },
+    /// The node's answers to the matches of job `job` (from the settler thread), and their tx
+    /// hashes.
+    Judged {
+        job: u64,
+        outcomes: Outcomes,
+        hashes: Vec<String>,
+    },
+    /// Answer what is in flight, then end the thread (the API is closed).
+    Stop,
 }
 
 /// The handlers' side of the engine thread.
@@ -145,21 +164,101 @@ fn parse_pkh(text: &str) -> Option<PubKeyHash> {
     (bytes != [0; 20]).then_some(PubKeyHash(bytes))
 }
 
-/// The node read through its API, each account at most once per batch of requests, and the
-/// matches of the batch not yet answered by the node laid over it: their slots as they will be,
-/// and what their traders give taken off their balances (what they receive is not counted until
-/// the node has it, so an admission never relies on a fill that may be refused).
+/// One order's side of a match handed to the node and not answered yet.
+#[derive(Debug, Clone, Copy)]
+struct Leg {
+    job: u64,
+    /// The order slot as the node holds it just before the fill, and as the fill leaves it.
+    before: (Nonce, u128),
+    after: (Nonce, u128),
+    /// What the trader gives in the fill.
+    token: TokenId,
+    give: u128,
+}
+
+/// The matches handed to the node and not answered yet, per trader and order slot in the order
+/// they were sent, laid over what the node says: each slot as the fills will leave it, and what
+/// each trader gives taken off its balance (what it receives is not counted until the node has
+/// it, so an admission never relies on a fill that may be refused). A read of the node may
+/// already show some of them executed: a slot's fills form a chain of states, and the slot the
+/// node shows is the `before` of the first fill it has not executed (all count as not executed
+/// when the node shows none of the chain's states).
+#[derive(Debug, Default)]
+struct InFlight {
+    legs: HashMap<(AccountId, SubAccountId), HashMap<SlotId, VecDeque<Leg>>>,
+    matches: usize,
+}
+
+impl InFlight {
+    fn add(&mut self, job: u64, m: &OrderMatching) {
+        for (order, residue_before) in [(&m.maker, m.maker_residue_before), (&m.taker, m.taker_residue_before)] {
+            let o = &order.order;
+            let left = if residue_before == 0 { o.amount } else { residue_before };
+            let rest = left.saturating_sub(m.base_fill);
+            let after = if rest == 0 { (o.nonce.saturating_add(1), 0) } else { (o.nonce, rest) };
+            let (token, give) = if o.is_sell { (o.base, m.base_fill) } else { (o.quote, m.quote_fill) };
+            let leg = Leg { job, before: (o.nonce, residue_before), after, token, give };
+            self.legs.entry((o.account, o.sub)).or_default().entry(o.slot).or_default().push_back(leg);
+        }
+        self.matches += 1;
+    }
+
+    /// The node judged the `matches` of job `job`: the oldest in flight (jobs are judged in order).
+    fn judged(&mut self, job: u64, matches: usize) {
+        self.legs.retain(|_, slots| {
+            slots.retain(|_, chain| {
+                while chain.front().is_some_and(|l| l.job <= job) {
+                    chain.pop_front();
+                }
+                !chain.is_empty()
+            });
+            !slots.is_empty()
+        });
+        self.matches = self.matches.saturating_sub(matches);
+    }
+
+    /// The slot as the fills in flight leave it; `None` if none is in flight.
+    fn slot(&self, account: AccountId, sub: SubAccountId, slot: SlotId) -> Option<(Nonce, u128)> {
+        self.legs.get(&(account, sub))?.get(&slot)?.back().map(|l| l.after)
+    }
+
+    /// What the fills in flight that `node` (the account as read) has not executed yet take
+    /// from the trader's `token`.
+    fn giving(&self, account: AccountId, sub: SubAccountId, token: TokenId, node: Option<&AccountInfo>) -> u128 {
+        let Some(slots) = self.legs.get(&(account, sub)) else { return 0 };
+        let mut out = 0u128;
+        for (&slot, chain) in slots {
+            let now = node.map(|a| {
+                let s = a.order_slot(sub, slot);
+                (s.nonce, s.residue)
+            });
+            let first_pending = match now {
+                Some(now) if chain.back().is_some_and(|l| l.after == now) => chain.len(),
+                Some(now) => chain.iter().position(|l| l.before == now).unwrap_or(0),
+                None => 0,
+            };
+            out = chain
+                .iter()
+                .skip(first_pending)
+                .filter(|l| l.token == token)
+                .fold(out, |a, l| a.saturating_add(l.give));
+        }
+        out
+    }
+}
+
+/// The node read through its API, each account at most once per batch of requests, with the
+/// matches in flight ([`InFlight`]) laid over it.
 struct Fetched<'a, N> {
     node: &'a N,
     rt: &'a Handle,
     cache: RefCell<HashMap<AccountId, Option<AccountInfo>>>,
-    gives: HashMap<(AccountId, SubAccountId, TokenId), u128>,
-    slots: HashMap<(AccountId, SubAccountId, SlotId), (Nonce, u128)>,
+    flight: InFlight,
 }
 
 impl<'a, N: NodeClient> Fetched<'a, N> {
-    fn new(node: &'a N, rt: &'a Handle) -> Self {
-        Self { node, rt, cache: RefCell::new(HashMap::new()), gives: HashMap::new(), slots: HashMap::new() }
+    fn new(node: &'a N, rt: &'a Handle, flight: InFlight) -> Self {
+        Self { node, rt, cache: RefCell::new(HashMap::new()), flight }
     }
 
     fn with<T>(&self, id: AccountId, f: impl FnOnce(Option<&AccountInfo>) -> T) -> Result<T, Unavailable> {
@@ -180,19 +279,6 @@ impl<'a, N: NodeClient> Fetched<'a, N> {
             }
         }
     }
-
-    /// Lays `m` (handed to the node, not yet answered) over the node's state.
-    fn in_flight(&mut self, m: &OrderMatching) {
-        for (order, residue_before) in [(&m.maker, m.maker_residue_before), (&m.taker, m.taker_residue_before)] {
-            let o = &order.order;
-            let left = if residue_before == 0 { o.amount } else { residue_before };
-            let after = left.saturating_sub(m.base_fill);
-            let slot = if after == 0 { (o.nonce.saturating_add(1), 0) } else { (o.nonce, after) };
-            self.slots.insert((o.account, o.sub, o.slot), slot);
-            let (token, amount) = if o.is_sell { (o.base, m.base_fill) } else { (o.quote, m.quote_fill) };
-            *self.gives.entry((o.account, o.sub, token)).or_default() += amount;
-        }
-    }
 }
 
 impl<N: NodeClient> NodeView for Fetched<'_, N> {
@@ -200,11 +286,13 @@ impl<N: NodeClient> NodeView for Fetched<'_, N> {
         self.with(account, |a| a.and_then(|a| parse_pkh(&a.pubkey_hash)))
     }
     fn balance(&self, account: AccountId, sub: SubAccountId, token: TokenId) -> Result<u128, Unavailable> {
-        let given = self.gives.get(&(account, sub, token)).copied().unwrap_or(0);
-        self.with(account, |a| a.map_or(0, |a| a.balance(sub, token)).saturating_sub(given))
+        self.with(account, |a| {
+            let giving = self.flight.giving(account, sub, token, a);
+            a.map_or(0, |a| a.balance(sub, token)).saturating_sub(giving)
+        })
     }
     fn slot(&self, account: AccountId, sub: SubAccountId, slot: SlotId) -> Result<(Nonce, u128), Unavailable> {
-        if let Some(&s) = self.slots.get(&(account, sub, slot)) {
+        if let Some(s) = self.flight.slot(account, sub, slot) {
             return Ok(s);
         }
         self.with(account, |a| {
@@ -262,7 +350,7 @@ fn broken(acc: &Accepted, outcomes: &Outcomes) -> BTreeMap<OrderId, String> {
 pub struct Core<N> {
     engine: Engine,
     store: Store,
-    node: N,
+    node: Arc<N>,
     rt: Handle,
     key: PrivateKey,
     market: broadcast::Sender<Market>,
@@ -271,10 +359,30 @@ pub struct Core<N> {
     trade_seq: u64,
     /// The store failed: the engine may be ahead of it, so the thread stops.
     failed: bool,
+    /// The matches handed to the settler and not answered yet, laid over the node's state.
+    flight: InFlight,
+    /// The placements whose matches are in flight, per job in the order sent, with their replies.
+    pending: VecDeque<Pending>,
+    next_job: u64,
+    /// To the settler thread (started by [`Self::run`]).
+    jobs: Option<Sender<Job>>,
 }
 
 /// How a placement's matches fared at the node: `None` accepted, `Some(reason)` refused.
-type Outcomes = Vec<Option<String>>;
+pub type Outcomes = Vec<Option<String>>;
+
+/// One batch's matches, for the settler to send.
+struct Job {
+    id: u64,
+    matches: Vec<OrderMatching>,
+}
+
+/// The placements of one job, waiting for the node's answers.
+struct Pending {
+    job: u64,
+    placements: Vec<Accepted>,
+    replies: Vec<Reply<PlaceResult>>,
+}
 
 /// What settling one placement left for its answer: how the node answered its matches, their
 /// tx hashes, the orders the node's refusals broke ([`broken`]) and those of them the engine
@@ -286,16 +394,110 @@ struct Settled {
     gone: Vec<(OrderId, LiveOrder, String)>,
 }
 
+/// The `OrderMatching` txs of `matches` signed by `key`, and their hashes (in parallel).
+fn sign_all(matches: &[OrderMatching], key: &PrivateKey) -> (Vec<SignedTx>, Vec<String>) {
+    matches.par_iter().map(|m| signed_matching(m, key)).unzip()
+}
+
+/// The settler thread: sends each job's matches to the node in order (the jobs waiting when it
+/// is free in one call) and posts the node's answers back to the engine thread as
+/// [`Command::Judged`]. Ends when the engine drops its side of `jobs` or stops listening.
+fn settler<N: NodeClient>(
+    node: Arc<N>,
+    rt: Handle,
+    key: PrivateKey,
+    jobs: Receiver<Job>,
+    answers: SyncSender<Command>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while let Ok(job) = jobs.try_recv() {
+            group.push(job);
+        }
+        let all: Vec<OrderMatching> = group.iter().flat_map(|j| j.matches.iter().cloned()).collect();
+        let (txs, hashes) = sign_all(&all, &key);
+        let outcomes = settle(&*node, &rt, &txs, &hashes, false);
+        let (mut outcomes, mut hashes) = (outcomes.into_iter(), hashes.into_iter());
+        for job in group {
+            let n = job.matches.len();
+            let judged = Command::Judged {
+                job: job.id,
+                outcomes: outcomes.by_ref().take(n).collect(),
+                hashes: hashes.by_ref().take(n).collect(),
+            };
+            if answers.send(judged).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Hands `txs` (with their `hashes`) to the node, in order, until it has judged each: a tx
+/// whose fate is unknown (`unsure`: it may have been sent before a restart; or the node could
+/// not be reached) is looked up before it is sent (again), so none is sent twice and none is
+/// lost; while the node takes no work (settlement halted) the matches wait, they are not
+/// refused.
+fn settle<N: NodeClient>(node: &N, rt: &Handle, txs: &[SignedTx], hashes: &[String], mut unsure: bool) -> Outcomes {
+    let mut outcomes: Outcomes = Vec::with_capacity(txs.len());
+    let mut wait = Duration::from_millis(100);
+    while outcomes.len() < txs.len() {
+        let next = outcomes.len();
+        if unsure {
+            match rt.block_on(node.status(&hashes[next])) {
+                Ok(Some(TxStatus::Rejected { reason })) => {
+                    outcomes.push(Some(reason));
+                    continue;
+                }
+                Ok(Some(_)) => {
+                    outcomes.push(None);
+                    continue;
+                }
+                Ok(None) => unsure = false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the node cannot be reached; retrying");
+                    back_off(&mut wait);
+                    continue;
+                }
+            }
+        }
+        let batch = txs[next..txs.len().min(next + 1000)].to_vec();
+        match rt.block_on(node.send_batch(batch)) {
+            Ok(results) => {
+                wait = Duration::from_millis(100);
+                for r in results {
+                    match r {
+                        BatchResult::Accepted { .. } => outcomes.push(None),
+                        BatchResult::Rejected { error, retry: false } => outcomes.push(Some(error)),
+                        // Not judged (settlement halted, the sequencer stopped): the rest
+                        // waits for the node, in order.
+                        BatchResult::Rejected { error, retry: true } => {
+                            tracing::warn!(%error, "the node takes no work now; waiting to send the matches");
+                            back_off(&mut wait);
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sending matches failed; looking them up");
+                unsure = true;
+                back_off(&mut wait);
+            }
+        }
+    }
+    outcomes
+}
+
 impl<N: NodeClient> Core<N> {
-    /// The engine rebuilt from the store; the matches of a placement that were in flight when
-    /// the service stopped are resolved with the node (accepted ones kept, lost ones sent again,
-    /// refused ones handled) before anything else.
+    /// The engine rebuilt from the store; the matches of the placements that were in flight
+    /// when the service stopped are resolved with the node (accepted ones kept, lost ones sent
+    /// again, refused ones handled) before anything else.
     pub fn open(engine: Engine, store: Store, node: N, rt: Handle, key: PrivateKey) -> Result<Self, String> {
         let (market, _) = broadcast::channel(65_536);
         let mut core = Self {
             engine,
             store,
-            node,
+            node: Arc::new(node),
             rt,
             key,
             market,
@@ -303,6 +505,10 @@ impl<N: NodeClient> Core<N> {
             trades: HashMap::new(),
             trade_seq: 0,
             failed: false,
+            flight: InFlight::default(),
+            pending: VecDeque::new(),
+            next_job: 0,
+            jobs: None,
         };
         let events = core.store.events().map_err(|e| e.to_string())?;
         let mut in_flight: BTreeMap<OrderId, Accepted> = BTreeMap::new();
@@ -327,7 +533,10 @@ impl<N: NodeClient> Core<N> {
         if !in_flight.is_empty() {
             let placements: Vec<Accepted> = in_flight.into_values().collect();
             tracing::info!(placements = placements.len(), "resolving matches in flight at the last stop");
-            core.settle_placements(placements, true).map_err(|e| e.message)?;
+            let matches: Vec<OrderMatching> = placements.iter().flat_map(|a| a.matches.iter().cloned()).collect();
+            let (txs, hashes) = sign_all(&matches, &core.key);
+            let outcomes = settle(&*core.node, &core.rt, &txs, &hashes, true);
+            core.conclude(placements, outcomes, hashes).map_err(|e| e.message)?;
         }
         Ok(core)
     }
@@ -336,11 +545,26 @@ impl<N: NodeClient> Core<N> {
         self.market.clone()
     }
 
-    /// Serves commands until every sender is gone, in batches: the requests waiting when the
-    /// thread is free (at most [`BATCH`]) are admitted in arrival order, their events logged in
-    /// one commit, all their matches handed to the node at once, the node's answers logged in a
-    /// second commit, and only then answered.
-    pub fn run(mut self, commands: Receiver<Command>) {
+    /// Serves commands until [`Command::Stop`] or until every sender is gone, in batches: the
+    /// requests waiting when the thread is free (at most [`BATCH`]) are admitted in arrival
+    /// order, their events logged in one commit and their matches handed to the settler; the
+    /// node's answers ([`Command::Judged`]) are logged in a second commit, and only then are
+    /// the placements answered. `own` is a sender of `commands` for the settler's answers.
+    pub fn run(mut self, commands: Receiver<Command>, own: SyncSender<Command>) {
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let (node, rt, key) = (self.node.clone(), self.rt.clone(), self.key.clone());
+        let settler = std::thread::Builder::new()
+            .name("exchange-settler".into())
+            .spawn(move || settler(node, rt, key, queue, own));
+        let settler = match settler {
+            Ok(handle) => handle,
+            Err(e) => {
+                tracing::error!(error = %e, "the exchange's settler thread cannot start");
+                return;
+            }
+        };
+        self.jobs = Some(jobs);
+        let mut stopping = false;
         while let Ok(first) = commands.recv() {
             let mut batch = vec![first];
             while batch.len() < BATCH {
@@ -349,16 +573,74 @@ impl<N: NodeClient> Core<N> {
                     Err(_) => break,
                 }
             }
-            self.serve(batch);
+            let mut requests = Vec::with_capacity(batch.len());
+            for command in batch {
+                match command {
+                    Command::Judged { job, outcomes, hashes } => self.judged(job, outcomes, hashes),
+                    Command::Stop => stopping = true,
+                    other => requests.push(other),
+                }
+            }
+            if !self.failed && !requests.is_empty() {
+                self.serve(requests);
+            }
             if self.failed {
                 tracing::error!("the exchange's store failed; the exchange stops (restart it to replay its store)");
                 return;
+            }
+            if stopping {
+                break;
+            }
+        }
+        // Stopping: no more jobs; the answers to those in flight are logged and answered (those
+        // not back within STOP_WAIT are looked up at the next start).
+        self.jobs = None;
+        let deadline = Instant::now() + STOP_WAIT;
+        while !self.pending.is_empty() && !self.failed {
+            match commands.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Command::Judged { job, outcomes, hashes }) => self.judged(job, outcomes, hashes),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if self.pending.is_empty() {
+            let _ = settler.join();
+        }
+    }
+
+    /// The node's answers to job `job`: its placements concluded and answered.
+    fn judged(&mut self, job: u64, outcomes: Outcomes, hashes: Vec<String>) {
+        let Some(p) = self.pending.pop_front() else { return };
+        debug_assert_eq!(p.job, job, "jobs are answered in order");
+        self.flight.judged(job, outcomes.len());
+        self.answer(p.placements, p.replies, outcomes, hashes);
+    }
+
+    /// Concludes `placements` with the node's answers and sends their results.
+    fn answer(
+        &mut self,
+        placements: Vec<Accepted>,
+        replies: Vec<Reply<PlaceResult>>,
+        outcomes: Outcomes,
+        hashes: Vec<String>,
+    ) {
+        match self.conclude(placements, outcomes, hashes) {
+            Ok(results) => {
+                for (result, reply) in results.into_iter().zip(replies) {
+                    let _ = reply.send(Ok(result));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
             }
         }
     }
 
     fn serve(&mut self, batch: Vec<Command>) {
-        let mut view = Fetched::new(&self.node, &self.rt);
+        let job = self.next_job;
+        let mut view = Fetched::new(&*self.node, &self.rt, std::mem::take(&mut self.flight));
         // Before the engine's sequential work: the orders' signatures in parallel, and the
         // accounts of their traders read from the node concurrently.
         let signed: Vec<bool> = batch
@@ -384,12 +666,18 @@ impl<N: NodeClient> Core<N> {
                 Command::Place(_, reply) if !signed => {
                     let _ = reply.send(Err(EngineError::BadSignature.into()));
                 }
+                Command::Place(_, reply) if view.flight.matches >= MAX_IN_FLIGHT => {
+                    let _ = reply.send(Err(ApiError::new(
+                        codes::UNAVAILABLE,
+                        "the exchange is busy: its matches wait for the node; retry",
+                    )));
+                }
                 Command::Place(req, reply) => match self.engine.submit_checked(*req, &view) {
                     Ok(mut acc) => {
                         acc.at_ms = now_ms();
                         events.push(acc.event());
                         for m in &acc.matches {
-                            view.in_flight(m);
+                            view.flight.add(job, m);
                         }
                         placed.push((acc, reply));
                     }
@@ -439,9 +727,11 @@ impl<N: NodeClient> Core<N> {
                     let r = self.snapshot(base, quote, usize::MAX).map(|s| (s, self.market.subscribe()));
                     let _ = reply.send(r);
                 }
+                // Taken out of the batch by `run`.
+                Command::Judged { .. } | Command::Stop => {}
             }
         }
-        drop(view);
+        self.flight = view.flight;
         // Durable before anyone hears of it or any match leaves.
         if !events.is_empty()
             && let Err(e) = self.log(&events)
@@ -460,19 +750,26 @@ impl<N: NodeClient> Core<N> {
             let _ = self.market.send(Market::Account(o.account, AccountUpdate::Order(info.clone())));
             let _ = reply.send(Ok(info));
         }
-        let (placements, replies): (Vec<Accepted>, Vec<Reply<PlaceResult>>) = placed.into_iter().unzip();
-        match self.settle_placements(placements, false) {
-            Ok(results) => {
-                for (result, reply) in results.into_iter().zip(replies) {
-                    let _ = reply.send(Ok(result));
-                }
-            }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
+        // Placements that matched nothing are answered now; the others when the node has
+        // judged their matches.
+        let (matched, resting): (Vec<_>, Vec<_>) = placed.into_iter().partition(|(acc, _)| !acc.matches.is_empty());
+        let (placements, replies): (Vec<Accepted>, Vec<Reply<PlaceResult>>) = resting.into_iter().unzip();
+        self.answer(placements, replies, Vec::new(), Vec::new());
+        if matched.is_empty() {
+            return;
         }
+        let (placements, replies): (Vec<Accepted>, Vec<Reply<PlaceResult>>) = matched.into_iter().unzip();
+        let matches: Vec<OrderMatching> = placements.iter().flat_map(|a| a.matches.iter().cloned()).collect();
+        self.next_job += 1;
+        self.pending.push_back(Pending { job, placements, replies });
+        if let Some(jobs) = &self.jobs
+            && jobs.send(Job { id: job, matches }).is_ok()
+        {
+            return;
+        }
+        // The settler is gone (it cannot be while the engine runs): these wait for the next
+        // start, which looks them up.
+        tracing::error!("the exchange's settler thread ended; matches wait for a restart");
     }
 
     fn pair_exists(&self, base: TokenId, quote: TokenId) -> Result<(), ApiError> {
@@ -494,14 +791,15 @@ impl<N: NodeClient> Core<N> {
         })
     }
 
-    /// Hands the matches of `placements` (logged) to the node and waits for its answers (looking
-    /// each up first when `unsure`: after a restart), removes the orders refused fills broke,
-    /// logs the answers and the removals in one commit, and publishes what changed; the
-    /// placements' results, in order.
-    fn settle_placements(&mut self, placements: Vec<Accepted>, unsure: bool) -> Result<Vec<PlaceResult>, ApiError> {
-        let (txs, hashes): (Vec<SignedTx>, Vec<String>) =
-            placements.iter().flat_map(|a| &a.matches).map(|m| signed_matching(m, &self.key)).unzip();
-        let outcomes = if txs.is_empty() { Vec::new() } else { self.settle(&txs, &hashes, unsure) };
+    /// Takes the node's answers (`outcomes`, per match of `placements` in order, with their tx
+    /// `hashes`): removes the orders refused fills broke, logs the answers and the removals in
+    /// one commit, and publishes what changed; the placements' results, in order.
+    fn conclude(
+        &mut self,
+        placements: Vec<Accepted>,
+        outcomes: Outcomes,
+        hashes: Vec<String>,
+    ) -> Result<Vec<PlaceResult>, ApiError> {
         let (mut outcomes, mut hashes) = (outcomes.into_iter(), hashes.into_iter());
         let mut events = Vec::new();
         let mut settled = Vec::new();
@@ -526,61 +824,6 @@ impl<N: NodeClient> Core<N> {
             self.log(&events)?;
         }
         Ok(placements.iter().zip(&settled).map(|(acc, settled)| self.publish(acc, settled)).collect())
-    }
-
-    /// Hands `txs` (with their `hashes`) to the node, in order, until it has judged each: a tx whose fate is
-    /// unknown (`unsure`: it may have been sent before a restart; or the node could not be
-    /// reached) is looked up before it is sent (again), so none is sent twice and none is lost;
-    /// while the node takes no work (settlement halted) the matches wait, they are not refused.
-    fn settle(&self, txs: &[SignedTx], hashes: &[String], mut unsure: bool) -> Outcomes {
-        let mut outcomes: Outcomes = Vec::with_capacity(txs.len());
-        let mut wait = Duration::from_millis(100);
-        while outcomes.len() < txs.len() {
-            let next = outcomes.len();
-            if unsure {
-                match self.rt.block_on(self.node.status(&hashes[next])) {
-                    Ok(Some(TxStatus::Rejected { reason })) => {
-                        outcomes.push(Some(reason));
-                        continue;
-                    }
-                    Ok(Some(_)) => {
-                        outcomes.push(None);
-                        continue;
-                    }
-                    Ok(None) => unsure = false,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the node cannot be reached; retrying");
-                        back_off(&mut wait);
-                        continue;
-                    }
-                }
-            }
-            let batch = txs[next..txs.len().min(next + 1000)].to_vec();
-            match self.rt.block_on(self.node.send_batch(batch)) {
-                Ok(results) => {
-                    wait = Duration::from_millis(100);
-                    for r in results {
-                        match r {
-                            BatchResult::Accepted { .. } => outcomes.push(None),
-                            BatchResult::Rejected { error, retry: false } => outcomes.push(Some(error)),
-                            // Not judged (settlement halted, the sequencer stopped): the rest
-                            // waits for the node, in order.
-                            BatchResult::Rejected { error, retry: true } => {
-                                tracing::warn!(%error, "the node takes no work now; waiting to send the matches");
-                                back_off(&mut wait);
-                                break;
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "sending matches failed; looking them up");
-                    unsure = true;
-                    back_off(&mut wait);
-                }
-            }
-        }
-        outcomes
     }
 
     /// Records the accepted fills of `acc` (their txs' `hashes`) as trades; returns them.
@@ -738,5 +981,62 @@ impl<N: NodeClient> Core<N> {
         }
         let live = engine.cancel(o.account, req.id)?;
         Ok(info(req.id, &live, OrderStatus::Cancelled, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zkl_rpc_api::{Balance, OrderSlotInfo};
+    use zkl_state::testkit::{ETH, ONE, USDC, User};
+
+    /// Account 10 as the node shows it: `eth` ETH, order slot 0 at `slot` (nonce, residue).
+    fn seller(eth: u128, slot: (Nonce, u128)) -> AccountInfo {
+        AccountInfo {
+            id: 10,
+            owner: Default::default(),
+            nonce: 0,
+            pubkey_hash: String::new(),
+            balances: vec![Balance { sub: 0, token: ETH, amount: eth }],
+            order_slots: vec![OrderSlotInfo { sub: 0, slot: 0, nonce: slot.0, residue: slot.1 }],
+        }
+    }
+
+    /// An ask of 10 ETH filled by 4, then by the other 6, in two jobs: until the node answers,
+    /// its slot as read tells which fills it has executed, and only the others are taken off
+    /// the balance; a slot state outside the chain counts them all; answered jobs leave.
+    #[test]
+    fn fills_in_flight_count_until_the_node_shows_them() {
+        let (s, b) = (User::new(1), User::new(2));
+        let ask = s.order(10, 0, 0, ETH, USDC, 10 * ONE, 1000 * ONE, true);
+        let bid = |slot| b.order(11, slot, 0, ETH, USDC, 10 * ONE, 1000 * ONE, false);
+        let fill = |base, residue, bid| OrderMatching {
+            matcher: 2,
+            maker: ask.clone(),
+            taker: bid,
+            base_fill: base * ONE,
+            quote_fill: base * 1000 * ONE,
+            maker_residue_before: residue,
+            taker_residue_before: 0,
+        };
+        let mut flight = InFlight::default();
+        flight.add(0, &fill(4, 0, bid(0)));
+        flight.add(1, &fill(6, 6 * ONE, bid(1)));
+        assert_eq!(flight.slot(10, 0, 0), Some((1, 0)), "the slot as both fills leave it");
+        let giving = |f: &InFlight, slot| f.giving(10, 0, ETH, Some(&seller(100 * ONE, slot)));
+        assert_eq!(giving(&flight, (0, 0)), 10 * ONE, "none executed");
+        assert_eq!(giving(&flight, (0, 6 * ONE)), 6 * ONE, "the first executed");
+        assert_eq!(giving(&flight, (1, 0)), 0, "both executed");
+        assert_eq!(giving(&flight, (0, 3 * ONE)), 10 * ONE, "a state outside the chain counts all");
+        assert_eq!(flight.giving(10, 0, ETH, None), 10 * ONE, "an account the node does not show");
+        assert_eq!(flight.giving(10, 0, USDC, Some(&seller(0, (0, 0)))), 0, "the seller gives ETH only");
+        assert_eq!(flight.giving(11, 0, USDC, None), 10_000 * ONE, "the buyers give USDC");
+
+        flight.judged(0, 1);
+        assert_eq!((flight.matches, giving(&flight, (0, 6 * ONE))), (1, 6 * ONE));
+        assert_eq!(flight.slot(11, 0, 0), None, "the first bid's slot has nothing in flight");
+        flight.judged(1, 1);
+        assert_eq!((flight.matches, flight.slot(10, 0, 0)), (0, None));
+        assert!(flight.legs.is_empty());
     }
 }

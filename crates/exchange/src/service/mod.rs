@@ -15,7 +15,7 @@ use zkl_crypto::{EthKey, derive_l2_key};
 use zkl_rpc_api::exchange::ExchangeApiServer;
 use zkl_types::AccountId;
 
-use self::core::{Core, CoreHandle};
+use self::core::{Command, Core, CoreHandle};
 use self::node::{HttpNode, NodeClient};
 use crate::engine::{Engine, EngineConfig, PairConfig};
 use crate::store::Store;
@@ -73,16 +73,24 @@ pub struct Exchange {
     pub addr: SocketAddr,
     handle: ServerHandle,
     core: std::thread::JoinHandle<()>,
+    /// The engine thread's queue, for [`Command::Stop`].
+    commands: std::sync::mpsc::SyncSender<Command>,
     ended: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Exchange {
-    /// Stops the API and the engine thread (after the request it is serving).
+    /// Stops the API, then the engine thread (after the requests it is serving and the node's
+    /// answers to the matches in flight, waited for at most 10 s: those not back are looked up
+    /// on the node at the next start).
     pub async fn stop(self) {
         let _ = self.handle.stop();
         self.handle.stopped().await;
-        // The server's handlers held the last command senders; the thread ends with them.
-        let _ = tokio::task::spawn_blocking(move || self.core.join()).await;
+        let (commands, core) = (self.commands, self.core);
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = commands.send(Command::Stop);
+            core.join()
+        })
+        .await;
     }
 
     /// Resolves when the engine thread has ended on its own (its store failed): the process
@@ -135,6 +143,7 @@ pub async fn start_with<N: NodeClient>(config: ExchangeConfig, node: N) -> Resul
     // The engine thread replays the store (it may call the node) before it serves.
     let rt = tokio::runtime::Handle::current();
     let (commands, receiver) = std::sync::mpsc::sync_channel(config.max_queue);
+    let own = commands.clone();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let key = derived.l2_private_key;
     let (ended_tx, ended) = tokio::sync::oneshot::channel();
@@ -144,7 +153,7 @@ pub async fn start_with<N: NodeClient>(config: ExchangeConfig, node: N) -> Resul
             match Core::open(engine, store, node, rt, key) {
                 Ok(core) => {
                     let _ = ready_tx.send(Ok(core.market()));
-                    core.run(receiver);
+                    core.run(receiver, own);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -160,8 +169,8 @@ pub async fn start_with<N: NodeClient>(config: ExchangeConfig, node: N) -> Resul
 
     let server = Server::builder().build(config.listen).await.map_err(|e| ServiceError::Rpc(e.to_string()))?;
     let addr = server.local_addr().map_err(|e| ServiceError::Rpc(e.to_string()))?;
-    let api = api::Api::new(CoreHandle { commands, market }, &config.pairs);
+    let api = api::Api::new(CoreHandle { commands: commands.clone(), market }, &config.pairs);
     let handle = server.start(api.into_rpc());
     tracing::info!(%addr, "exchange api listening");
-    Ok(Exchange { addr, handle, core, ended: Some(ended) })
+    Ok(Exchange { addr, handle, core, commands, ended: Some(ended) })
 }

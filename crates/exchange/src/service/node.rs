@@ -11,7 +11,7 @@ use crate::engine::Unavailable;
 
 /// What the exchange asks the node.
 #[allow(async_fn_in_trait)]
-pub trait NodeClient: Send + 'static {
+pub trait NodeClient: Send + Sync + 'static {
     /// Account `id` as the node holds it after every tx it accepted; `None` if there is none.
     async fn account(&self, id: AccountId) -> Result<Option<AccountInfo>, Unavailable>;
     /// Hands txs to the node in order; the node's answer to each.
