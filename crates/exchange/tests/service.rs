@@ -19,7 +19,7 @@ use zkl_rpc_api::exchange::{
 };
 use zkl_rpc_api::{AccountInfo, AdminApiClient, BatchResult, TxStatus, ZklApiClient};
 use zkl_state::testkit::{ETH, ONE, USDC, User, deposit};
-use zkl_types::{Op, SignedOrder, SignedTx, Tx};
+use zkl_types::{Op, OrderMatching, SignedOrder, SignedTx, Tx};
 
 /// ETH/USDC: ticks of 0.01 USDC, lots of 0.0001 ETH.
 const TICK: u128 = ONE / 100;
@@ -419,6 +419,66 @@ async fn matches_in_flight_at_a_crash_are_settled_once_on_restart() {
         c.cancel_order(CancelRequest { id: o.id, pubkey: net.users[1].pubkey, signature: sig }).await.unwrap();
         ex.stop().await;
     }
+}
+
+/// Two placements in flight at a crash: the node refused the first one's match (it keeps no
+/// record of a refusal) and accepted the second's. The restarted exchange counts the first
+/// refused and the second accepted and sends neither again (sent again, the second would be
+/// refused, its fill recorded as lost although the node executed it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_match_before_an_accepted_one_at_a_crash_is_not_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::start(dir.path()).await;
+    let config = net.config(dir.path());
+    let ex = start_with(config.clone(), Racing::new(&net)).await.unwrap();
+    let c = ws(&ex).await;
+    c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
+    c.place_order(net.request(2, net.order(2, 0, true, 100_100, 10), TimeInForce::Gtc)).await.unwrap();
+    ex.stop().await;
+
+    // The crash: two bids admitted, each taking one ask whole; their matches left the exchange.
+    let submitted = |who: usize, price| Event::Submitted {
+        request: Box::new(net.request(who, net.order(who, 0, false, price, 10), TimeInForce::Gtc)),
+        left: 10 * LOT,
+        fresh: true,
+        removed: vec![],
+        at_ms: 1,
+    };
+    let path = config.data_dir.join("exchange.redb");
+    let matches: Vec<OrderMatching> = {
+        let store = Store::open(&path).unwrap();
+        let mut engine = restore(EngineConfig { matcher: MATCHER, pairs: config.pairs.clone() }, &store).unwrap();
+        let mut out = Vec::new();
+        for event in [submitted(3, 100_000), submitted(4, 100_100)] {
+            store.append(&event).unwrap();
+            out.extend(engine.replay(&event).unwrap().unwrap().matches);
+        }
+        out
+    };
+    assert_eq!(matches.len(), 2);
+    // Trader 1 moved its ETH away first: the node refuses the first match, accepts the second.
+    let nonce = net.account(1).await.nonce;
+    let all = net.account(1).await.balance(0, ETH);
+    net.http.send_tx(net.users[1].transfer(net.ids[1], net.users[0].address, ETH, all, 0, nonce)).await.unwrap();
+    let signed = matches.iter().map(|m| Tx::OrderMatching(Box::new(m.clone())).sign(&net.users[0].l2)).collect();
+    let judged = net.http.send_batch(signed).await.unwrap();
+    assert!(matches!(judged[..], [BatchResult::Rejected { .. }, BatchResult::Accepted { .. }]), "{judged:?}");
+    let seller = net.account(2).await.balance(0, ETH);
+
+    let ex = start_with(config.clone(), Racing::new(&net)).await.unwrap();
+    let c = ws(&ex).await;
+    let trades = c.trades(ETH, USDC, None, None).await.unwrap();
+    assert_eq!(trades.iter().map(|t| t.tx_hash.clone()).collect::<Vec<_>>(), [matching_hash(&matches[1])]);
+    assert!(c.orders(net.ids[1]).await.unwrap().is_empty(), "the refused fill's ask is removed");
+    assert!(c.orders(net.ids[2]).await.unwrap().is_empty(), "the accepted fill's ask is filled");
+    assert_eq!(net.account(2).await.balance(0, ETH), seller, "the accepted match executed once");
+    ex.stop().await;
+    let events = Store::open(&path).unwrap().events().unwrap();
+    let refused: Vec<Vec<u32>> = events
+        .iter()
+        .filter_map(|e| if let Event::Settled { refused, .. } = e { Some(refused.clone()) } else { None })
+        .collect();
+    assert_eq!(refused, [vec![0], vec![]]);
 }
 
 /// The engine does not wait for the node: while a batch's matches are held on their way to the

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -366,6 +367,8 @@ pub struct Core<N> {
     next_job: u64,
     /// To the settler thread (started by [`Self::run`]).
     jobs: Option<Sender<Job>>,
+    /// Tells the settler to give up (the engine is stopping).
+    cancel: Arc<AtomicBool>,
 }
 
 /// How a placement's matches fared at the node: `None` accepted, `Some(reason)` refused.
@@ -401,13 +404,15 @@ fn sign_all(matches: &[OrderMatching], key: &PrivateKey) -> (Vec<SignedTx>, Vec<
 
 /// The settler thread: sends each job's matches to the node in order (the jobs waiting when it
 /// is free in one call) and posts the node's answers back to the engine thread as
-/// [`Command::Judged`]. Ends when the engine drops its side of `jobs` or stops listening.
+/// [`Command::Judged`]. Ends when the engine drops its side of `jobs`, stops listening, or sets
+/// `cancel` (between tries: a job cut short is looked up on the node at the next start).
 fn settler<N: NodeClient>(
     node: Arc<N>,
     rt: Handle,
     key: PrivateKey,
     jobs: Receiver<Job>,
     answers: SyncSender<Command>,
+    cancel: Arc<AtomicBool>,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
@@ -416,7 +421,7 @@ fn settler<N: NodeClient>(
         }
         let all: Vec<OrderMatching> = group.iter().flat_map(|j| j.matches.iter().cloned()).collect();
         let (txs, hashes) = sign_all(&all, &key);
-        let outcomes = settle(&*node, &rt, &txs, &hashes, false);
+        let Some(outcomes) = settle(&*node, &rt, &txs, &hashes, false, &cancel) else { return };
         let (mut outcomes, mut hashes) = (outcomes.into_iter(), hashes.into_iter());
         for job in group {
             let n = job.matches.len();
@@ -432,33 +437,48 @@ fn settler<N: NodeClient>(
     }
 }
 
-/// Hands `txs` (with their `hashes`) to the node, in order, until it has judged each: a tx
-/// whose fate is unknown (`unsure`: it may have been sent before a restart; or the node could
-/// not be reached) is looked up before it is sent (again), so none is sent twice and none is
-/// lost; while the node takes no work (settlement halted) the matches wait, they are not
-/// refused.
-fn settle<N: NodeClient>(node: &N, rt: &Handle, txs: &[SignedTx], hashes: &[String], mut unsure: bool) -> Outcomes {
+/// Hands `txs` (with their `hashes`) to the node, in order, until it has judged each; while the
+/// node takes no work (settlement halted) the matches wait, they are not refused. When their
+/// fate is unknown (`unsure`: they may have been sent before a restart; or the node could not be
+/// reached) every tx left is looked up first, so none is sent twice and none is lost: the node
+/// keeps a record of the txs it accepted, not of those it refused, and judges txs in the order
+/// sent (the exchange sends a tx only once those before it are judged), so an unknown tx before
+/// a known one was refused, and only the unknown txs after the last known one are sent again.
+fn settle<N: NodeClient>(
+    node: &N,
+    rt: &Handle,
+    txs: &[SignedTx],
+    hashes: &[String],
+    mut unsure: bool,
+    cancel: &AtomicBool,
+) -> Option<Outcomes> {
     let mut outcomes: Outcomes = Vec::with_capacity(txs.len());
     let mut wait = Duration::from_millis(100);
     while outcomes.len() < txs.len() {
+        if cancel.load(Ordering::Relaxed) {
+            return None;
+        }
         let next = outcomes.len();
         if unsure {
-            match rt.block_on(node.status(&hashes[next])) {
-                Ok(Some(TxStatus::Rejected { reason })) => {
-                    outcomes.push(Some(reason));
-                    continue;
-                }
-                Ok(Some(_)) => {
-                    outcomes.push(None);
-                    continue;
-                }
-                Ok(None) => unsure = false,
+            let lookups = hashes[next..].iter().map(|h| node.status(h));
+            let found: Result<Vec<Option<TxStatus>>, Unavailable> =
+                rt.block_on(futures_util::future::join_all(lookups)).into_iter().collect();
+            let found = match found {
+                Ok(found) => found,
                 Err(e) => {
                     tracing::warn!(error = %e, "the node cannot be reached; retrying");
                     back_off(&mut wait);
                     continue;
                 }
-            }
+            };
+            let judged = found.iter().rposition(Option::is_some).map_or(0, |last| last + 1);
+            outcomes.extend(found.into_iter().take(judged).map(|status| match status {
+                Some(TxStatus::Rejected { reason }) => Some(reason),
+                Some(_) => None,
+                None => Some("the node refused it (it judged a later match)".to_string()),
+            }));
+            unsure = false;
+            continue;
         }
         let batch = txs[next..txs.len().min(next + 1000)].to_vec();
         match rt.block_on(node.send_batch(batch)) {
@@ -485,7 +505,7 @@ fn settle<N: NodeClient>(node: &N, rt: &Handle, txs: &[SignedTx], hashes: &[Stri
             }
         }
     }
-    outcomes
+    Some(outcomes)
 }
 
 impl<N: NodeClient> Core<N> {
@@ -509,6 +529,7 @@ impl<N: NodeClient> Core<N> {
             pending: VecDeque::new(),
             next_job: 0,
             jobs: None,
+            cancel: Arc::default(),
         };
         let events = core.store.events().map_err(|e| e.to_string())?;
         let mut in_flight: BTreeMap<OrderId, Accepted> = BTreeMap::new();
@@ -535,7 +556,8 @@ impl<N: NodeClient> Core<N> {
             tracing::info!(placements = placements.len(), "resolving matches in flight at the last stop");
             let matches: Vec<OrderMatching> = placements.iter().flat_map(|a| a.matches.iter().cloned()).collect();
             let (txs, hashes) = sign_all(&matches, &core.key);
-            let outcomes = settle(&*core.node, &core.rt, &txs, &hashes, true);
+            let outcomes =
+                settle(&*core.node, &core.rt, &txs, &hashes, true, &AtomicBool::new(false)).expect("not cancelled");
             core.conclude(placements, outcomes, hashes).map_err(|e| e.message)?;
         }
         Ok(core)
@@ -552,10 +574,10 @@ impl<N: NodeClient> Core<N> {
     /// the placements answered. `own` is a sender of `commands` for the settler's answers.
     pub fn run(mut self, commands: Receiver<Command>, own: SyncSender<Command>) {
         let (jobs, queue) = std::sync::mpsc::channel();
-        let (node, rt, key) = (self.node.clone(), self.rt.clone(), self.key.clone());
+        let (node, rt, key, cancel) = (self.node.clone(), self.rt.clone(), self.key.clone(), self.cancel.clone());
         let settler = std::thread::Builder::new()
             .name("exchange-settler".into())
-            .spawn(move || settler(node, rt, key, queue, own));
+            .spawn(move || settler(node, rt, key, queue, own, cancel));
         let settler = match settler {
             Ok(handle) => handle,
             Err(e) => {
@@ -564,6 +586,18 @@ impl<N: NodeClient> Core<N> {
             }
         };
         self.jobs = Some(jobs);
+        self.serve_until_stopped(&commands);
+        // No more jobs; the settler gives up what it has not sent (the next start looks it up)
+        // and ends before the engine does, so a restart never races it.
+        self.jobs = None;
+        self.cancel.store(true, Ordering::Relaxed);
+        drop(commands);
+        let _ = settler.join();
+    }
+
+    /// [`Self::run`]'s loop: until [`Command::Stop`] (then the answers to the matches in flight,
+    /// waited for at most [`STOP_WAIT`], are logged and answered) or a store failure.
+    fn serve_until_stopped(&mut self, commands: &Receiver<Command>) {
         let mut stopping = false;
         while let Ok(first) = commands.recv() {
             let mut batch = vec![first];
@@ -576,6 +610,7 @@ impl<N: NodeClient> Core<N> {
             let mut requests = Vec::with_capacity(batch.len());
             for command in batch {
                 match command {
+                    Command::Judged { .. } if self.failed => {}
                     Command::Judged { job, outcomes, hashes } => self.judged(job, outcomes, hashes),
                     Command::Stop => stopping = true,
                     other => requests.push(other),
@@ -592,8 +627,6 @@ impl<N: NodeClient> Core<N> {
                 break;
             }
         }
-        // Stopping: no more jobs; the answers to those in flight are logged and answered (those
-        // not back within STOP_WAIT are looked up at the next start).
         self.jobs = None;
         let deadline = Instant::now() + STOP_WAIT;
         while !self.pending.is_empty() && !self.failed {
@@ -602,9 +635,6 @@ impl<N: NodeClient> Core<N> {
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
-        }
-        if self.pending.is_empty() {
-            let _ = settler.join();
         }
     }
 
@@ -884,14 +914,23 @@ impl<N: NodeClient> Core<N> {
             })
             .collect();
 
-        // The taker as it stands now.
+        // The taker as it stands now; one that rested and has left the book since (cancelled,
+        // or filled by later placements, whose updates went out before this one) as this
+        // placement left it, and not published again.
         let taker_removed = removed.iter().find(|(id, _, _)| *id == acc.id);
+        let left_since = self.engine.order(acc.id).is_none()
+            && taker_removed.is_none()
+            && !broken.contains_key(&acc.id)
+            && acc.placement.rested > 0;
         let taker_live = LiveOrder { order: req.order.clone(), fresh: acc.fresh, left: 0, tif: req.tif };
         let order = match (self.engine.order(acc.id), taker_removed) {
             (Some(live), _) => info(acc.id, live, OrderStatus::Open, None),
             (None, Some((_, live, why))) => info(acc.id, live, OrderStatus::Removed, Some(why.clone())),
             (None, None) if broken.contains_key(&acc.id) => {
                 info(acc.id, &taker_live, OrderStatus::Removed, broken.get(&acc.id).cloned())
+            }
+            (None, None) if left_since => {
+                info(acc.id, &LiveOrder { left: acc.placement.rested, ..taker_live }, OrderStatus::Open, None)
             }
             (None, None) if acc.placement.expired > 0 => {
                 info(acc.id, &LiveOrder { left: acc.placement.expired, ..taker_live }, OrderStatus::Expired, None)
@@ -943,7 +982,7 @@ impl<N: NodeClient> Core<N> {
             touched.insert((o.is_sell, o.price));
         }
         self.depth_changed(pair, &touched);
-        for info in affected.iter().chain([&order]) {
+        for info in affected.iter().chain((!left_since).then_some(&order)) {
             send(Market::Account(info.account, AccountUpdate::Order(info.clone())));
         }
         PlaceResult { order, fills, affected }

@@ -68,29 +68,37 @@ pub enum ServiceError {
     Rpc(String),
 }
 
-/// A running exchange.
+/// A running exchange. Dropped without [`Exchange::stop`], its engine thread still stops (after
+/// the requests it is serving).
 pub struct Exchange {
     pub addr: SocketAddr,
     handle: ServerHandle,
-    core: std::thread::JoinHandle<()>,
+    core: Option<std::thread::JoinHandle<()>>,
     /// The engine thread's queue, for [`Command::Stop`].
     commands: std::sync::mpsc::SyncSender<Command>,
     ended: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        let _ = self.handle.stop();
+        let _ = self.commands.try_send(Command::Stop);
+    }
+}
+
 impl Exchange {
     /// Stops the API, then the engine thread (after the requests it is serving and the node's
     /// answers to the matches in flight, waited for at most 10 s: those not back are looked up
-    /// on the node at the next start).
-    pub async fn stop(self) {
+    /// on the node at the next start, and their placements answered "the exchange stopped").
+    pub async fn stop(mut self) {
         let _ = self.handle.stop();
-        self.handle.stopped().await;
-        let (commands, core) = (self.commands, self.core);
+        let (commands, core) = (self.commands.clone(), self.core.take());
         let _ = tokio::task::spawn_blocking(move || {
             let _ = commands.send(Command::Stop);
-            core.join()
+            core.map(std::thread::JoinHandle::join)
         })
         .await;
+        self.handle.clone().stopped().await;
     }
 
     /// Resolves when the engine thread has ended on its own (its store failed): the process
@@ -172,5 +180,5 @@ pub async fn start_with<N: NodeClient>(config: ExchangeConfig, node: N) -> Resul
     let api = api::Api::new(CoreHandle { commands: commands.clone(), market }, &config.pairs);
     let handle = server.start(api.into_rpc());
     tracing::info!(%addr, "exchange api listening");
-    Ok(Exchange { addr, handle, core, commands, ended: Some(ended) })
+    Ok(Exchange { addr, handle, core: Some(core), commands, ended: Some(ended) })
 }
