@@ -397,6 +397,11 @@ struct Settled {
     gone: Vec<(OrderId, LiveOrder, String)>,
 }
 
+/// The matches of `placements`, in order.
+fn matches_of(placements: &[Accepted]) -> Vec<OrderMatching> {
+    placements.iter().flat_map(|a| a.matches.iter().cloned()).collect()
+}
+
 /// The `OrderMatching` txs of `matches` signed by `key`, and their hashes (in parallel).
 fn sign_all(matches: &[OrderMatching], key: &PrivateKey) -> (Vec<SignedTx>, Vec<String>) {
     matches.par_iter().map(|m| signed_matching(m, key)).unzip()
@@ -554,8 +559,7 @@ impl<N: NodeClient> Core<N> {
         if !in_flight.is_empty() {
             let placements: Vec<Accepted> = in_flight.into_values().collect();
             tracing::info!(placements = placements.len(), "resolving matches in flight at the last stop");
-            let matches: Vec<OrderMatching> = placements.iter().flat_map(|a| a.matches.iter().cloned()).collect();
-            let (txs, hashes) = sign_all(&matches, &core.key);
+            let (txs, hashes) = sign_all(&matches_of(&placements), &core.key);
             let outcomes =
                 settle(&*core.node, &core.rt, &txs, &hashes, true, &AtomicBool::new(false)).expect("not cancelled");
             core.conclude(placements, outcomes, hashes).map_err(|e| e.message)?;
@@ -627,7 +631,6 @@ impl<N: NodeClient> Core<N> {
                 break;
             }
         }
-        self.jobs = None;
         let deadline = Instant::now() + STOP_WAIT;
         while !self.pending.is_empty() && !self.failed {
             match commands.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -789,7 +792,7 @@ impl<N: NodeClient> Core<N> {
             return;
         }
         let (placements, replies): (Vec<Accepted>, Vec<Reply<PlaceResult>>) = matched.into_iter().unzip();
-        let matches: Vec<OrderMatching> = placements.iter().flat_map(|a| a.matches.iter().cloned()).collect();
+        let matches = matches_of(&placements);
         self.next_job += 1;
         self.pending.push_back(Pending { job, placements, replies });
         if let Some(jobs) = &self.jobs
@@ -918,12 +921,11 @@ impl<N: NodeClient> Core<N> {
         // or filled by later placements, whose updates went out before this one) as this
         // placement left it, and not published again.
         let taker_removed = removed.iter().find(|(id, _, _)| *id == acc.id);
-        let left_since = self.engine.order(acc.id).is_none()
-            && taker_removed.is_none()
-            && !broken.contains_key(&acc.id)
-            && acc.placement.rested > 0;
+        let taker_now = self.engine.order(acc.id);
+        let left_since =
+            taker_now.is_none() && taker_removed.is_none() && !broken.contains_key(&acc.id) && acc.placement.rested > 0;
         let taker_live = LiveOrder { order: req.order.clone(), fresh: acc.fresh, left: 0, tif: req.tif };
-        let order = match (self.engine.order(acc.id), taker_removed) {
+        let order = match (taker_now, taker_removed) {
             (Some(live), _) => info(acc.id, live, OrderStatus::Open, None),
             (None, Some((_, live, why))) => info(acc.id, live, OrderStatus::Removed, Some(why.clone())),
             (None, None) if broken.contains_key(&acc.id) => {
