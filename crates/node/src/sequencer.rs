@@ -251,8 +251,14 @@ impl Sequencer {
     }
 
     fn seal(&mut self, batch: &mut Batch, state: &mut State) -> u32 {
-        let timestamp = now();
         let capacity = state.fitting_capacity(&self.capacities);
+        self.seal_at(batch, state, capacity)
+    }
+
+    /// Seals the block being built at `capacity` ([`State::fitting_capacity`], decided before
+    /// its fees were credited).
+    fn seal_at(&mut self, batch: &mut Batch, state: &mut State, capacity: usize) -> u32 {
+        let timestamp = now();
         let block = state.seal_block_at(timestamp, Some(capacity));
         batch.log(self.next_seq, &LogEntry::Seal { timestamp, capacity: Some(block.capacity) });
         self.next_seq += 1;
@@ -291,7 +297,7 @@ impl Sequencer {
             result = state.execute_verified(tx, keys);
         }
         result?;
-        let hash = tx.hash();
+        let hash = keys.tx_hash();
         let seq = self.next_seq;
         self.next_seq += 1;
         batch.log(seq, &LogEntry::Tx { tx: tx.clone() });
@@ -432,6 +438,30 @@ impl Sequencer {
         self.storage.commit(batch)?;
         self.publish();
         Ok(())
+    }
+
+    /// Seals the block whose time is up. Its roots are hashed under the state's read lock, so
+    /// account reads go on meanwhile: only this thread writes the state, so nothing changes it
+    /// between the plan and its application.
+    fn seal_due(&mut self) -> Result<(), StorageError> {
+        let state_lock = Arc::clone(&self.state);
+        let capacity = {
+            let mut state = state_lock.write().unwrap_or_else(|p| p.into_inner());
+            if state.pending_ops().is_empty() {
+                return Ok(());
+            }
+            // Decided before the fees are credited (they count as the block's fee tokens).
+            let capacity = state.fitting_capacity(&self.capacities);
+            state.credit_fees();
+            capacity
+        };
+        let plan = state_lock.read().unwrap_or_else(|p| p.into_inner()).plan_commit();
+        let mut batch = Batch::default();
+        let mut state = state_lock.write().unwrap_or_else(|p| p.into_inner());
+        state.apply_commit(plan);
+        self.seal_at(&mut batch, &mut state, capacity);
+        drop(state);
+        self.commit(batch)
     }
 
     /// Makes `batch` durable, then publishes its events.
@@ -754,14 +784,7 @@ impl Sequencer {
             // A block whose time is up is sealed after the work's answers: hashing its roots
             // takes tens of milliseconds that no sender waits for.
             if self.halt.is_none() && self.block_started.is_some_and(|t| t.elapsed() >= self.block_time) {
-                let mut batch = Batch::default();
-                let state_lock = Arc::clone(&self.state);
-                let mut state = state_lock.write().unwrap_or_else(|p| p.into_inner());
-                if !state.pending_ops().is_empty() {
-                    self.seal(&mut batch, &mut state);
-                }
-                drop(state);
-                self.commit(batch)?;
+                self.seal_due()?;
             }
             if let Some((args, reply)) = rewind {
                 let _ = reply.send(self.rewind(args));

@@ -6,7 +6,15 @@ use std::sync::OnceLock;
 use zkl_crypto::{Fr, PubKeyHash, PublicKey, poseidon};
 use zkl_types::{ACCOUNT_TREE_DEPTH, Address, BALANCE_TREE_DEPTH, Nonce, ORDER_TREE_DEPTH};
 
-use crate::tree::{QuadTree, empty_hashes, empty_sub_tree};
+use crate::tree::{QuadTree, TreePlan, empty_hashes, empty_sub_tree};
+
+/// What committing one account writes: its subtrees' nodes and its new hash.
+#[derive(Debug, Clone)]
+pub(crate) struct AccountPlan {
+    balances: TreePlan,
+    orders: TreePlan,
+    pub(crate) hash: Fr,
+}
 
 /// An order slot: the nonce of the order it accepts and the unfilled base amount of that order
 /// (0 = no fill yet).
@@ -114,12 +122,20 @@ impl Account {
         self.dirty = true;
     }
 
-    /// Commits both subtrees and returns the account hash.
-    pub(crate) fn commit(&mut self) -> Fr {
-        let balance_root = self.balance_tree.commit();
-        let order_root = self.order_tree.commit();
+    /// What committing both subtrees writes, and the account hash they give, computed without
+    /// changing the account.
+    pub(crate) fn plan(&self) -> AccountPlan {
+        let (balances, orders) = (self.balance_tree.plan(&[]), self.order_tree.plan(&[]));
+        let hash = account_hash(self.nonce, &self.pubkey_hash, &self.owner, balances.root(), orders.root());
+        AccountPlan { balances, orders, hash }
+    }
+
+    /// Writes a [`Self::plan`] of this account; returns the account hash.
+    pub(crate) fn apply(&mut self, plan: AccountPlan) -> Fr {
+        self.balance_tree.apply(plan.balances);
+        self.order_tree.apply(plan.orders);
         self.dirty = false;
-        account_hash(self.nonce, &self.pubkey_hash, &self.owner, balance_root, order_root)
+        plan.hash
     }
 
     /// The account hash from committed subtrees (call after a state commit).

@@ -13,9 +13,20 @@ use zkl_types::*;
 use crate::error::TxError;
 use crate::state::{State, fee_of};
 
-/// The keys a transaction's signatures were checked against.
+/// The keys a transaction's signatures were checked against, and its hash (computed from the
+/// signed message the check needed anyway).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedKeys(Vec<(AccountId, PublicKey)>);
+pub struct VerifiedKeys {
+    keys: Vec<(AccountId, PublicKey)>,
+    hash: [u8; 32],
+}
+
+impl VerifiedKeys {
+    /// The tx hash (`SignedTx::hash`) of the tx these keys were checked for.
+    pub fn tx_hash(&self) -> [u8; 32] {
+        self.hash
+    }
+}
 
 /// Order signatures found valid: (key, message, signature) packed. A maker order is signed once
 /// and checked in each of its fills; a fact about three values, true forever, so clones of the
@@ -72,7 +83,15 @@ impl State {
     /// Checks every EdDSA signature of `stx` against the current keys (read-only, so batches
     /// can be checked in parallel).
     pub fn verify_signatures(&self, stx: &SignedTx) -> Result<VerifiedKeys, TxError> {
-        let msg = stx.tx.message();
+        // An order matching's message covers both orders' messages: each is hashed once.
+        let orders = match &stx.tx {
+            Tx::OrderMatching(t) => Some((t.maker.order.message(), t.taker.order.message())),
+            _ => None,
+        };
+        let msg = match (&stx.tx, &orders) {
+            (Tx::OrderMatching(t), Some((maker, taker))) => t.message_with(maker, taker),
+            (tx, _) => tx.message(),
+        };
         let mut keys = Vec::with_capacity(3);
         match &stx.tx {
             Tx::ChangePubKey(t) => {
@@ -86,9 +105,10 @@ impl State {
                 let key = self.signing_key(t.matcher)?;
                 key.verify(&msg, &stx.signature)?;
                 keys.push((t.matcher, key));
-                for order in [&t.maker, &t.taker] {
+                let (maker, taker) = orders.unwrap_or_default();
+                for (order, message) in [(&t.maker, maker), (&t.taker, taker)] {
                     let key = self.signing_key(order.order.account)?;
-                    self.orders_checked.verify(&key, &order.order.message(), &order.signature)?;
+                    self.orders_checked.verify(&key, &message, &order.signature)?;
                     keys.push((order.order.account, key));
                 }
             }
@@ -99,7 +119,7 @@ impl State {
                 keys.push((account, key));
             }
         }
-        Ok(VerifiedKeys(keys))
+        Ok(VerifiedKeys { keys, hash: tx_hash(&msg) })
     }
 
     /// Every address a tx names must be a (non-zero) EVM address: the contracts pay only EVM
@@ -127,7 +147,7 @@ impl State {
             Tx::ChangePubKey(t) if t.account == *account => true,
             _ => self.account(*account).and_then(|a| a.pubkey) == Some(*key),
         };
-        if !keys.0.iter().all(current) {
+        if !keys.keys.iter().all(current) {
             let fresh = self.verify_signatures(stx)?;
             return self.tx_to_op(stx, &fresh);
         }

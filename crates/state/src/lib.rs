@@ -28,5 +28,5 @@ pub use block::{BlockParams, SealedBlock};
 pub use error::TxError;
 pub use exec::VerifiedKeys;
 pub use exodus::{ExodusClaim, ExodusError, exodus_amounts};
-pub use state::State;
-pub use tree::{MerkleProof, QuadTree};
+pub use state::{CommitPlan, State};
+pub use tree::{MerkleProof, QuadTree, TreePlan};

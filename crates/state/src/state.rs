@@ -11,9 +11,16 @@ use zkl_crypto::{Fr, PubKeyHash, PublicKey};
 use zkl_types::op::*;
 use zkl_types::*;
 
-use crate::account::{Account, OrderSlot, empty_account_tree};
+use crate::account::{Account, AccountPlan, OrderSlot, empty_account_tree};
 use crate::error::TxError;
-use crate::tree::{MerkleProof, QuadTree};
+use crate::tree::{MerkleProof, QuadTree, TreePlan};
+
+/// What committing the state writes ([`State::plan_commit`]).
+#[derive(Debug, Clone)]
+pub struct CommitPlan {
+    accounts: Vec<(usize, AccountPlan)>,
+    tree: TreePlan,
+}
 
 /// One write to the state, with the value before and after. The journal of an op is its list
 /// of writes: rolled back (old values) when the op is rejected; [`State::apply_op_journaled`]
@@ -180,17 +187,27 @@ impl State {
     /// Recomputes every dirty path (balance and order trees of changed accounts in parallel,
     /// then the account tree) and returns the state root.
     pub fn commit(&mut self) -> Fr {
-        let updates: Vec<(u64, Fr)> = self
-            .accounts
-            .par_iter_mut()
-            .enumerate()
-            .filter(|(_, a)| a.dirty)
-            .map(|(i, a)| (i as u64, a.commit()))
-            .collect();
-        for (i, h) in updates {
-            self.tree.set(i, h);
+        let plan = self.plan_commit();
+        self.apply_commit(plan)
+    }
+
+    /// What [`Self::commit`] writes, computed without changing the state, so that a caller
+    /// holding it behind a lock can hash under a shared lock while others read;
+    /// [`Self::apply_commit`] writes it. Nothing may change the state in between.
+    pub fn plan_commit(&self) -> CommitPlan {
+        let accounts: Vec<(usize, AccountPlan)> =
+            self.accounts.par_iter().enumerate().filter(|(_, a)| a.dirty).map(|(i, a)| (i, a.plan())).collect();
+        let leaves: Vec<(u64, Fr)> = accounts.iter().map(|(i, p)| (*i as u64, p.hash)).collect();
+        let tree = self.tree.plan(&leaves);
+        CommitPlan { accounts, tree }
+    }
+
+    /// Writes a [`Self::plan_commit`] of this state; returns the state root.
+    pub fn apply_commit(&mut self, plan: CommitPlan) -> Fr {
+        for (i, p) in plan.accounts {
+            self.accounts[i].apply(p);
         }
-        self.tree.commit()
+        self.tree.apply(plan.tree)
     }
 
     /// The state root (commits pending changes).

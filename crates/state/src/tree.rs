@@ -58,6 +58,22 @@ impl MerkleProof {
 /// Number of parent nodes at one level above which hashing runs in parallel.
 const PARALLEL_THRESHOLD: usize = 32;
 
+/// The nodes a commit of a [`QuadTree`] writes (leaves set with the plan included), and the
+/// root they give.
+#[derive(Debug, Clone, Default)]
+pub struct TreePlan {
+    nodes: Vec<((u8, u64), Fr)>,
+    root: Fr,
+    /// The tree's dirty leaves when planned (checked when applied).
+    dirty: usize,
+}
+
+impl TreePlan {
+    pub fn root(&self) -> Fr {
+        self.root
+    }
+}
+
 /// A sparse quad tree of fixed depth. Leaves are set immediately; inner nodes are recomputed
 /// only for dirty paths, when [`QuadTree::root`] or [`QuadTree::commit`] is called.
 #[derive(Debug, Clone)]
@@ -117,36 +133,50 @@ impl QuadTree {
 
     /// Recomputes the inner nodes over dirty paths; returns the root.
     pub fn commit(&mut self) -> Fr {
-        if self.dirty.is_empty() {
-            return self.root;
+        let plan = self.plan(&[]);
+        self.apply(plan)
+    }
+
+    /// What [`Self::commit`] would write after also setting `leaves`, computed without changing
+    /// the tree (so it can run while others read it); [`Self::apply`] writes it. Nothing may
+    /// change the tree in between.
+    pub fn plan(&self, leaves: &[(u64, Fr)]) -> TreePlan {
+        let dirty = self.dirty.len();
+        if dirty == 0 && leaves.is_empty() {
+            return TreePlan { nodes: Vec::new(), root: self.root, dirty };
         }
-        let mut cur = std::mem::take(&mut self.dirty);
+        let mut fresh: HashMap<(u8, u64), Fr> = leaves.iter().map(|&(i, v)| ((0, i), v)).collect();
+        let mut cur: Vec<u64> = self.dirty.iter().copied().chain(leaves.iter().map(|(i, _)| *i)).collect();
         cur.sort_unstable();
         cur.dedup();
         for level in 0..self.depth {
             let mut parents: Vec<u64> = cur.iter().map(|i| i >> 2).collect();
             parents.dedup();
+            let node = |i: u64| fresh.get(&(level as u8, i)).copied().unwrap_or_else(|| self.node(level, i));
             let hash_parent = |p: &u64| {
                 let base = p << 2;
-                let children = [
-                    self.node(level, base),
-                    self.node(level, base + 1),
-                    self.node(level, base + 2),
-                    self.node(level, base + 3),
-                ];
-                (*p, hash_node(&children))
+                (*p, hash_node(&[node(base), node(base + 1), node(base + 2), node(base + 3)]))
             };
             let hashed: Vec<(u64, Fr)> = if parents.len() >= PARALLEL_THRESHOLD {
                 parents.par_iter().map(hash_parent).collect()
             } else {
                 parents.iter().map(hash_parent).collect()
             };
-            for (p, h) in hashed {
-                self.put(level + 1, p, h);
-            }
+            fresh.extend(hashed.into_iter().map(|(p, h)| (((level + 1) as u8, p), h)));
             cur = parents;
         }
-        self.root = self.node(self.depth, 0);
+        let root = fresh[&(self.depth as u8, 0)];
+        TreePlan { nodes: fresh.into_iter().collect(), root, dirty }
+    }
+
+    /// Writes a [`Self::plan`] of this tree; returns the root.
+    pub fn apply(&mut self, plan: TreePlan) -> Fr {
+        debug_assert_eq!(plan.dirty, self.dirty.len(), "the tree changed since it was planned");
+        for ((level, index), value) in plan.nodes {
+            self.put(usize::from(level), index, value);
+        }
+        self.dirty.clear();
+        self.root = plan.root;
         self.root
     }
 

@@ -213,6 +213,29 @@ impl Order {
     }
 }
 
+impl OrderMatching {
+    /// The matcher's signed message (`Tx::message` of this matching).
+    pub fn message(&self) -> Fr {
+        self.message_with(&self.maker.order.message(), &self.taker.order.message())
+    }
+
+    /// The matcher's signed message given both orders' messages (`Order::message`), for a
+    /// caller that needs those too and hashes each once.
+    pub fn message_with(&self, maker: &Fr, taker: &Fr) -> Fr {
+        let mut h = Writer::new();
+        h.u8(0x09).u32(self.matcher);
+        poseidon::hash_array([
+            h.to_fr(),
+            *maker,
+            *taker,
+            u(self.base_fill),
+            u(self.quote_fill),
+            u(self.maker_residue_before),
+            u(self.taker_residue_before),
+        ])
+    }
+}
+
 impl Tx {
     /// The signed message `m` of section 12.
     pub fn message(&self) -> Fr {
@@ -235,18 +258,7 @@ impl Tx {
                 h.u16(t.l2_token).u16(t.l1_token).u16(t.fee_token).u32(t.nonce);
                 poseidon::hash_array([h.to_fr(), u(t.fee)])
             }
-            Tx::OrderMatching(t) => {
-                h.u8(0x09).u32(t.matcher);
-                poseidon::hash_array([
-                    h.to_fr(),
-                    t.maker.order.message(),
-                    t.taker.order.message(),
-                    u(t.base_fill),
-                    u(t.quote_fill),
-                    u(t.maker_residue_before),
-                    u(t.taker_residue_before),
-                ])
-            }
+            Tx::OrderMatching(t) => t.message(),
         }
     }
 
