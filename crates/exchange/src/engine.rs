@@ -6,7 +6,7 @@
 //! Everything it decides is a function of the requests and of what the node said, so a store
 //! that logs both rebuilds the same engine after a restart.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use zkl_crypto::PubKeyHash;
@@ -295,8 +295,19 @@ impl Engine {
         self.submit_with(req, view, true)
     }
 
+    /// The accounts of the resting orders `req` would trade with as the book stands (its whole
+    /// amount, before any check), for a caller to read them from the node ahead of
+    /// [`Self::submit`] (which reads what it needs anyway).
+    pub fn makers_for(&self, req: &OrderRequest) -> BTreeSet<AccountId> {
+        let o = &req.order.order;
+        let Some(book) = self.books.get(&(o.base, o.quote)) else { return BTreeSet::new() };
+        let plan = book.plan(&book_order(self.next_id, &req.order, o.amount, req.tif));
+        plan.map(|p| p.fills.iter().filter_map(|f| self.live.get(&f.maker)).map(|m| m.order.order.account).collect())
+            .unwrap_or_default()
+    }
+
     /// [`Self::submit`] of a request whose signature the caller has checked with
-    /// [`OrderRequest::signature_ok`] (the service checks a batch's signatures in parallel).
+    /// [`OrderRequest::signature_ok`] (the service checks signatures on its API threads).
     pub fn submit_checked(&mut self, req: OrderRequest, view: &impl NodeView) -> Result<Accepted, EngineError> {
         self.submit_with(req, view, false)
     }

@@ -178,18 +178,21 @@ async fn orders_trade_through_the_node_and_market_data_follows() {
     // An order from an account the node does not have is refused as such, not as the node
     // being unreachable.
     let ghost = net.users[1].order(9_999, 0, 0, ETH, USDC, LOT, 100_000 * TICK, true);
-    let err = c.place_order(net.request(1, ghost, TimeInForce::Gtc)).await.unwrap_err();
+    let err = c.place_order(net.request(1, ghost, TimeInForce::Gtc), Some(true)).await.unwrap_err();
     assert!(
         matches!(&err, jsonrpsee::core::ClientError::Call(o) if o.code() == codes::REJECTED && o.message() == "account 9999 has no L2 key"),
         "{err}"
     );
 
     // Two asks rest; a bid crossing both takes the better one whole and the other in part.
-    let a = c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
-    let b = c.place_order(net.request(2, net.order(2, 0, true, 100_100, 10), TimeInForce::Gtc)).await.unwrap();
+    let a =
+        c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc), Some(true)).await.unwrap();
+    let b =
+        c.place_order(net.request(2, net.order(2, 0, true, 100_100, 10), TimeInForce::Gtc), Some(true)).await.unwrap();
     assert_eq!((a.order.status, b.order.status), (OrderStatus::Open, OrderStatus::Open));
     assert!(a.fills.is_empty() && a.order.left == 10 * LOT);
-    let bid = c.place_order(net.request(3, net.order(3, 0, false, 100_100, 15), TimeInForce::Gtc)).await.unwrap();
+    let bid =
+        c.place_order(net.request(3, net.order(3, 0, false, 100_100, 15), TimeInForce::Gtc), Some(true)).await.unwrap();
     assert_eq!(bid.order.status, OrderStatus::Filled, "{bid:?}");
     let filled: Vec<_> = bid.fills.iter().map(|f| (f.maker_order, f.base_amount, f.price, f.refused.clone())).collect();
     assert_eq!(filled, vec![(a.order.id, 10 * LOT, 100_000 * TICK, None), (b.order.id, 5 * LOT, 100_100 * TICK, None)]);
@@ -260,9 +263,13 @@ async fn orders_trade_through_the_node_and_market_data_follows() {
 
     // A post-only bid rests, an IOC that does not cross expires; the depth feed, applied to
     // the first snapshot, is the book.
-    let post = c.place_order(net.request(4, net.order(4, 0, false, 99_000, 3), TimeInForce::PostOnly)).await.unwrap();
+    let post = c
+        .place_order(net.request(4, net.order(4, 0, false, 99_000, 3), TimeInForce::PostOnly), Some(true))
+        .await
+        .unwrap();
     assert_eq!(post.order.status, OrderStatus::Open);
-    let ioc = c.place_order(net.request(4, net.order(4, 1, true, 101_000, 3), TimeInForce::Ioc)).await.unwrap();
+    let ioc =
+        c.place_order(net.request(4, net.order(4, 1, true, 101_000, 3), TimeInForce::Ioc), Some(true)).await.unwrap();
     assert_eq!((ioc.order.status, ioc.order.left), (OrderStatus::Expired, 3 * LOT));
     let now = c.book(ETH, USDC, None).await.unwrap();
     while book.seq < now.seq {
@@ -275,9 +282,10 @@ async fn orders_trade_through_the_node_and_market_data_follows() {
     assert!(now.asks.is_empty());
     let mut forged = net.order(1, 1, true, 99_000, 1);
     forged.order.price += TICK;
-    let e = c.place_order(net.request(1, forged, TimeInForce::Gtc)).await.unwrap_err();
+    let e = c.place_order(net.request(1, forged, TimeInForce::Gtc), Some(true)).await.unwrap_err();
     assert!(e.to_string().contains("bad order signature"), "{e}");
-    let post_again = c.place_order(net.request(1, net.order(1, 1, true, 99_000, 1), TimeInForce::PostOnly)).await;
+    let post_again =
+        c.place_order(net.request(1, net.order(1, 1, true, 99_000, 1), TimeInForce::PostOnly), Some(true)).await;
     assert!(post_again.unwrap_err().to_string().contains("post-only"));
     ex.stop().await;
 }
@@ -297,15 +305,17 @@ async fn a_fill_the_node_refuses_removes_its_orders_and_the_taker_can_come_back(
     let racing = Racing::new(&net);
     let ex = start_with(net.config(dir.path()), racing.clone()).await.unwrap();
     let c = ws(&ex).await;
-    let ask = c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
-    let ask2 = c.place_order(net.request(2, net.order(2, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
+    let ask =
+        c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc), Some(true)).await.unwrap();
+    let ask2 =
+        c.place_order(net.request(2, net.order(2, 0, true, 100_000, 10), TimeInForce::Gtc), Some(true)).await.unwrap();
 
     // Trader 1 sends its ETH away after the exchange checked it and before the match lands.
     let nonce = net.account(1).await.nonce;
     let all = net.account(1).await.balance(0, ETH);
     *racing.slip.lock().unwrap() = Some(net.users[1].transfer(net.ids[1], net.users[0].address, ETH, all, 0, nonce));
     let bid_order = net.order(3, 0, false, 100_000, 15);
-    let bid = c.place_order(net.request(3, bid_order.clone(), TimeInForce::Gtc)).await.unwrap();
+    let bid = c.place_order(net.request(3, bid_order.clone(), TimeInForce::Gtc), Some(true)).await.unwrap();
     assert_eq!(bid.fills.len(), 2, "{bid:?}");
     let refusal = bid.fills[0].refused.clone().expect("the node refused the first fill");
     assert!(refusal.contains("balance") || refusal.contains("insufficient"), "{refusal}");
@@ -322,8 +332,8 @@ async fn a_fill_the_node_refuses_removes_its_orders_and_the_taker_can_come_back(
     }
 
     // The owners place the same signed orders again: they trade.
-    c.place_order(net.request(2, ask2_order(&net), TimeInForce::Gtc)).await.unwrap();
-    let again = c.place_order(net.request(3, bid_order, TimeInForce::Gtc)).await.unwrap();
+    c.place_order(net.request(2, ask2_order(&net), TimeInForce::Gtc), Some(true)).await.unwrap();
+    let again = c.place_order(net.request(3, bid_order, TimeInForce::Gtc), Some(true)).await.unwrap();
     assert_eq!(
         again.fills.iter().map(|f| (f.base_amount, f.refused.is_none())).collect::<Vec<_>>(),
         vec![(10 * LOT, true)]
@@ -364,7 +374,7 @@ async fn matches_in_flight_at_a_crash_are_settled_once_on_restart() {
         let c = ws(&ex).await;
         let slot = u16::from(already_sent);
         let ask = net.users[1].order(net.ids[1], slot, 0, ETH, USDC, 10 * LOT, 100_000 * TICK, true);
-        c.place_order(net.request(1, ask, TimeInForce::Gtc)).await.unwrap();
+        c.place_order(net.request(1, ask, TimeInForce::Gtc), Some(true)).await.unwrap();
         ex.stop().await;
 
         // The crash: the taker's admission is in the store, its matches went nowhere (or
@@ -432,8 +442,8 @@ async fn a_refused_match_before_an_accepted_one_at_a_crash_is_not_sent_again() {
     let config = net.config(dir.path());
     let ex = start_with(config.clone(), Racing::new(&net)).await.unwrap();
     let c = ws(&ex).await;
-    c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
-    c.place_order(net.request(2, net.order(2, 0, true, 100_100, 10), TimeInForce::Gtc)).await.unwrap();
+    c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc), Some(true)).await.unwrap();
+    c.place_order(net.request(2, net.order(2, 0, true, 100_100, 10), TimeInForce::Gtc), Some(true)).await.unwrap();
     ex.stop().await;
 
     // The crash: two bids admitted, each taking one ask whole; their matches left the exchange.
@@ -492,22 +502,24 @@ async fn orders_admitted_while_matches_are_in_flight_see_them() {
     let racing = Racing::new(&net);
     let ex = start_with(net.config(dir.path()), racing.clone()).await.unwrap();
     let c = ws(&ex).await;
-    let ask = c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
+    let ask =
+        c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc), Some(true)).await.unwrap();
 
     // The first bid's match is held back 500 ms; two more bids and a sell arrive meanwhile.
     *racing.delay.lock().unwrap() = Some(std::time::Duration::from_millis(500));
     let first = {
         let (c, req) = (ws(&ex).await, net.request(3, net.order(3, 0, false, 100_000, 1), TimeInForce::Gtc));
-        tokio::spawn(async move { c.place_order(req).await })
+        tokio::spawn(async move { c.place_order(req, Some(true)).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let resting = c.place_order(net.request(2, net.order(2, 0, false, 99_000, 3), TimeInForce::Gtc)).await.unwrap();
+    let resting =
+        c.place_order(net.request(2, net.order(2, 0, false, 99_000, 3), TimeInForce::Gtc), Some(true)).await.unwrap();
     assert_eq!(resting.order.status, OrderStatus::Open);
     assert!(!first.is_finished(), "the resting order is answered while the earlier match is held");
     let mut later = Vec::new();
     for (who, slot) in [(4, 0), (3, 1), (4, 1)] {
         let (c, req) = (ws(&ex).await, net.request(who, net.order(who, slot, false, 100_000, 3), TimeInForce::Gtc));
-        later.push(tokio::spawn(async move { c.place_order(req).await }));
+        later.push(tokio::spawn(async move { c.place_order(req, Some(true)).await }));
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(first.await.unwrap().unwrap().fills.len(), 1);
@@ -539,17 +551,21 @@ async fn a_cancel_racing_a_fill_never_loses_or_doubles_units() {
     let (mut cancelled_first, mut filled_first) = (0, 0);
     for round in 0..12u16 {
         let ask_order = net.order(1, round, true, 100_000, 10);
-        let ask = c.place_order(net.request(1, ask_order.clone(), TimeInForce::Gtc)).await.unwrap();
+        let ask = c.place_order(net.request(1, ask_order.clone(), TimeInForce::Gtc), Some(true)).await.unwrap();
         let id = ask.order.id;
         let signature = net.users[1].l2.sign(&ask_order.order.cancel_message(id));
         let cancel = CancelRequest { id, pubkey: net.users[1].pubkey, signature };
         let bid = net.request(3, net.order(3, round, false, 100_000, 4), TimeInForce::Ioc);
         let (c1, c2) = (ws(&ex).await, ws(&ex).await);
         let (cancelled, placed) = if round % 2 == 0 {
-            tokio::join!(async move { c1.cancel_order(cancel).await }, async move { c2.place_order(bid).await })
+            tokio::join!(
+                async move { c1.cancel_order(cancel).await },
+                async move { c2.place_order(bid, Some(true)).await }
+            )
         } else {
-            let (p, x) =
-                tokio::join!(async move { c2.place_order(bid).await }, async move { c1.cancel_order(cancel).await });
+            let (p, x) = tokio::join!(async move { c2.place_order(bid, Some(true)).await }, async move {
+                c1.cancel_order(cancel).await
+            });
             (x, p)
         };
         let cancelled = cancelled.expect("the ask rests until cancelled (the bid takes 4 of 10 lots)");
@@ -570,14 +586,18 @@ async fn a_cancel_racing_a_fill_never_loses_or_doubles_units() {
 }
 
 /// While settlement is halted the node takes no work: the exchange's matches wait for it (the
-/// orders stay), and go through once the halt is lifted.
+/// orders stay), and go through once the halt is lifted. A placement is answered at its match,
+/// its fills pending (their fate follows on the account feed); one that waits for the node is
+/// answered once the node has judged its fills.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matches_wait_while_settlement_is_halted() {
     let dir = tempfile::tempdir().unwrap();
     let net = Net::start(dir.path()).await;
     let ex = start_with(net.config(dir.path()), Racing::new(&net)).await.unwrap();
     let c = ws(&ex).await;
-    let ask = c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc)).await.unwrap();
+    let ask =
+        c.place_order(net.request(1, net.order(1, 0, true, 100_000, 10), TimeInForce::Gtc), Some(true)).await.unwrap();
+    let mut feed: Subscription<AccountUpdate> = c.subscribe_account(net.ids[4]).await.unwrap();
 
     let seq = &net.node.sequencer;
     let block = seq.seal().await.expect("a block");
@@ -586,16 +606,36 @@ async fn matches_wait_while_settlement_is_halted() {
     seq.halt(halt, commitment).await.unwrap();
     let bid = {
         let (c, req) = (ws(&ex).await, net.request(3, net.order(3, 0, false, 100_000, 4), TimeInForce::Gtc));
-        tokio::spawn(async move { c.place_order(req).await })
+        tokio::spawn(async move { c.place_order(req, Some(true)).await })
     };
+    // Answered at the match although the node takes no work.
+    let quick = net.request(4, net.order(4, 0, false, 100_000, 2), TimeInForce::Gtc);
+    let quick = tokio::time::timeout(std::time::Duration::from_secs(5), c.place_order(quick, None)).await;
+    let quick = quick.expect("answered at the match").unwrap();
+    let fills: Vec<_> = quick.fills.iter().map(|f| (f.base_amount, f.pending, f.refused.is_some())).collect();
+    assert_eq!(fills, [(2 * LOT, true, false)], "{quick:?}");
+    assert_eq!(quick.order.status, OrderStatus::Filled);
+    assert_eq!(quick.fills[0].tx_hash.len(), 66);
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert!(!bid.is_finished(), "the match waits for the node");
     seq.lift_halt().await.unwrap();
     let placed = bid.await.unwrap().unwrap();
-    assert_eq!(placed.fills.iter().map(|f| (f.base_amount, f.refused.clone())).collect::<Vec<_>>(), [(4 * LOT, None)]);
+    assert_eq!(
+        placed.fills.iter().map(|f| (f.base_amount, f.refused.clone(), f.pending)).collect::<Vec<_>>(),
+        [(4 * LOT, None, false)]
+    );
     assert_eq!(placed.order.status, OrderStatus::Filled);
+    // The quick fill's fate follows on its trader's feed once the node accepted it.
+    let fill = loop {
+        if let AccountUpdate::Fill(t) = next(&mut feed).await {
+            break t;
+        }
+    };
+    assert_eq!((fill.tx_hash.as_str(), fill.base_amount), (quick.fills[0].tx_hash.as_str(), 2 * LOT));
+    let status = net.http.tx_status(fill.tx_hash.clone()).await.expect("the node holds the fill");
+    assert!(!matches!(status.status(), TxStatus::Rejected { .. }), "{status:?}");
     let resting = c.orders(net.ids[1]).await.unwrap();
-    assert_eq!(resting.iter().map(|o| (o.id, o.left)).collect::<Vec<_>>(), [(ask.order.id, 6 * LOT)]);
-    assert_eq!(net.account(1).await.order_slot(0, 0).residue, 6 * LOT);
+    assert_eq!(resting.iter().map(|o| (o.id, o.left)).collect::<Vec<_>>(), [(ask.order.id, 4 * LOT)]);
+    assert_eq!(net.account(1).await.order_slot(0, 0).residue, 4 * LOT);
     ex.stop().await;
 }

@@ -254,7 +254,7 @@ pub struct Trade {
     pub tx_hash: String,
 }
 
-/// One fill of a placement as the node answered it.
+/// One fill of a placement: made by the exchange, and judged by the node or not yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FillResult {
     pub maker_order: OrderId,
@@ -268,10 +268,17 @@ pub struct FillResult {
     /// The node's reason when it refused the fill (then it did not happen).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// The node has not judged the fill yet (the placement was answered at its match, see
+    /// `exchange_placeOrder`): it follows on the account feed, a `fill` update when the node
+    /// accepts it, the orders it broke `removed` when the node refuses it; or ask the node
+    /// (`zkl_txStatus` of `tx_hash`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
-/// `exchange_placeOrder`: the order as it stands after the node answered its fills, the fills,
-/// and the resting orders the exchange removed or cancelled on the way (with why).
+/// `exchange_placeOrder`: the order as it stands after its match (or, when the caller waited
+/// for the node, after the node judged its fills), the fills, and the resting orders the
+/// exchange removed or cancelled on the way (with why).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlaceResult {
     pub order: OrderInfo,
@@ -294,9 +301,10 @@ pub trait ExchangeApi {
     #[method(name = "pairs")]
     async fn pairs(&self) -> RpcResult<Vec<PairInfo>>;
 
-    /// Admits a signed order, matches it and hands its fills to the node.
+    /// Admits a signed order, matches it and hands its fills to the node; answers at the match
+    /// (fills `pending`), or with `wait_for_node` once the node has judged every fill.
     #[method(name = "placeOrder")]
-    async fn place_order(&self, request: OrderRequest) -> RpcResult<PlaceResult>;
+    async fn place_order(&self, request: OrderRequest, wait_for_node: Option<bool>) -> RpcResult<PlaceResult>;
 
     /// Cancels a resting order (signed by its owner).
     #[method(name = "cancelOrder")]

@@ -22,7 +22,7 @@ impl ExchangeApiServer for Names {
     async fn pairs(&self) -> RpcResult<Vec<PairInfo>> {
         none()
     }
-    async fn place_order(&self, _: OrderRequest) -> RpcResult<PlaceResult> {
+    async fn place_order(&self, _: OrderRequest, _: Option<bool>) -> RpcResult<PlaceResult> {
         none()
     }
     async fn cancel_order(&self, _: CancelRequest) -> RpcResult<OrderInfo> {

@@ -366,7 +366,7 @@ impl Wallet {
         };
         let order = self.order_of(&a, sub, slot, None, base, quote, amount, price, is_sell, fees_bps);
         let request = OrderRequest { order, pubkey: self.pubkey, tif };
-        exchange.0.place_order(request).await.map_err(exchange_err)
+        exchange.0.place_order(request, Some(true)).await.map_err(exchange_err)
     }
 
     /// This account's open orders on `exchange`.

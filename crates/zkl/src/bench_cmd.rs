@@ -168,7 +168,10 @@ pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
                 println!("{line}");
             } else {
                 println!("orders accepted        {} ({} refused)", r.orders, r.refused_orders);
-                println!("matches accepted       {} ({} refused by the node)", r.matches, r.refused_matches);
+                println!(
+                    "matches included       {} ({} made but not included: refused by the node)",
+                    r.matches, r.refused_matches
+                );
                 println!("orders/s               {:.0}", r.orders_per_s);
                 println!("matches/s              {:.0}", r.matches_per_s);
                 println!(

@@ -111,7 +111,7 @@ async fn kill_nine_loses_and_doubles_no_fill() {
                     let order = user.order(id, slot, 0, ETH, USDC, lots as u128 * LOT, ticks * TICK, is_sell);
                     slot += 1;
                     let req = OrderRequest { order, pubkey: user.pubkey, tif: TimeInForce::Gtc };
-                    match client.place_order(req).await {
+                    match client.place_order(req, None).await {
                         Ok(placed) => {
                             if placed.order.status == OrderStatus::Open {
                                 acked.push(placed.order.id);

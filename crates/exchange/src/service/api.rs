@@ -10,7 +10,7 @@ use zkl_rpc_api::exchange::{
 };
 use zkl_types::{AccountId, TokenId};
 
-use super::core::{ApiError, Command, CoreHandle, Market};
+use super::core::{ApiError, Command, CoreHandle, Market, Placement};
 use crate::engine::PairConfig;
 
 /// Trades per `exchange_trades` call at most.
@@ -63,8 +63,10 @@ impl ExchangeApiServer for Api {
         Ok(self.pairs.clone())
     }
 
-    async fn place_order(&self, request: OrderRequest) -> RpcResult<PlaceResult> {
-        self.core.call(|r| Command::Place(Box::new(request), r)).await.map_err(rpc_err)
+    async fn place_order(&self, request: OrderRequest, wait_for_node: Option<bool>) -> RpcResult<PlaceResult> {
+        // Checked here, on the API's threads, not on the engine's.
+        let placement = Placement::checked(request, wait_for_node.unwrap_or(false)).map_err(rpc_err)?;
+        self.core.call(|r| Command::Place(Box::new(placement), r)).await.map_err(rpc_err)
     }
 
     async fn cancel_order(&self, request: CancelRequest) -> RpcResult<OrderInfo> {

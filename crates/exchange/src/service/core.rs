@@ -15,7 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rayon::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, oneshot};
-use zkl_crypto::{PrivateKey, PubKeyHash};
+use zkl_crypto::remembered::Remembered;
+use zkl_crypto::{Fr, PrivateKey, PubKeyHash};
 use zkl_rpc_api::exchange::{
     AccountUpdate, CancelRequest, DepthUpdate, FillResult, Level, OrderId, OrderInfo, OrderRequest, OrderStatus,
     PlaceResult, Side, Trade, codes,
@@ -76,7 +77,9 @@ pub enum Market {
 }
 
 pub enum Command {
-    Place(Box<OrderRequest>, Reply<PlaceResult>),
+    /// A placement whose signature the API checked; answered at its match, or once the node
+    /// has judged its fills.
+    Place(Box<Placement>, Reply<PlaceResult>),
     Cancel(CancelRequest, Reply<OrderInfo>),
     Orders(AccountId, Reply<Vec<OrderInfo>>),
     Book {
@@ -108,6 +111,30 @@ pub enum Command {
     /// Answer what is in flight, then end the thread (the API is closed).
     Stop,
 }
+
+/// An order whose signature the API has checked, with its message (`Order::message`), and
+/// whether its placement waits for the node's answers to its fills.
+pub struct Placement {
+    pub request: OrderRequest,
+    pub message: Fr,
+    pub wait: bool,
+}
+
+impl Placement {
+    /// The placement of `request` if `request.pubkey` signed it (whose key it is, the engine
+    /// checks against the node).
+    pub fn checked(request: OrderRequest, wait: bool) -> Result<Self, ApiError> {
+        let message = request.order.order.message();
+        match request.pubkey.verify(&message, &request.order.signature) {
+            Ok(()) => Ok(Self { request, message, wait }),
+            Err(_) => Err(EngineError::BadSignature.into()),
+        }
+    }
+}
+
+/// Order messages the engine keeps for the matches of resting orders (what it forgets it
+/// computes again).
+const MESSAGES_KEPT: usize = 1 << 16;
 
 /// The handlers' side of the engine thread.
 #[derive(Clone)]
@@ -141,16 +168,12 @@ fn hash_hex(h: [u8; 32]) -> String {
 
 /// The hash of the `OrderMatching` tx of `m` (the matcher's signature is not part of it).
 pub fn matching_hash(m: &OrderMatching) -> String {
-    hash_hex(tx_hash(&Tx::OrderMatching(Box::new(m.clone())).message()))
+    hash_hex(tx_hash(&m.message()))
 }
 
-/// The `OrderMatching` tx of `m` signed by `key`, and its hash: its message computed once (three
-/// Poseidon hashes) for both.
-fn signed_matching(m: &OrderMatching, key: &PrivateKey) -> (SignedTx, String) {
-    let tx = Tx::OrderMatching(Box::new(m.clone()));
-    let message = tx.message();
-    let signature = key.sign(&message);
-    (SignedTx { tx, signature }, hash_hex(tx_hash(&message)))
+/// The `OrderMatching` tx of `m` signed by `key` over its `message`.
+fn signed_matching(m: &OrderMatching, message: &Fr, key: &PrivateKey) -> SignedTx {
+    SignedTx { tx: Tx::OrderMatching(Box::new(m.clone())), signature: key.sign(message) }
 }
 
 /// Sleeps `wait`, then doubles it up to 5 s (retries of the node).
@@ -369,22 +392,27 @@ pub struct Core<N> {
     jobs: Option<Sender<Job>>,
     /// Tells the settler to give up (the engine is stopping).
     cancel: Arc<AtomicBool>,
+    /// Orders' messages by id ([`MESSAGES_KEPT`] at most).
+    messages: Remembered<OrderId, Fr>,
 }
 
 /// How a placement's matches fared at the node: `None` accepted, `Some(reason)` refused.
 pub type Outcomes = Vec<Option<String>>;
 
-/// One batch's matches, for the settler to send.
+/// One batch's matches, for the settler to sign and send, with their messages and tx hashes.
 struct Job {
     id: u64,
     matches: Vec<OrderMatching>,
+    messages: Vec<Fr>,
+    hashes: Vec<String>,
 }
 
-/// The placements of one job, waiting for the node's answers.
+/// The placements of one job, waiting for the node's answers; the replies of those that wait
+/// for them (the others were answered at the match).
 struct Pending {
     job: u64,
     placements: Vec<Accepted>,
-    replies: Vec<Reply<PlaceResult>>,
+    replies: Vec<Option<Reply<PlaceResult>>>,
 }
 
 /// What settling one placement left for its answer: how the node answered its matches, their
@@ -404,7 +432,13 @@ fn matches_of(placements: &[Accepted]) -> Vec<OrderMatching> {
 
 /// The `OrderMatching` txs of `matches` signed by `key`, and their hashes (in parallel).
 fn sign_all(matches: &[OrderMatching], key: &PrivateKey) -> (Vec<SignedTx>, Vec<String>) {
-    matches.par_iter().map(|m| signed_matching(m, key)).unzip()
+    matches
+        .par_iter()
+        .map(|m| {
+            let message = m.message();
+            (signed_matching(m, &message, key), hash_hex(tx_hash(&message)))
+        })
+        .unzip()
 }
 
 /// The settler thread: sends each job's matches to the node in order (the jobs waiting when it
@@ -424,8 +458,9 @@ fn settler<N: NodeClient>(
         while let Ok(job) = jobs.try_recv() {
             group.push(job);
         }
-        let all: Vec<OrderMatching> = group.iter().flat_map(|j| j.matches.iter().cloned()).collect();
-        let (txs, hashes) = sign_all(&all, &key);
+        let all: Vec<(&OrderMatching, &Fr)> = group.iter().flat_map(|j| j.matches.iter().zip(&j.messages)).collect();
+        let txs: Vec<SignedTx> = all.par_iter().map(|(m, message)| signed_matching(m, message, &key)).collect();
+        let hashes: Vec<String> = group.iter().flat_map(|j| j.hashes.iter().cloned()).collect();
         let Some(outcomes) = settle(&*node, &rt, &txs, &hashes, false, &cancel) else { return };
         let (mut outcomes, mut hashes) = (outcomes.into_iter(), hashes.into_iter());
         for job in group {
@@ -535,6 +570,7 @@ impl<N: NodeClient> Core<N> {
             next_job: 0,
             jobs: None,
             cancel: Arc::default(),
+            messages: Remembered::new(MESSAGES_KEPT),
         };
         let events = core.store.events().map_err(|e| e.to_string())?;
         let mut in_flight: BTreeMap<OrderId, Accepted> = BTreeMap::new();
@@ -653,18 +689,20 @@ impl<N: NodeClient> Core<N> {
     fn answer(
         &mut self,
         placements: Vec<Accepted>,
-        replies: Vec<Reply<PlaceResult>>,
+        replies: Vec<Option<Reply<PlaceResult>>>,
         outcomes: Outcomes,
         hashes: Vec<String>,
     ) {
         match self.conclude(placements, outcomes, hashes) {
             Ok(results) => {
                 for (result, reply) in results.into_iter().zip(replies) {
-                    let _ = reply.send(Ok(result));
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(result));
+                    }
                 }
             }
             Err(e) => {
-                for reply in replies {
+                for reply in replies.into_iter().flatten() {
                     let _ = reply.send(Err(e.clone()));
                 }
             }
@@ -674,45 +712,37 @@ impl<N: NodeClient> Core<N> {
     fn serve(&mut self, batch: Vec<Command>) {
         let job = self.next_job;
         let mut view = Fetched::new(&*self.node, &self.rt, std::mem::take(&mut self.flight));
-        // Before the engine's sequential work: the orders' signatures in parallel, and the
-        // accounts of their traders read from the node concurrently.
-        let signed: Vec<bool> = batch
-            .par_iter()
-            .map(|c| match c {
-                Command::Place(req, _) => req.signature_ok(),
-                _ => true,
-            })
-            .collect();
-        let traders: BTreeSet<AccountId> = batch
-            .iter()
-            .filter_map(|c| match c {
-                Command::Place(req, _) => Some(req.order.order.account),
-                _ => None,
-            })
-            .collect();
+        // Before the engine's sequential work (the API checked the orders' signatures): the
+        // accounts of their traders, and of the makers they would trade with as the book
+        // stands, read from the node concurrently.
+        let mut traders: BTreeSet<AccountId> = BTreeSet::new();
+        for c in &batch {
+            if let Command::Place(p, _) = c {
+                traders.insert(p.request.order.order.account);
+                traders.extend(self.engine.makers_for(&p.request));
+            }
+        }
         view.prefetch(&traders);
         let mut events = Vec::new();
-        let mut placed: Vec<(Accepted, Reply<PlaceResult>)> = Vec::new();
+        let mut placed: Vec<(Accepted, bool, Reply<PlaceResult>)> = Vec::new();
         let mut cancelled: Vec<(OrderInfo, Reply<OrderInfo>)> = Vec::new();
-        for (command, signed) in batch.into_iter().zip(signed) {
+        for command in batch {
             match command {
-                Command::Place(_, reply) if !signed => {
-                    let _ = reply.send(Err(EngineError::BadSignature.into()));
-                }
                 Command::Place(_, reply) if view.flight.matches >= MAX_IN_FLIGHT => {
                     let _ = reply.send(Err(ApiError::new(
                         codes::UNAVAILABLE,
                         "the exchange is busy: its matches wait for the node; retry",
                     )));
                 }
-                Command::Place(req, reply) => match self.engine.submit_checked(*req, &view) {
+                Command::Place(p, reply) => match self.engine.submit_checked(p.request, &view) {
                     Ok(mut acc) => {
+                        self.messages.insert(acc.id, p.message);
                         acc.at_ms = now_ms();
                         events.push(acc.event());
                         for m in &acc.matches {
                             view.flight.add(job, m);
                         }
-                        placed.push((acc, reply));
+                        placed.push((acc, p.wait, reply));
                     }
                     // Refused: nothing changed.
                     Err(e) => {
@@ -769,7 +799,7 @@ impl<N: NodeClient> Core<N> {
         if !events.is_empty()
             && let Err(e) = self.log(&events)
         {
-            for (_, reply) in placed {
+            for (_, _, reply) in placed {
                 let _ = reply.send(Err(e.clone()));
             }
             for (_, reply) in cancelled {
@@ -783,26 +813,54 @@ impl<N: NodeClient> Core<N> {
             let _ = self.market.send(Market::Account(o.account, AccountUpdate::Order(info.clone())));
             let _ = reply.send(Ok(info));
         }
-        // Placements that matched nothing are answered now; the others when the node has
-        // judged their matches.
-        let (matched, resting): (Vec<_>, Vec<_>) = placed.into_iter().partition(|(acc, _)| !acc.matches.is_empty());
-        let (placements, replies): (Vec<Accepted>, Vec<Reply<PlaceResult>>) = resting.into_iter().unzip();
+        // Placements that matched nothing are answered now, and so are the others, their fills
+        // pending, unless they wait for the node's answers.
+        let (matched, resting): (Vec<_>, Vec<_>) = placed.into_iter().partition(|(acc, _, _)| !acc.matches.is_empty());
+        let (placements, replies): (Vec<Accepted>, Vec<_>) =
+            resting.into_iter().map(|(acc, _, reply)| (acc, Some(reply))).unzip();
         self.answer(placements, replies, Vec::new(), Vec::new());
         if matched.is_empty() {
             return;
         }
-        let (placements, replies): (Vec<Accepted>, Vec<Reply<PlaceResult>>) = matched.into_iter().unzip();
-        let matches = matches_of(&placements);
+        let matches: Vec<OrderMatching> = matched.iter().flat_map(|(acc, _, _)| acc.matches.iter().cloned()).collect();
+        let messages: Vec<Fr> = matched.iter().flat_map(|(acc, _, _)| self.match_messages(acc)).collect();
+        let hashes: Vec<String> = messages.iter().map(|m| hash_hex(tx_hash(m))).collect();
+        let (mut placements, mut replies) = (Vec::with_capacity(matched.len()), Vec::with_capacity(matched.len()));
+        let mut first = 0;
+        for (acc, wait, reply) in matched {
+            let n = acc.matches.len();
+            if wait {
+                replies.push(Some(reply));
+            } else {
+                let _ = reply.send(Ok(self.at_match(&acc, hashes[first..first + n].to_vec())));
+                replies.push(None);
+            }
+            first += n;
+            placements.push(acc);
+        }
         self.next_job += 1;
         self.pending.push_back(Pending { job, placements, replies });
         if let Some(jobs) = &self.jobs
-            && jobs.send(Job { id: job, matches }).is_ok()
+            && jobs.send(Job { id: job, matches, messages, hashes }).is_ok()
         {
             return;
         }
         // The settler is gone (it cannot be while the engine runs): these wait for the next
         // start, which looks them up.
         tracing::error!("the exchange's settler thread ended; matches wait for a restart");
+    }
+
+    /// The signed messages of `acc`'s matches, from its orders' messages (kept since their
+    /// admission, or computed again).
+    fn match_messages(&self, acc: &Accepted) -> Vec<Fr> {
+        let message = |id: OrderId, o: &zkl_types::Order| self.messages.get(&id).unwrap_or_else(|| o.message());
+        let taker = message(acc.id, &acc.request.order.order);
+        acc.placement
+            .fills
+            .iter()
+            .zip(&acc.matches)
+            .map(|(f, m)| m.message_with(&message(f.maker, &m.maker.order), &taker))
+            .collect()
     }
 
     fn pair_exists(&self, base: TokenId, quote: TokenId) -> Result<(), ApiError> {
@@ -893,14 +951,19 @@ impl<N: NodeClient> Core<N> {
         out
     }
 
-    /// The placement's answer, and its market data: trades, the changed price levels, and each
-    /// account's order changes and fills.
-    fn publish(&mut self, acc: &Accepted, settled: &Settled) -> PlaceResult {
+    /// The answer to a placement at its match: its fills (with their tx `hashes`) pending.
+    fn at_match(&self, acc: &Accepted, hashes: Vec<String>) -> PlaceResult {
+        let settled =
+            Settled { outcomes: vec![None; acc.matches.len()], hashes, broken: BTreeMap::new(), gone: Vec::new() };
+        self.result(acc, &settled, true).0
+    }
+
+    /// The placement's answer as things stand: its order, its fills as `settled` says (or
+    /// `pending`), and the resting orders it changed; and whether the taker rested and has left
+    /// the book since (then it is not published again).
+    fn result(&self, acc: &Accepted, settled: &Settled, pending: bool) -> (PlaceResult, bool) {
         let Settled { outcomes, hashes, broken, gone: removed } = settled;
         let req = &acc.request;
-        let o = &req.order.order;
-        let pair = (o.base, o.quote);
-        let trades = self.record_trades(acc, outcomes, hashes);
         let fills: Vec<FillResult> = acc
             .placement
             .fills
@@ -914,9 +977,9 @@ impl<N: NodeClient> Core<N> {
                 quote_amount: f.quote,
                 tx_hash: hash.clone(),
                 refused: outcome.clone(),
+                pending,
             })
             .collect();
-
         // The taker as it stands now; one that rested and has left the book since (cancelled,
         // or filled by later placements, whose updates went out before this one) as this
         // placement left it, and not published again.
@@ -966,6 +1029,17 @@ impl<N: NodeClient> Core<N> {
             }
         }
 
+        (PlaceResult { order, fills, affected }, left_since)
+    }
+
+    /// The placement's answer once the node judged its fills, and its market data: trades, the
+    /// changed price levels, and each account's order changes and fills.
+    fn publish(&mut self, acc: &Accepted, settled: &Settled) -> PlaceResult {
+        let trades = self.record_trades(acc, &settled.outcomes, &settled.hashes);
+        let (result, left_since) = self.result(acc, settled, false);
+        let removed = &settled.gone;
+        let o = &acc.request.order.order;
+        let pair = (o.base, o.quote);
         // Market data: trades, changed levels, account updates.
         let market = self.market.clone();
         let send = |m: Market| {
@@ -984,10 +1058,10 @@ impl<N: NodeClient> Core<N> {
             touched.insert((o.is_sell, o.price));
         }
         self.depth_changed(pair, &touched);
-        for info in affected.iter().chain((!left_since).then_some(&order)) {
+        for info in result.affected.iter().chain((!left_since).then_some(&result.order)) {
             send(Market::Account(info.account, AccountUpdate::Order(info.clone())));
         }
-        PlaceResult { order, fills, affected }
+        result
     }
 
     /// Publishes the levels `touched` (is_sell, price) of `pair` as they are now.
