@@ -184,8 +184,8 @@ pub async fn run(
     }
     let (mut orders, mut refused_orders, mut fills, mut refused_matches) = (0, 0, 0, 0);
     let mut to_match = Vec::new();
-    let mut inclusion = Vec::new();
-    let mut last_inclusion = None;
+    // When each tx hash arrived in a block (a fill's block can arrive before its answer).
+    let mut in_blocks: HashMap<String, Instant> = HashMap::new();
     let mut done_sending = None;
     let sending_done = std::sync::atomic::AtomicBool::new(false);
     let send_all = async {
@@ -202,21 +202,16 @@ pub async fn run(
         Ok::<(), String>(())
     };
     let collect = async {
-        // Until every order was answered and every accepted match included (or no block came
+        // Until every order was answered and every match made was included (or no block came
         // for 2 s after the last answer).
         loop {
             let finished = sending_done.load(std::sync::atomic::Ordering::SeqCst);
             match tokio::time::timeout(Duration::from_secs(2), blocks.next()).await {
                 Ok(Some(Ok(block))) => {
                     let now = Instant::now();
+                    in_blocks.extend(block.tx_hashes.into_iter().map(|h| (h, now)));
                     let m = matched.lock().expect("not poisoned");
-                    for h in &block.tx_hashes {
-                        if let Some(t) = m.get(h) {
-                            inclusion.push((now - *t).as_secs_f64() * 1000.0);
-                            last_inclusion = Some(now);
-                        }
-                    }
-                    if finished && inclusion.len() >= m.len() {
+                    if finished && m.keys().all(|h| in_blocks.contains_key(h)) {
                         break;
                     }
                 }
@@ -230,6 +225,14 @@ pub async fn run(
     sent?;
     let elapsed = done_sending.unwrap_or_else(|| start.elapsed());
     // Matches count when a block holds them: over the time to the last such block.
+    let mut inclusion = Vec::new();
+    let mut last_inclusion = None;
+    for (hash, answered) in matched.lock().expect("not poisoned").iter() {
+        if let Some(&at) = in_blocks.get(hash) {
+            inclusion.push(at.saturating_duration_since(*answered).as_secs_f64() * 1000.0);
+            last_inclusion = last_inclusion.max(Some(at));
+        }
+    }
     let included = inclusion.len();
     let settling = last_inclusion.map_or(elapsed, |t| t - start);
     exchange.stop().await;
