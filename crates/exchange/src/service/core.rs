@@ -425,6 +425,15 @@ struct Settled {
     gone: Vec<(OrderId, LiveOrder, String)>,
 }
 
+/// Jobs the node has judged, taken into the engine and not logged yet.
+#[derive(Default)]
+struct Judged {
+    events: Vec<Event>,
+    placements: Vec<Accepted>,
+    replies: Vec<Option<Reply<PlaceResult>>>,
+    settled: Vec<Settled>,
+}
+
 /// The matches of `placements`, in order.
 fn matches_of(placements: &[Accepted]) -> Vec<OrderMatching> {
     placements.iter().flat_map(|a| a.matches.iter().cloned()).collect()
@@ -648,16 +657,16 @@ impl<N: NodeClient> Core<N> {
                 }
             }
             let mut requests = Vec::with_capacity(batch.len());
+            let mut judged = Judged::default();
             for command in batch {
                 match command {
-                    Command::Judged { .. } if self.failed => {}
-                    Command::Judged { job, outcomes, hashes } => self.judged(job, outcomes, hashes),
+                    Command::Judged { job, outcomes, hashes } => self.take_judged(job, outcomes, hashes, &mut judged),
                     Command::Stop => stopping = true,
                     other => requests.push(other),
                 }
             }
-            if !self.failed && !requests.is_empty() {
-                self.serve(requests);
+            if !requests.is_empty() || !judged.placements.is_empty() {
+                self.serve(requests, judged);
             }
             if self.failed {
                 tracing::error!("the exchange's store failed; the exchange stops (restart it to replay its store)");
@@ -685,6 +694,23 @@ impl<N: NodeClient> Core<N> {
         self.answer(p.placements, p.replies, outcomes, hashes);
     }
 
+    /// The node's answers to job `job` taken into the engine (the orders refused fills broke
+    /// removed) and added to `judged`, whose events the next commit logs before anything is
+    /// published or answered.
+    fn take_judged(&mut self, job: u64, outcomes: Outcomes, hashes: Vec<String>, judged: &mut Judged) {
+        if self.failed {
+            return;
+        }
+        let Some(p) = self.pending.pop_front() else { return };
+        debug_assert_eq!(p.job, job, "jobs are answered in order");
+        self.flight.judged(job, outcomes.len());
+        let (events, settled) = self.settle_placements(&p.placements, outcomes, hashes);
+        judged.events.extend(events);
+        judged.placements.extend(p.placements);
+        judged.replies.extend(p.replies);
+        judged.settled.extend(settled);
+    }
+
     /// Concludes `placements` with the node's answers and sends their results.
     fn answer(
         &mut self,
@@ -709,7 +735,10 @@ impl<N: NodeClient> Core<N> {
         }
     }
 
-    fn serve(&mut self, batch: Vec<Command>) {
+    /// Serves `batch` after taking in the `judged` jobs: one store commit logs both (the
+    /// judged jobs' events first, as the engine took them in), then the judged placements are
+    /// published and answered, then the batch.
+    fn serve(&mut self, batch: Vec<Command>, judged: Judged) {
         let job = self.next_job;
         let mut view = Fetched::new(&*self.node, &self.rt, std::mem::take(&mut self.flight));
         // Before the engine's sequential work (the API checked the orders' signatures): the
@@ -723,7 +752,7 @@ impl<N: NodeClient> Core<N> {
             }
         }
         view.prefetch(&traders);
-        let mut events = Vec::new();
+        let Judged { mut events, placements: judged, replies: judged_replies, settled } = judged;
         let mut placed: Vec<(Accepted, bool, Reply<PlaceResult>)> = Vec::new();
         let mut cancelled: Vec<(OrderInfo, Reply<OrderInfo>)> = Vec::new();
         for command in batch {
@@ -805,7 +834,16 @@ impl<N: NodeClient> Core<N> {
             for (_, reply) in cancelled {
                 let _ = reply.send(Err(e.clone()));
             }
+            for reply in judged_replies.into_iter().flatten() {
+                let _ = reply.send(Err(e.clone()));
+            }
             return;
+        }
+        for ((acc, settled), reply) in judged.iter().zip(&settled).zip(judged_replies) {
+            let result = self.publish(acc, settled);
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(result));
+            }
         }
         for (info, reply) in cancelled {
             let o = info.order();
@@ -891,10 +929,25 @@ impl<N: NodeClient> Core<N> {
         outcomes: Outcomes,
         hashes: Vec<String>,
     ) -> Result<Vec<PlaceResult>, ApiError> {
+        let (events, settled) = self.settle_placements(&placements, outcomes, hashes);
+        if !events.is_empty() {
+            self.log(&events)?;
+        }
+        Ok(placements.iter().zip(&settled).map(|(acc, settled)| self.publish(acc, settled)).collect())
+    }
+
+    /// Takes the node's answers to `placements` into the engine: removes the orders refused
+    /// fills broke; the events that log it, and what each placement's answer needs.
+    fn settle_placements(
+        &mut self,
+        placements: &[Accepted],
+        outcomes: Outcomes,
+        hashes: Vec<String>,
+    ) -> (Vec<Event>, Vec<Settled>) {
         let (mut outcomes, mut hashes) = (outcomes.into_iter(), hashes.into_iter());
         let mut events = Vec::new();
         let mut settled = Vec::new();
-        for acc in &placements {
+        for acc in placements {
             let outcomes: Outcomes = outcomes.by_ref().take(acc.matches.len()).collect();
             let hashes: Vec<String> = hashes.by_ref().take(acc.matches.len()).collect();
             let broken = broken(acc, &outcomes);
@@ -911,10 +964,7 @@ impl<N: NodeClient> Core<N> {
             events.extend(gone.iter().map(|(id, _, _)| Event::Cancelled { id: *id }));
             settled.push(Settled { outcomes, hashes, broken, gone });
         }
-        if !events.is_empty() {
-            self.log(&events)?;
-        }
-        Ok(placements.iter().zip(&settled).map(|(acc, settled)| self.publish(acc, settled)).collect())
+        (events, settled)
     }
 
     /// Records the accepted fills of `acc` (their txs' `hashes`) as trades; returns them.
