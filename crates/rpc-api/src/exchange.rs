@@ -5,7 +5,7 @@
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
-use zkl_crypto::{PublicKey, Signature};
+use zkl_crypto::{Fr, PublicKey, Signature};
 use zkl_types::serde_impls::{pubkey_hex, signature_hex, u128_str};
 use zkl_types::{AccountId, Nonce, SignedOrder, SlotId, SubAccountId, TokenId};
 
@@ -105,7 +105,13 @@ pub struct OrderRequest {
 impl OrderRequest {
     /// Whether `pubkey` signed the order (whose key it is, is checked against the node).
     pub fn signature_ok(&self) -> bool {
-        self.pubkey.verify(&self.order.order.message(), &self.order.signature).is_ok()
+        self.signed_message().is_some()
+    }
+
+    /// The order's message (`Order::message`) if `pubkey` signed it.
+    pub fn signed_message(&self) -> Option<Fr> {
+        let message = self.order.order.message();
+        self.pubkey.verify(&message, &self.order.signature).is_ok().then_some(message)
     }
 }
 

@@ -84,13 +84,13 @@ impl State {
     /// can be checked in parallel).
     pub fn verify_signatures(&self, stx: &SignedTx) -> Result<VerifiedKeys, TxError> {
         // An order matching's message covers both orders' messages: each is hashed once.
-        let orders = match &stx.tx {
-            Tx::OrderMatching(t) => Some((t.maker.order.message(), t.taker.order.message())),
-            _ => None,
+        let order_messages = match &stx.tx {
+            Tx::OrderMatching(t) => [t.maker.order.message(), t.taker.order.message()],
+            _ => Default::default(),
         };
-        let msg = match (&stx.tx, &orders) {
-            (Tx::OrderMatching(t), Some((maker, taker))) => t.message_with(maker, taker),
-            (tx, _) => tx.message(),
+        let msg = match &stx.tx {
+            Tx::OrderMatching(t) => t.message_with(&order_messages[0], &order_messages[1]),
+            tx => tx.message(),
         };
         let mut keys = Vec::with_capacity(3);
         match &stx.tx {
@@ -105,10 +105,9 @@ impl State {
                 let key = self.signing_key(t.matcher)?;
                 key.verify(&msg, &stx.signature)?;
                 keys.push((t.matcher, key));
-                let (maker, taker) = orders.unwrap_or_default();
-                for (order, message) in [(&t.maker, maker), (&t.taker, taker)] {
+                for (order, message) in [&t.maker, &t.taker].into_iter().zip(&order_messages) {
                     let key = self.signing_key(order.order.account)?;
-                    self.orders_checked.verify(&key, &message, &order.signature)?;
+                    self.orders_checked.verify(&key, message, &order.signature)?;
                     keys.push((order.order.account, key));
                 }
             }

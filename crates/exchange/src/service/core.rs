@@ -124,11 +124,8 @@ impl Placement {
     /// The placement of `request` if `request.pubkey` signed it (whose key it is, the engine
     /// checks against the node).
     pub fn checked(request: OrderRequest, wait: bool) -> Result<Self, ApiError> {
-        let message = request.order.order.message();
-        match request.pubkey.verify(&message, &request.order.signature) {
-            Ok(()) => Ok(Self { request, message, wait }),
-            Err(_) => Err(EngineError::BadSignature.into()),
-        }
+        let message = request.signed_message().ok_or(EngineError::BadSignature)?;
+        Ok(Self { request, message, wait })
     }
 }
 
@@ -679,19 +676,15 @@ impl<N: NodeClient> Core<N> {
         let deadline = Instant::now() + STOP_WAIT;
         while !self.pending.is_empty() && !self.failed {
             match commands.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(Command::Judged { job, outcomes, hashes }) => self.judged(job, outcomes, hashes),
+                Ok(Command::Judged { job, outcomes, hashes }) => {
+                    let mut judged = Judged::default();
+                    self.take_judged(job, outcomes, hashes, &mut judged);
+                    self.serve(Vec::new(), judged);
+                }
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-    }
-
-    /// The node's answers to job `job`: its placements concluded and answered.
-    fn judged(&mut self, job: u64, outcomes: Outcomes, hashes: Vec<String>) {
-        let Some(p) = self.pending.pop_front() else { return };
-        debug_assert_eq!(p.job, job, "jobs are answered in order");
-        self.flight.judged(job, outcomes.len());
-        self.answer(p.placements, p.replies, outcomes, hashes);
     }
 
     /// The node's answers to job `job` taken into the engine (the orders refused fills broke
