@@ -639,3 +639,106 @@ async fn matches_wait_while_settlement_is_halted() {
     assert_eq!(net.account(1).await.order_slot(0, 0).residue, 4 * LOT);
     ex.stop().await;
 }
+
+/// The node, counting the exchange's reads of each account and telling when its account feed
+/// is subscribed.
+#[derive(Clone)]
+struct Counting {
+    inner: Arc<HttpNode>,
+    reads: Arc<Mutex<std::collections::HashMap<u32, usize>>>,
+    live: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Counting {
+    fn reads(&self, id: u32) -> usize {
+        self.reads.lock().unwrap().get(&id).copied().unwrap_or(0)
+    }
+}
+
+impl NodeClient for Counting {
+    async fn account(&self, id: u32) -> Result<Option<AccountInfo>, zkl_exchange::engine::Unavailable> {
+        *self.reads.lock().unwrap().entry(id).or_default() += 1;
+        self.inner.account(id).await
+    }
+    async fn send_batch(&self, txs: Vec<SignedTx>) -> Result<Vec<BatchResult>, zkl_exchange::engine::Unavailable> {
+        self.inner.send_batch(txs).await
+    }
+    async fn status(&self, hash: &str) -> Result<Option<TxStatus>, zkl_exchange::engine::Unavailable> {
+        self.inner.status(hash).await
+    }
+    async fn account_changes(
+        &self,
+    ) -> Result<Option<zkl_exchange::service::node::ChangeStream>, zkl_exchange::engine::Unavailable> {
+        let feed = self.inner.account_changes().await;
+        if matches!(feed, Ok(Some(_))) {
+            self.live.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        feed
+    }
+}
+
+/// With the node's account feed live the exchange reads a trader once, not for every order;
+/// it reads it again when another tx changed it (the feed says so: an order the funds no
+/// longer back is then refused by the exchange, not sent to the node to be refused), and when
+/// an order gives a token that the trader's fills brought since the read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exchange_mirrors_accounts_and_reads_them_again_when_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::start(dir.path()).await;
+    let node =
+        Counting { inner: Arc::new(HttpNode::new(&net.url).unwrap()), reads: Arc::default(), live: Arc::default() };
+    let ex = start_with(net.config(dir.path()), node.clone()).await.unwrap();
+    let c = ws(&ex).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !node.live.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < deadline, "the exchange subscribes to the node's account feed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let place = |who: usize, slot: u16, is_sell: bool, ticks: u128, lots: u128, tif: TimeInForce| {
+        let req = net.request(who, net.order(who, slot, is_sell, ticks, lots), tif);
+        let c = &c;
+        async move { c.place_order(req, Some(true)).await }
+    };
+
+    // Trader 1's asks: read for the first, not again for the next ten.
+    place(1, 0, true, 100_000, 1, TimeInForce::Gtc).await.unwrap();
+    let first = node.reads(net.ids[1]);
+    assert!(first >= 1);
+    for slot in 1..=10 {
+        place(1, slot, true, 100_000 + u128::from(slot), 1, TimeInForce::Gtc).await.unwrap();
+    }
+    assert_eq!(node.reads(net.ids[1]), first, "the mirror serves trader 1's account");
+
+    // Trader 1 sends nearly all its ETH away behind the exchange's back: once the feed reports
+    // it, an ask for more than is left is refused with why.
+    let a = net.account(1).await;
+    let away = a.balance(0, ETH) - ONE / 10;
+    net.http.send_tx(net.users[1].transfer(net.ids[1], net.users[0].address, ETH, away, 0, a.nonce)).await.unwrap();
+    let refused = loop {
+        match place(1, 11, true, 100_000, 5_000, TimeInForce::Ioc).await {
+            Err(e) => break e.to_string(),
+            Ok(placed) => {
+                assert!(placed.fills.is_empty(), "nothing bids: {placed:?}");
+                assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(5), "never refused");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(refused.contains("not reserved by its orders"), "{refused}");
+    assert!(node.reads(net.ids[1]) > first, "read again after the transfer");
+
+    // Trader 4 keeps 1 USDC, sells 1 ETH to trader 3 for 1,000 USDC, then bids for 450 USDC:
+    // what the fill brought is not in the account as read before it, so it is read again.
+    let a = net.account(4).await;
+    let away = a.balance(0, USDC) - ONE;
+    net.http.send_tx(net.users[4].transfer(net.ids[4], net.users[0].address, USDC, away, 0, a.nonce)).await.unwrap();
+    place(3, 0, false, 100_000, 10_000, TimeInForce::Gtc).await.unwrap();
+    let sold = place(4, 0, true, 100_000, 10_000, TimeInForce::Gtc).await.unwrap();
+    assert_eq!(sold.fills.len(), 1, "{sold:?}");
+    assert!(sold.fills[0].refused.is_none(), "{sold:?}");
+    let before = node.reads(net.ids[4]);
+    let bid = place(4, 1, false, 90_000, 5_000, TimeInForce::Gtc).await.unwrap();
+    assert_eq!(bid.order.status, OrderStatus::Open, "{bid:?}");
+    assert!(node.reads(net.ids[4]) > before, "read again for the bid");
+    ex.stop().await;
+}

@@ -348,7 +348,7 @@ impl EventsApiServer for Api {
                         return Ok(());
                     }
                 }
-                Ok(Event::Tx(_) | Event::Rewind(_)) => continue,
+                Ok(Event::Tx(_) | Event::Rewind(_) | Event::Accounts(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return Ok(()),
             }
@@ -406,6 +406,27 @@ impl EventsApiServer for Api {
             last = status.clone();
             record.status = status;
             if sink.send(serde_json::value::to_raw_value(&record)?).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn subscribe_account_changes(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let mut rx = self.0.events.subscribe();
+        let sink = pending.accept().await?;
+        loop {
+            let note = match rx.recv().await {
+                Ok(Event::Accounts(changes)) => AccountChanges::Changed { changes: changes.to_vec() },
+                Ok(Event::Rewind(from)) => {
+                    AccountChanges::Reset { reason: format!("blocks from {from} on were rewound") }
+                }
+                Ok(Event::Block(_) | Event::Tx(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    AccountChanges::Reset { reason: format!("the subscriber fell {n} events behind") }
+                }
+                Err(_) => return Ok(()),
+            };
+            if sink.send(serde_json::value::to_raw_value(&note)?).await.is_err() {
                 return Ok(());
             }
         }

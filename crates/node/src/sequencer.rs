@@ -22,6 +22,8 @@ use crate::config::FeePolicy;
 use crate::metrics::Metrics;
 use crate::replay::{Replay, check_serial};
 use crate::settlement::{HALT_KEY, Halt, RevertPlan, RewindReport, progress_key, revert_key};
+use zkl_rpc_api::AccountChange;
+
 use crate::storage::{
     Batch, BlockRecord, LogEntry, PriorityRecord, QueuedTx, Storage, StorageError, TxRecord, TxStatus,
 };
@@ -96,6 +98,8 @@ pub enum Event {
     Tx(Arc<TxRecord>),
     /// Blocks from this number on were rewound (their records replaced or gone).
     Rewind(u32),
+    /// The accounts the txs and priority ops executed since the last publication changed.
+    Accounts(Arc<Vec<AccountChange>>),
 }
 
 /// Entry rules of the node that are policy, not protocol: minimum fees and the future-nonce
@@ -160,6 +164,8 @@ pub struct Sequencer {
     halt: Option<Halt>,
     /// Events to publish once the work that produced them is durable.
     outbox: Vec<Event>,
+    /// The accounts changed by the work since the last publication ([`Event::Accounts`]).
+    changes: Vec<AccountChange>,
 }
 
 fn hex32(h: &[u8; 32]) -> String {
@@ -247,6 +253,7 @@ impl Sequencer {
             next_serial,
             halt,
             outbox: Vec::new(),
+            changes: Vec::new(),
         })
     }
 
@@ -297,6 +304,13 @@ impl Sequencer {
             result = state.execute_verified(tx, keys);
         }
         result?;
+        if let Some(op) = state.pending_ops().last() {
+            let matcher = match &tx.tx {
+                Tx::OrderMatching(m) => Some(m.matcher),
+                _ => None,
+            };
+            self.changes.push(AccountChange { matcher, accounts: op.accounts() });
+        }
         let hash = keys.tx_hash();
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -478,6 +492,9 @@ impl Sequencer {
         for event in self.outbox.drain(..) {
             let _ = self.events.send(event);
         }
+        if !self.changes.is_empty() {
+            let _ = self.events.send(Event::Accounts(Arc::new(std::mem::take(&mut self.changes))));
+        }
     }
 
     /// Applies a priority request into the block being built (sealing first if it does not fit)
@@ -495,6 +512,7 @@ impl Sequencer {
             result = state.execute_priority(request);
         }
         let op = result?;
+        self.changes.push(AccountChange { matcher: None, accounts: op.accounts() });
         self.next_serial.insert(request.chain(), request.serial_id() + 1);
         let hash = request.hash();
         let record = PriorityRecord { hash: hex32(&hash), status: TxStatus::Pending, request: request.clone(), op };
@@ -599,6 +617,7 @@ impl Sequencer {
                 self.queue,
             ) = saved;
             self.outbox.clear();
+            self.changes.clear();
             return Err(SequencerError::Rewind(format!(
                 "rewind to block {} failed, nothing changed: {e}",
                 args.from_block
@@ -607,6 +626,8 @@ impl Sequencer {
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
         self.halt = None;
         self.metrics.halted.set(0);
+        // The rewind tells every account follower to read again.
+        self.changes.clear();
         self.outbox.insert(0, Event::Rewind(args.from_block));
         self.publish();
         tracing::warn!(?report, "rewound and re-sequenced");

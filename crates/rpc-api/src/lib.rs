@@ -37,6 +37,8 @@ pub mod method {
     pub const UNSUBSCRIBE_BLOCKS: &str = "zkl_unsubscribeBlocks";
     pub const SUBSCRIBE_TX_STATUS: &str = "zkl_subscribeTxStatus";
     pub const UNSUBSCRIBE_TX_STATUS: &str = "zkl_unsubscribeTxStatus";
+    pub const SUBSCRIBE_ACCOUNT_CHANGES: &str = "zkl_subscribeAccountChanges";
+    pub const UNSUBSCRIBE_ACCOUNT_CHANGES: &str = "zkl_unsubscribeAccountChanges";
     pub const SEAL_BLOCK: &str = "zkl_sealBlock";
     pub const REVERT_BLOCKS: &str = "zkl_revertBlocks";
     pub const DEV_PRIORITY_OP: &str = "zkl_devPriorityOp";
@@ -45,7 +47,7 @@ pub mod method {
     pub const PROVER_SUBMIT_PROOF: &str = "zkl_proverSubmitProof";
 
     /// All of them.
-    pub const ALL: [&str; 23] = [
+    pub const ALL: [&str; 25] = [
         CHAINS,
         TOKENS,
         L1_CONTRACTS,
@@ -63,6 +65,8 @@ pub mod method {
         UNSUBSCRIBE_BLOCKS,
         SUBSCRIBE_TX_STATUS,
         UNSUBSCRIBE_TX_STATUS,
+        SUBSCRIBE_ACCOUNT_CHANGES,
+        UNSUBSCRIBE_ACCOUNT_CHANGES,
         SEAL_BLOCK,
         REVERT_BLOCKS,
         DEV_PRIORITY_OP,
@@ -159,6 +163,16 @@ pub trait EventsApi {
     /// A tx's record now and at every change.
     #[subscription(name = "subscribeTxStatus" => "txStatus", unsubscribe = "unsubscribeTxStatus", item = TxRecord)]
     async fn subscribe_tx_status(&self, hash: String) -> SubscriptionResult;
+
+    /// Which accounts each executed tx and priority op changed, once the node has made them
+    /// durable; `reset` when the subscriber may have missed some (it fell behind, or the
+    /// operator rewound blocks). What a service that mirrors accounts (the exchange) follows.
+    #[subscription(
+        name = "subscribeAccountChanges" => "accountChanges",
+        unsubscribe = "unsubscribeAccountChanges",
+        item = AccountChanges
+    )]
+    async fn subscribe_account_changes(&self) -> SubscriptionResult;
 }
 
 /// The operator's methods (`admin.tokens`); the development-only priority op.

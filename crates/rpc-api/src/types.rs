@@ -177,6 +177,27 @@ impl TxStatus {
     }
 }
 
+/// A notification of `zkl_subscribeAccountChanges`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AccountChanges {
+    /// Txs and priority ops the node executed, in order.
+    Changed { changes: Vec<AccountChange> },
+    /// Changes may have been missed (the subscriber fell behind, or blocks were rewound): any
+    /// account may differ from what the subscriber read before.
+    Reset { reason: String },
+}
+
+/// The accounts one executed tx or priority op changed (balances, nonce, key, order slots; the
+/// fee account, credited when a block is sealed, aside).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccountChange {
+    /// The matcher that submitted it, for an order matching.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<AccountId>,
+    pub accounts: Vec<AccountId>,
+}
+
 /// A tx record.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TxRecord {

@@ -69,6 +69,9 @@ impl EventsApiServer for Names {
     async fn subscribe_tx_status(&self, _: PendingSubscriptionSink, _: String) -> SubscriptionResult {
         Ok(())
     }
+    async fn subscribe_account_changes(&self, _: PendingSubscriptionSink) -> SubscriptionResult {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -133,6 +136,7 @@ fn check_result(method: &str, notification: bool, result: Value) -> Result<(), S
     match method {
         _ if notification && method == TX_STATUS => typed::<TxRecord>(result),
         _ if notification && method == BLOCK => typed::<BlockRecord>(result),
+        "zkl_accountChanges" if notification => typed::<AccountChanges>(result),
         CHAINS => typed::<Vec<ChainConfig>>(result),
         TOKENS => typed::<Vec<TokenConfig>>(result),
         L1_CONTRACTS => typed::<Vec<L1Contract>>(result),

@@ -6,7 +6,7 @@
 //! published. Requests reach it over a bounded channel; the API's handlers await the reply.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
@@ -24,6 +24,7 @@ use zkl_rpc_api::exchange::{
 use zkl_rpc_api::{AccountInfo, BatchResult, TxStatus};
 use zkl_types::{AccountId, Nonce, OrderMatching, SignedTx, SlotId, SubAccountId, TokenId, Tx, tx_hash};
 
+use super::feed::Feed;
 use super::node::NodeClient;
 use crate::engine::{Accepted, Engine, EngineError, Event, LiveOrder, NodeView, Unavailable};
 use crate::store::Store;
@@ -197,17 +198,22 @@ struct Leg {
     give: u128,
 }
 
-/// The matches handed to the node and not answered yet, per trader and order slot in the order
-/// they were sent, laid over what the node says: each slot as the fills will leave it, and what
-/// each trader gives taken off its balance (what it receives is not counted until the node has
-/// it, so an admission never relies on a fill that may be refused). A read of the node may
-/// already show some of them executed: a slot's fills form a chain of states, and the slot the
-/// node shows is the `before` of the first fill it has not executed (all count as not executed
-/// when the node shows none of the chain's states).
+/// The matches handed to the node, per trader and order slot in the order they were sent, laid
+/// over what the node says: each slot as the fills will leave it, and what each trader gives
+/// taken off its balance (what it receives is not counted until a read of the node shows it, so
+/// an admission never relies on a fill that may be refused). A read of the node may already
+/// show some of them executed: a slot's fills form a chain of states, and the slot the node
+/// shows is the `before` of the first fill it has not executed (all count as not executed when
+/// the node shows none of the chain's states). The fills the node accepted stay until their
+/// trader's account is read again ([`InFlight::forget`]): the account as last read (kept in the
+/// [`Mirror`]) may be older than them.
 #[derive(Debug, Default)]
 struct InFlight {
-    legs: HashMap<(AccountId, SubAccountId), HashMap<SlotId, VecDeque<Leg>>>,
+    legs: HashMap<AccountId, HashMap<(SubAccountId, SlotId), VecDeque<Leg>>>,
+    /// Matches not answered yet.
     matches: usize,
+    /// The last job the node answered.
+    judged: Option<u64>,
 }
 
 impl InFlight {
@@ -219,36 +225,58 @@ impl InFlight {
             let after = if rest == 0 { (o.nonce.saturating_add(1), 0) } else { (o.nonce, rest) };
             let (token, give) = if o.is_sell { (o.base, m.base_fill) } else { (o.quote, m.quote_fill) };
             let leg = Leg { job, before: (o.nonce, residue_before), after, token, give };
-            self.legs.entry((o.account, o.sub)).or_default().entry(o.slot).or_default().push_back(leg);
+            self.legs.entry(o.account).or_default().entry((o.sub, o.slot)).or_default().push_back(leg);
         }
         self.matches += 1;
     }
 
     /// The node judged the `matches` of job `job`: the oldest in flight (jobs are judged in order).
     fn judged(&mut self, job: u64, matches: usize) {
-        self.legs.retain(|_, slots| {
-            slots.retain(|_, chain| {
-                while chain.front().is_some_and(|l| l.job <= job) {
-                    chain.pop_front();
-                }
-                !chain.is_empty()
-            });
-            !slots.is_empty()
-        });
+        self.judged = Some(job);
         self.matches = self.matches.saturating_sub(matches);
+    }
+
+    /// Drops `account`'s fills the node has judged: a read of the account made from now on
+    /// shows those it accepted.
+    fn forget(&mut self, account: AccountId) {
+        let Some(judged) = self.judged else { return };
+        let Some(slots) = self.legs.get_mut(&account) else { return };
+        slots.retain(|_, chain| {
+            while chain.front().is_some_and(|l| l.job <= judged) {
+                chain.pop_front();
+            }
+            !chain.is_empty()
+        });
+        if slots.is_empty() {
+            self.legs.remove(&account);
+        }
+    }
+
+    /// [`Self::forget`] for every account.
+    fn forget_all(&mut self) {
+        let accounts: Vec<AccountId> = self.legs.keys().copied().collect();
+        for account in accounts {
+            self.forget(account);
+        }
+    }
+
+    /// How many of `account`'s fills the node has judged and are still kept.
+    fn judged_legs(&self, account: AccountId) -> usize {
+        let Some(judged) = self.judged else { return 0 };
+        self.legs.get(&account).map_or(0, |slots| slots.values().flatten().filter(|l| l.job <= judged).count())
     }
 
     /// The slot as the fills in flight leave it; `None` if none is in flight.
     fn slot(&self, account: AccountId, sub: SubAccountId, slot: SlotId) -> Option<(Nonce, u128)> {
-        self.legs.get(&(account, sub))?.get(&slot)?.back().map(|l| l.after)
+        self.legs.get(&account)?.get(&(sub, slot))?.back().map(|l| l.after)
     }
 
     /// What the fills in flight that `node` (the account as read) has not executed yet take
     /// from the trader's `token`.
     fn giving(&self, account: AccountId, sub: SubAccountId, token: TokenId, node: Option<&AccountInfo>) -> u128 {
-        let Some(slots) = self.legs.get(&(account, sub)) else { return 0 };
+        let Some(slots) = self.legs.get(&account) else { return 0 };
         let mut out = 0u128;
-        for (&slot, chain) in slots {
+        for (&(_, slot), chain) in slots.iter().filter(|((s, _), _)| *s == sub) {
             let now = node.map(|a| {
                 let s = a.order_slot(sub, slot);
                 (s.nonce, s.residue)
@@ -268,35 +296,113 @@ impl InFlight {
     }
 }
 
-/// The node read through its API, each account at most once per batch of requests, with the
-/// matches in flight ([`InFlight`]) laid over it.
+/// The accounts the engine read from the node, kept from one batch to the next while the
+/// node's account feed ([`Feed`]) is live, with what the exchange's own fills did since (the
+/// legs of [`InFlight`]). An account is read again when another tx changed it (the feed says
+/// so), when the feed lost track, when the node refused a fill of it, when an order would give a
+/// token its accepted fills brought it since the read (not counted until a read shows it), and
+/// after [`MIRROR_LEGS`] accepted fills. Without a live feed nothing is kept between batches.
+#[derive(Debug, Default)]
+struct Mirror {
+    accounts: HashMap<AccountId, Option<AccountInfo>>,
+    /// Per account, the tokens its accepted fills brought since it was read.
+    received: HashMap<AccountId, HashSet<TokenId>>,
+    flight: InFlight,
+}
+
+/// Accounts kept at most; beyond, the mirror starts again.
+const MIRROR_ACCOUNTS: usize = 100_000;
+
+/// Accepted fills of one account kept at most before it is read again.
+const MIRROR_LEGS: usize = 64;
+
+impl Mirror {
+    /// `account` is read again when next needed.
+    fn invalidate(&mut self, account: AccountId) {
+        self.accounts.remove(&account);
+        self.received.remove(&account);
+        self.flight.forget(account);
+    }
+
+    fn invalidate_all(&mut self) {
+        self.accounts.clear();
+        self.received.clear();
+        self.flight.forget_all();
+    }
+
+    /// Whether `account`'s accepted fills brought it `token` since it was read.
+    fn received(&self, account: AccountId, token: TokenId) -> bool {
+        self.received.get(&account).is_some_and(|t| t.contains(&token))
+    }
+
+    /// The node answered job `job`'s `matches` with `outcomes`: the traders of a refused fill
+    /// are read again, the others remember what they received.
+    fn judged<'m>(&mut self, job: u64, matches: impl Iterator<Item = &'m OrderMatching>, outcomes: &Outcomes) {
+        self.flight.judged(job, outcomes.len());
+        for (m, outcome) in matches.zip(outcomes) {
+            for order in [&m.maker.order, &m.taker.order] {
+                if outcome.is_some() || self.flight.judged_legs(order.account) > MIRROR_LEGS {
+                    self.invalidate(order.account);
+                } else {
+                    let got = if order.is_sell { order.quote } else { order.base };
+                    self.received.entry(order.account).or_default().insert(got);
+                }
+            }
+        }
+    }
+}
+
+/// The node read through its API, each account at most once per batch of requests and not at
+/// all while the [`Mirror`] has it, with the matches in flight ([`InFlight`]) laid over it.
 struct Fetched<'a, N> {
     node: &'a N,
     rt: &'a Handle,
     cache: RefCell<HashMap<AccountId, Option<AccountInfo>>>,
+    /// The accounts read in this batch.
+    read: RefCell<Vec<AccountId>>,
     flight: InFlight,
 }
 
 impl<'a, N: NodeClient> Fetched<'a, N> {
-    fn new(node: &'a N, rt: &'a Handle, flight: InFlight) -> Self {
-        Self { node, rt, cache: RefCell::new(HashMap::new()), flight }
+    fn new(node: &'a N, rt: &'a Handle, mirror: &mut Mirror) -> Self {
+        Self {
+            node,
+            rt,
+            cache: RefCell::new(std::mem::take(&mut mirror.accounts)),
+            read: RefCell::default(),
+            flight: std::mem::take(&mut mirror.flight),
+        }
+    }
+
+    /// Gives the accounts and the fills back to `mirror`; those read in this batch show every
+    /// fill the node answered before it.
+    fn finish(self, mirror: &mut Mirror) {
+        mirror.accounts = self.cache.into_inner();
+        mirror.flight = self.flight;
+        for account in self.read.into_inner() {
+            mirror.flight.forget(account);
+            mirror.received.remove(&account);
+        }
     }
 
     fn with<T>(&self, id: AccountId, f: impl FnOnce(Option<&AccountInfo>) -> T) -> Result<T, Unavailable> {
         if !self.cache.borrow().contains_key(&id) {
             let info = self.rt.block_on(self.node.account(id))?;
             self.cache.borrow_mut().insert(id, info);
+            self.read.borrow_mut().push(id);
         }
         Ok(f(self.cache.borrow()[&id].as_ref()))
     }
 
-    /// Reads `ids` from the node concurrently (a failed read is left to the request that needs
-    /// it, which then fails alone).
+    /// Reads those of `ids` it does not have from the node, concurrently (a failed read is left
+    /// to the request that needs it, which then fails alone).
     fn prefetch(&self, ids: &BTreeSet<AccountId>) {
-        let reads = ids.iter().map(|&id| async move { (id, self.node.account(id).await) });
+        let missing: Vec<AccountId> = ids.iter().copied().filter(|id| !self.cache.borrow().contains_key(id)).collect();
+        let reads = missing.iter().map(|&id| async move { (id, self.node.account(id).await) });
         for (id, read) in self.rt.block_on(futures_util::future::join_all(reads)) {
             if let Ok(info) = read {
                 self.cache.borrow_mut().insert(id, info);
+                self.read.borrow_mut().push(id);
             }
         }
     }
@@ -380,8 +486,10 @@ pub struct Core<N> {
     trade_seq: u64,
     /// The store failed: the engine may be ahead of it, so the thread stops.
     failed: bool,
-    /// The matches handed to the settler and not answered yet, laid over the node's state.
-    flight: InFlight,
+    /// The accounts read from the node and the matches handed to the settler, laid over them.
+    mirror: Mirror,
+    /// What the node's account feed says changed.
+    feed: Arc<Feed>,
     /// The placements whose matches are in flight, per job in the order sent, with their replies.
     pending: VecDeque<Pending>,
     next_job: u64,
@@ -558,12 +666,19 @@ impl<N: NodeClient> Core<N> {
     /// The engine rebuilt from the store; the matches of the placements that were in flight
     /// when the service stopped are resolved with the node (accepted ones kept, lost ones sent
     /// again, refused ones handled) before anything else.
-    pub fn open(engine: Engine, store: Store, node: N, rt: Handle, key: PrivateKey) -> Result<Self, String> {
+    pub fn open(
+        engine: Engine,
+        store: Store,
+        node: Arc<N>,
+        feed: Arc<Feed>,
+        rt: Handle,
+        key: PrivateKey,
+    ) -> Result<Self, String> {
         let (market, _) = broadcast::channel(65_536);
         let mut core = Self {
             engine,
             store,
-            node: Arc::new(node),
+            node,
             rt,
             key,
             market,
@@ -571,7 +686,8 @@ impl<N: NodeClient> Core<N> {
             trades: HashMap::new(),
             trade_seq: 0,
             failed: false,
-            flight: InFlight::default(),
+            mirror: Mirror::default(),
+            feed,
             pending: VecDeque::new(),
             next_job: 0,
             jobs: None,
@@ -696,7 +812,7 @@ impl<N: NodeClient> Core<N> {
         }
         let Some(p) = self.pending.pop_front() else { return };
         debug_assert_eq!(p.job, job, "jobs are answered in order");
-        self.flight.judged(job, outcomes.len());
+        self.mirror.judged(job, p.placements.iter().flat_map(|a| &a.matches), &outcomes);
         let (events, settled) = self.settle_placements(&p.placements, outcomes, hashes);
         judged.events.extend(events);
         judged.placements.extend(p.placements);
@@ -733,17 +849,23 @@ impl<N: NodeClient> Core<N> {
     /// published and answered, then the batch.
     fn serve(&mut self, batch: Vec<Command>, judged: Judged) {
         let job = self.next_job;
-        let mut view = Fetched::new(&*self.node, &self.rt, std::mem::take(&mut self.flight));
+        self.follow_feed();
         // Before the engine's sequential work (the API checked the orders' signatures): the
         // accounts of their traders, and of the makers they would trade with as the book
-        // stands, read from the node concurrently.
+        // stands, read from the node concurrently unless the mirror has them. A trader whose
+        // order gives a token its fills brought since its account was read is read again.
         let mut traders: BTreeSet<AccountId> = BTreeSet::new();
         for c in &batch {
             if let Command::Place(p, _) = c {
-                traders.insert(p.request.order.order.account);
+                let o = &p.request.order.order;
+                if self.mirror.received(o.account, if o.is_sell { o.base } else { o.quote }) {
+                    self.mirror.invalidate(o.account);
+                }
+                traders.insert(o.account);
                 traders.extend(self.engine.makers_for(&p.request));
             }
         }
+        let mut view = Fetched::new(&*self.node, &self.rt, &mut self.mirror);
         view.prefetch(&traders);
         let Judged { mut events, placements: judged, replies: judged_replies, settled } = judged;
         let mut placed: Vec<(Accepted, bool, Reply<PlaceResult>)> = Vec::new();
@@ -816,7 +938,7 @@ impl<N: NodeClient> Core<N> {
                 Command::Judged { .. } | Command::Stop => {}
             }
         }
-        self.flight = view.flight;
+        view.finish(&mut self.mirror);
         // Durable before anyone hears of it or any match leaves.
         if !events.is_empty()
             && let Err(e) = self.log(&events)
@@ -879,6 +1001,19 @@ impl<N: NodeClient> Core<N> {
         // The settler is gone (it cannot be while the engine runs): these wait for the next
         // start, which looks them up.
         tracing::error!("the exchange's settler thread ended; matches wait for a restart");
+    }
+
+    /// Takes in what the node's account feed reported since the last batch: the accounts other
+    /// txs changed are read again; all are when the feed is not live or lost track.
+    fn follow_feed(&mut self) {
+        let changes = self.feed.take();
+        if !changes.live || changes.reset || self.mirror.accounts.len() > MIRROR_ACCOUNTS {
+            self.mirror.invalidate_all();
+        } else {
+            for account in changes.dirty {
+                self.mirror.invalidate(account);
+            }
+        }
     }
 
     /// The signed messages of `acc`'s matches, from its orders' messages (kept since their
@@ -1190,11 +1325,61 @@ mod tests {
         assert_eq!(flight.giving(10, 0, USDC, Some(&seller(0, (0, 0)))), 0, "the seller gives ETH only");
         assert_eq!(flight.giving(11, 0, USDC, None), 10_000 * ONE, "the buyers give USDC");
 
+        // Answered fills stay until their traders are read again: the account as last read
+        // may be older than them.
         flight.judged(0, 1);
-        assert_eq!((flight.matches, giving(&flight, (0, 6 * ONE))), (1, 6 * ONE));
-        assert_eq!(flight.slot(11, 0, 0), None, "the first bid's slot has nothing in flight");
+        assert_eq!((flight.matches, giving(&flight, (0, 0))), (1, 10 * ONE));
+        assert_eq!(flight.judged_legs(10), 1, "the seller's answered fill is kept");
+        flight.forget(11);
+        assert_eq!(flight.slot(11, 0, 0), None, "the first bid's slot, read again, has nothing in flight");
+        assert_eq!(flight.slot(11, 0, 1), Some((0, 4 * ONE)), "the second bid's fill is not answered yet");
+        flight.forget(10);
+        assert_eq!(giving(&flight, (0, 6 * ONE)), 6 * ONE, "only the unanswered fill is left");
         flight.judged(1, 1);
+        flight.forget_all();
         assert_eq!((flight.matches, flight.slot(10, 0, 0)), (0, None));
         assert!(flight.legs.is_empty());
+    }
+
+    /// The mirror reads a trader again after a refused fill, after [`MIRROR_LEGS`] accepted
+    /// ones, and remembers what accepted fills brought it.
+    #[test]
+    fn the_mirror_reads_again_what_it_cannot_know() {
+        let (s, b) = (User::new(1), User::new(2));
+        let ask = s.order(10, 0, 0, ETH, USDC, 100 * ONE, 1000 * ONE, true);
+        let fill = |k: u128| OrderMatching {
+            matcher: 2,
+            maker: ask.clone(),
+            taker: b.order(11, k as u16, 0, ETH, USDC, ONE, 1000 * ONE, false),
+            base_fill: ONE,
+            quote_fill: 1000 * ONE,
+            maker_residue_before: if k == 0 { 0 } else { (100 - k) * ONE },
+            taker_residue_before: 0,
+        };
+        let mut mirror = Mirror::default();
+        mirror.accounts.insert(10, Some(seller(100 * ONE, (0, 0))));
+        mirror.accounts.insert(11, None);
+        let first = fill(0);
+        mirror.flight.add(0, &first);
+        mirror.judged(0, [&first].into_iter(), &vec![None]);
+        assert!(mirror.received(10, USDC) && mirror.received(11, ETH) && !mirror.received(10, ETH));
+        assert_eq!(mirror.flight.judged_legs(10), 1, "kept: the seller as read does not show it");
+        assert!(mirror.accounts.contains_key(&10));
+
+        let second = fill(1);
+        mirror.flight.add(1, &second);
+        mirror.judged(1, [&second].into_iter(), &vec![Some("refused".into())]);
+        assert!(!mirror.accounts.contains_key(&10) && !mirror.accounts.contains_key(&11), "both read again");
+        assert!(!mirror.received(10, USDC));
+        assert_eq!(mirror.flight.judged_legs(10), 0);
+
+        mirror.accounts.insert(10, Some(seller(100 * ONE, (0, 0))));
+        for k in 2..2 + MIRROR_LEGS as u128 + 1 {
+            let m = fill(k);
+            mirror.flight.add(k as u64, &m);
+            mirror.judged(k as u64, [&m].into_iter(), &vec![None]);
+        }
+        assert!(!mirror.accounts.contains_key(&10), "read again after {MIRROR_LEGS} accepted fills");
+        assert!(mirror.flight.judged_legs(10) <= MIRROR_LEGS);
     }
 }

@@ -4,10 +4,12 @@
 
 pub mod api;
 pub mod core;
+pub mod feed;
 pub mod node;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jsonrpsee::server::{Server, ServerHandle};
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,7 @@ use zkl_rpc_api::exchange::ExchangeApiServer;
 use zkl_types::AccountId;
 
 use self::core::{Command, Core, CoreHandle};
+use self::feed::Feed;
 use self::node::{HttpNode, NodeClient};
 use crate::engine::{Engine, EngineConfig, PairConfig};
 use crate::store::Store;
@@ -77,6 +80,8 @@ pub struct Exchange {
     /// The engine thread's queue, for [`Command::Stop`].
     commands: std::sync::mpsc::SyncSender<Command>,
     ended: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Dropped with the exchange: the account feed's thread ends.
+    _feed: tokio::sync::watch::Sender<()>,
 }
 
 impl Drop for Exchange {
@@ -148,8 +153,21 @@ pub async fn start_with<N: NodeClient>(config: ExchangeConfig, node: N) -> Resul
         .map_err(|e| ServiceError::Start(format!("{}: {e}", config.data_dir.display())))?;
     let store = Store::open(&config.data_dir.join("exchange.redb")).map_err(|e| ServiceError::Start(e.to_string()))?;
 
-    // The engine thread replays the store (it may call the node) before it serves.
+    // The node's account feed, followed on a thread of its own (until it has subscribed, the
+    // engine keeps no account it read from one batch to the next).
     let rt = tokio::runtime::Handle::current();
+    let node = Arc::new(node);
+    let feed = Arc::new(Feed::default());
+    let (feed_stop, stopped) = tokio::sync::watch::channel(());
+    {
+        let (node, feed, rt) = (node.clone(), feed.clone(), rt.clone());
+        std::thread::Builder::new()
+            .name("exchange-feed".into())
+            .spawn(move || rt.block_on(feed::follow(node, matcher, feed, stopped)))
+            .map_err(|e| ServiceError::Start(e.to_string()))?;
+    }
+
+    // The engine thread replays the store (it may call the node) before it serves.
     let (commands, receiver) = std::sync::mpsc::sync_channel(config.max_queue);
     let own = commands.clone();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -158,7 +176,7 @@ pub async fn start_with<N: NodeClient>(config: ExchangeConfig, node: N) -> Resul
     let core = std::thread::Builder::new()
         .name("exchange-engine".into())
         .spawn(move || {
-            match Core::open(engine, store, node, rt, key) {
+            match Core::open(engine, store, node, feed, rt, key) {
                 Ok(core) => {
                     let _ = ready_tx.send(Ok(core.market()));
                     core.run(receiver, own);
@@ -180,5 +198,5 @@ pub async fn start_with<N: NodeClient>(config: ExchangeConfig, node: N) -> Resul
     let api = api::Api::new(CoreHandle { commands: commands.clone(), market }, &config.pairs);
     let handle = server.start(api.into_rpc());
     tracing::info!(%addr, "exchange api listening");
-    Ok(Exchange { addr, handle, core: Some(core), commands, ended: Some(ended) })
+    Ok(Exchange { addr, handle, core: Some(core), commands, ended: Some(ended), _feed: feed_stop })
 }

@@ -1,5 +1,6 @@
 //! The node's entry rules: the future-nonce queue (ordering, limits, durability), the fee policy
-//! and `zkl_estimateFee`, pending priority operations, the tx-status subscription and metrics.
+//! and `zkl_estimateFee`, pending priority operations, the tx-status and account-change
+//! subscriptions, and metrics.
 
 use jsonrpsee::core::client::Subscription;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
@@ -7,8 +8,11 @@ use jsonrpsee::ws_client::WsClientBuilder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zkl_node::config::{FeePolicy, FeeRate};
 use zkl_node::{Node, NodeConfig};
-use zkl_rpc_api::{AdminApiClient, EventsApiClient, FeeQuery, TxRecord, TxStatus, ZklApiClient};
-use zkl_state::testkit::{ETH, ONE, USDC, User, deposit};
+use zkl_rpc_api::{
+    AccountChange, AccountChanges, AdminApiClient, EventsApiClient, FeeQuery, RevertRequest, TxRecord, TxStatus,
+    ZklApiClient,
+};
+use zkl_state::testkit::{ETH, ONE, USDC, User, deposit, matching};
 use zkl_types::{Op, SignedTx};
 
 struct Net {
@@ -38,8 +42,13 @@ async fn start(config: NodeConfig) -> (Node, HttpClient) {
 
 /// A node with two funded users whose L2 keys are set (nonce 1 each).
 async fn net(dir: &std::path::Path, fees: FeePolicy) -> Net {
-    let cpk_fee = fees.min_fee(ETH, 3).unwrap().unwrap_or(0);
-    let (node, http) = start(config(dir, fees)).await;
+    net_from(config(dir, fees)).await
+}
+
+/// [`net`] with the node configured by `config`.
+async fn net_from(config: NodeConfig) -> Net {
+    let cpk_fee = config.fees.min_fee(ETH, 3).unwrap().unwrap_or(0);
+    let (node, http) = start(config).await;
     let mut users = Vec::new();
     for seed in [1u64, 2] {
         let u = User::new(seed);
@@ -227,4 +236,39 @@ async fn pending_priority_ops_status_subscription_and_metrics() {
     assert_eq!(value("zkl_priority_ops_total"), 3.0);
     assert_eq!(value("zkl_last_block"), f64::from(block));
     assert_eq!(value("zkl_queue_len"), 0.0);
+}
+
+/// The account feed names the accounts each executed tx and priority op changed, in order, and
+/// the matcher of an order matching; a rewind tells its subscribers that any account may have
+/// changed. A tx the node refuses changes nothing and is not reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_feed_names_what_each_tx_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), FeePolicy::default());
+    c.matchers = vec![2];
+    let n = net_from(c).await;
+    let (a, a_id) = &n.users[0];
+    let (b, b_id) = &n.users[1];
+    assert_eq!(*a_id, 2, "user 0 is the matcher");
+    let ws = WsClientBuilder::default().build(format!("ws://{}", n.node.rpc_addr)).await.unwrap();
+    let mut sub: Subscription<AccountChanges> = ws.subscribe_account_changes().await.unwrap();
+    let mut next = async || tokio::time::timeout(std::time::Duration::from_secs(5), sub.next()).await.unwrap();
+    let changed =
+        |matcher, accounts: Vec<u32>| AccountChanges::Changed { changes: vec![AccountChange { matcher, accounts }] };
+
+    send(&n.http, a.transfer(*a_id, b.address, ETH, ONE, 0, 1)).await;
+    assert_eq!(next().await.unwrap().unwrap(), changed(None, vec![*a_id, *b_id]));
+    rejected(&n.http, a.transfer(*a_id, b.address, ETH, 100 * ONE, 0, 2)).await;
+    n.http.dev_priority_op(deposit(2, 1, b.address, USDC, USDC, 5_000_000_000)).await.unwrap();
+    assert_eq!(next().await.unwrap().unwrap(), changed(None, vec![*b_id]));
+    let ask = a.order(*a_id, 0, 0, ETH, USDC, ONE, 1000 * ONE, true);
+    let bid = b.order(*b_id, 0, 0, ETH, USDC, ONE, 1000 * ONE, false);
+    let fill = matching(a, *a_id, ask, bid, ONE, (0, 0));
+    assert!(matches!(n.http.send_batch(vec![fill]).await.unwrap()[0], zkl_rpc_api::BatchResult::Accepted { .. }));
+    assert_eq!(next().await.unwrap().unwrap(), changed(Some(*a_id), vec![*a_id, *b_id]));
+
+    let block = n.http.seal_block(ADMIN.into()).await.unwrap().expect("a block");
+    let req = RevertRequest { from_block: Some(block), drop: None };
+    n.http.revert_blocks(ADMIN.into(), Some(req)).await.unwrap();
+    assert!(matches!(next().await.unwrap().unwrap(), AccountChanges::Reset { .. }));
 }
