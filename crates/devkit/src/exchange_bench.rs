@@ -34,11 +34,15 @@ pub struct ExchangeBenchConfig {
     pub orders_per_trader: u32,
     /// Concurrent API clients (each owns a share of the traders).
     pub senders: u32,
+    /// `None`: every order at 1,000 USDC ± 10 ticks (about three quarters trade). `Some(p)`:
+    /// p% of the orders priced to cross (up to 10 ticks through the middle), the others resting
+    /// 1-20 ticks away from it on their own side.
+    pub crossing: Option<u32>,
 }
 
 impl Default for ExchangeBenchConfig {
     fn default() -> Self {
-        Self { traders: 64, orders_per_trader: 100, senders: 16 }
+        Self { traders: 64, orders_per_trader: 100, senders: 16, crossing: None }
     }
 }
 
@@ -129,7 +133,20 @@ pub async fn run(
                     r ^= r >> 7;
                     r ^= r << 17;
                     let is_sell = t % 2 == 0;
-                    let ticks = 100_000 + (r % 21) as u128 - 10;
+                    let away = 1 + (r % 20) as u128;
+                    let ticks = match bench.crossing {
+                        None => 100_000 + (r % 21) as u128 - 10,
+                        // Through the middle: a sell down to 10 ticks below it, a bid up to 10 above.
+                        Some(p) if (r >> 40) % 100 < u64::from(p) => {
+                            if is_sell {
+                                100_000 - away / 2
+                            } else {
+                                100_000 + away / 2
+                            }
+                        }
+                        Some(_) if is_sell => 100_000 + away,
+                        Some(_) => 100_000 - away,
+                    };
                     let lots = 1 + (r >> 8) % 20;
                     let slot = u16::try_from(k).unwrap_or(u16::MAX);
                     let order =

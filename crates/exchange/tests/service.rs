@@ -707,7 +707,8 @@ async fn the_exchange_mirrors_accounts_and_reads_them_again_when_they_change() {
     for slot in 1..=10 {
         place(1, slot, true, 100_000 + u128::from(slot), 1, TimeInForce::Gtc).await.unwrap();
     }
-    assert_eq!(node.reads(net.ids[1]), first, "the mirror serves trader 1's account");
+    // (Once more at most: an account read more than a second ago is read again.)
+    assert!(node.reads(net.ids[1]) <= first + 1, "the mirror serves trader 1's account");
 
     // Trader 1 sends nearly all its ETH away behind the exchange's back: once the feed reports
     // it, an ask for more than is left is refused with why.

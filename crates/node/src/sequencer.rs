@@ -303,14 +303,12 @@ impl Sequencer {
             self.seal(batch, state);
             result = state.execute_verified(tx, keys);
         }
-        result?;
-        if let Some(op) = state.pending_ops().last() {
-            let matcher = match &tx.tx {
-                Tx::OrderMatching(m) => Some(m.matcher),
-                _ => None,
-            };
-            self.changes.push(AccountChange { matcher, accounts: op.accounts() });
-        }
+        let op = result?;
+        let matcher = match &tx.tx {
+            Tx::OrderMatching(m) => Some(m.matcher),
+            _ => None,
+        };
+        self.changes.push(AccountChange { matcher, accounts: op.accounts() });
         let hash = keys.tx_hash();
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -480,6 +478,9 @@ impl Sequencer {
 
     /// Makes `batch` durable, then publishes its events.
     fn commit(&mut self, batch: Batch) -> Result<(), StorageError> {
+        // Which accounts changed goes out first: the state already shows it to readers, and a
+        // follower that reads an account again for nothing (the commit failing) loses nothing.
+        self.publish_changes();
         let started = Instant::now();
         self.storage.commit(batch)?;
         self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
@@ -492,6 +493,11 @@ impl Sequencer {
         for event in self.outbox.drain(..) {
             let _ = self.events.send(event);
         }
+        self.publish_changes();
+    }
+
+    /// Publishes which accounts the work since the last publication changed.
+    fn publish_changes(&mut self) {
         if !self.changes.is_empty() {
             let _ = self.events.send(Event::Accounts(Arc::new(std::mem::take(&mut self.changes))));
         }

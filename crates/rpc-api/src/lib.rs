@@ -164,8 +164,9 @@ pub trait EventsApi {
     #[subscription(name = "subscribeTxStatus" => "txStatus", unsubscribe = "unsubscribeTxStatus", item = TxRecord)]
     async fn subscribe_tx_status(&self, hash: String) -> SubscriptionResult;
 
-    /// Which accounts each executed tx and priority op changed, once the node has made them
-    /// durable; `reset` when the subscriber may have missed some (it fell behind, or the
+    /// Which accounts each executed tx and priority op changed, as soon as the node's state
+    /// shows it (before the node's commit: a follower may read an account again for nothing;
+    /// it never misses a change); `reset` when the subscriber may have missed some (it fell behind, or the
     /// operator rewound blocks). What a service that mirrors accounts (the exchange) follows.
     #[subscription(
         name = "subscribeAccountChanges" => "accountChanges",

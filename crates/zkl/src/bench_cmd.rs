@@ -52,9 +52,14 @@ pub enum BenchCommand {
         /// Print one JSON line instead of a table
         #[arg(long)]
         json: bool,
-        /// Traders (half sell, half buy, around one price: about half the orders cross)
+        /// Traders (half sell, half buy, around one price: about three quarters of the orders
+        /// trade)
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=10_000))]
         traders: u32,
+        /// Instead: this percentage of the orders is priced to cross the book, the others rest
+        /// on their own side of it (a market with resting liquidity)
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+        crossing: Option<u32>,
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=65_536))]
         orders_per_trader: u32,
         /// Concurrent API clients
@@ -139,13 +144,22 @@ pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        BenchCommand::Exchange { json, traders, orders_per_trader, senders, block_capacity, block_time_ms } => {
+        BenchCommand::Exchange {
+            json,
+            traders,
+            crossing,
+            orders_per_trader,
+            senders,
+            block_capacity,
+            block_time_ms,
+        } => {
             let dir = std::env::temp_dir().join(format!("zkl-bench-exchange-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             let mut config = zkl_node::NodeConfig::demo(dir.join("node"));
             config.block_capacity = block_capacity as usize;
             config.block_time_ms = block_time_ms;
-            let bench = zkl_devkit::exchange_bench::ExchangeBenchConfig { traders, orders_per_trader, senders };
+            let bench =
+                zkl_devkit::exchange_bench::ExchangeBenchConfig { traders, orders_per_trader, senders, crossing };
             let rt = runtime()?;
             let quiet = json;
             let report = rt

@@ -304,7 +304,8 @@ impl InFlight {
 /// after [`MIRROR_LEGS`] accepted fills. Without a live feed nothing is kept between batches.
 #[derive(Debug, Default)]
 struct Mirror {
-    accounts: HashMap<AccountId, Option<AccountInfo>>,
+    /// The accounts as read, and when.
+    accounts: HashMap<AccountId, (Option<AccountInfo>, Instant)>,
     /// Per account, the tokens its accepted fills brought since it was read.
     received: HashMap<AccountId, HashSet<TokenId>>,
     flight: InFlight,
@@ -315,6 +316,9 @@ const MIRROR_ACCOUNTS: usize = 100_000;
 
 /// Accepted fills of one account kept at most before it is read again.
 const MIRROR_LEGS: usize = 64;
+
+/// How long an account read is used at most (a backstop: the feed reports every change).
+const MIRROR_AGE: Duration = Duration::from_secs(1);
 
 impl Mirror {
     /// `account` is read again when next needed.
@@ -341,7 +345,8 @@ impl Mirror {
         self.flight.judged(job, outcomes.len());
         for (m, outcome) in matches.zip(outcomes) {
             for order in [&m.maker.order, &m.taker.order] {
-                if outcome.is_some() || self.flight.judged_legs(order.account) > MIRROR_LEGS {
+                let kept = self.accounts.contains_key(&order.account);
+                if !kept || outcome.is_some() || self.flight.judged_legs(order.account) > MIRROR_LEGS {
                     self.invalidate(order.account);
                 } else {
                     let got = if order.is_sell { order.quote } else { order.base };
@@ -357,7 +362,7 @@ impl Mirror {
 struct Fetched<'a, N> {
     node: &'a N,
     rt: &'a Handle,
-    cache: RefCell<HashMap<AccountId, Option<AccountInfo>>>,
+    cache: RefCell<HashMap<AccountId, (Option<AccountInfo>, Instant)>>,
     /// The accounts read in this batch.
     read: RefCell<Vec<AccountId>>,
     flight: InFlight,
@@ -388,10 +393,10 @@ impl<'a, N: NodeClient> Fetched<'a, N> {
     fn with<T>(&self, id: AccountId, f: impl FnOnce(Option<&AccountInfo>) -> T) -> Result<T, Unavailable> {
         if !self.cache.borrow().contains_key(&id) {
             let info = self.rt.block_on(self.node.account(id))?;
-            self.cache.borrow_mut().insert(id, info);
+            self.cache.borrow_mut().insert(id, (info, Instant::now()));
             self.read.borrow_mut().push(id);
         }
-        Ok(f(self.cache.borrow()[&id].as_ref()))
+        Ok(f(self.cache.borrow()[&id].0.as_ref()))
     }
 
     /// Reads those of `ids` it does not have from the node, concurrently (a failed read is left
@@ -401,7 +406,7 @@ impl<'a, N: NodeClient> Fetched<'a, N> {
         let reads = missing.iter().map(|&id| async move { (id, self.node.account(id).await) });
         for (id, read) in self.rt.block_on(futures_util::future::join_all(reads)) {
             if let Ok(info) = read {
-                self.cache.borrow_mut().insert(id, info);
+                self.cache.borrow_mut().insert(id, (info, Instant::now()));
                 self.read.borrow_mut().push(id);
             }
         }
@@ -1009,10 +1014,18 @@ impl<N: NodeClient> Core<N> {
         let changes = self.feed.take();
         if !changes.live || changes.reset || self.mirror.accounts.len() > MIRROR_ACCOUNTS {
             self.mirror.invalidate_all();
-        } else {
-            for account in changes.dirty {
-                self.mirror.invalidate(account);
-            }
+            return;
+        }
+        let old = Instant::now().checked_sub(MIRROR_AGE);
+        let aged: Vec<AccountId> = self
+            .mirror
+            .accounts
+            .iter()
+            .filter(|(_, (_, at))| old.is_some_and(|old| *at < old))
+            .map(|(id, _)| *id)
+            .collect();
+        for account in changes.dirty.into_iter().chain(aged) {
+            self.mirror.invalidate(account);
         }
     }
 
@@ -1357,8 +1370,8 @@ mod tests {
             taker_residue_before: 0,
         };
         let mut mirror = Mirror::default();
-        mirror.accounts.insert(10, Some(seller(100 * ONE, (0, 0))));
-        mirror.accounts.insert(11, None);
+        mirror.accounts.insert(10, (Some(seller(100 * ONE, (0, 0))), Instant::now()));
+        mirror.accounts.insert(11, (None, Instant::now()));
         let first = fill(0);
         mirror.flight.add(0, &first);
         mirror.judged(0, [&first].into_iter(), &vec![None]);
@@ -1373,7 +1386,7 @@ mod tests {
         assert!(!mirror.received(10, USDC));
         assert_eq!(mirror.flight.judged_legs(10), 0);
 
-        mirror.accounts.insert(10, Some(seller(100 * ONE, (0, 0))));
+        mirror.accounts.insert(10, (Some(seller(100 * ONE, (0, 0))), Instant::now()));
         for k in 2..2 + MIRROR_LEGS as u128 + 1 {
             let m = fill(k);
             mirror.flight.add(k as u64, &m);
@@ -1381,5 +1394,7 @@ mod tests {
         }
         assert!(!mirror.accounts.contains_key(&10), "read again after {MIRROR_LEGS} accepted fills");
         assert!(mirror.flight.judged_legs(10) <= MIRROR_LEGS);
+        // The buyer is not kept: nothing is remembered for it.
+        assert_eq!((mirror.flight.judged_legs(11), mirror.received(11, ETH)), (0, false));
     }
 }

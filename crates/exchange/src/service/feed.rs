@@ -14,6 +14,9 @@ use zkl_types::AccountId;
 
 use super::node::NodeClient;
 
+/// Changed accounts kept for the engine at most; beyond, it reads every account again.
+const DIRTY_MAX: usize = 100_000;
+
 /// What the feed reported and the engine thread has not taken yet.
 #[derive(Debug, Default)]
 pub struct Feed(Mutex<Changes>);
@@ -53,13 +56,19 @@ impl Feed {
         (s.live, s.reset) = (false, true);
     }
 
-    /// Takes in one notification; the fills of `matcher` (the exchange's own) are left out.
+    /// Takes in one notification; the fills of `matcher` (the exchange's own: one exchange per
+    /// matcher account) are left out.
     pub fn note(&self, note: AccountChanges, matcher: AccountId) {
         let mut s = self.lock();
         match note {
             AccountChanges::Changed { changes } => {
                 for c in changes.into_iter().filter(|c| c.matcher != Some(matcher)) {
                     s.dirty.extend(c.accounts);
+                }
+                // An engine that has not looked for long reads everything again.
+                if s.dirty.len() > DIRTY_MAX {
+                    s.dirty.clear();
+                    s.reset = true;
                 }
             }
             AccountChanges::Reset { reason } => {
@@ -74,6 +83,7 @@ impl Feed {
 /// (with a growing pause) when the connection ends; returns at once if the node has no feed.
 pub async fn follow<N: NodeClient>(node: Arc<N>, matcher: AccountId, feed: Arc<Feed>, mut stop: watch::Receiver<()>) {
     let mut wait = Duration::from_millis(100);
+    let mut warned = false;
     loop {
         let subscribed = tokio::select! {
             s = node.account_changes() => s,
@@ -96,6 +106,10 @@ pub async fn follow<N: NodeClient>(node: Arc<N>, matcher: AccountId, feed: Arc<F
                 }
                 feed.lost();
                 tracing::warn!("the node's account feed ended; reading accounts for every batch until it is back");
+            }
+            Err(e) if !warned => {
+                warned = true;
+                tracing::warn!(error = %e, "cannot subscribe to the node's account feed; reading accounts for every batch, retrying");
             }
             Err(e) => tracing::debug!(error = %e, "cannot subscribe to the node's account feed; retrying"),
         }

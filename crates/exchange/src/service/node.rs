@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use jsonrpsee::core::ClientError;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
-use jsonrpsee::ws_client::WsClientBuilder;
+use jsonrpsee::ws_client::{PingConfig, WsClientBuilder};
 use zkl_rpc_api::{AccountChanges, AccountInfo, BatchResult, EventsApiClient, TxStatus, ZklApiClient, codes};
 use zkl_types::{AccountId, SignedTx};
 
@@ -86,7 +86,14 @@ impl NodeClient for HttpNode {
     }
 
     async fn account_changes(&self) -> Result<Option<ChangeStream>, Unavailable> {
+        // Pings end a connection that died without closing, so the feed is never taken for
+        // live while it is not.
+        let ping = PingConfig::new()
+            .ping_interval(std::time::Duration::from_secs(1))
+            .inactive_limit(std::time::Duration::from_secs(2))
+            .max_failures(1);
         let ws = WsClientBuilder::default()
+            .enable_ws_ping(ping)
             .max_buffer_capacity_per_subscription(65_536)
             .build(&self.ws_url)
             .await
