@@ -162,33 +162,48 @@ pub fn mul_base8(k: &Scalar) -> Point {
     Point::from_ark(mul_base8_projective(k))
 }
 
-/// Fixed-base multiplication by `Base8` with a precomputed table (4-bit windows), left in
-/// projective coordinates.
+/// Fixed-base multiplication by `Base8` with a precomputed table, left in projective
+/// coordinates.
 pub(crate) fn mul_base8_projective(k: &Scalar) -> EdwardsProjective {
+    static TABLE: OnceLock<WindowTable> = OnceLock::new();
+    TABLE.get_or_init(|| WindowTable::new(base8().to_ark().into_group())).mul(k)
+}
+
+/// The multiples of a point in 4-bit windows: row `w` holds `j · 16^w · P` for `j` in 0..16
+/// (affine, 64 KiB). `k · P` is then at most 64 mixed additions and no doubling, against about
+/// 250 doublings and 50 additions without it; building it costs about 1,000 additions.
+pub(crate) struct WindowTable(Vec<[EdwardsAffine; 16]>);
+
+impl WindowTable {
+    /// Windows of 4 bits covering a scalar (below 2^251).
     const WINDOWS: usize = 64;
-    static TABLE: OnceLock<Vec<[EdwardsProjective; 16]>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut base = base8().to_ark().into_group();
-        (0..WINDOWS)
-            .map(|_| {
-                let mut row = [EdwardsProjective::zero(); 16];
-                for i in 1..16 {
-                    row[i] = row[i - 1] + base;
-                }
-                base = row[15] + base;
-                row
-            })
-            .collect()
-    });
-    let bits = k.into_bigint().to_bytes_le();
-    let mut acc = Projective::<EdwardsConfig>::zero();
-    for (w, row) in table.iter().enumerate() {
-        let nibble = (bits[w / 2] >> ((w % 2) * 4)) & 0x0f;
-        if nibble != 0 {
-            acc += row[nibble as usize];
+
+    pub(crate) fn new(p: EdwardsProjective) -> Self {
+        let mut all = Vec::with_capacity(Self::WINDOWS * 16);
+        let mut base = p;
+        for _ in 0..Self::WINDOWS {
+            let mut multiple = EdwardsProjective::zero();
+            for _ in 0..16 {
+                all.push(multiple);
+                multiple += base;
+            }
+            base = multiple;
         }
+        let affine = EdwardsProjective::normalize_batch(&all);
+        Self(affine.chunks_exact(16).map(|row| row.try_into().expect("rows of 16")).collect())
     }
-    acc
+
+    pub(crate) fn mul(&self, k: &Scalar) -> EdwardsProjective {
+        let bytes = k.into_bigint().to_bytes_le();
+        let mut acc = Projective::<EdwardsConfig>::zero();
+        for (w, row) in self.0.iter().enumerate() {
+            let nibble = (bytes[w / 2] >> ((w % 2) * 4)) & 0x0f;
+            if nibble != 0 {
+                acc += &row[nibble as usize];
+            }
+        }
+        acc
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +244,14 @@ mod tests {
         fn fixed_base_equals_variable_base(bytes in any::<[u8; 32]>()) {
             let k = Scalar::from_le_bytes_mod_order(&bytes);
             prop_assert_eq!(mul_base8(&k), base8().mul(&k));
+        }
+
+        #[test]
+        fn a_window_table_multiplies_like_the_variable_base_method(p in any::<[u8; 32]>(), k in any::<[u8; 32]>()) {
+            let p = mul_base8(&Scalar::from_le_bytes_mod_order(&p)).to_ark().into_group();
+            let k = Scalar::from_le_bytes_mod_order(&k);
+            prop_assert_eq!(WindowTable::new(p).mul(&k), wnaf_mul(p, &k));
+            prop_assert_eq!(WindowTable::new(p).mul(&-Scalar::ONE), -p);
         }
 
         #[test]

@@ -14,11 +14,11 @@
 use ark_ff::{BigInteger, PrimeField};
 use blake_hash::{Blake512, Digest};
 use num_bigint::BigUint;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use ark_ec::AffineRepr;
 
-use crate::babyjubjub::{Point, PointError, Scalar, mul_base8, mul_base8_projective, wnaf_mul};
+use crate::babyjubjub::{Point, PointError, Scalar, WindowTable, mul_base8, mul_base8_projective, wnaf_mul};
 use crate::field::{Fr, fr_low_bytes, fr_to_le_bytes};
 use crate::poseidon;
 use crate::remembered::Remembered;
@@ -107,6 +107,32 @@ fn challenge(r8: &Point, a: &Point, msg: &Fr) -> Scalar {
 /// Packed public keys [`PublicKey::from_packed`] remembers at most (then it starts afresh).
 pub const KEY_CACHE: usize = 1 << 16;
 
+/// Keys whose window tables a process keeps at most (64 KiB each; then it starts afresh).
+const TABLE_KEYS: usize = 256;
+
+/// A key's window table is built at its verification number `TABLE_AFTER` (a table costs about
+/// as much as four multiplications without it; a key that verifies a few times only never
+/// pays for one).
+const TABLE_AFTER: u32 = 4;
+
+/// `k · a`, with `a`'s window table once `a` has verified [`TABLE_AFTER`] times (the matcher's
+/// key signs every order matching, a trader's each of its orders).
+fn mul_key(a: &Point, k: &Scalar) -> ark_ed_on_bn254::EdwardsProjective {
+    static TABLES: LazyLock<Remembered<Point, Arc<WindowTable>>> = LazyLock::new(|| Remembered::new(TABLE_KEYS));
+    static USES: LazyLock<Remembered<Point, u32>> = LazyLock::new(|| Remembered::new(KEY_CACHE));
+    if let Some(table) = TABLES.get(a) {
+        return table.mul(k);
+    }
+    let uses = USES.get(a).unwrap_or(0) + 1;
+    if uses < TABLE_AFTER {
+        USES.insert(*a, uses);
+        return wnaf_mul(a.to_ark().into_group(), k);
+    }
+    let table = Arc::new(WindowTable::new(a.to_ark().into_group()));
+    TABLES.insert(*a, table.clone());
+    table.mul(k)
+}
+
 /// A public key: a point of the prime-order subgroup (checked at construction).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PublicKey(Point);
@@ -160,7 +186,7 @@ impl PublicKey {
     pub fn verify(&self, msg: &Fr, sig: &Signature) -> Result<(), SignatureError> {
         let hm = challenge(&sig.r8, &self.0, msg);
         let left = mul_base8_projective(&sig.s);
-        let right = wnaf_mul(self.0.to_ark().into_group(), &(hm * Scalar::from(8u64))) + sig.r8.to_ark();
+        let right = mul_key(&self.0, &(hm * Scalar::from(8u64))) + sig.r8.to_ark();
         if left == right { Ok(()) } else { Err(SignatureError::Mismatch) }
     }
 }
@@ -291,6 +317,11 @@ mod tests {
             let sig = k.sign(&msg);
             let pk = k.public_key();
             prop_assert_eq!(pk.verify(&msg, &sig), Ok(()));
+            // Again, past the verification that builds the key's window table.
+            for _ in 0..TABLE_AFTER {
+                prop_assert_eq!(pk.verify(&msg, &sig), Ok(()));
+                prop_assert!(pk.verify(&(msg + Fr::from(1u64)), &sig).is_err());
+            }
             let packed = sig.pack();
             prop_assert_eq!(Signature::unpack(&packed).unwrap(), sig);
             prop_assert_eq!(PublicKey::from_packed(&pk.pack()).unwrap(), pk);
