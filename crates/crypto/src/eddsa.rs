@@ -110,27 +110,28 @@ pub const KEY_CACHE: usize = 1 << 16;
 /// Keys whose window tables a process keeps at most (64 KiB each; then it starts afresh).
 const TABLE_KEYS: usize = 256;
 
-/// A key's window table is built at its verification number `TABLE_AFTER` (a table costs about
-/// as much as four multiplications without it; a key that verifies a few times only never
-/// pays for one).
+/// A key's window table is built after its `TABLE_AFTER`-th successful verification without
+/// one (a table costs about as much as four multiplications without it; a key that verifies a
+/// few times only never pays for one). Only verified uses count, and a key starts counting
+/// again after each table: whoever forces builds (signing with many keys of its own so that the
+/// tables of others are forgotten) pays `TABLE_AFTER` valid signatures per build, at most about
+/// twice the work of verifying them, and a key whose table was forgotten is verified as fast as
+/// without tables.
 const TABLE_AFTER: u32 = 4;
 
-/// `k · a`, with `a`'s window table once `a` has verified [`TABLE_AFTER`] times (the matcher's
-/// key signs every order matching, a trader's each of its orders).
-fn mul_key(a: &Point, k: &Scalar) -> ark_ed_on_bn254::EdwardsProjective {
-    static TABLES: LazyLock<Remembered<Point, Arc<WindowTable>>> = LazyLock::new(|| Remembered::new(TABLE_KEYS));
+static TABLES: LazyLock<Remembered<Point, Arc<WindowTable>>> = LazyLock::new(|| Remembered::new(TABLE_KEYS));
+
+/// `a` verified a signature without its window table: counted, and its table is built at the
+/// [`TABLE_AFTER`]-th such verification.
+fn verified_without_table(a: &Point) {
     static USES: LazyLock<Remembered<Point, u32>> = LazyLock::new(|| Remembered::new(KEY_CACHE));
-    if let Some(table) = TABLES.get(a) {
-        return table.mul(k);
-    }
     let uses = USES.get(a).unwrap_or(0) + 1;
     if uses < TABLE_AFTER {
         USES.insert(*a, uses);
-        return wnaf_mul(a.to_ark().into_group(), k);
+        return;
     }
-    let table = Arc::new(WindowTable::new(a.to_ark().into_group()));
-    TABLES.insert(*a, table.clone());
-    table.mul(k)
+    USES.insert(*a, 0);
+    TABLES.insert(*a, Arc::new(WindowTable::new(a.to_ark().into_group())));
 }
 
 /// A public key: a point of the prime-order subgroup (checked at construction).
@@ -186,8 +187,21 @@ impl PublicKey {
     pub fn verify(&self, msg: &Fr, sig: &Signature) -> Result<(), SignatureError> {
         let hm = challenge(&sig.r8, &self.0, msg);
         let left = mul_base8_projective(&sig.s);
-        let right = mul_key(&self.0, &(hm * Scalar::from(8u64))) + sig.r8.to_ark();
-        if left == right { Ok(()) } else { Err(SignatureError::Mismatch) }
+        let k = hm * Scalar::from(8u64);
+        // With the key's window table once it has verified often (the matcher's key signs
+        // every order matching, a trader's each of its orders).
+        let table = TABLES.get(&self.0);
+        let ka = match &table {
+            Some(table) => table.mul(&k),
+            None => wnaf_mul(self.0.to_ark().into_group(), &k),
+        };
+        if left != ka + sig.r8.to_ark() {
+            return Err(SignatureError::Mismatch);
+        }
+        if table.is_none() {
+            verified_without_table(&self.0);
+        }
+        Ok(())
     }
 }
 
@@ -261,6 +275,26 @@ mod tests {
         PrivateKey::from_bytes([b; 32])
     }
 
+    /// Only successful verifications count towards a key's window table: refused signatures
+    /// never make a process build one.
+    #[test]
+    fn refused_signatures_build_no_window_table() {
+        let k = key(91);
+        let (msg, other) = (Fr::from(5u64), Fr::from(6u64));
+        let sig = k.sign(&msg);
+        let pk = k.public_key();
+        for _ in 0..3 * TABLE_AFTER {
+            assert!(pk.verify(&other, &sig).is_err());
+        }
+        assert!(TABLES.get(&pk.point()).is_none());
+        for _ in 0..TABLE_AFTER {
+            assert_eq!(pk.verify(&msg, &sig), Ok(()));
+        }
+        assert!(TABLES.get(&pk.point()).is_some());
+        assert_eq!(pk.verify(&msg, &sig), Ok(()));
+        assert!(pk.verify(&other, &sig).is_err());
+    }
+
     #[test]
     fn sign_then_verify() {
         let k = key(7);
@@ -322,6 +356,7 @@ mod tests {
                 prop_assert_eq!(pk.verify(&msg, &sig), Ok(()));
                 prop_assert!(pk.verify(&(msg + Fr::from(1u64)), &sig).is_err());
             }
+            prop_assert!(TABLES.get(&pk.point()).is_some(), "the key's table is built");
             let packed = sig.pack();
             prop_assert_eq!(Signature::unpack(&packed).unwrap(), sig);
             prop_assert_eq!(PublicKey::from_packed(&pk.pack()).unwrap(), pk);
