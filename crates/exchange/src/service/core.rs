@@ -306,6 +306,9 @@ impl InFlight {
 struct Mirror {
     /// The accounts as read, and when.
     accounts: HashMap<AccountId, (Option<AccountInfo>, Instant)>,
+    /// The reads in the order made, for [`MIRROR_AGE`] (an account read again since has a
+    /// later entry).
+    reads: VecDeque<(Instant, AccountId)>,
     /// Per account, the tokens its accepted fills brought since it was read.
     received: HashMap<AccountId, HashSet<TokenId>>,
     flight: InFlight,
@@ -330,6 +333,7 @@ impl Mirror {
 
     fn invalidate_all(&mut self) {
         self.accounts.clear();
+        self.reads.clear();
         self.received.clear();
         self.flight.forget_all();
     }
@@ -337,6 +341,18 @@ impl Mirror {
     /// Whether `account`'s accepted fills brought it `token` since it was read.
     fn received(&self, account: AccountId, token: TokenId) -> bool {
         self.received.get(&account).is_some_and(|t| t.contains(&token))
+    }
+
+    /// The accounts read before `old` are read again when next needed.
+    fn invalidate_read_before(&mut self, old: Instant) {
+        while let Some(&(at, account)) = self.reads.front()
+            && at < old
+        {
+            self.reads.pop_front();
+            if self.accounts.get(&account).is_some_and(|(_, read)| *read == at) {
+                self.invalidate(account);
+            }
+        }
     }
 
     /// The node answered job `job`'s `matches` with `outcomes`: the traders of a refused fill
@@ -387,6 +403,9 @@ impl<'a, N: NodeClient> Fetched<'a, N> {
         for account in self.read.into_inner() {
             mirror.flight.forget(account);
             mirror.received.remove(&account);
+            if let Some((_, at)) = mirror.accounts.get(&account) {
+                mirror.reads.push_back((*at, account));
+            }
         }
     }
 
@@ -1016,16 +1035,11 @@ impl<N: NodeClient> Core<N> {
             self.mirror.invalidate_all();
             return;
         }
-        let old = Instant::now().checked_sub(MIRROR_AGE);
-        let aged: Vec<AccountId> = self
-            .mirror
-            .accounts
-            .iter()
-            .filter(|(_, (_, at))| old.is_some_and(|old| *at < old))
-            .map(|(id, _)| *id)
-            .collect();
-        for account in changes.dirty.into_iter().chain(aged) {
+        for account in changes.dirty {
             self.mirror.invalidate(account);
+        }
+        if let Some(old) = Instant::now().checked_sub(MIRROR_AGE) {
+            self.mirror.invalidate_read_before(old);
         }
     }
 
@@ -1396,5 +1410,20 @@ mod tests {
         assert!(mirror.flight.judged_legs(10) <= MIRROR_LEGS);
         // The buyer is not kept: nothing is remembered for it.
         assert_eq!((mirror.flight.judged_legs(11), mirror.received(11, ETH)), (0, false));
+    }
+
+    /// An account read before the cut is read again, unless it was read again since.
+    #[test]
+    fn the_mirror_forgets_old_reads() {
+        let t0 = Instant::now();
+        let (t1, t2) = (t0 + Duration::from_millis(1), t0 + Duration::from_millis(2));
+        let mut mirror = Mirror::default();
+        mirror.accounts.insert(10, (None, t2));
+        mirror.accounts.insert(11, (None, t1));
+        mirror.reads.extend([(t0, 10), (t1, 11), (t2, 10)]);
+        mirror.invalidate_read_before(t1 + Duration::from_micros(500));
+        assert!(mirror.accounts.contains_key(&10), "read again at t2");
+        assert!(!mirror.accounts.contains_key(&11));
+        assert_eq!(mirror.reads, VecDeque::from([(t2, 10)]));
     }
 }
