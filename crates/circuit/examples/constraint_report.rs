@@ -5,7 +5,9 @@
 use ark_r1cs_std::alloc::AllocVar;
 use ark_r1cs_std::uint8::UInt8;
 use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
-use zkl_circuit::block::{BlockCost, SUPPORTED_OPS, constraints_per_op, op_name};
+use zkl_circuit::block::{
+    BlockCost, SUPPORTED_OPS, constraints_per_op, constraints_per_op_routed, op_name, work_per_op,
+};
 use zkl_circuit::commitment::{BlockHeaderVar, HEADER_BYTES};
 use zkl_circuit::ecc::PointVar;
 use zkl_circuit::eddsa::{self, SignatureVar};
@@ -165,6 +167,28 @@ fn main() -> Result<(), SynthesisError> {
     for (name, n) in constraints_per_op(8, 2)? {
         let chunks = SUPPORTED_OPS.iter().find(|(code, _)| op_name(*code) == Some(name)).map_or(0, |(_, c)| *c);
         println!("  {name:<16} {chunks} chunk(s): {n:>8} (gadget only {:>8})", chunks * gadget);
+    }
+
+    // Work slots (fewer than the chunks): an op pays its work slots' gadgets (routing included)
+    // and its chunks' positions and pubdata share (zkl_circuit::block::constraints_per_op_routed).
+    println!();
+    println!(
+        "{:<10} {:>6} {:>6} {:>10} {:>12} {:>12} {:>12}",
+        "capacity", "work", "fees", "total", "per slot", "positions", "commitment"
+    );
+    for (capacity, work, fee_slots) in [(8usize, 4usize, 2usize), (38, 19, 9)] {
+        let c = BlockCost::measure_routed(capacity, work, fee_slots)?;
+        println!(
+            "{capacity:<10} {work:>6} {fee_slots:>6} {:>10} {:>12} {:>12} {:>12}",
+            c.total,
+            c.chunks.iter().max().copied().unwrap_or(0),
+            c.positions,
+            c.commitment
+        );
+        for (name, n) in constraints_per_op_routed(capacity, work, fee_slots)? {
+            let code = SUPPORTED_OPS.iter().find(|(code, _)| op_name(*code) == Some(name)).map_or(0, |(c, _)| *c);
+            println!("  {name:<16} {} work slot(s): {n:>8}", work_per_op(code));
+        }
     }
     Ok(())
 }

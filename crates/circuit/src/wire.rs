@@ -10,7 +10,7 @@ use crate::block::AccountLeaf;
 use crate::block::{AuWitness, BlockWitness, ChunkWitness, FeeSlotWitness, OrderWitness};
 use crate::merkle::{ACCOUNT_TREE_DEPTH, BALANCE_TREE_DEPTH};
 
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 /// Upper bounds that keep a malformed length from allocating without limit.
 const MAX_CHUNKS: u32 = 1 << 16;
 const MAX_FEE_SLOTS: u32 = 1 << 12;
@@ -135,6 +135,13 @@ pub fn encode(w: &BlockWitness) -> Vec<u8> {
         o.u128(c.order.price);
         o.0.push(c.order.other_fee_bps);
     }
+    match &w.routing {
+        None => o.0.push(0),
+        Some(positions) => {
+            o.0.push(1);
+            positions.iter().for_each(|p| o.u32(p.map_or(u32::MAX, |p| p as u32)));
+        }
+    }
     o.u32(w.fees.len() as u32);
     for f in &w.fees {
         o.u32(u32::from(f.token));
@@ -168,6 +175,19 @@ pub fn decode(bytes: &[u8]) -> Result<BlockWitness, WireError> {
         let order = OrderWitness { price: r.u128()?, other_fee_bps: r.take(1)?[0] };
         chunks.push(ChunkWitness { pubkey, signature, au, fee_slot, order });
     }
+    let routing = match r.take(1)?[0] {
+        0 => None,
+        1 => Some(
+            (0..chunks.len())
+                .map(|_| match r.u32()? {
+                    u32::MAX => Ok(None),
+                    p if p < MAX_CHUNKS => Ok(Some(p as usize)),
+                    _ => Err(WireError::Range("work slot position")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        _ => return Err(WireError::Range("routing flag")),
+    };
     let n = r.len(MAX_FEE_SLOTS, "fee slot count")?;
     let mut fees = Vec::with_capacity(n);
     for _ in 0..n {
@@ -178,7 +198,7 @@ pub fn decode(bytes: &[u8]) -> Result<BlockWitness, WireError> {
     if !r.0.is_empty() {
         return Err(WireError::Trailing(r.0.len()));
     }
-    Ok(BlockWitness { block_number, timestamp, old_root, new_root, pubdata, chunks, fees, public_input })
+    Ok(BlockWitness { block_number, timestamp, old_root, new_root, pubdata, chunks, routing, fees, public_input })
 }
 
 #[cfg(test)]
@@ -197,6 +217,9 @@ mod tests {
         w.chunks[1].order = OrderWitness { price: 3 << 100, other_fee_bps: 255 };
         w.fees[1].token = 65_535;
         w.fees[0].au.account_path[3][2] = -Fr::from(1u64);
+        let mut routed = w.clone();
+        routed.routing = Some(vec![Some(1), None]);
+        assert_eq!(decode(&encode(&routed)), Ok(routed));
         let bytes = encode(&w);
         assert_eq!(decode(&bytes), Ok(w));
         for cut in [0, 1, 10, bytes.len() - 1] {
@@ -217,8 +240,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample() -> Vec<u8> {
-        let mut w = BlockWitness::blank(2, 2);
-        w.pubdata = (0..40).collect();
+        let mut w = BlockWitness::blank_routed(3, 2, 2);
+        w.pubdata = (0..60).collect();
+        w.routing = Some(vec![Some(2), None]);
         encode(&w)
     }
 

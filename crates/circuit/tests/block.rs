@@ -314,6 +314,86 @@ fn full_exit_blocks() {
     exit(&mut s, 203, 4242, &u[0], ETH);
 }
 
+/// Runs a block natively and checks the circuit of `work_slots` work slots (fewer than the
+/// chunks; DESIGN.md, "Work slots") accepts its routed witness.
+fn routed_block_matches(s: &mut State, items: &[Item], work_slots: usize) -> BlockWitness {
+    let (pre, block, txs) = run_block(s, items);
+    let w = BlockWitness::build(&pre, &block, &txs, FEE_SLOTS).unwrap().route(work_slots).unwrap();
+    assert_eq!(w.chunks.len(), work_slots);
+    assert_eq!(w.public_input, block.public_input);
+    assert_eq!(check(&w), Ok(()), "block {:?} in {work_slots} work slots", block.ops);
+    w
+}
+
+/// Blocks of 4 chunks proven with fewer work slots: a deposit (3 chunks, one work slot) and a
+/// transfer in 2; an order matching (two work slots) and a transfer in 3 (a Noop takes none); a
+/// full exit in 2 (one slot unused); a forced exit (4 chunks, two work slots) in 2.
+#[test]
+fn work_slot_blocks_match_the_state_machine() {
+    let (mut s, u) = genesis();
+    let items = [
+        Item::Priority(deposit(1, 100, User::new(7).address, ETH, ETH, ONE)),
+        transfer(&u[0], 2, &u[1], 0, ETH, ONE / 10, ONE / 1000, 0),
+    ];
+    let mut probe = s.clone();
+    let (pre, block, txs) = run_block(&mut probe, &items);
+    let w = BlockWitness::build(&pre, &block, &txs, FEE_SLOTS).unwrap();
+    assert_eq!(BlockWitness::work_positions(&w.pubdata), vec![0, 3]);
+    assert_eq!(w.route(1), Err(zkl_circuit::block::BlockWitnessError::TooMuchWork { slots: 1, got: 2 }));
+    let w = routed_block_matches(&mut s, &items, 2);
+    assert_eq!(w.routing, Some(vec![Some(0), Some(3)]));
+
+    let sell = order(&u, 1, 7, 0, ONE, 1_000 * ONE, true);
+    let buy = order(&u, 0, 3, 0, ONE / 2, 1_000 * ONE, false);
+    let w = routed_block_matches(
+        &mut s,
+        &[om(&u, sell, buy, ONE / 4, (0, 0)), transfer(&u[0], 2, &u[1], 0, USDC, 5 * USDC_UNIT, 0, 1)],
+        3,
+    );
+    assert_eq!(w.routing, Some(vec![Some(0), Some(1), Some(2)]));
+
+    let w = routed_block_matches(&mut s, &[Item::Priority(full_exit(300, 2, 0, u[0].address, ETH))], 2);
+    assert_eq!(w.routing, Some(vec![Some(0), None]));
+
+    let (mut s, u) = with_keyless_target();
+    let w = routed_block_matches(&mut s, &[Item::Tx(forced_exit_tx(&u[0], 5))], 2);
+    assert_eq!(w.routing, Some(vec![Some(0), Some(1)]));
+}
+
+/// A prover with work slots must do every op's work, in pubdata order: a block whose pubdata
+/// holds two transfers but whose slots apply only the first (root, fee credits and commitment
+/// consistent with that) is refused by the cover check, and one whose slots apply them in the
+/// other order (they commute, so everything else is consistent) by the ordering check.
+#[test]
+fn work_slots_cannot_skip_or_reorder_ops() {
+    let (mut s, u) = genesis();
+    let a = transfer(&u[0], 2, &u[1], 0, ETH, ONE / 10, 0, 0);
+    let b = transfer(&u[2], 4, &u[1], 0, ETH, ONE / 5, 0, 0);
+    let (pre, block, txs) = run_block(&mut s, &[a, b]);
+    let ops = &block.ops;
+    let routed = |ops: &[Op], txs: &[Option<SignedTx>]| unchecked(&pre, ops, txs).route(2).unwrap();
+    let ab = routed(ops, &txs);
+    assert_eq!(check(&ab), Ok(()), "the honest routing");
+
+    let only_a = routed(&ops[..1], &txs[..1]);
+    let mut skip = ab.clone();
+    skip.chunks[1] = only_a.chunks[1].clone();
+    skip.routing = Some(vec![Some(0), None]);
+    skip.new_root = only_a.new_root;
+    skip.fees = only_a.fees.clone();
+    recommit(&mut skip);
+    rejected(&skip, "a transfer in the pubdata without its work slot");
+
+    let ba = routed(&[ops[1], ops[0]], &[txs[1].clone(), txs[0].clone()]);
+    assert_eq!(ba.new_root, ab.new_root);
+    let mut swapped = ab.clone();
+    swapped.chunks = ba.chunks.clone();
+    swapped.routing = Some(vec![Some(1), Some(0)]);
+    swapped.fees = ba.fees.clone();
+    recommit(&mut swapped);
+    rejected(&swapped, "work slots out of pubdata order");
+}
+
 // ---- soundness ------------------------------------------------------------------------------
 
 /// The witness of `ops` on `s` built without the state machine's rules.

@@ -291,12 +291,17 @@ fn chunk_gadget(
     bs: &mut BlockState,
     window: &Window<'_>,
     w: &ChunkWitness,
+    routed_start: Option<BoolVar>,
 ) -> Result<(), SynthesisError> {
     let one = FrVar::one();
     let c = |v: u64| FrVar::constant(Fr::from(v));
 
-    // Op start and flags.
-    let is_start = bs.remaining.is_eq(&FrVar::zero())?;
+    // Op start and flags (a work slot is told whether its chunk starts an op; the chunk
+    // positions keep the counter, `position_checks`).
+    let is_start = match &routed_start {
+        Some(s) => s.clone(),
+        None => bs.remaining.is_eq(&FrVar::zero())?,
+    };
     let start = FrVar::from(is_start.clone());
     let opcode = window.field(PubdataField::OP)?;
     let opcode_value = opcode.value().ok();
@@ -314,8 +319,11 @@ fn chunk_gadget(
     sum(flags.iter().cloned()).enforce_equal(&start)?;
     sum(SUPPORTED_OPS.iter().zip(&flags).map(|((code, _), f)| f * Fr::from(*code)))
         .enforce_equal(&(&start * &opcode))?;
-    let not_start_rem = (&one - &start) * (&bs.remaining - &one);
-    bs.remaining = sum(SUPPORTED_OPS.iter().zip(&flags).map(|((_, n), f)| f * Fr::from(*n as u64 - 1))) + not_start_rem;
+    if routed_start.is_none() {
+        let not_start_rem = (&one - &start) * (&bs.remaining - &one);
+        bs.remaining =
+            sum(SUPPORTED_OPS.iter().zip(&flags).map(|((_, n), f)| f * Fr::from(*n as u64 - 1))) + not_start_rem;
+    }
     let [f_noop, f_dep, f_ttn, f_wd, f_tr, f_cpk, f_fe, f_om, f_fx] =
         [0, 1, 2, 3, 4, 5, 6, 7, 8].map(|k| flags[k].clone());
     // This chunk is the second of a ForcedExit or OrderMatching: the op's fields relative to
@@ -705,6 +713,114 @@ fn chunk_gadget(
     Ok(())
 }
 
+/// Indices in [`SUPPORTED_OPS`] of the ops whose second chunk needs a work slot too.
+const NOOP_FLAG: usize = 0;
+const FORCED_EXIT_FLAG: usize = 6;
+const ORDER_MATCHING_FLAG: usize = 7;
+const _: () = {
+    assert!(SUPPORTED_OPS[NOOP_FLAG].0 == code::NOOP);
+    assert!(SUPPORTED_OPS[FORCED_EXIT_FLAG].0 == code::FORCED_EXIT);
+    assert!(SUPPORTED_OPS[ORDER_MATCHING_FLAG].0 == code::ORDER_MATCHING);
+};
+
+/// Work slots decoupled from chunk positions (DESIGN.md, "Work slots"): the `C` chunk positions
+/// keep the op-start counter and say which chunks need work (an op's first chunk unless it is a
+/// Noop, and the second chunk of a ForcedExit or an OrderMatching); each of the `W < C` work
+/// slots runs the chunk gadget on the window of the position the prover names for it. The
+/// enabled slots are a prefix, their positions strictly increase and every position is taken
+/// by as many slots as it needs work (0 or 1), so slot `k` holds the `k`-th chunk needing work:
+/// ops run in pubdata order, and a second chunk's slot follows its first chunk's slot.
+fn work_slots(
+    cs: &ConstraintSystemRef<Fr>,
+    bs: &mut BlockState,
+    padded: &[UInt8<Fr>],
+    slots: &[ChunkWitness],
+    routing: &[Option<usize>],
+    marks: &mut Vec<usize>,
+) -> Result<(), SynthesisError> {
+    let capacity = padded.len() / CHUNK_BYTES - WINDOW_CHUNKS;
+    let one = FrVar::one();
+    marks.push(cs.num_constraints());
+    // Per position: the chunk as a 160-bit integer, whether it starts an op, whether it needs work.
+    let (mut packed, mut starts, mut work) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut remaining, mut second) = (FrVar::zero(), FrVar::zero());
+    for j in 0..capacity {
+        let bits = bytes_be_to_bits_le(&padded[(j + 1) * CHUNK_BYTES..(j + 2) * CHUNK_BYTES])?;
+        let is_start = remaining.is_eq(&FrVar::zero())?;
+        let start = FrVar::from(is_start.clone());
+        let opcode = from_bits_le(&bits[8 * (CHUNK_BYTES - 1)..]);
+        let (opcode_value, start_value) = (opcode.value().ok(), is_start.value().ok());
+        let flags: Vec<FrVar> = SUPPORTED_OPS
+            .iter()
+            .map(|(code, _)| {
+                BoolVar::new_witness(cs.clone(), || {
+                    let s = start_value.ok_or(SynthesisError::AssignmentMissing)?;
+                    Ok(s && opcode_value == Some(Fr::from(*code)))
+                })
+                .map(FrVar::from)
+            })
+            .collect::<Result<_, _>>()?;
+        sum(flags.iter().cloned()).enforce_equal(&start)?;
+        sum(SUPPORTED_OPS.iter().zip(&flags).map(|((code, _), f)| f * Fr::from(*code)))
+            .enforce_equal(&(&start * &opcode))?;
+        let not_start_rem = (&one - &start) * (&remaining - &one);
+        remaining =
+            sum(SUPPORTED_OPS.iter().zip(&flags).map(|((_, n), f)| f * Fr::from(*n as u64 - 1))) + not_start_rem;
+        // A Noop chunk is all zeros (no slot looks at it).
+        let rest = bits[..8 * (CHUNK_BYTES - 1)].iter().fold(FrVar::zero(), |acc, b| acc + FrVar::from(b.clone()));
+        cond_zero(&flags[NOOP_FLAG], &rest)?;
+        work.push(&start - &flags[NOOP_FLAG] + &second);
+        second = &flags[FORCED_EXIT_FLAG] + &flags[ORDER_MATCHING_FLAG];
+        packed.push(from_bits_le(&bits));
+        starts.push(start);
+    }
+    remaining.enforce_equal(&FrVar::zero())?;
+
+    // Per slot: a one-hot position, the window of chunks (position − 1 .. position + 3) routed
+    // to it, and the chunk gadget on that window.
+    let position_bits = (usize::BITS - capacity.leading_zeros()) as usize;
+    let mut taken = vec![FrVar::zero(); capacity];
+    let mut previous: Option<(FrVar, FrVar)> = None;
+    for (cw, at) in slots.iter().zip(routing) {
+        marks.push(cs.num_constraints());
+        let sel: Vec<FrVar> = (0..capacity)
+            .map(|j| BoolVar::new_witness(cs.clone(), || Ok(*at == Some(j))).map(FrVar::from))
+            .collect::<Result<_, _>>()?;
+        let en = sum(sel.iter().cloned());
+        en.mul_equals(&(&one - &en), &FrVar::zero())?;
+        let position = sum(sel.iter().enumerate().map(|(j, s)| s * Fr::from(j as u64)));
+        if let Some((previous_en, previous_position)) = &previous {
+            en.mul_equals(&(&one - previous_en), &FrVar::zero())?;
+            to_bits_le(&(&en * (&position - previous_position - &one)), position_bits)?;
+        }
+        for (t, s) in taken.iter_mut().zip(&sel) {
+            *t += s;
+        }
+        let mut bytes = Vec::with_capacity((WINDOW_CHUNKS + 1) * CHUNK_BYTES);
+        let mut start = BoolVar::FALSE;
+        for k in -1..WINDOW_CHUNKS as isize {
+            let mut routed = FrVar::zero();
+            for (j, s) in sel.iter().enumerate() {
+                let Some(src) = j.checked_add_signed(k).filter(|src| *src < capacity) else { continue };
+                let value = if k == 0 { &packed[src] + &starts[src] * pow2(160) } else { packed[src].clone() };
+                routed += s * value;
+            }
+            let bits = to_bits_le(&routed, if k == 0 { 161 } else { 160 })?;
+            if k == 0 {
+                start = bits[160].clone();
+            }
+            bytes.extend(bits_le_to_bytes_be(&bits[..160]));
+        }
+        chunk_gadget(cs, bs, &Window { bytes: &bytes, base: CHUNK_BYTES }, cw, Some(start))?;
+        previous = Some((en, position));
+    }
+    marks.push(cs.num_constraints());
+    for (t, needs) in taken.iter().zip(&work) {
+        t.enforce_equal(needs)?;
+    }
+    Ok(())
+}
+
 /// The block circuit; `marks` receives the constraint count before each chunk, before each fee
 /// slot and before the commitment.
 pub(crate) fn synthesize(
@@ -714,8 +830,13 @@ pub(crate) fn synthesize(
 ) -> Result<(), SynthesisError> {
     let cs = cs.clone();
     {
-        let capacity = w.chunks.len();
-        if w.pubdata.len() != capacity * CHUNK_BYTES || w.fees.is_empty() {
+        let capacity = w.capacity();
+        let slots = w.chunks.len();
+        let shape_ok = match &w.routing {
+            None => slots == capacity,
+            Some(r) => r.len() == slots && slots < capacity,
+        };
+        if !shape_ok || w.pubdata.len() != capacity * CHUNK_BYTES || capacity == 0 || w.fees.is_empty() {
             return Err(SynthesisError::Unsatisfiable);
         }
         let public_input = FrVar::new_input(cs.clone(), || Ok(w.public_input))?;
@@ -740,13 +861,20 @@ pub(crate) fn synthesize(
             fee_acc: vec![FrVar::zero(); fee_tokens.len()],
             fee_tokens,
         };
-        for (i, cw) in w.chunks.iter().enumerate() {
-            marks.push(cs.num_constraints());
-            let window =
-                Window { bytes: &padded[i * CHUNK_BYTES..(i + 1 + WINDOW_CHUNKS) * CHUNK_BYTES], base: CHUNK_BYTES };
-            chunk_gadget(&cs, &mut bs, &window, cw)?;
+        match &w.routing {
+            None => {
+                for (i, cw) in w.chunks.iter().enumerate() {
+                    marks.push(cs.num_constraints());
+                    let window = Window {
+                        bytes: &padded[i * CHUNK_BYTES..(i + 1 + WINDOW_CHUNKS) * CHUNK_BYTES],
+                        base: CHUNK_BYTES,
+                    };
+                    chunk_gadget(&cs, &mut bs, &window, cw, None)?;
+                }
+                bs.remaining.enforce_equal(&FrVar::zero())?;
+            }
+            Some(routing) => work_slots(&cs, &mut bs, &padded, &w.chunks, routing, marks)?,
         }
-        bs.remaining.enforce_equal(&FrVar::zero())?;
 
         // Fees credited to account 0, sub-account 0.
         for ((f, token), acc) in w.fees.iter().zip(&bs.fee_tokens).zip(&bs.fee_acc) {

@@ -55,7 +55,9 @@ use zkl_types::layout::{self, Field as PubdataField, OpLayout};
 use zkl_types::op::{Op, code};
 use zkl_types::{Address, SignedTx, Tx, balance_index};
 
-use crate::bits::{bytes_be_to_bits_le, fr_to_biguint, from_bits_le, to_bits_le, unpack_amount, unpack_fee};
+use crate::bits::{
+    bits_le_to_bytes_be, bytes_be_to_bits_le, fr_to_biguint, from_bits_le, to_bits_le, unpack_amount, unpack_fee,
+};
 use crate::commitment::{BlockHeaderVar, MAX_CHAINS};
 use crate::ecc::PointVar;
 use crate::eddsa::{self, SignatureVar};
@@ -103,7 +105,7 @@ pub mod cost;
 mod gadget;
 mod witness;
 
-pub use cost::{BlockCost, constraints_per_op, op_name};
+pub use cost::{BlockCost, constraints_per_op, constraints_per_op_routed, op_name, work_per_op};
 pub use witness::*;
 
 /// The block circuit of capacity `witness.chunks.len()` chunks and `witness.fees.len()` fee
@@ -123,5 +125,11 @@ impl BlockCircuit {
     /// The circuit of `capacity` chunks and `fee_slots` fee slots with a blank witness.
     pub fn blank(capacity: usize, fee_slots: usize) -> Self {
         Self { witness: BlockWitness::blank(capacity, fee_slots) }
+    }
+
+    /// The circuit of `capacity` chunks, `work_slots` work slots (`≥ capacity`: one chunk
+    /// gadget per position) and `fee_slots` fee slots with a blank witness.
+    pub fn blank_routed(capacity: usize, work_slots: usize, fee_slots: usize) -> Self {
+        Self { witness: BlockWitness::blank_routed(capacity, work_slots, fee_slots) }
     }
 }

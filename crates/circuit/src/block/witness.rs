@@ -134,7 +134,12 @@ pub struct BlockWitness {
     pub old_root: Fr,
     pub new_root: Fr,
     pub pubdata: Vec<u8>,
+    /// One per chunk position, or (when `routing` is set) one per work slot.
     pub chunks: Vec<ChunkWitness>,
+    /// `None`: every chunk position runs the chunk gadget (`chunks[i]` is position `i`'s).
+    /// `Some(positions)`: a circuit of `W = chunks.len()` work slots, fewer than the chunks;
+    /// slot `k` works on chunk position `positions[k]` (`None`: unused). See [`Self::route`].
+    pub routing: Option<Vec<Option<usize>>>,
     pub fees: Vec<FeeSlotWitness>,
     /// The commitment's low 253 bits (the public input).
     pub public_input: Fr,
@@ -166,6 +171,8 @@ pub enum BlockWitnessError {
     RootMismatch(usize, String, String),
     #[error("the replayed block ends at a root other than the sealed block's")]
     NewRoot,
+    #[error("the block's ops need {got} work slots, the circuit has {slots}")]
+    TooMuchWork { slots: usize, got: usize },
     #[error("amount not packable: {0}")]
     Encode(#[from] zkl_types::OpEncodeError),
 }
@@ -797,9 +804,56 @@ impl BlockWitness {
             new_root,
             pubdata,
             chunks,
+            routing: None,
             fees,
             public_input: public_input(&commitment_hash(&commitment)),
         })
+    }
+
+    /// The block's capacity in chunks.
+    pub fn capacity(&self) -> usize {
+        self.pubdata.len() / CHUNK_BYTES
+    }
+
+    /// The chunk positions that need a work slot, in order (as the circuit decides them): each
+    /// op's first chunk unless it is a Noop, and the second chunk of a ForcedExit or an
+    /// OrderMatching. An unknown op code counts as a one-chunk op that needs work (the circuit
+    /// refuses it anyway).
+    pub fn work_positions(pubdata: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at * CHUNK_BYTES < pubdata.len() {
+            let code = pubdata[at * CHUNK_BYTES];
+            let chunks = layout::of(code).map_or(1, |l| l.chunks);
+            if code != code::NOOP {
+                out.push(at);
+            }
+            if code == code::FORCED_EXIT || code == code::ORDER_MATCHING {
+                out.push(at + 1);
+            }
+            at += chunks;
+        }
+        out
+    }
+
+    /// The same witness for the circuit of `work_slots` work slots (fewer than the capacity; the
+    /// capacity itself keeps one gadget per position): slot `k` takes the `k`-th chunk that needs
+    /// work ([`Self::work_positions`]), unused slots are blank.
+    pub fn route(mut self, work_slots: usize) -> Result<Self, BlockWitnessError> {
+        if self.routing.is_some() || work_slots >= self.chunks.len() {
+            return Ok(self);
+        }
+        let positions = Self::work_positions(&self.pubdata);
+        if positions.len() > work_slots {
+            return Err(BlockWitnessError::TooMuchWork { slots: work_slots, got: positions.len() });
+        }
+        let mut slots: Vec<ChunkWitness> = positions.iter().map(|p| self.chunks[*p].clone()).collect();
+        slots.resize(work_slots, ChunkWitness::blank());
+        let mut routing: Vec<Option<usize>> = positions.into_iter().map(Some).collect();
+        routing.resize(work_slots, None);
+        self.chunks = slots;
+        self.routing = Some(routing);
+        Ok(self)
     }
 
     /// The per-chain on-chain-operation hashes of the witness's pubdata (protocol.md section 13).
@@ -832,8 +886,20 @@ impl BlockWitness {
             new_root: Fr::ZERO,
             pubdata: vec![0; capacity * CHUNK_BYTES],
             chunks: vec![ChunkWitness::blank(); capacity],
+            routing: None,
             fees: vec![FeeSlotWitness { token: 0, amount: 0, au: AuWitness::blank() }; fee_slots],
             public_input: Fr::ZERO,
         }
+    }
+
+    /// A blank witness of `capacity` chunks and `work_slots` work slots (`work_slots ≥
+    /// capacity`: one gadget per position, as [`Self::blank`]).
+    pub fn blank_routed(capacity: usize, work_slots: usize, fee_slots: usize) -> Self {
+        let mut w = Self::blank(capacity, fee_slots);
+        if work_slots < capacity {
+            w.chunks.truncate(work_slots);
+            w.routing = Some(vec![None; work_slots]);
+        }
+        w
     }
 }
