@@ -14,6 +14,12 @@ use zkl_prover::{KeyRing, fee_slots};
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BlockFigures {
     pub chunks: usize,
+    /// Work slots of a circuit with fewer work slots than chunks (`None`: one gadget per chunk).
+    pub work_slots: Option<usize>,
+    /// The ops of the proven block: `capacity` transfers, or with work slots as many deposits
+    /// (three chunks, one work slot each) as fit.
+    pub op: &'static str,
+    pub ops: usize,
     pub fee_slots: usize,
     pub constraints: usize,
     /// One proof: witness generation, satisfaction check and Groth16 prover.
@@ -26,9 +32,29 @@ pub struct BlockFigures {
     pub us_per_constraint: f64,
     /// Chunks proven per second (a transfer is one chunk).
     pub transfers_per_s: f64,
+    /// The block's ops proven per second.
+    pub ops_per_s: f64,
     pub verify_ms: f64,
     /// Peak resident memory of this process while proving (Linux `VmHWM` after resetting it).
     pub peak_rss_mb: Option<u64>,
+}
+
+/// A block of `deposits` deposits (three chunks each) to fresh addresses in a block of
+/// `capacity` chunks, with the state before it.
+pub fn deposit_block(capacity: usize, deposits: usize) -> Result<BlockWitness, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("benchmark block: {e}");
+    let mut st = State::new(demo_registry(), Address::from_evm([0xfe; 20]));
+    st.set_block_params(BlockParams::for_capacity(capacity));
+    st.seal_block(1);
+    let pre = st.clone();
+    let mut txs = Vec::new();
+    for k in 0..deposits {
+        let owner = User::new(100 + k as u64).address;
+        st.execute_priority(&deposit(1, k as u64, owner, ETH, ETH, ONE)).map_err(|e| fail(&e))?;
+        txs.push(None);
+    }
+    let sealed = st.seal_block(2);
+    BlockWitness::build(&pre, &sealed, &txs, fee_slots(capacity)).map_err(|e| fail(&e))
 }
 
 /// A full block of `capacity` one-chunk transfers (each with a fee) from one account to another,
@@ -73,13 +99,24 @@ pub fn peak_rss_mb() -> Option<u64> {
 }
 
 /// Proves and verifies a full transfer block of `capacity` chunks with keys from `keys`
-/// (generated, with progress, the first time).
-pub fn measure_block(keys: &KeyRing, capacity: usize) -> Result<BlockFigures, String> {
-    let witness = transfer_block(capacity)?;
+/// (generated, with progress, the first time); with `work_slots` below the capacity, a block
+/// of deposits (as many as fit both) with the circuit of that many work slots.
+pub fn measure_block(keys: &KeyRing, capacity: usize, work_slots: Option<usize>) -> Result<BlockFigures, String> {
+    let routed = work_slots.filter(|w| *w < capacity);
+    let (witness, op, ops) = match routed {
+        None => (transfer_block(capacity)?, "transfer", capacity),
+        Some(w) => {
+            let deposits = w.min(capacity / 3);
+            let witness = deposit_block(capacity, deposits)?.route(w).map_err(|e| e.to_string())?;
+            (witness, "deposit", deposits)
+        }
+    };
     let input = witness.public_input;
-    let k = keys.get(capacity).map_err(|e| e.to_string())?;
-    let constraints =
-        zkl_circuit::block::BlockCost::measure(capacity, fee_slots(capacity)).map_err(|e| e.to_string())?.total;
+    let work = routed.unwrap_or(capacity);
+    let k = keys.get_routed(capacity, work).map_err(|e| e.to_string())?;
+    let constraints = zkl_circuit::block::BlockCost::measure_routed(capacity, work, fee_slots(capacity))
+        .map_err(|e| e.to_string())?
+        .total;
     let tracked = reset_peak_rss();
     let t = Instant::now();
     let (proof, timings) =
@@ -94,6 +131,9 @@ pub fn measure_block(keys: &KeyRing, capacity: usize) -> Result<BlockFigures, St
     }
     Ok(BlockFigures {
         chunks: capacity,
+        work_slots: routed,
+        op,
+        ops,
         fee_slots: fee_slots(capacity),
         constraints,
         prove_s,
@@ -101,6 +141,7 @@ pub fn measure_block(keys: &KeyRing, capacity: usize) -> Result<BlockFigures, St
         groth16_s: timings.groth16.as_secs_f64(),
         us_per_constraint: prove_s * 1e6 / constraints as f64,
         transfers_per_s: capacity as f64 / prove_s,
+        ops_per_s: ops as f64 / prove_s,
         verify_ms,
         peak_rss_mb: peak,
     })
@@ -111,4 +152,11 @@ pub fn measure_block(keys: &KeyRing, capacity: usize) -> Result<BlockFigures, St
 /// ([`zkl_circuit::block::constraints_per_op`]).
 pub fn constraints_per_op() -> Result<Vec<(&'static str, usize)>, String> {
     zkl_circuit::block::constraints_per_op(4, fee_slots(4)).map_err(|e| e.to_string())
+}
+
+/// The same with work slots: an op's work slots times a slot (chunk gadget and routing) plus its
+/// chunks times a position and the pubdata share, measured at capacity 8 with 4 work slots
+/// ([`zkl_circuit::block::constraints_per_op_routed`]).
+pub fn constraints_per_op_work_slots() -> Result<Vec<(&'static str, usize)>, String> {
+    zkl_circuit::block::constraints_per_op_routed(8, 4, fee_slots(8)).map_err(|e| e.to_string())
 }

@@ -65,13 +65,29 @@ pub fn fee_slots(capacity: usize) -> usize {
 
 /// The key cache name of the block circuit of `capacity` chunks.
 pub fn key_name(capacity: usize) -> String {
-    format!("block-c{capacity}-f{}", fee_slots(capacity))
+    key_name_routed(capacity, capacity)
+}
+
+/// The key cache name of the block circuit of `capacity` chunks and `work_slots` work slots
+/// (`≥ capacity`: one chunk gadget per position, named as [`key_name`]).
+pub fn key_name_routed(capacity: usize, work_slots: usize) -> String {
+    if work_slots < capacity {
+        format!("block-c{capacity}-w{work_slots}-f{}", fee_slots(capacity))
+    } else {
+        format!("block-c{capacity}-f{}", fee_slots(capacity))
+    }
 }
 
 /// Loads (or, the first time, generates with a progress display) the keys for `capacity`.
 pub fn load_keys(capacity: usize, progress: bool) -> Result<Keys, ProverError> {
+    load_routed_keys(capacity, capacity, progress)
+}
+
+/// Loads (or generates) the keys of the circuit of `capacity` chunks and `work_slots` work slots.
+pub fn load_routed_keys(capacity: usize, work_slots: usize, progress: bool) -> Result<Keys, ProverError> {
+    let circuit = BlockCircuit::blank_routed(capacity, work_slots, fee_slots(capacity));
     KeyCache::new(KeyCache::default_dir(), progress)
-        .load_or_setup(&key_name(capacity), BlockCircuit::blank(capacity, fee_slots(capacity)))
+        .load_or_setup(&key_name_routed(capacity, work_slots), circuit)
         .map_err(|e| ProverError::Keys { capacity, msg: e.to_string() })
 }
 
@@ -81,10 +97,10 @@ pub fn load_exit_keys(progress: bool) -> Result<Keys, ProverError> {
         .map_err(|e| ProverError::ExitKeys(e.to_string()))
 }
 
-/// Keys by capacity, loaded on first use.
+/// Keys by circuit (capacity, work slots), loaded on first use.
 #[derive(Default)]
 pub struct KeyRing {
-    keys: Mutex<HashMap<usize, Arc<Keys>>>,
+    keys: Mutex<HashMap<(usize, usize), Arc<Keys>>>,
     progress: bool,
 }
 
@@ -95,16 +111,23 @@ impl KeyRing {
 
     /// Adds keys already loaded.
     pub fn insert(&self, capacity: usize, keys: Keys) {
-        self.keys.lock().unwrap_or_else(|p| p.into_inner()).insert(capacity, Arc::new(keys));
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).insert((capacity, capacity), Arc::new(keys));
     }
 
+    /// The keys of the circuit of `capacity` chunks (one chunk gadget per position).
     pub fn get(&self, capacity: usize) -> Result<Arc<Keys>, ProverError> {
+        self.get_routed(capacity, capacity)
+    }
+
+    /// The keys of the circuit of `capacity` chunks and `work_slots` work slots.
+    pub fn get_routed(&self, capacity: usize, work_slots: usize) -> Result<Arc<Keys>, ProverError> {
+        let id = (capacity, work_slots.min(capacity));
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = keys.get(&capacity) {
+        if let Some(k) = keys.get(&id) {
             return Ok(k.clone());
         }
-        let k = Arc::new(load_keys(capacity, self.progress)?);
-        keys.insert(capacity, k.clone());
+        let k = Arc::new(load_routed_keys(id.0, id.1, self.progress)?);
+        keys.insert(id, k.clone());
         Ok(k)
     }
 }

@@ -91,9 +91,11 @@ pub enum BenchCommand {
         /// Print one JSON line instead of a table
         #[arg(long)]
         json: bool,
-        /// Block capacities to prove (keys are generated the first time, with progress)
-        #[arg(long, value_delimiter = ',', default_value = "4,8", value_parser = clap::value_parser!(u64).range(1..=1024))]
-        capacities: Vec<u64>,
+        /// Block circuits to prove: a capacity `C` (a block of C transfers), or `CxW`, the
+        /// circuit of C chunks and W < C work slots (a block of deposits); keys are generated the
+        /// first time, with progress
+        #[arg(long, value_delimiter = ',', default_value = "4,8", value_parser = parse_circuit)]
+        capacities: Vec<(usize, Option<usize>)>,
     },
 }
 
@@ -235,40 +237,68 @@ pub fn run_bench(cmd: BenchCommand) -> Result<ExitCode, Failure> {
     }
 }
 
-fn run_prove(json: bool, capacities: &[u64]) -> Result<ExitCode, Failure> {
+/// `C` or `CxW` (capacity 1..=1024 chunks, work slots 1..C).
+fn parse_circuit(s: &str) -> Result<(usize, Option<usize>), String> {
+    let number = |x: &str| x.trim().parse::<usize>().map_err(|_| format!("{x:?} is not a number"));
+    let (c, w) = match s.split_once('x') {
+        None => (number(s)?, None),
+        Some((c, w)) => (number(c)?, Some(number(w)?)),
+    };
+    if !(1..=1024).contains(&c) {
+        return Err(format!("capacity {c} is not within 1..=1024"));
+    }
+    match w {
+        Some(w) if w == 0 || w >= c => Err(format!("work slots {w} must be within 1..{c} (fewer than the chunks)")),
+        _ => Ok((c, w)),
+    }
+}
+
+fn run_prove(json: bool, capacities: &[(usize, Option<usize>)]) -> Result<ExitCode, Failure> {
     let per_op = zkl_devkit::prove_bench::constraints_per_op().map_err(Failure::Failed)?;
+    let per_op_routed = zkl_devkit::prove_bench::constraints_per_op_work_slots().map_err(Failure::Failed)?;
     let keys = zkl_prover::KeyRing::new(!json);
     let mut blocks = Vec::new();
-    for &c in capacities {
+    for &(c, w) in capacities {
         if !json {
-            eprintln!("bench prove: capacity {c}: keys, then one proof of a full block of transfers…");
+            match w {
+                None => eprintln!("bench prove: capacity {c}: keys, then one proof of a full block of transfers…"),
+                Some(w) => eprintln!("bench prove: capacity {c}, {w} work slots: keys, then one proof of deposits…"),
+            }
         }
-        blocks.push(zkl_devkit::prove_bench::measure_block(&keys, c as usize).map_err(Failure::Failed)?);
+        blocks.push(zkl_devkit::prove_bench::measure_block(&keys, c, w).map_err(Failure::Failed)?);
     }
     if json {
-        let ops: serde_json::Map<String, serde_json::Value> =
-            per_op.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-        println!("{}", json!({ "constraints_per_op": ops, "blocks": blocks }));
+        let map = |per_op: &[(&str, usize)]| -> serde_json::Map<String, serde_json::Value> {
+            per_op.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+        };
+        let (ops, routed) = (map(&per_op), map(&per_op_routed));
+        println!("{}", json!({ "constraints_per_op": ops, "constraints_per_op_work_slots": routed, "blocks": blocks }));
     } else {
-        println!("constraints per op (chunks x (chunk gadget + pubdata SHA-256 share))");
-        for (op, n) in &per_op {
-            println!("  {op:<16} {n:>9}");
+        println!(
+            "constraints per op (chunks x (chunk gadget + pubdata SHA-256 share); with work slots: work slots x slot + chunks x (position + pubdata share))"
+        );
+        for ((op, n), (_, r)) in per_op.iter().zip(&per_op_routed) {
+            println!("  {op:<16} {n:>9} {r:>9}");
         }
         println!(
-            "chunks  fee slots  constraints  prove s  witness s  groth16 s  µs/constraint  transfers/s  verify ms  peak RSS MB"
+            "chunks  work  fee slots  block              constraints  prove s  witness s  groth16 s  µs/constraint  transfers/s  ops/s  verify ms  peak RSS MB"
         );
         for b in &blocks {
             let rss = b.peak_rss_mb.map(|m| m.to_string()).unwrap_or_else(|| "n/a".into());
+            let work = b.work_slots.map(|w| w.to_string()).unwrap_or_else(|| "all".into());
             println!(
-                "{:>6}  {:>9}  {:>11}  {:>7.1}  {:>9.1}  {:>9.1}  {:>13.1}  {:>11.2}  {:>9.1}  {:>11}",
+                "{:>6}  {:>4}  {:>9}  {:<17}  {:>11}  {:>7.1}  {:>9.1}  {:>9.1}  {:>13.1}  {:>11.2}  {:>5.2}  {:>9.1}  {:>11}",
                 b.chunks,
+                work,
                 b.fee_slots,
+                format!("{} {}s", b.ops, b.op),
                 b.constraints,
                 b.prove_s,
                 b.witness_s,
                 b.groth16_s,
                 b.us_per_constraint,
                 b.transfers_per_s,
+                b.ops_per_s,
                 b.verify_ms,
                 rss
             );
@@ -307,4 +337,19 @@ fn run_exodus(json: bool, config: &zkl_devkit::exodus_bench::ExodusBenchConfig) 
         println!("peak RSS            {rss} MB");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_circuit;
+
+    #[test]
+    fn circuits_are_a_capacity_or_capacity_x_work_slots() {
+        assert_eq!(parse_circuit("7"), Ok((7, None)));
+        assert_eq!(parse_circuit("15x5"), Ok((15, Some(5))));
+        for bad in ["0", "1025", "5x5", "5x0", "5x6", "x", "7x", "seven", "-3"] {
+            let e = parse_circuit(bad).expect_err(bad);
+            assert!(!e.is_empty() && !e.contains('\n'), "{bad}: {e}");
+        }
+    }
 }

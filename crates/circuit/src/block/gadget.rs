@@ -1,5 +1,6 @@
 //! The block circuit's constraints: account updates, the universal chunk gadget (every op kind,
-//! selected by flags; op-shaped chunks are issue 15) and the block around them.
+//! selected by flags), the work slots that run it only where an op needs work (when the circuit
+//! has fewer work slots than chunks) and the block around them.
 
 use super::*;
 

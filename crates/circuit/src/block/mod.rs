@@ -27,6 +27,10 @@
 //!   credited to account 0, sub-account 0 (as `State::seal_block` does; the order of credits
 //!   does not change the root, and a repeated token only splits a credit in two).
 //! - On-chain ops update `onchain_hash[chain] = Poseidon(h, w1, w2, w3, w4)`.
+//! - Work slots (a circuit of `W < C`, `BlockWitness::route`): the chunk positions keep the
+//!   counter and say which chunks need work (an op's first chunk, and an OrderMatching's or a
+//!   ForcedExit's second); the gadget runs in `W` slots, each on the window of the position it
+//!   is routed to, in pubdata order (DESIGN.md, "Work slots").
 //!
 //! - FullExit: AU0 debits the account, AU1 the liquidity, by the pubdata amount, which must be
 //!   `min(balance, liquidity)` rounded down to `10^(18 − l1_decimals)` (the decimals are a
