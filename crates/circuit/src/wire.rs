@@ -139,7 +139,10 @@ pub fn encode(w: &BlockWitness) -> Vec<u8> {
         None => o.0.push(0),
         Some(positions) => {
             o.0.push(1);
-            positions.iter().for_each(|p| o.u32(p.map_or(u32::MAX, |p| p as u32)));
+            for p in positions {
+                debug_assert!(p.is_none_or(|p| p < MAX_CHUNKS as usize), "work slot position {p:?}");
+                o.u32(p.map_or(u32::MAX, |p| p as u32));
+            }
         }
     }
     o.u32(w.fees.len() as u32);

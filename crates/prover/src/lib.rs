@@ -169,8 +169,12 @@ pub fn job_witness(job: &Job) -> Result<BlockWitness, ProverError> {
         .and_then(|h| hex::decode(h).ok())
         .ok_or_else(|| ProverError::MalformedWitness("not 0x hex".into()))?;
     let w = wire::decode(&bytes).map_err(|e| ProverError::MalformedWitness(e.to_string()))?;
+    // (The node proves every block with the circuit of one gadget per chunk; work-slot circuits
+    // are not chosen per block yet.)
     if w.block_number != job.block.number
+        || w.capacity() != job.block.capacity
         || w.chunks.len() != job.block.capacity
+        || w.routing.is_some()
         || w.public_input != public_input(&job.block)?
     {
         return Err(ProverError::ForeignWitness(job.block.number));
@@ -222,5 +226,38 @@ mod node_side {
         fn payload(&self, inputs: BlockInputs<'_>) -> Result<Value, PluginError> {
             WitnessPayload::build(inputs.pre, inputs.block, inputs.txs).map_err(|e| PluginError(Box::new(e)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(w: &BlockWitness) -> Job {
+        let block: BlockRecord = serde_json::from_value(json!({
+            "number": 3, "timestamp": 0, "capacity": 4, "old_root": "0", "new_root": "0", "commitment": "0",
+            "public_input": "0", "tx_hashes": [], "ops": [], "pubdata": "0x",
+        }))
+        .expect("a block record");
+        Job { job: 1, block, payload: json!({"witness": format!("0x{}", hex::encode(wire::encode(w)))}) }
+    }
+
+    /// The node proves every block with the circuit of one gadget per chunk: a witness of
+    /// another capacity, or routed to work slots, is not the job's.
+    #[test]
+    fn only_the_blocks_own_circuit_witness_is_accepted() {
+        let mut w = BlockWitness::blank(4, 2);
+        w.block_number = 3;
+        assert_eq!(job_witness(&job(&w)).map(|w| w.chunks.len()).ok(), Some(4));
+        // Eight chunks routed to four work slots: as many chunk witnesses as the job's capacity.
+        let mut routed = BlockWitness::blank(8, 2).route(4).expect("a blank block needs no work");
+        routed.block_number = 3;
+        assert!(matches!(job_witness(&job(&routed)), Err(ProverError::ForeignWitness(3))));
+        // Four chunk witnesses over the pubdata of a 5-chunk block.
+        let mut longer = w.clone();
+        longer.pubdata = vec![0; 5 * 20];
+        assert!(matches!(job_witness(&job(&longer)), Err(ProverError::ForeignWitness(3))));
+        w.block_number = 4;
+        assert!(matches!(job_witness(&job(&w)), Err(ProverError::ForeignWitness(3))));
     }
 }

@@ -303,27 +303,11 @@ fn chunk_gadget(
         Some(s) => s.clone(),
         None => bs.remaining.is_eq(&FrVar::zero())?,
     };
-    let start = FrVar::from(is_start.clone());
     let opcode = window.field(PubdataField::OP)?;
-    let opcode_value = opcode.value().ok();
-    let start_value = is_start.value().ok();
-    let flags: Vec<FrVar> = SUPPORTED_OPS
-        .iter()
-        .map(|(code, _)| {
-            BoolVar::new_witness(cs.clone(), || {
-                let (s, o) = (start_value.ok_or(SynthesisError::AssignmentMissing)?, opcode_value);
-                Ok(s && o == Some(Fr::from(*code)))
-            })
-            .map(FrVar::from)
-        })
-        .collect::<Result<_, _>>()?;
-    sum(flags.iter().cloned()).enforce_equal(&start)?;
-    sum(SUPPORTED_OPS.iter().zip(&flags).map(|((code, _), f)| f * Fr::from(*code)))
-        .enforce_equal(&(&start * &opcode))?;
-    if routed_start.is_none() {
-        let not_start_rem = (&one - &start) * (&bs.remaining - &one);
-        bs.remaining =
-            sum(SUPPORTED_OPS.iter().zip(&flags).map(|((_, n), f)| f * Fr::from(*n as u64 - 1))) + not_start_rem;
+    let counter = if routed_start.is_none() { Some(&bs.remaining) } else { None };
+    let (flags, remaining) = op_flags(cs, &is_start, &opcode, counter)?;
+    if let Some(r) = remaining {
+        bs.remaining = r;
     }
     let [f_noop, f_dep, f_ttn, f_wd, f_tr, f_cpk, f_fe, f_om, f_fx] =
         [0, 1, 2, 3, 4, 5, 6, 7, 8].map(|k| flags[k].clone());
@@ -714,6 +698,37 @@ fn chunk_gadget(
     Ok(())
 }
 
+/// The op flags of a chunk: at an op start exactly one flag per supported op kind is set, the
+/// one whose code is `opcode`; elsewhere none. With the counter of chunks left in the current op
+/// (`remaining`, zero at a start), also the counter after this chunk.
+fn op_flags(
+    cs: &ConstraintSystemRef<Fr>,
+    is_start: &BoolVar,
+    opcode: &FrVar,
+    remaining: Option<&FrVar>,
+) -> Result<(Vec<FrVar>, Option<FrVar>), SynthesisError> {
+    let start = FrVar::from(is_start.clone());
+    let (opcode_value, start_value) = (opcode.value().ok(), is_start.value().ok());
+    let flags: Vec<FrVar> = SUPPORTED_OPS
+        .iter()
+        .map(|(code, _)| {
+            BoolVar::new_witness(cs.clone(), || {
+                let s = start_value.ok_or(SynthesisError::AssignmentMissing)?;
+                Ok(s && opcode_value == Some(Fr::from(*code)))
+            })
+            .map(FrVar::from)
+        })
+        .collect::<Result<_, _>>()?;
+    sum(flags.iter().cloned()).enforce_equal(&start)?;
+    sum(SUPPORTED_OPS.iter().zip(&flags).map(|((code, _), f)| f * Fr::from(*code)))
+        .enforce_equal(&(&start * opcode))?;
+    let next = remaining.map(|r| {
+        let not_start_rem = (FrVar::one() - &start) * (r - FrVar::one());
+        sum(SUPPORTED_OPS.iter().zip(&flags).map(|((_, n), f)| f * Fr::from(*n as u64 - 1))) + not_start_rem
+    });
+    Ok((flags, next))
+}
+
 /// Indices in [`SUPPORTED_OPS`] of the ops whose second chunk needs a work slot too.
 const NOOP_FLAG: usize = 0;
 const FORCED_EXIT_FLAG: usize = 6;
@@ -750,23 +765,8 @@ fn work_slots(
         let is_start = remaining.is_eq(&FrVar::zero())?;
         let start = FrVar::from(is_start.clone());
         let opcode = from_bits_le(&bits[8 * (CHUNK_BYTES - 1)..]);
-        let (opcode_value, start_value) = (opcode.value().ok(), is_start.value().ok());
-        let flags: Vec<FrVar> = SUPPORTED_OPS
-            .iter()
-            .map(|(code, _)| {
-                BoolVar::new_witness(cs.clone(), || {
-                    let s = start_value.ok_or(SynthesisError::AssignmentMissing)?;
-                    Ok(s && opcode_value == Some(Fr::from(*code)))
-                })
-                .map(FrVar::from)
-            })
-            .collect::<Result<_, _>>()?;
-        sum(flags.iter().cloned()).enforce_equal(&start)?;
-        sum(SUPPORTED_OPS.iter().zip(&flags).map(|((code, _), f)| f * Fr::from(*code)))
-            .enforce_equal(&(&start * &opcode))?;
-        let not_start_rem = (&one - &start) * (&remaining - &one);
-        remaining =
-            sum(SUPPORTED_OPS.iter().zip(&flags).map(|((_, n), f)| f * Fr::from(*n as u64 - 1))) + not_start_rem;
+        let (flags, next) = op_flags(cs, &is_start, &opcode, Some(&remaining))?;
+        remaining = next.unwrap_or_else(FrVar::zero);
         // A Noop chunk is all zeros (no slot looks at it).
         let rest = bits[..8 * (CHUNK_BYTES - 1)].iter().fold(FrVar::zero(), |acc, b| acc + FrVar::from(b.clone()));
         cond_zero(&flags[NOOP_FLAG], &rest)?;

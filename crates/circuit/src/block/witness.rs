@@ -171,6 +171,8 @@ pub enum BlockWitnessError {
     RootMismatch(usize, String, String),
     #[error("the replayed block ends at a root other than the sealed block's")]
     NewRoot,
+    #[error("the witness cannot be routed to work slots: {0}")]
+    Routing(&'static str),
     #[error("the block's ops need {got} work slots, the circuit has {slots}")]
     TooMuchWork { slots: usize, got: usize },
     #[error("amount not packable: {0}")]
@@ -819,16 +821,19 @@ impl BlockWitness {
     /// op's first chunk unless it is a Noop, and the second chunk of a ForcedExit or an
     /// OrderMatching. An unknown op code counts as a one-chunk op that needs work (the circuit
     /// refuses it anyway).
+    /// Positions are below the capacity (an op running past the block, which the circuit
+    /// refuses, loses its second chunk's position).
     pub fn work_positions(pubdata: &[u8]) -> Vec<usize> {
+        let capacity = pubdata.len() / CHUNK_BYTES;
         let mut out = Vec::new();
         let mut at = 0;
-        while at * CHUNK_BYTES < pubdata.len() {
+        while at < capacity {
             let code = pubdata[at * CHUNK_BYTES];
             let chunks = layout::of(code).map_or(1, |l| l.chunks);
             if code != code::NOOP {
                 out.push(at);
             }
-            if code == code::FORCED_EXIT || code == code::ORDER_MATCHING {
+            if (code == code::FORCED_EXIT || code == code::ORDER_MATCHING) && at + 1 < capacity {
                 out.push(at + 1);
             }
             at += chunks;
@@ -839,8 +844,15 @@ impl BlockWitness {
     /// The same witness for the circuit of `work_slots` work slots (fewer than the capacity; the
     /// capacity itself keeps one gadget per position): slot `k` takes the `k`-th chunk that needs
     /// work ([`Self::work_positions`]), unused slots are blank.
+    /// Only a witness with one chunk witness per position can be routed (`Routing` otherwise).
     pub fn route(mut self, work_slots: usize) -> Result<Self, BlockWitnessError> {
-        if self.routing.is_some() || work_slots >= self.chunks.len() {
+        if self.routing.is_some() {
+            return Err(BlockWitnessError::Routing("it is routed already"));
+        }
+        if self.chunks.len() != self.capacity() || !self.pubdata.len().is_multiple_of(CHUNK_BYTES) {
+            return Err(BlockWitnessError::Routing("its chunk witnesses do not match its pubdata"));
+        }
+        if work_slots >= self.capacity() {
             return Ok(self);
         }
         let positions = Self::work_positions(&self.pubdata);
@@ -901,5 +913,39 @@ impl BlockWitness {
             w.routing = Some(vec![None; work_slots]);
         }
         w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An OrderMatching (two chunks) whose first chunk is the block's last: its second position
+    /// would be past the block (the circuit refuses the block; routing must not index past it).
+    #[test]
+    fn work_positions_stay_within_the_block() {
+        let mut pubdata = vec![0u8; 3 * CHUNK_BYTES];
+        pubdata[0] = code::TRANSFER;
+        pubdata[CHUNK_BYTES] = code::DEPOSIT;
+        assert_eq!(BlockWitness::work_positions(&pubdata), vec![0, 1]);
+        pubdata[CHUNK_BYTES] = code::TRANSFER;
+        pubdata[2 * CHUNK_BYTES] = code::ORDER_MATCHING;
+        assert_eq!(BlockWitness::work_positions(&pubdata), vec![0, 1, 2]);
+        let mut w = BlockWitness::blank(3, 2);
+        w.pubdata = pubdata;
+        assert_eq!(w.clone().route(2), Err(BlockWitnessError::TooMuchWork { slots: 2, got: 3 }));
+        let universal = w.route(3).expect("three slots for three chunks: one gadget per chunk");
+        assert_eq!((universal.routing, universal.chunks.len()), (None, 3));
+    }
+
+    #[test]
+    fn only_unrouted_witnesses_of_their_capacity_can_be_routed() {
+        let routed = BlockWitness::blank(4, 2).route(2).expect("a blank block needs no work");
+        assert_eq!(routed.routing, Some(vec![None, None]));
+        assert_eq!(routed.chunks.len(), 2);
+        assert!(matches!(routed.route(2), Err(BlockWitnessError::Routing(_))));
+        let mut short = BlockWitness::blank(4, 2);
+        short.chunks.truncate(3);
+        assert!(matches!(short.route(2), Err(BlockWitnessError::Routing(_))));
     }
 }
