@@ -47,6 +47,10 @@ pub struct OpLayout {
     pub onchain: bool,
     /// It consumes a priority request of its chain's queue.
     pub priority: bool,
+    /// Its first chunks that need a work slot in a block circuit with fewer work slots than
+    /// chunks (crates/circuit/DESIGN.md, "Work slots"): 0 for a Noop, 2 for the ops whose second
+    /// chunk also updates the state (ForcedExit, OrderMatching), 1 otherwise.
+    pub work_chunks: usize,
     /// Every field after the op code, in order.
     pub fields: &'static [Field],
 }
@@ -59,7 +63,7 @@ impl OpLayout {
 
 macro_rules! op_layout {
     ($module:ident, $code:expr, $name:expr, $chunks:expr, onchain: $onchain:expr, priority: $priority:expr,
-     $first:ident: $first_len:expr $(, $field:ident: $len:expr)* $(,)?) => {
+     work: $work:expr, $first:ident: $first_len:expr $(, $field:ident: $len:expr)* $(,)?) => {
         #[doc = concat!("Fields of ", $name, ".")]
         pub mod $module {
             use super::Field;
@@ -73,6 +77,7 @@ macro_rules! op_layout {
                 chunks: $chunks,
                 onchain: $onchain,
                 priority: $priority,
+                work_chunks: $work,
                 fields: FIELDS,
             };
         }
@@ -84,28 +89,29 @@ macro_rules! op_layout {
     (@chain $prev:ident) => {};
 }
 
-op_layout!(deposit, 1, "deposit", 3, onchain: true, priority: true,
+op_layout!(deposit, 1, "deposit", 3, onchain: true, priority: true, work: 1,
     CHAIN: 1, ACCOUNT: 3, SUB: 1, L1_TOKEN: 2, L2_TOKEN: 2, AMOUNT: 16, OWNER: 32);
-op_layout!(transfer_to_new, 2, "transfer_to_new", 3, onchain: false, priority: false,
+op_layout!(transfer_to_new, 2, "transfer_to_new", 3, onchain: false, priority: false, work: 1,
     FROM: 3, FROM_SUB: 1, TO: 3, TO_SUB: 1, TOKEN: 2, AMOUNT: 5, FEE: 2, TO_OWNER: 32);
-op_layout!(withdraw, 3, "withdraw", 3, onchain: true, priority: false,
+op_layout!(withdraw, 3, "withdraw", 3, onchain: true, priority: false, work: 1,
     CHAIN: 1, ACCOUNT: 3, SUB: 1, L2_TOKEN: 2, L1_TOKEN: 2, AMOUNT: 16, FEE: 2, TO: 32);
-op_layout!(transfer, 4, "transfer", 1, onchain: false, priority: false,
+op_layout!(transfer, 4, "transfer", 1, onchain: false, priority: false, work: 1,
     FROM: 3, TO: 3, FROM_SUB: 1, TO_SUB: 1, TOKEN: 2, AMOUNT: 5, FEE: 2);
-op_layout!(full_exit, 5, "full_exit", 3, onchain: true, priority: true,
+op_layout!(full_exit, 5, "full_exit", 3, onchain: true, priority: true, work: 1,
     CHAIN: 1, ACCOUNT: 3, SUB: 1, OWNER: 32, L1_TOKEN: 2, L2_TOKEN: 2, AMOUNT: 16, L1_DECIMALS: 1);
-op_layout!(change_pubkey, 6, "change_pubkey", 3, onchain: true, priority: false,
+op_layout!(change_pubkey, 6, "change_pubkey", 3, onchain: true, priority: false, work: 1,
     CHAIN: 1, ACCOUNT: 3, SUB: 1, NEW_PUBKEY_HASH: 20, OWNER: 20, NONCE: 4, FEE_TOKEN: 2, FEE: 2);
-op_layout!(forced_exit, 7, "forced_exit", 4, onchain: true, priority: false,
+op_layout!(forced_exit, 7, "forced_exit", 4, onchain: true, priority: false, work: 2,
     CHAIN: 1, INITIATOR: 3, INITIATOR_SUB: 1, TARGET: 3, TARGET_SUB: 1, L2_TOKEN: 2, L1_TOKEN: 2,
     FEE_TOKEN: 2, FEE: 2, AMOUNT: 16, TARGET_OWNER: 32);
-op_layout!(order_matching, 8, "order_matching", 2, onchain: false, priority: false,
+op_layout!(order_matching, 8, "order_matching", 2, onchain: false, priority: false, work: 2,
     MAKER: 3, TAKER: 3, MAKER_SUB: 1, TAKER_SUB_SELL: 1, MAKER_SLOT: 2, TAKER_SLOT: 2, BASE: 2,
     QUOTE: 2, BASE_FILL: 5, QUOTE_FILL: 5, MAKER_FEE_BPS: 1, TAKER_FEE_BPS: 1, MAKER_ORDER_AMOUNT: 5,
     TAKER_ORDER_AMOUNT: 5);
 
 /// The Noop (padding) chunk.
-pub const NOOP: OpLayout = OpLayout { code: 0, name: "noop", chunks: 1, onchain: false, priority: false, fields: &[] };
+pub const NOOP: OpLayout =
+    OpLayout { code: 0, name: "noop", chunks: 1, onchain: false, priority: false, work_chunks: 0, fields: &[] };
 
 /// Every op, indexed by its code.
 pub const OPS: [OpLayout; 9] = [
@@ -159,6 +165,8 @@ mod tests {
                 assert_eq!(l.fields[0], Field { name: "CHAIN", offset: 1, len: 1 }, "{}", l.name);
             }
             assert!(!l.priority || l.onchain);
+            // (The block circuit carries one chunk's flags to the next: at most two work chunks.)
+            assert!(l.work_chunks <= l.chunks.min(2) && (l.work_chunks == 0) == (l.code == NOOP.code), "{}", l.name);
         }
         assert_eq!(of(9), None);
         // The layouts of protocol.md section 11 (spot checks of the widest ops).

@@ -83,15 +83,10 @@ pub fn constraints_per_op(capacity: usize, fee_slots: usize) -> Result<Vec<(&'st
     constraints_per_op_routed(capacity, capacity, fee_slots)
 }
 
-/// The work slots an op needs: its first chunk (none for a Noop) and the second chunk of a
-/// ForcedExit or an OrderMatching.
+/// The work slots an op needs (the layout table's `work_chunks`: none for a Noop, two for a
+/// ForcedExit or an OrderMatching, one otherwise).
 pub fn work_per_op(op_code: u8) -> usize {
-    use zkl_types::op::code;
-    match op_code {
-        code::NOOP => 0,
-        code::FORCED_EXIT | code::ORDER_MATCHING => 2,
-        _ => 1,
-    }
+    zkl_types::layout::of(op_code).map_or(1, |l| l.work_chunks)
 }
 
 /// As [`constraints_per_op`] for the circuit of `work_slots` work slots: with fewer work slots

@@ -729,19 +729,23 @@ fn op_flags(
     Ok((flags, next))
 }
 
-/// Indices in [`SUPPORTED_OPS`] of the ops whose second chunk needs a work slot too.
+/// Index of the Noop in [`SUPPORTED_OPS`].
 const NOOP_FLAG: usize = 0;
-const FORCED_EXIT_FLAG: usize = 6;
-const ORDER_MATCHING_FLAG: usize = 7;
-const _: () = {
-    assert!(SUPPORTED_OPS[NOOP_FLAG].0 == code::NOOP);
-    assert!(SUPPORTED_OPS[FORCED_EXIT_FLAG].0 == code::FORCED_EXIT);
-    assert!(SUPPORTED_OPS[ORDER_MATCHING_FLAG].0 == code::ORDER_MATCHING);
-};
+const _: () = assert!(SUPPORTED_OPS[NOOP_FLAG].0 == code::NOOP);
+
+/// The sum of the flags of the ops with at least `k` work chunks (the layout table's
+/// `work_chunks`: an op start needs work if k = 1, its next chunk if k = 2).
+fn work_flags(flags: &[FrVar], k: usize) -> FrVar {
+    sum(SUPPORTED_OPS
+        .iter()
+        .zip(flags)
+        .filter(|((code, _), _)| layout::of(*code).is_some_and(|l| l.work_chunks >= k))
+        .map(|(_, f)| f.clone()))
+}
 
 /// Work slots decoupled from chunk positions (DESIGN.md, "Work slots"): the `C` chunk positions
-/// keep the op-start counter and say which chunks need work (an op's first chunk unless it is a
-/// Noop, and the second chunk of a ForcedExit or an OrderMatching); each of the `W < C` work
+/// keep the op-start counter and say which chunks need work (an op's first `work_chunks` chunks,
+/// from the layout table: none for a Noop, two for a ForcedExit or an OrderMatching); each of the `W < C` work
 /// slots runs the chunk gadget on the window of the position the prover names for it. The
 /// enabled slots are a prefix, their positions strictly increase and every position is taken
 /// by as many slots as it needs work (0 or 1), so slot `k` holds the `k`-th chunk needing work:
@@ -770,8 +774,8 @@ fn work_slots(
         // A Noop chunk is all zeros (no slot looks at it).
         let rest = bits[..8 * (CHUNK_BYTES - 1)].iter().fold(FrVar::zero(), |acc, b| acc + FrVar::from(b.clone()));
         cond_zero(&flags[NOOP_FLAG], &rest)?;
-        work.push(&start - &flags[NOOP_FLAG] + &second);
-        second = &flags[FORCED_EXIT_FLAG] + &flags[ORDER_MATCHING_FLAG];
+        work.push(work_flags(&flags, 1) + &second);
+        second = work_flags(&flags, 2);
         packed.push(from_bits_le(&bits));
         starts.push(start);
     }

@@ -818,9 +818,9 @@ impl BlockWitness {
     }
 
     /// The chunk positions that need a work slot, in order (as the circuit decides them): each
-    /// op's first chunk unless it is a Noop, and the second chunk of a ForcedExit or an
-    /// OrderMatching. An unknown op code counts as a one-chunk op that needs work (the circuit
-    /// refuses it anyway).
+    /// op's first `work_chunks` chunks (the layout table: none for a Noop, two for a ForcedExit
+    /// or an OrderMatching, one otherwise). An unknown op code counts as a one-chunk op that
+    /// needs work (the circuit refuses it anyway).
     /// Positions are below the capacity (an op running past the block, which the circuit
     /// refuses, loses its second chunk's position).
     pub fn work_positions(pubdata: &[u8]) -> Vec<usize> {
@@ -828,15 +828,10 @@ impl BlockWitness {
         let mut out = Vec::new();
         let mut at = 0;
         while at < capacity {
-            let code = pubdata[at * CHUNK_BYTES];
-            let chunks = layout::of(code).map_or(1, |l| l.chunks);
-            if code != code::NOOP {
-                out.push(at);
-            }
-            if (code == code::FORCED_EXIT || code == code::ORDER_MATCHING) && at + 1 < capacity {
-                out.push(at + 1);
-            }
-            at += chunks;
+            let l = layout::of(pubdata[at * CHUNK_BYTES]);
+            let work = l.map_or(1, |l| l.work_chunks);
+            out.extend((at..at + work).filter(|p| *p < capacity));
+            at += l.map_or(1, |l| l.chunks);
         }
         out
     }
