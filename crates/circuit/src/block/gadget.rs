@@ -298,7 +298,7 @@ fn chunk_gadget(
     let c = |v: u64| FrVar::constant(Fr::from(v));
 
     // Op start and flags (a work slot is told whether its chunk starts an op; the chunk
-    // positions keep the counter, `position_checks`).
+    // positions keep the counter, `work_slots`).
     let is_start = match &routed_start {
         Some(s) => s.clone(),
         None => bs.remaining.is_eq(&FrVar::zero())?,
@@ -744,9 +744,10 @@ fn work_flags(flags: &[FrVar], k: usize) -> FrVar {
 }
 
 /// Work slots decoupled from chunk positions (DESIGN.md, "Work slots"): the `C` chunk positions
-/// keep the op-start counter and say which chunks need work (an op's first `work_chunks` chunks,
-/// from the layout table: none for a Noop, two for a ForcedExit or an OrderMatching); each of the `W < C` work
-/// slots runs the chunk gadget on the window of the position the prover names for it. The
+/// keep the op-start counter and say which chunks need work (an op's first `work_chunks`
+/// chunks, from the layout table: none for a Noop, two for a ForcedExit or an OrderMatching);
+/// each of the `W < C` work slots runs the chunk gadget on the window of the position the prover
+/// names for it. The
 /// enabled slots are a prefix, their positions strictly increase and every position is taken
 /// by as many slots as it needs work (0 or 1), so slot `k` holds the `k`-th chunk needing work:
 /// ops run in pubdata order, and a second chunk's slot follows its first chunk's slot.
@@ -761,8 +762,9 @@ fn work_slots(
     let capacity = padded.len() / CHUNK_BYTES - WINDOW_CHUNKS;
     let one = FrVar::one();
     marks.push(cs.num_constraints());
-    // Per position: the chunk as a 160-bit integer, whether it starts an op, whether it needs work.
-    let (mut packed, mut starts, mut work) = (Vec::new(), Vec::new(), Vec::new());
+    // Per position: the chunk as a 160-bit integer, the same with its start bit at 2^160 (what
+    // a slot routes as its own chunk), whether it needs work.
+    let (mut packed, mut heads, mut work) = (Vec::new(), Vec::new(), Vec::new());
     let (mut remaining, mut second) = (FrVar::zero(), FrVar::zero());
     for j in 0..capacity {
         let bits = bytes_be_to_bits_le(&padded[(j + 1) * CHUNK_BYTES..(j + 2) * CHUNK_BYTES])?;
@@ -776,8 +778,9 @@ fn work_slots(
         cond_zero(&flags[NOOP_FLAG], &rest)?;
         work.push(work_flags(&flags, 1) + &second);
         second = work_flags(&flags, 2);
-        packed.push(from_bits_le(&bits));
-        starts.push(start);
+        let chunk = from_bits_le(&bits);
+        heads.push(&chunk + start * pow2(160));
+        packed.push(chunk);
     }
     remaining.enforce_equal(&FrVar::zero())?;
 
@@ -807,8 +810,7 @@ fn work_slots(
             let mut routed = FrVar::zero();
             for (j, s) in sel.iter().enumerate() {
                 let Some(src) = j.checked_add_signed(k).filter(|src| *src < capacity) else { continue };
-                let value = if k == 0 { &packed[src] + &starts[src] * pow2(160) } else { packed[src].clone() };
-                routed += s * value;
+                routed += s * if k == 0 { &heads[src] } else { &packed[src] };
             }
             let bits = to_bits_le(&routed, if k == 0 { 161 } else { 160 })?;
             if k == 0 {

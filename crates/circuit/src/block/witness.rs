@@ -821,6 +821,7 @@ impl BlockWitness {
     /// op's first `work_chunks` chunks (the layout table: none for a Noop, two for a ForcedExit
     /// or an OrderMatching, one otherwise). An unknown op code counts as a one-chunk op that
     /// needs work (the circuit refuses it anyway).
+    ///
     /// Positions are below the capacity (an op running past the block, which the circuit
     /// refuses, loses its second chunk's position).
     pub fn work_positions(pubdata: &[u8]) -> Vec<usize> {
@@ -839,6 +840,7 @@ impl BlockWitness {
     /// The same witness for the circuit of `work_slots` work slots (fewer than the capacity; the
     /// capacity itself keeps one gadget per position): slot `k` takes the `k`-th chunk that needs
     /// work ([`Self::work_positions`]), unused slots are blank.
+    ///
     /// Only a witness with one chunk witness per position can be routed (`Routing` otherwise).
     pub fn route(mut self, work_slots: usize) -> Result<Self, BlockWitnessError> {
         if self.routing.is_some() {
